@@ -1,0 +1,2 @@
+//! `livepeer-gateway`: the command line of livepeer-gateway-rs.
+fn main() {}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite: prerequisites, then every crate's unit, integration and doc tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo nextest run --workspace --no-fail-fast "$@"
+cargo test --workspace --doc --quiet
