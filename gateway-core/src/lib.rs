@@ -2,4 +2,33 @@
 //!
 //! Wire types, protocol constants, parsers and builders for talking to orchestrators, remote
 //! signers and trickle servers. It has no sockets, no timers and no runtime: everything here can
-//! be checked by a unit test without a network. The actors that use it live in `gateway-actors`.
+//! be checked by a unit test without a network. The actors that use it live in `gateway-actors`;
+//! the local network double that serves it lives in `gateway-testkit`.
+//!
+//! Modules:
+//! - [`capabilities`]: capability ids, `pipeline/model` queries, the protobuf `Capabilities`.
+//! - [`token`]: the base64 gateway token and how it merges with explicit settings.
+//! - [`lp_rpc`]: go-livepeer's protobuf messages and the `Orchestrator` gRPC service.
+//! - [`signer`]: the remote signer's HTTP API.
+//! - [`trickle`]: the trickle pub/sub protocol.
+//! - [`jobs`]: LV2V and BYOC job endpoints and headers.
+//! - [`eth`]: keccak-256, checksummed addresses, the signature digest.
+//! - [`error`]: one error type per concern; none prints a secret.
+//!
+//! ```
+//! use gateway_core::capabilities::{build_capabilities, parse_capability_queries, Capability};
+//!
+//! let queries = parse_capability_queries(["byoc/text-reversal,live-video-to-video/noop"]).unwrap();
+//! let caps = build_capabilities(&queries);
+//! assert_eq!(caps.capacities[&Capability::Byoc.id()], 1);
+//! ```
+#![warn(missing_docs)]
+
+pub mod capabilities;
+pub mod error;
+pub mod eth;
+pub mod jobs;
+pub mod lp_rpc;
+pub mod signer;
+pub mod token;
+pub mod trickle;

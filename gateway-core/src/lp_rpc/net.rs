@@ -35,17 +35,7 @@ pub struct OsInfo {
 }
 /// Nested message and enum types in `OSInfo`.
 pub mod os_info {
-    #[derive(
-        Clone,
-        Copy,
-        Debug,
-        PartialEq,
-        Eq,
-        Hash,
-        PartialOrd,
-        Ord,
-        ::prost::Enumeration
-    )]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
     #[repr(i32)]
     pub enum StorageType {
         Direct = 0,
@@ -260,17 +250,7 @@ pub struct VideoProfile {
 }
 /// Nested message and enum types in `VideoProfile`.
 pub mod video_profile {
-    #[derive(
-        Clone,
-        Copy,
-        Debug,
-        PartialEq,
-        Eq,
-        Hash,
-        PartialOrd,
-        Ord,
-        ::prost::Enumeration
-    )]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
     #[repr(i32)]
     pub enum Format {
         Mpegts = 0,
@@ -296,17 +276,7 @@ pub mod video_profile {
             }
         }
     }
-    #[derive(
-        Clone,
-        Copy,
-        Debug,
-        PartialEq,
-        Eq,
-        Hash,
-        PartialOrd,
-        Ord,
-        ::prost::Enumeration
-    )]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
     #[repr(i32)]
     pub enum Profile {
         EncoderDefault = 0,
@@ -341,17 +311,7 @@ pub mod video_profile {
             }
         }
     }
-    #[derive(
-        Clone,
-        Copy,
-        Debug,
-        PartialEq,
-        Eq,
-        Hash,
-        PartialOrd,
-        Ord,
-        ::prost::Enumeration
-    )]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
     #[repr(i32)]
     pub enum VideoCodec {
         H264 = 0,
@@ -383,17 +343,7 @@ pub mod video_profile {
             }
         }
     }
-    #[derive(
-        Clone,
-        Copy,
-        Debug,
-        PartialEq,
-        Eq,
-        Hash,
-        PartialOrd,
-        Ord,
-        ::prost::Enumeration
-    )]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
     #[repr(i32)]
     pub enum ChromaSubsampling {
         Chroma420 = 0,
@@ -498,22 +448,13 @@ pub struct HardwareInformation {
     #[prost(string, tag = "2")]
     pub model_id: ::prost::alloc::string::String,
     #[prost(map = "string, message", tag = "3")]
-    pub gpu_info: ::std::collections::HashMap<
-        ::prost::alloc::string::String,
-        GpuComputeInfo,
-    >,
+    pub gpu_info: ::std::collections::HashMap<::prost::alloc::string::String, GpuComputeInfo>,
 }
 /// Generated client implementations.
 pub mod orchestrator_client {
-    #![allow(
-        unused_variables,
-        dead_code,
-        missing_docs,
-        clippy::wildcard_imports,
-        clippy::let_unit_value,
-    )]
-    use tonic::codegen::*;
+    #![allow(unused_variables, dead_code, missing_docs, clippy::wildcard_imports, clippy::let_unit_value)]
     use tonic::codegen::http::Uri;
+    use tonic::codegen::*;
     /// Served by every orchestrator on its service port (gRPC over HTTP/2, usually TLS).
     #[derive(Debug, Clone)]
     pub struct OrchestratorClient<T> {
@@ -534,22 +475,16 @@ pub mod orchestrator_client {
             let inner = tonic::client::Grpc::with_origin(inner, origin);
             Self { inner }
         }
-        pub fn with_interceptor<F>(
-            inner: T,
-            interceptor: F,
-        ) -> OrchestratorClient<InterceptedService<T, F>>
+        pub fn with_interceptor<F>(inner: T, interceptor: F) -> OrchestratorClient<InterceptedService<T, F>>
         where
             F: tonic::service::Interceptor,
             T::ResponseBody: Default,
             T: tonic::codegen::Service<
                 http::Request<tonic::body::Body>,
-                Response = http::Response<
-                    <T as tonic::client::GrpcService<tonic::body::Body>>::ResponseBody,
-                >,
+                Response = http::Response<<T as tonic::client::GrpcService<tonic::body::Body>>::ResponseBody>,
             >,
-            <T as tonic::codegen::Service<
-                http::Request<tonic::body::Body>,
-            >>::Error: Into<StdError> + std::marker::Send + std::marker::Sync,
+            <T as tonic::codegen::Service<http::Request<tonic::body::Body>>>::Error:
+                Into<StdError> + std::marker::Send + std::marker::Sync,
         {
             OrchestratorClient::new(InterceptedService::new(inner, interceptor))
         }
@@ -588,50 +523,31 @@ pub mod orchestrator_client {
         pub async fn get_orchestrator(
             &mut self,
             request: impl tonic::IntoRequest<super::OrchestratorRequest>,
-        ) -> std::result::Result<
-            tonic::Response<super::OrchestratorInfo>,
-            tonic::Status,
-        > {
+        ) -> std::result::Result<tonic::Response<super::OrchestratorInfo>, tonic::Status> {
             self.inner
                 .ready()
                 .await
-                .map_err(|e| {
-                    tonic::Status::unknown(
-                        format!("Service was not ready: {}", e.into()),
-                    )
-                })?;
+                .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {}", e.into())))?;
             let codec = tonic_prost::ProstCodec::default();
-            let path = http::uri::PathAndQuery::from_static(
-                "/net.Orchestrator/GetOrchestrator",
-            );
+            let path = http::uri::PathAndQuery::from_static("/net.Orchestrator/GetOrchestrator");
             let mut req = request.into_request();
-            req.extensions_mut()
-                .insert(GrpcMethod::new("net.Orchestrator", "GetOrchestrator"));
+            req.extensions_mut().insert(GrpcMethod::new("net.Orchestrator", "GetOrchestrator"));
             self.inner.unary(req, path, codec).await
         }
         /// Ends a transcoding session early.
         pub async fn end_transcoding_session(
             &mut self,
             request: impl tonic::IntoRequest<super::EndTranscodingSessionRequest>,
-        ) -> std::result::Result<
-            tonic::Response<super::EndTranscodingSessionResponse>,
-            tonic::Status,
-        > {
+        ) -> std::result::Result<tonic::Response<super::EndTranscodingSessionResponse>, tonic::Status>
+        {
             self.inner
                 .ready()
                 .await
-                .map_err(|e| {
-                    tonic::Status::unknown(
-                        format!("Service was not ready: {}", e.into()),
-                    )
-                })?;
+                .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {}", e.into())))?;
             let codec = tonic_prost::ProstCodec::default();
-            let path = http::uri::PathAndQuery::from_static(
-                "/net.Orchestrator/EndTranscodingSession",
-            );
+            let path = http::uri::PathAndQuery::from_static("/net.Orchestrator/EndTranscodingSession");
             let mut req = request.into_request();
-            req.extensions_mut()
-                .insert(GrpcMethod::new("net.Orchestrator", "EndTranscodingSession"));
+            req.extensions_mut().insert(GrpcMethod::new("net.Orchestrator", "EndTranscodingSession"));
             self.inner.unary(req, path, codec).await
         }
         /// Liveness probe; the value is echoed.
@@ -642,11 +558,7 @@ pub mod orchestrator_client {
             self.inner
                 .ready()
                 .await
-                .map_err(|e| {
-                    tonic::Status::unknown(
-                        format!("Service was not ready: {}", e.into()),
-                    )
-                })?;
+                .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {}", e.into())))?;
             let codec = tonic_prost::ProstCodec::default();
             let path = http::uri::PathAndQuery::from_static("/net.Orchestrator/Ping");
             let mut req = request.into_request();
@@ -657,13 +569,7 @@ pub mod orchestrator_client {
 }
 /// Generated server implementations.
 pub mod orchestrator_server {
-    #![allow(
-        unused_variables,
-        dead_code,
-        missing_docs,
-        clippy::wildcard_imports,
-        clippy::let_unit_value,
-    )]
+    #![allow(unused_variables, dead_code, missing_docs, clippy::wildcard_imports, clippy::let_unit_value)]
     use tonic::codegen::*;
     /// Generated trait containing gRPC methods that should be implemented for use with OrchestratorServer.
     #[async_trait]
@@ -672,18 +578,12 @@ pub mod orchestrator_server {
         async fn get_orchestrator(
             &self,
             request: tonic::Request<super::OrchestratorRequest>,
-        ) -> std::result::Result<
-            tonic::Response<super::OrchestratorInfo>,
-            tonic::Status,
-        >;
+        ) -> std::result::Result<tonic::Response<super::OrchestratorInfo>, tonic::Status>;
         /// Ends a transcoding session early.
         async fn end_transcoding_session(
             &self,
             request: tonic::Request<super::EndTranscodingSessionRequest>,
-        ) -> std::result::Result<
-            tonic::Response<super::EndTranscodingSessionResponse>,
-            tonic::Status,
-        >;
+        ) -> std::result::Result<tonic::Response<super::EndTranscodingSessionResponse>, tonic::Status>;
         /// Liveness probe; the value is echoed.
         async fn ping(
             &self,
@@ -712,10 +612,7 @@ pub mod orchestrator_server {
                 max_encoding_message_size: None,
             }
         }
-        pub fn with_interceptor<F>(
-            inner: T,
-            interceptor: F,
-        ) -> InterceptedService<Self, F>
+        pub fn with_interceptor<F>(inner: T, interceptor: F) -> InterceptedService<Self, F>
         where
             F: tonic::service::Interceptor,
         {
@@ -759,10 +656,7 @@ pub mod orchestrator_server {
         type Response = http::Response<tonic::body::Body>;
         type Error = std::convert::Infallible;
         type Future = BoxFuture<Self::Response, Self::Error>;
-        fn poll_ready(
-            &mut self,
-            _cx: &mut Context<'_>,
-        ) -> Poll<std::result::Result<(), Self::Error>> {
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<std::result::Result<(), Self::Error>> {
             Poll::Ready(Ok(()))
         }
         fn call(&mut self, req: http::Request<B>) -> Self::Future {
@@ -770,23 +664,16 @@ pub mod orchestrator_server {
                 "/net.Orchestrator/GetOrchestrator" => {
                     #[allow(non_camel_case_types)]
                     struct GetOrchestratorSvc<T: Orchestrator>(pub Arc<T>);
-                    impl<
-                        T: Orchestrator,
-                    > tonic::server::UnaryService<super::OrchestratorRequest>
-                    for GetOrchestratorSvc<T> {
+                    impl<T: Orchestrator> tonic::server::UnaryService<super::OrchestratorRequest> for GetOrchestratorSvc<T> {
                         type Response = super::OrchestratorInfo;
-                        type Future = BoxFuture<
-                            tonic::Response<Self::Response>,
-                            tonic::Status,
-                        >;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
                         fn call(
                             &mut self,
                             request: tonic::Request<super::OrchestratorRequest>,
                         ) -> Self::Future {
                             let inner = Arc::clone(&self.0);
-                            let fut = async move {
-                                <T as Orchestrator>::get_orchestrator(&inner, request).await
-                            };
+                            let fut =
+                                async move { <T as Orchestrator>::get_orchestrator(&inner, request).await };
                             Box::pin(fut)
                         }
                     }
@@ -815,26 +702,18 @@ pub mod orchestrator_server {
                 "/net.Orchestrator/EndTranscodingSession" => {
                     #[allow(non_camel_case_types)]
                     struct EndTranscodingSessionSvc<T: Orchestrator>(pub Arc<T>);
-                    impl<
-                        T: Orchestrator,
-                    > tonic::server::UnaryService<super::EndTranscodingSessionRequest>
-                    for EndTranscodingSessionSvc<T> {
+                    impl<T: Orchestrator> tonic::server::UnaryService<super::EndTranscodingSessionRequest>
+                        for EndTranscodingSessionSvc<T>
+                    {
                         type Response = super::EndTranscodingSessionResponse;
-                        type Future = BoxFuture<
-                            tonic::Response<Self::Response>,
-                            tonic::Status,
-                        >;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
                         fn call(
                             &mut self,
                             request: tonic::Request<super::EndTranscodingSessionRequest>,
                         ) -> Self::Future {
                             let inner = Arc::clone(&self.0);
                             let fut = async move {
-                                <T as Orchestrator>::end_transcoding_session(
-                                        &inner,
-                                        request,
-                                    )
-                                    .await
+                                <T as Orchestrator>::end_transcoding_session(&inner, request).await
                             };
                             Box::pin(fut)
                         }
@@ -864,21 +743,12 @@ pub mod orchestrator_server {
                 "/net.Orchestrator/Ping" => {
                     #[allow(non_camel_case_types)]
                     struct PingSvc<T: Orchestrator>(pub Arc<T>);
-                    impl<T: Orchestrator> tonic::server::UnaryService<super::PingPong>
-                    for PingSvc<T> {
+                    impl<T: Orchestrator> tonic::server::UnaryService<super::PingPong> for PingSvc<T> {
                         type Response = super::PingPong;
-                        type Future = BoxFuture<
-                            tonic::Response<Self::Response>,
-                            tonic::Status,
-                        >;
-                        fn call(
-                            &mut self,
-                            request: tonic::Request<super::PingPong>,
-                        ) -> Self::Future {
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
+                        fn call(&mut self, request: tonic::Request<super::PingPong>) -> Self::Future {
                             let inner = Arc::clone(&self.0);
-                            let fut = async move {
-                                <T as Orchestrator>::ping(&inner, request).await
-                            };
+                            let fut = async move { <T as Orchestrator>::ping(&inner, request).await };
                             Box::pin(fut)
                         }
                     }
@@ -904,25 +774,13 @@ pub mod orchestrator_server {
                     };
                     Box::pin(fut)
                 }
-                _ => {
-                    Box::pin(async move {
-                        let mut response = http::Response::new(
-                            tonic::body::Body::default(),
-                        );
-                        let headers = response.headers_mut();
-                        headers
-                            .insert(
-                                tonic::Status::GRPC_STATUS,
-                                (tonic::Code::Unimplemented as i32).into(),
-                            );
-                        headers
-                            .insert(
-                                http::header::CONTENT_TYPE,
-                                tonic::metadata::GRPC_CONTENT_TYPE,
-                            );
-                        Ok(response)
-                    })
-                }
+                _ => Box::pin(async move {
+                    let mut response = http::Response::new(tonic::body::Body::default());
+                    let headers = response.headers_mut();
+                    headers.insert(tonic::Status::GRPC_STATUS, (tonic::Code::Unimplemented as i32).into());
+                    headers.insert(http::header::CONTENT_TYPE, tonic::metadata::GRPC_CONTENT_TYPE);
+                    Ok(response)
+                }),
             }
         }
     }

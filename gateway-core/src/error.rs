@@ -1,0 +1,346 @@
+//! Errors, one type per concern.
+//!
+//! Every error here is safe to print: none of them carries a signer header, a bearer token or a
+//! gateway token. URLs are shown through [`redact_url`], which drops credentials and query
+//! strings, because operators paste hosted signer URLs that carry API keys.
+
+use std::fmt;
+
+use thiserror::Error;
+
+/// A `pipeline/model` capability query that could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CapabilityError {
+    /// An entry between commas was empty (for example `a/b,,c/d`).
+    #[error("empty capability query in {input:?}: expected pipeline/model, e.g. byoc/text-reversal")]
+    Empty {
+        /// The whole value the entry came from.
+        input: String,
+    },
+    /// The entry had no `/` separating pipeline and model.
+    #[error(
+        "capability query {query:?} has no model: expected pipeline/model, e.g. live-video-to-video/noop"
+    )]
+    MissingModel {
+        /// The offending entry.
+        query: String,
+    },
+    /// The pipeline part names no known capability.
+    #[error("unknown pipeline {pipeline:?} in capability query {query:?} (known: live-video-to-video, byoc, text-to-image, ...)")]
+    UnknownPipeline {
+        /// The pipeline part.
+        pipeline: String,
+        /// The offending entry.
+        query: String,
+    },
+    /// The model part is empty or holds characters no model name may hold.
+    #[error("invalid model {model:?} in capability query {query:?}: {reason}")]
+    InvalidModel {
+        /// The model part.
+        model: String,
+        /// The offending entry.
+        query: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+}
+
+/// A gateway token that could not be decoded. The token itself is never echoed back.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TokenError {
+    /// Not standard base64.
+    #[error("invalid token: not base64 ({0})")]
+    Base64(String),
+    /// Decoded bytes are not UTF-8 JSON.
+    #[error("invalid token: not a JSON document ({0})")]
+    Json(String),
+    /// The JSON is not an object.
+    #[error("invalid token: expected a JSON object, found {found}")]
+    NotAnObject {
+        /// The JSON type found instead.
+        found: &'static str,
+    },
+    /// A field has the wrong type or an empty value.
+    #[error("invalid token: field {field:?} {problem}")]
+    InvalidField {
+        /// The field name.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// A base64 protobuf value (header or signer field) that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProtoError {
+    /// Not base64.
+    #[error("{what}: not base64 ({reason})")]
+    Base64 {
+        /// Which value.
+        what: &'static str,
+        /// Decoder message.
+        reason: String,
+    },
+    /// Not a valid protobuf message of the expected type.
+    #[error("{what}: not a valid protobuf message ({reason})")]
+    Decode {
+        /// Which value.
+        what: &'static str,
+        /// Decoder message.
+        reason: String,
+    },
+    /// A required field is missing.
+    #[error("{what}: missing {field}")]
+    MissingField {
+        /// Which message.
+        what: &'static str,
+        /// Which field.
+        field: &'static str,
+    },
+}
+
+/// Errors talking to a remote signer.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum SignerError {
+    /// HTTP 480: the orchestrator info (auth token or ticket params) is stale; refresh it with
+    /// `GetOrchestrator` and retry.
+    #[error("signer asks for fresh orchestrator info (HTTP 480){}", orchestrator_url.as_deref().map(|u| format!(" for {}", redact_url(u))).unwrap_or_default())]
+    RefreshRequired {
+        /// The orchestrator to refresh, from `Livepeer-Orchestrator-URL`.
+        orchestrator_url: Option<String>,
+    },
+    /// HTTP 481: the orchestrator's price is above the allowed maximum or rose during the session.
+    #[error("orchestrator price exceeds the signer's limit (HTTP 481): {message}")]
+    PriceExceeded {
+        /// The signer's explanation.
+        message: String,
+    },
+    /// HTTP 482: the prepaid credit still covers this interval; skip this payment cycle.
+    #[error("no payment needed this cycle (HTTP 482)")]
+    SkipCycle,
+    /// Any other non-success status.
+    #[error("signer returned HTTP {status} for {endpoint}: {message}")]
+    Http {
+        /// HTTP status.
+        status: u16,
+        /// Endpoint path, e.g. `/generate-live-payment`.
+        endpoint: &'static str,
+        /// The signer's `error.message`, or the start of the body.
+        message: String,
+    },
+    /// The signer answered 200 with a body we cannot use.
+    #[error("signer sent an invalid response for {endpoint}: {reason}")]
+    InvalidResponse {
+        /// Endpoint path.
+        endpoint: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The request could not be built (bad input from the caller).
+    #[error("invalid signer request: {0}")]
+    InvalidRequest(String),
+}
+
+impl SignerError {
+    /// Whether retrying the same call later may succeed (5xx, 429, 408).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SignerError::Http { status, .. } if *status >= 500 || *status == 429 || *status == 408)
+    }
+}
+
+/// Errors on a trickle channel, split into "this segment failed" and "the channel is done".
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TrickleError {
+    /// One segment failed; the channel can go on with the next sequence number.
+    #[error("trickle segment {seq} failed: {reason}")]
+    Segment {
+        /// Sequence number of the failed segment.
+        seq: i64,
+        /// What happened.
+        reason: String,
+    },
+    /// The channel does not exist (HTTP 404): terminal.
+    #[error("trickle channel not found (HTTP 404): {}", redact_url(url))]
+    ChannelNotFound {
+        /// Channel URL.
+        url: String,
+    },
+    /// The channel was closed by the server (`Lp-Trickle-Closed`): terminal, end of stream.
+    #[error("trickle channel closed by the server")]
+    EndOfStream,
+    /// The segment is not available (HTTP 470): too far ahead, or fell out of the window.
+    #[error("trickle segment {requested} not available (HTTP 470), latest is {latest:?}")]
+    SequenceNotAvailable {
+        /// Requested sequence number.
+        requested: i64,
+        /// Server's next write index, if it said.
+        latest: Option<i64>,
+    },
+    /// Too many segments failed in a row: terminal.
+    #[error("trickle publisher gave up after {consecutive_failures} consecutive failed segments")]
+    Terminal {
+        /// How many failed in a row.
+        consecutive_failures: u32,
+    },
+    /// A response header had a value that is not what the protocol allows.
+    #[error("invalid trickle header {name}: {value:?}")]
+    InvalidHeader {
+        /// Header name.
+        name: &'static str,
+        /// Received value (header values here are numbers or flags, never secrets).
+        value: String,
+    },
+    /// The server answered with a status the protocol does not define for this request.
+    #[error("unexpected trickle HTTP status {status}: {body}")]
+    UnexpectedStatus {
+        /// HTTP status.
+        status: u16,
+        /// Start of the body.
+        body: String,
+    },
+}
+
+impl TrickleError {
+    /// Whether the channel cannot be used any more.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            TrickleError::ChannelNotFound { .. } | TrickleError::EndOfStream | TrickleError::Terminal { .. }
+        )
+    }
+}
+
+/// Why one orchestrator was not chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrchestratorRejection {
+    /// The orchestrator address as given (host:port or URL).
+    pub orchestrator: String,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+impl fmt::Display for OrchestratorRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", redact_url(&self.orchestrator), self.reason)
+    }
+}
+
+/// Errors starting, paying for or stopping a job on an orchestrator.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum JobError {
+    /// HTTP 402: the orchestrator wants (more) payment before it starts the job.
+    #[error("orchestrator requires payment (HTTP 402): {message}")]
+    PaymentRequired {
+        /// The orchestrator's explanation.
+        message: String,
+    },
+    /// No orchestrator could take the job; every rejection is listed.
+    #[error("no orchestrator available{}", format_rejections(rejections))]
+    NoOrchestratorAvailable {
+        /// One entry per orchestrator tried.
+        rejections: Vec<OrchestratorRejection>,
+    },
+    /// The orchestrator refused the request.
+    #[error("orchestrator returned HTTP {status} for {endpoint}: {message}")]
+    Http {
+        /// HTTP status.
+        status: u16,
+        /// Endpoint path.
+        endpoint: String,
+        /// Start of the body.
+        message: String,
+    },
+    /// The orchestrator's answer is missing something the protocol requires.
+    #[error("invalid response from orchestrator for {endpoint}: {reason}")]
+    InvalidResponse {
+        /// Endpoint path.
+        endpoint: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The caller's job description is invalid.
+    #[error("invalid job request: {0}")]
+    InvalidRequest(String),
+}
+
+fn format_rejections(rejections: &[OrchestratorRejection]) -> String {
+    if rejections.is_empty() {
+        return ": no candidates to select from".to_owned();
+    }
+    let list: Vec<String> = rejections.iter().map(ToString::to_string).collect();
+    format!(": {}", list.join("; "))
+}
+
+/// Drops user-info (`user:pass@`), query and fragment from a URL-ish string so it can be
+/// logged. Strings that do not parse as URLs are returned up to the first `?`.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.has_host() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        _ => raw.split(['?', '#']).next().unwrap_or_default().to_owned(),
+    }
+}
+
+/// Cuts an HTTP body down to a printable excerpt (at most `max` bytes, valid UTF-8, trimmed).
+pub fn body_excerpt(body: &[u8], max: usize) -> String {
+    let cut = &body[..body.len().min(max)];
+    let text = String::from_utf8_lossy(cut);
+    let mut s = text.trim().to_owned();
+    if body.len() > max {
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_drops_credentials_and_query() {
+        assert_eq!(
+            redact_url("https://user:secret@signer.example/api/signer?key=abc#x"),
+            "https://signer.example/api/signer"
+        );
+        assert_eq!(redact_url("host:8935?token=1"), "host:8935");
+    }
+
+    #[test]
+    fn rejections_are_listed() {
+        let e = JobError::NoOrchestratorAvailable {
+            rejections: vec![
+                OrchestratorRejection { orchestrator: "a:1".into(), reason: "timeout".into() },
+                OrchestratorRejection {
+                    orchestrator: "https://b:2?x=secret".into(),
+                    reason: "no model".into(),
+                },
+            ],
+        };
+        let s = e.to_string();
+        assert!(s.contains("a:1: timeout; https://b:2/: no model"), "{s}");
+        assert!(!s.contains("secret"));
+        let empty = JobError::NoOrchestratorAvailable { rejections: vec![] }.to_string();
+        assert!(empty.contains("no candidates"));
+    }
+
+    #[test]
+    fn signer_retryable_classes() {
+        let http = |status| SignerError::Http { status, endpoint: "/x", message: String::new() };
+        assert!(http(503).is_retryable());
+        assert!(http(429).is_retryable());
+        assert!(!http(400).is_retryable());
+        assert!(!SignerError::SkipCycle.is_retryable());
+    }
+
+    #[test]
+    fn body_excerpt_is_bounded() {
+        assert_eq!(body_excerpt(b"  hello \n", 100), "hello");
+        assert_eq!(body_excerpt(b"abcdef", 3), "abc…");
+        assert_eq!(body_excerpt(&[0xff, 0xfe, b'a'], 10), "\u{fffd}\u{fffd}a");
+    }
+}
