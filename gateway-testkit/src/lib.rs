@@ -1,2 +1,17 @@
-//! gateway-testkit: a local Livepeer network (trickle server, orchestrator, remote signer,
-//! workers, fault injection) on real sockets, for tests, benchmarks and the demo.
+//! gateway-testkit: a local Livepeer network on real sockets, for tests, benchmarks and the demo.
+//!
+//! It is built from the *server* side of the protocol (go-livepeer's orchestrator, trickle server
+//! and remote signer) using `gateway-core`'s constants and types, and never `gateway-actors`: a
+//! double that shared the client's code would share its bugs. It is not a production server.
+//!
+//! Layout:
+//! - [`keys`]: secp256k1 keys, go-livepeer-style signatures, address recovery.
+//! - [`trickle_server`]: the trickle pub/sub server (`/ai/trickle/`), with fault injection.
+//! - [`signer`]: the remote signer (`/sign-orchestrator-info`, `/generate-live-payment`, ...).
+//! - [`tickets`]: the block clock and payment messages signer and orchestrator share.
+#![warn(missing_docs)]
+
+pub mod keys;
+pub mod signer;
+pub mod tickets;
+pub mod trickle_server;

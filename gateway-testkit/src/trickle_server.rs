@@ -1,0 +1,1 @@
+//! The trickle server double. (being written)
