@@ -1,0 +1,122 @@
+//! IVF, the container for AV1 segments.
+//!
+//! Why IVF rather than WebM or fragmented MP4: it is the smallest format ffmpeg/PyAV demux for
+//! AV1 (a 32-byte file header and a 12-byte header per frame, written here in ~40 lines with
+//! no dependency), it streams (no index, no sizes known in advance, so chunks can leave while a
+//! segment is still being encoded) and ffmpeg reads it from a pipe. Every segment is a complete
+//! IVF file starting at a key frame (which carries the sequence header), so each segment
+//! decodes alone. Unlike MPEG-TS, IVF segments cannot simply be concatenated into one file
+//! (each has its own header); a reader that wants one stream strips the 32-byte headers after
+//! the first. WebM or fMP4 would add timing precision we do not need and a muxer to maintain.
+//!
+//! Layout (all little-endian): `DKIF`, version 0 (u16), header length 32 (u16), fourcc `AV01`,
+//! width (u16), height (u16), time base denominator (u32) and numerator (u32), frame count
+//! (u32, 0 here: unknown while streaming), 4 unused bytes; then per frame: payload size (u32),
+//! pts (u64) in the header's time base, payload.
+
+use crate::encoder::{Codec, EncodedPacket};
+use crate::segmenter::{MuxError, SegmentMuxer};
+use crate::time::CLOCK_90K;
+
+/// Size of the IVF file header.
+pub const IVF_HEADER_LEN: usize = 32;
+/// Size of each IVF frame header.
+pub const IVF_FRAME_HEADER_LEN: usize = 12;
+
+/// Writes AV1 packets as IVF with a 90 kHz time base (the packets' own clock).
+#[derive(Clone, Debug)]
+pub struct IvfMuxer {
+    width: u16,
+    height: u16,
+}
+
+impl IvfMuxer {
+    /// A muxer for `width x height` AV1; fails if a side does not fit IVF's 16-bit fields.
+    pub fn new(width: u32, height: u32) -> Result<Self, MuxError> {
+        match (u16::try_from(width), u16::try_from(height)) {
+            (Ok(width), Ok(height)) => Ok(Self { width, height }),
+            _ => {
+                Err(MuxError::Unsupported(format!("IVF cannot describe {width}x{height}; sides are 16-bit")))
+            }
+        }
+    }
+
+    /// Appends the 32-byte file header.
+    pub fn write_header(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"DKIF");
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&(IVF_HEADER_LEN as u16).to_le_bytes());
+        out.extend_from_slice(b"AV01");
+        out.extend_from_slice(&self.width.to_le_bytes());
+        out.extend_from_slice(&self.height.to_le_bytes());
+        out.extend_from_slice(&CLOCK_90K.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+    }
+
+    /// Appends one frame (12-byte header + payload).
+    pub fn write_frame(&self, packet: &EncodedPacket, out: &mut Vec<u8>) -> Result<(), MuxError> {
+        if packet.codec != Codec::Av1 {
+            return Err(MuxError::CodecMismatch { expected: Codec::Av1, got: packet.codec });
+        }
+        let size = u32::try_from(packet.data.len()).map_err(|_| {
+            MuxError::Unsupported(format!("frame of {} bytes is too large for IVF", packet.data.len()))
+        })?;
+        out.reserve(IVF_FRAME_HEADER_LEN + packet.data.len());
+        out.extend_from_slice(&size.to_le_bytes());
+        // IVF pts is unsigned; a negative pts cannot be stored, clamp rather than wrap.
+        out.extend_from_slice(&(packet.pts.max(0) as u64).to_le_bytes());
+        out.extend_from_slice(&packet.data);
+        Ok(())
+    }
+}
+
+impl SegmentMuxer for IvfMuxer {
+    fn codec(&self) -> Codec {
+        Codec::Av1
+    }
+
+    fn begin_segment(&mut self, out: &mut Vec<u8>) {
+        self.write_header(out);
+    }
+
+    fn write_packet(&mut self, packet: &EncodedPacket, out: &mut Vec<u8>) -> Result<(), MuxError> {
+        self.write_frame(packet, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn header_and_frame_layout() {
+        let m = IvfMuxer::new(320, 180).unwrap();
+        let mut out = Vec::new();
+        m.write_header(&mut out);
+        assert_eq!(out.len(), IVF_HEADER_LEN);
+        assert_eq!(&out[..4], b"DKIF");
+        assert_eq!(&out[8..12], b"AV01");
+        assert_eq!(u16::from_le_bytes([out[12], out[13]]), 320);
+        assert_eq!(u16::from_le_bytes([out[14], out[15]]), 180);
+        assert_eq!(u32::from_le_bytes(out[16..20].try_into().unwrap()), 90_000);
+        assert_eq!(u32::from_le_bytes(out[20..24].try_into().unwrap()), 1);
+        let p = EncodedPacket {
+            codec: Codec::Av1,
+            data: Bytes::from_static(&[1, 2, 3]),
+            pts: 6000,
+            dts: 6000,
+            keyframe: true,
+        };
+        m.write_frame(&p, &mut out).unwrap();
+        assert_eq!(out.len(), IVF_HEADER_LEN + IVF_FRAME_HEADER_LEN + 3);
+        assert_eq!(&out[32..36], &3u32.to_le_bytes());
+        assert_eq!(&out[36..44], &6000u64.to_le_bytes());
+        assert_eq!(&out[44..], &[1, 2, 3]);
+        let h264 = EncodedPacket { codec: Codec::H264, ..p };
+        assert!(matches!(m.write_frame(&h264, &mut out), Err(MuxError::CodecMismatch { .. })));
+        assert!(IvfMuxer::new(70_000, 10).is_err());
+    }
+}
