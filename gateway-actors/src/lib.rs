@@ -1,2 +1,11 @@
-//! gateway-actors: what the gateway does, as actix actors (selector, signer client, payments,
-//! trickle writer and reader, encoder, supervisor) behind a `Send + Sync` `Gateway` handle.
+//! gateway-actors: what the gateway *does*.
+//!
+//! Orchestrator selection, signer calls, recurring payments, trickle publishing and
+//! subscribing, frame encoding and stream supervision, each as its own actor or engine, behind
+//! the user-facing job APIs. It is not a protocol definition (that is `gateway-core`) and does
+//! no pixel work itself (that is `gateway-media`).
+#![warn(missing_docs)]
+
+pub mod http;
+pub mod tls;
+pub mod trickle;

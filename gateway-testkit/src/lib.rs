@@ -11,7 +11,13 @@
 //! - [`tickets`]: the block clock and payment messages signer and orchestrator share.
 #![warn(missing_docs)]
 
+pub mod faults;
 pub mod keys;
+pub mod network;
+pub mod orchestrator;
+pub mod serve;
 pub mod signer;
 pub mod tickets;
+pub mod tls;
 pub mod trickle_server;
+pub mod workers;

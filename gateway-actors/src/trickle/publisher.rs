@@ -1,0 +1,508 @@
+//! The trickle publisher: one chunked `POST {channel}/{seq}` per segment, the next one always
+//! preconnected, and a stall timeout instead of request timeouts.
+//!
+//! Rules (go-livepeer's publisher and the Python SDK, hardened):
+//! - The start index comes from `GET {channel}/next`, falling back to 0 on servers without it;
+//!   the first segment carries `Lp-Trickle-Reset` so subscribers stuck on a previous publisher's
+//!   half-written segment are released.
+//! - Every chunk goes to the network as soon as it is written (reqwest streams chunked bodies
+//!   without coalescing).
+//! - A write that cannot be handed to the POST within the stall timeout fails the segment: the
+//!   POST is aborted, `DELETE {channel}/{seq}` releases its readers, and the caller gets a
+//!   [`TrickleError::Segment`] while the publisher stays usable for the next segment.
+//! - A POST that failed before any body byte was consumed is retried once; after that, never.
+//! - 404 is terminal (the channel is gone); so are 3 failed segments in a row.
+//! - `close` deletes the channel, which ends the stream for every subscriber.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream;
+use gateway_core::error::TrickleError;
+use gateway_core::trickle::{
+    self, classify_post, next_url, parse_next_body, segment_url, SeqSpec, TrickleHeaders, HEADER_RESET,
+    MAX_CONSECUTIVE_FAILURES, MIME_MPEGTS, SEGMENT_WRITE_STALL_TIMEOUT,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::http::{describe, read_body_capped, JSON_CALL_TIMEOUT};
+
+/// Chunks buffered between a writer and its POST before back-pressure starts.
+const CHUNK_QUEUE: usize = 4;
+
+/// How a publisher behaves.
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    /// `Content-Type` of every segment.
+    pub mime: String,
+    /// A write that makes no progress for this long fails its segment.
+    pub stall_timeout: Duration,
+    /// Failed segments in a row before the publisher gives up.
+    pub max_consecutive_failures: u32,
+    /// Start at this index instead of asking the server.
+    pub start_seq: Option<u64>,
+}
+
+impl Default for PublisherConfig {
+    fn default() -> Self {
+        PublisherConfig {
+            mime: MIME_MPEGTS.to_owned(),
+            stall_timeout: SEGMENT_WRITE_STALL_TIMEOUT,
+            max_consecutive_failures: MAX_CONSECUTIVE_FAILURES,
+            start_seq: None,
+        }
+    }
+}
+
+/// Counters of one publisher; every byte a caller wrote is either `bytes_sent` or
+/// `bytes_failed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublisherStats {
+    /// Segments handed out.
+    pub segments_started: u64,
+    /// Segments the server confirmed.
+    pub segments_completed: u64,
+    /// Segments that failed (stall, error status, transport error).
+    pub segments_failed: u64,
+    /// Bytes accepted into segments that completed or are in flight.
+    pub bytes_sent: u64,
+    /// Bytes refused because their segment had failed.
+    pub bytes_failed: u64,
+    /// POSTs retried because no body byte had been consumed.
+    pub post_retries: u64,
+    /// Writes that hit the stall timeout.
+    pub stall_timeouts: u64,
+    /// Failed segments in a row right now.
+    pub consecutive_failures: u32,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    segments_started: AtomicU64,
+    segments_completed: AtomicU64,
+    segments_failed: AtomicU64,
+    bytes_sent: AtomicU64,
+    bytes_failed: AtomicU64,
+    post_retries: AtomicU64,
+    stall_timeouts: AtomicU64,
+    consecutive_failures: AtomicU32,
+    closed: AtomicBool,
+    terminal: Mutex<Option<TrickleError>>,
+}
+
+impl Shared {
+    fn terminal(&self) -> Option<TrickleError> {
+        self.terminal.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn record_outcome(&self, result: &Result<(), TrickleError>, max_failures: u32) {
+        match result {
+            Ok(()) => {
+                self.segments_completed.fetch_add(1, Ordering::Relaxed);
+                self.consecutive_failures.store(0, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.segments_failed.fetch_add(1, Ordering::Relaxed);
+                let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                let terminal = if e.is_terminal() {
+                    Some(e.clone())
+                } else if n >= max_failures {
+                    Some(TrickleError::Terminal { consecutive_failures: n })
+                } else {
+                    None
+                };
+                if let Some(t) = terminal {
+                    self.terminal.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(t);
+                }
+            }
+        }
+    }
+}
+
+/// A POST that is open (or being opened) for one segment index.
+struct PendingPost {
+    seq: u64,
+    tx: mpsc::Sender<Bytes>,
+    task: JoinHandle<Result<(), TrickleError>>,
+}
+
+/// Publishes segments to one trickle channel.
+pub struct TricklePublisher {
+    http: reqwest::Client,
+    url: String,
+    config: PublisherConfig,
+    next_seq: u64,
+    reset_pending: bool,
+    pending: Option<PendingPost>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for TricklePublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TricklePublisher")
+            .field("url", &gateway_core::error::redact_url(&self.url))
+            .field("next_seq", &self.next_seq)
+            .finish()
+    }
+}
+
+impl TricklePublisher {
+    /// Connects to `channel_url`: resolves the start index and preconnects the first POST.
+    pub async fn start(
+        http: reqwest::Client,
+        channel_url: &str,
+        config: PublisherConfig,
+    ) -> TricklePublisher {
+        let start = match config.start_seq {
+            Some(s) => s,
+            None => fetch_next(&http, channel_url).await.unwrap_or(0),
+        };
+        let mut p = TricklePublisher {
+            http,
+            url: channel_url.trim_end_matches('/').to_owned(),
+            config,
+            next_seq: start,
+            reset_pending: true,
+            pending: None,
+            shared: Arc::default(),
+        };
+        p.preconnect();
+        p
+    }
+
+    /// The channel URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The index the next segment will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> PublisherStats {
+        let s = &self.shared;
+        PublisherStats {
+            segments_started: s.segments_started.load(Ordering::Relaxed),
+            segments_completed: s.segments_completed.load(Ordering::Relaxed),
+            segments_failed: s.segments_failed.load(Ordering::Relaxed),
+            bytes_sent: s.bytes_sent.load(Ordering::Relaxed),
+            bytes_failed: s.bytes_failed.load(Ordering::Relaxed),
+            post_retries: s.post_retries.load(Ordering::Relaxed),
+            stall_timeouts: s.stall_timeouts.load(Ordering::Relaxed),
+            consecutive_failures: s.consecutive_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The terminal error, once the publisher has given up.
+    pub fn terminal_error(&self) -> Option<TrickleError> {
+        self.shared.terminal()
+    }
+
+    /// Opens the next segment (using the preconnected POST) and preconnects the one after.
+    pub fn next_segment(&mut self) -> Result<SegmentSink, TrickleError> {
+        if let Some(t) = self.shared.terminal() {
+            return Err(t);
+        }
+        if self.shared.closed.load(Ordering::Relaxed) {
+            return Err(TrickleError::EndOfStream);
+        }
+        let post = match self.pending.take() {
+            Some(p) if p.seq == self.next_seq => p,
+            other => {
+                if let Some(p) = other {
+                    p.task.abort();
+                }
+                self.open_post(self.next_seq)
+            }
+        };
+        self.next_seq += 1;
+        self.shared.segments_started.fetch_add(1, Ordering::Relaxed);
+        self.preconnect();
+        Ok(SegmentSink {
+            seq: post.seq,
+            tx: Some(post.tx),
+            task: Some(post.task),
+            stall_timeout: self.config.stall_timeout,
+            url: segment_url(&self.url, SeqSpec::At(post.seq)),
+            http: self.http.clone(),
+            failed: None,
+            bytes: 0,
+            shared: self.shared.clone(),
+            max_failures: self.config.max_consecutive_failures,
+        })
+    }
+
+    /// Publishes one whole segment.
+    pub async fn write_segment(&mut self, data: Bytes) -> Result<u64, TrickleError> {
+        let mut sink = self.next_segment()?;
+        let seq = sink.seq();
+        sink.write(data).await?;
+        sink.finish().await?;
+        Ok(seq)
+    }
+
+    /// Ends the stream: cancels the preconnected POST and deletes the channel.
+    pub async fn close(mut self) {
+        self.shared.closed.store(true, Ordering::Relaxed);
+        if let Some(p) = self.pending.take() {
+            p.task.abort();
+        }
+        let _ = tokio::time::timeout(JSON_CALL_TIMEOUT, self.http.delete(&self.url).send()).await;
+    }
+
+    fn preconnect(&mut self) {
+        if self.shared.terminal().is_some() {
+            return;
+        }
+        let post = self.open_post(self.next_seq);
+        self.pending = Some(post);
+    }
+
+    fn open_post(&mut self, seq: u64) -> PendingPost {
+        let (tx, rx) = mpsc::channel::<Bytes>(CHUNK_QUEUE);
+        let reset = std::mem::take(&mut self.reset_pending);
+        let task = tokio::spawn(run_post(
+            self.http.clone(),
+            segment_url(&self.url, SeqSpec::At(seq)),
+            seq,
+            self.config.mime.clone(),
+            reset,
+            rx,
+            self.shared.clone(),
+        ));
+        PendingPost { seq, tx, task }
+    }
+}
+
+impl Drop for TricklePublisher {
+    fn drop(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.task.abort();
+        }
+    }
+}
+
+/// Asks the server for the next write index.
+async fn fetch_next(http: &reqwest::Client, channel_url: &str) -> Option<u64> {
+    let resp =
+        tokio::time::timeout(JSON_CALL_TIMEOUT, http.get(next_url(channel_url)).send()).await.ok()?.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let body = read_body_capped(resp, 64).await.ok()?;
+    parse_next_body(&body).ok()
+}
+
+/// Runs the POST of one segment: streams whatever the sink sends, retries once if the request
+/// failed before consuming a byte.
+async fn run_post(
+    http: reqwest::Client,
+    url: String,
+    seq: u64,
+    mime: String,
+    reset: bool,
+    rx: mpsc::Receiver<Bytes>,
+    shared: Arc<Shared>,
+) -> Result<(), TrickleError> {
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let consumed = Arc::new(AtomicU64::new(0));
+    let seq_i = seq as i64;
+    for attempt in 0..2 {
+        let body = stream::unfold((rx.clone(), consumed.clone()), |(rx, consumed)| async move {
+            let chunk = rx.lock().await.recv().await?;
+            consumed.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            Some((Ok::<Bytes, std::io::Error>(chunk), (rx, consumed)))
+        });
+        let mut req = http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, &mime)
+            .body(reqwest::Body::wrap_stream(body));
+        if reset {
+            req = req.header(HEADER_RESET, "1");
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let headers = TrickleHeaders::parse(|n| resp.headers().get(n).and_then(|v| v.to_str().ok()))
+                    .unwrap_or_default();
+                let body = read_body_capped(resp, 4096).await.unwrap_or_default();
+                if attempt == 0 && status >= 500 && consumed.load(Ordering::Relaxed) == 0 {
+                    shared.post_retries.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                return classify_post(seq_i, status, &headers, &url, &body);
+            }
+            Err(e) if attempt == 0 && consumed.load(Ordering::Relaxed) == 0 => {
+                tracing::debug!(seq, error = %describe(&e), "trickle POST failed before any body byte; retrying once");
+                shared.post_retries.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => return Err(TrickleError::Segment { seq: seq_i, reason: describe(&e) }),
+        }
+    }
+    Err(TrickleError::Segment { seq: seq_i, reason: "POST failed twice before sending any byte".into() })
+}
+
+/// One segment being written. Call [`SegmentSink::finish`] to complete it; dropping it
+/// unfinished abandons the segment (the POST is aborted and the segment deleted), so a
+/// half-written segment never looks complete.
+pub struct SegmentSink {
+    seq: u64,
+    tx: Option<mpsc::Sender<Bytes>>,
+    task: Option<JoinHandle<Result<(), TrickleError>>>,
+    stall_timeout: Duration,
+    url: String,
+    http: reqwest::Client,
+    failed: Option<TrickleError>,
+    bytes: u64,
+    shared: Arc<Shared>,
+    max_failures: u32,
+}
+
+impl std::fmt::Debug for SegmentSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentSink").field("seq", &self.seq).field("bytes", &self.bytes).finish()
+    }
+}
+
+impl SegmentSink {
+    /// The segment index.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Bytes accepted so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Whether the segment has failed (later writes are refused and counted as failed bytes).
+    pub fn has_failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    /// Hands a chunk to the network; fails the segment if that takes longer than the stall
+    /// timeout.
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), TrickleError> {
+        if let Some(e) = &self.failed {
+            self.shared.bytes_failed.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            return Err(e.clone());
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let len = chunk.len() as u64;
+        let Some(tx) = &self.tx else { return Err(self.fail_now("segment already finished".into())) };
+        match tokio::time::timeout(self.stall_timeout, tx.send(chunk)).await {
+            Ok(Ok(())) => {
+                self.bytes += len;
+                self.shared.bytes_sent.fetch_add(len, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(Err(_)) => {
+                // The POST ended before the body did: its outcome says why.
+                self.shared.bytes_failed.fetch_add(len, Ordering::Relaxed);
+                let err = match self.task.take() {
+                    Some(task) => match task.await {
+                        Ok(Err(e)) => e,
+                        _ => TrickleError::Segment {
+                            seq: self.seq as i64,
+                            reason: "server ended the segment early".into(),
+                        },
+                    },
+                    None => TrickleError::Segment { seq: self.seq as i64, reason: "segment closed".into() },
+                };
+                Err(self.fail_with(err))
+            }
+            Err(_) => {
+                self.shared.bytes_failed.fetch_add(len, Ordering::Relaxed);
+                self.shared.stall_timeouts.fetch_add(1, Ordering::Relaxed);
+                let reason = format!("stalled: no progress for {:?}", self.stall_timeout);
+                Err(self.fail_now(reason))
+            }
+        }
+    }
+
+    /// Ends the segment and waits for the server's answer (bounded by the stall timeout).
+    pub async fn finish(mut self) -> Result<(), TrickleError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        self.tx = None; // end of body
+        let Some(task) = self.task.take() else {
+            return Err(TrickleError::Segment {
+                seq: self.seq as i64,
+                reason: "segment already finished".into(),
+            });
+        };
+        let abort = task.abort_handle();
+        let result = match tokio::time::timeout(self.stall_timeout, task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(TrickleError::Segment {
+                seq: self.seq as i64,
+                reason: "POST task ended unexpectedly".into(),
+            }),
+            Err(_) => {
+                abort.abort();
+                self.shared.stall_timeouts.fetch_add(1, Ordering::Relaxed);
+                self.delete_segment();
+                Err(TrickleError::Segment {
+                    seq: self.seq as i64,
+                    reason: "no answer after the segment ended".into(),
+                })
+            }
+        };
+        self.shared.record_outcome(&result, self.max_failures);
+        result
+    }
+
+    fn fail_now(&mut self, reason: String) -> TrickleError {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        self.tx = None;
+        self.delete_segment();
+        self.fail_with(TrickleError::Segment { seq: self.seq as i64, reason })
+    }
+
+    fn fail_with(&mut self, err: TrickleError) -> TrickleError {
+        self.tx = None;
+        let result = Err(err.clone());
+        self.shared.record_outcome(&result, self.max_failures);
+        self.failed = Some(err.clone());
+        err
+    }
+
+    /// Releases readers blocked on an abandoned segment (the server keeps it open otherwise).
+    fn delete_segment(&self) {
+        let http = self.http.clone();
+        let url = self.url.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(JSON_CALL_TIMEOUT, http.delete(url).send()).await;
+        });
+    }
+}
+
+impl Drop for SegmentSink {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            // Unfinished: abort instead of ending the body, so the segment is not mistaken for
+            // a complete one, then release its readers.
+            task.abort();
+            if self.failed.is_none() {
+                let result = Err(TrickleError::Segment { seq: self.seq as i64, reason: "abandoned".into() });
+                self.shared.record_outcome(&result, self.max_failures);
+            }
+            if tokio::runtime::Handle::try_current().is_ok() {
+                self.delete_segment();
+            }
+        }
+    }
+}
+
+/// Re-exported for callers that build URLs.
+pub use trickle::channel_url;

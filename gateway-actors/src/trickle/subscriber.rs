@@ -1,0 +1,322 @@
+//! The trickle subscriber: `GET {channel}/{seq}` segment after segment, the next one always
+//! preconnected.
+//!
+//! Rules (go-livepeer's subscriber and the Python SDK, hardened):
+//! - Start at `-2` (the segment being written, from its start), `-1` (the next one) or an
+//!   absolute index; afterwards follow `Lp-Trickle-Seq + 1`.
+//! - 470 with `Lp-Trickle-Latest` at or below the requested index means we are ahead of the live
+//!   edge: wait briefly and ask for the same index again (jumping would rewind timestamps).
+//!   Behind the window: jump to `Latest`. Waiting does not use up the retry budget.
+//! - 404 or `Lp-Trickle-Closed` is the end of the stream.
+//! - A preconnected GET that has no response headers after 20 s is re-issued (servers and load
+//!   balancers drop long idle requests).
+//! - Other failures are retried a bounded number of times with a pause.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use gateway_core::error::TrickleError;
+use gateway_core::trickle::{
+    classify_get, segment_url, GetOutcome, SeqSpec, TrickleHeaders, SUBSCRIBER_AHEAD_PAUSE,
+    SUBSCRIBER_MAX_RETRIES, SUBSCRIBER_PRECONNECT_REFRESH, SUBSCRIBER_RETRY_PAUSE,
+};
+use tokio::task::JoinHandle;
+
+use crate::http::{describe, read_body_capped};
+
+/// Most consecutive "ahead of the live edge" waits before giving up (about a minute).
+const MAX_AHEAD_WAITS: u32 = 240;
+
+/// How a subscriber behaves.
+#[derive(Debug, Clone)]
+pub struct SubscriberConfig {
+    /// Where to start.
+    pub start: SeqSpec,
+    /// Attempts per segment for failures other than 470.
+    pub max_retries: u32,
+    /// Re-issue a GET without response headers after this long.
+    pub preconnect_refresh: Duration,
+    /// Refuse segments larger than this.
+    pub max_segment_bytes: Option<usize>,
+}
+
+impl Default for SubscriberConfig {
+    fn default() -> Self {
+        SubscriberConfig {
+            start: SeqSpec::Current,
+            max_retries: SUBSCRIBER_MAX_RETRIES,
+            preconnect_refresh: SUBSCRIBER_PRECONNECT_REFRESH,
+            max_segment_bytes: None,
+        }
+    }
+}
+
+/// Why a subscriber stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The server said the channel is closed.
+    Closed,
+    /// The channel does not exist (any more).
+    NotFound,
+}
+
+/// Counters of one subscriber.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubscriberStats {
+    /// GETs sent.
+    pub get_attempts: u64,
+    /// Segments delivered.
+    pub segments_delivered: u64,
+    /// 470 answers that made us wait for the live edge.
+    pub waits_ahead: u64,
+    /// 470 answers that made us jump forward.
+    pub jumps: u64,
+    /// Failed GETs retried.
+    pub retries: u64,
+    /// Preconnects re-issued after the refresh interval.
+    pub preconnect_refreshes: u64,
+    /// Delivered segments whose index was not the one expected.
+    pub seq_gaps: u64,
+    /// Latest index the server reported.
+    pub latest_seq: Option<i64>,
+}
+
+type PendingGet = JoinHandle<Result<reqwest::Response, reqwest::Error>>;
+
+/// Reads segments of one trickle channel.
+pub struct TrickleSubscriber {
+    http: reqwest::Client,
+    url: String,
+    config: SubscriberConfig,
+    next: i64,
+    preconnect: Option<(i64, PendingGet)>,
+    ended: Option<EndReason>,
+    stats: SubscriberStats,
+}
+
+impl std::fmt::Debug for TrickleSubscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrickleSubscriber")
+            .field("url", &gateway_core::error::redact_url(&self.url))
+            .field("next", &self.next)
+            .finish()
+    }
+}
+
+impl TrickleSubscriber {
+    /// A subscriber of `channel_url`; nothing is sent until the first `next_segment`.
+    pub fn new(http: reqwest::Client, channel_url: &str, config: SubscriberConfig) -> TrickleSubscriber {
+        TrickleSubscriber {
+            http,
+            url: channel_url.trim_end_matches('/').to_owned(),
+            next: config.start.wire_value(),
+            config,
+            preconnect: None,
+            ended: None,
+            stats: SubscriberStats::default(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SubscriberStats {
+        self.stats
+    }
+
+    /// Why the stream ended, once it has.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.ended
+    }
+
+    /// The next segment, `Ok(None)` at the end of the stream.
+    pub async fn next_segment(&mut self) -> Result<Option<IncomingSegment>, TrickleError> {
+        if self.ended.is_some() {
+            return Ok(None);
+        }
+        let mut failures = 0;
+        let mut ahead_waits = 0;
+        loop {
+            let requested = self.next;
+            let resp = match self.response_for(requested).await {
+                Ok(r) => r,
+                Err(reason) => {
+                    failures += 1;
+                    self.stats.retries += 1;
+                    if failures >= self.config.max_retries {
+                        return Err(TrickleError::Segment {
+                            seq: requested,
+                            reason: format!("giving up after {failures} attempts: {reason}"),
+                        });
+                    }
+                    tokio::time::sleep(SUBSCRIBER_RETRY_PAUSE).await;
+                    continue;
+                }
+            };
+            let status = resp.status().as_u16();
+            let headers = TrickleHeaders::parse(|n| resp.headers().get(n).and_then(|v| v.to_str().ok()))?;
+            if let Some(l) = headers.latest {
+                self.stats.latest_seq = Some(l);
+            }
+            if status == 200 && !headers.closed {
+                // A segment: its body belongs to the caller.
+                let seq = headers.seq.unwrap_or(requested.max(0));
+                if requested >= 0 && seq != requested {
+                    self.stats.seq_gaps += 1;
+                }
+                self.next = seq + 1;
+                self.stats.segments_delivered += 1;
+                self.start_preconnect();
+                return Ok(Some(IncomingSegment {
+                    seq,
+                    resp,
+                    max_bytes: self.config.max_segment_bytes,
+                    received: 0,
+                }));
+            }
+            let body = read_body_capped(resp, 4096).await.unwrap_or_default();
+            match classify_get(requested, status, &headers, &self.url, &body) {
+                // Only a 200 without Closed is a segment, and that was handled above.
+                Ok(GetOutcome::Segment { .. }) => {
+                    return Err(TrickleError::UnexpectedStatus { status, body: String::new() })
+                }
+                Ok(GetOutcome::EndOfStream) => {
+                    self.ended = Some(EndReason::Closed);
+                    return Ok(None);
+                }
+                Ok(GetOutcome::WaitForSame) => {
+                    self.stats.waits_ahead += 1;
+                    ahead_waits += 1;
+                    if ahead_waits > MAX_AHEAD_WAITS {
+                        return Err(TrickleError::SequenceNotAvailable { requested, latest: headers.latest });
+                    }
+                    tokio::time::sleep(SUBSCRIBER_AHEAD_PAUSE).await;
+                }
+                Ok(GetOutcome::JumpTo(latest)) => {
+                    self.stats.jumps += 1;
+                    self.next = latest;
+                }
+                Err(TrickleError::ChannelNotFound { .. }) => {
+                    self.ended = Some(EndReason::NotFound);
+                    return Ok(None);
+                }
+                Err(e) => {
+                    failures += 1;
+                    self.stats.retries += 1;
+                    if failures >= self.config.max_retries {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(SUBSCRIBER_RETRY_PAUSE).await;
+                }
+            }
+        }
+    }
+
+    /// The response for `seq`: the preconnected GET if it is for that index, else a new one;
+    /// re-issued whenever no headers arrive within the refresh interval.
+    async fn response_for(&mut self, seq: i64) -> Result<reqwest::Response, String> {
+        let mut pending = match self.preconnect.take() {
+            Some((s, task)) if s == seq => task,
+            other => {
+                if let Some((_, task)) = other {
+                    task.abort();
+                }
+                self.spawn_get(seq)
+            }
+        };
+        loop {
+            let abort = pending.abort_handle();
+            match tokio::time::timeout(self.config.preconnect_refresh, &mut pending).await {
+                Ok(Ok(Ok(resp))) => return Ok(resp),
+                Ok(Ok(Err(e))) => return Err(describe(&e)),
+                Ok(Err(_)) => return Err("GET task ended unexpectedly".into()),
+                Err(_) => {
+                    abort.abort();
+                    self.stats.preconnect_refreshes += 1;
+                    pending = self.spawn_get(seq);
+                }
+            }
+        }
+    }
+
+    fn spawn_get(&mut self, seq: i64) -> PendingGet {
+        self.stats.get_attempts += 1;
+        let req = self.http.get(segment_url(&self.url, SeqSpec::from_wire(seq).unwrap_or(SeqSpec::Next)));
+        tokio::spawn(req.send())
+    }
+
+    fn start_preconnect(&mut self) {
+        if let Some((_, task)) = self.preconnect.take() {
+            task.abort();
+        }
+        let next = self.next;
+        self.preconnect = Some((next, self.spawn_get(next)));
+    }
+
+    /// Stops: cancels the preconnected GET. Later calls return `Ok(None)`.
+    pub fn close(&mut self) {
+        if let Some((_, task)) = self.preconnect.take() {
+            task.abort();
+        }
+        self.ended.get_or_insert(EndReason::Closed);
+    }
+}
+
+impl Drop for TrickleSubscriber {
+    fn drop(&mut self) {
+        if let Some((_, task)) = self.preconnect.take() {
+            task.abort();
+        }
+    }
+}
+
+/// One segment arriving; read it chunk by chunk while the publisher is still writing it.
+pub struct IncomingSegment {
+    seq: i64,
+    resp: reqwest::Response,
+    max_bytes: Option<usize>,
+    received: usize,
+}
+
+impl std::fmt::Debug for IncomingSegment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IncomingSegment").field("seq", &self.seq).field("received", &self.received).finish()
+    }
+}
+
+impl IncomingSegment {
+    /// The segment index.
+    pub fn seq(&self) -> i64 {
+        self.seq
+    }
+
+    /// The channel's mime type as the server sent it.
+    pub fn content_type(&self) -> Option<&str> {
+        self.resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+    }
+
+    /// The next chunk, `Ok(None)` when the segment is complete.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, TrickleError> {
+        match self.resp.chunk().await {
+            Ok(Some(c)) => {
+                self.received += c.len();
+                if self.max_bytes.is_some_and(|m| self.received > m) {
+                    return Err(TrickleError::Segment {
+                        seq: self.seq,
+                        reason: "segment exceeds the size limit".into(),
+                    });
+                }
+                Ok(Some(c))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(TrickleError::Segment { seq: self.seq, reason: describe(&e) }),
+        }
+    }
+
+    /// The whole segment.
+    pub async fn read_all(mut self) -> Result<Bytes, TrickleError> {
+        let mut buf = BytesMut::new();
+        while let Some(c) = self.chunk().await? {
+            buf.extend_from_slice(&c);
+        }
+        Ok(buf.freeze())
+    }
+}

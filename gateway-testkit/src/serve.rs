@@ -1,0 +1,110 @@
+//! Serving an axum app on a real socket, over TLS or plaintext, HTTP/1.1 and HTTP/2 on one port.
+//!
+//! gRPC (`GetOrchestrator`) and the orchestrator's HTTP routes share one port, as on
+//! go-livepeer: HTTP/2 (ALPN `h2`, or prior knowledge in plaintext) carries gRPC, and both
+//! versions carry the HTTP routes. The server counts open connections so tests can check that
+//! clients do not leak them.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// A running server; dropping it does not stop it, call [`ServerHandle::shutdown`].
+#[derive(Debug)]
+pub struct ServerHandle {
+    /// Bound address.
+    pub addr: SocketAddr,
+    open_connections: Arc<AtomicUsize>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// Connections open right now.
+    pub fn open_connections(&self) -> usize {
+        self.open_connections.load(Ordering::SeqCst)
+    }
+
+    /// Stops accepting, closes open connections and waits for the accept loop to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Stops without waiting (for `Drop` paths).
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Serves `app` on `listener`; with `tls` the port speaks TLS only.
+pub fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> ServerHandle {
+    let addr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let open_connections = Arc::new(AtomicUsize::new(0));
+    let (stop, stop_rx) = watch::channel(false);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let counter = open_connections.clone();
+    let task = tokio::spawn(async move {
+        let mut stop_accept = stop_rx.clone();
+        loop {
+            let accepted = tokio::select! {
+                _ = stop_accept.changed() => break,
+                r = listener.accept() => r,
+            };
+            let Ok((stream, _peer)) = accepted else {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let app = app.clone();
+            let acceptor = acceptor.clone();
+            let counter = counter.clone();
+            let mut stop_conn = stop_rx.clone();
+            tokio::spawn(async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _guard = CountGuard(counter);
+                let service = TowerToHyperService::new(app);
+                let builder = Builder::new(TokioExecutor::new());
+                match acceptor {
+                    Some(acceptor) => {
+                        let Ok(tls_stream) = acceptor.accept(stream).await else { return };
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                        tokio::pin!(conn);
+                        tokio::select! {
+                            _ = conn.as_mut() => {}
+                            _ = stop_conn.changed() => {}
+                        }
+                    }
+                    None => {
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        tokio::pin!(conn);
+                        tokio::select! {
+                            _ = conn.as_mut() => {}
+                            _ = stop_conn.changed() => {}
+                        }
+                    }
+                }
+            });
+        }
+    });
+    ServerHandle { addr, open_connections, stop, task }
+}
+
+struct CountGuard(Arc<AtomicUsize>);
+
+impl Drop for CountGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
