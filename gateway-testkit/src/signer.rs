@@ -1050,8 +1050,8 @@ impl Inner {
         }
 
         // 4. Billable units.
-        let elapsed =
-            (state.last_update_unix_nano > 0).then(|| (now_nanos - state.last_update_unix_nano) as f64 / 1e9);
+        let elapsed = (state.last_update_unix_nano > 0)
+            .then(|| now_nanos.saturating_sub(state.last_update_unix_nano) as f64 / 1e9);
         let units = billable_units(job.kind, elapsed, req.in_pixels, req.preload_seconds, &price)?;
 
         // 5. Price ceilings (481): configured, requested, and the session's initial price.
