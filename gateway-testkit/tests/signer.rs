@@ -1,6 +1,8 @@
 //! The remote signer double over real sockets: identity, payments with the state round trip,
 //! 480/481/482, BYOC, discovery, bearer auth, faults and error bodies.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -45,7 +47,7 @@ async fn start(config: SignerConfig) -> Running {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = signer.router();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    Running { signer, base, http: reqwest::Client::new() }
+    Running { signer, base, http: common::http() }
 }
 
 /// Status, headers and body (JSON when it parses, else the raw text as a string).

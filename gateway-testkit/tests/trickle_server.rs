@@ -5,6 +5,8 @@
 //! `Connection: close`, aborted bodies) use a hand-written HTTP/1.1 client over `TcpStream`;
 //! the rest uses reqwest.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -328,7 +330,7 @@ async fn get_headers_wait_for_the_first_byte_and_chunks_stream_as_they_arrive() 
 async fn index_resolution_precreate_rule_and_470() {
     let (server, addr) = serve_default().await;
     server.create_channel("c", MIME_MPEGTS);
-    let client = reqwest::Client::new();
+    let client = common::http();
 
     // Too far ahead: 470 with Latest = nextWrite and Seq = requested.
     let (resp, body) = fetch(&client, addr, "c/2").await;
@@ -382,7 +384,7 @@ async fn current_on_a_fresh_channel_is_segment_zero() {
     server.create_channel("c", MIME_MPEGTS);
     let mut reader = Raw::get(addr, "c/-2").await;
     assert!(reader.silent_for(QUIET).await, "-2 with nextWrite 0 waits on segment 0");
-    let client = reqwest::Client::new();
+    let client = common::http();
     publish(&client, addr, "c/0", "zero").await;
     let head = reader.head().await;
     assert_eq!(head.get(HEADER_SEQ), Some("0"));
@@ -410,7 +412,7 @@ async fn empty_post_advances_next_write_and_ends_the_segment_empty() {
     assert_eq!(head.get(HEADER_CLOSED), None);
     assert!(reader.body(&head).await.is_empty());
 
-    let client = reqwest::Client::new();
+    let client = common::http();
     let (resp, body) = fetch(&client, addr, "c/next").await;
     assert_eq!((&body[..], header(resp.headers(), HEADER_LATEST)), (&b"1"[..], Some("1")));
     assert_eq!(server.stats().segments_completed, 0, "an empty segment is not a completed one");
@@ -433,7 +435,7 @@ async fn broken_post_body_is_500_and_leaves_the_segment_open_until_deleted() {
     assert_eq!(writer.body(&head_w).await, b"Server error\n");
 
     assert!(reader.silent_for(QUIET).await, "the segment stays open");
-    let client = reqwest::Client::new();
+    let client = common::http();
     let (_, next) = fetch(&client, addr, "c/next").await;
     assert_eq!(&next[..], b"1", "the first byte advanced nextWrite");
 
@@ -451,7 +453,7 @@ async fn broken_post_body_is_500_and_leaves_the_segment_open_until_deleted() {
 async fn aborted_publisher_leaves_readers_waiting_until_slot_reuse() {
     let (server, addr) = serve_default().await;
     server.create_channel("c", MIME_MPEGTS);
-    let client = reqwest::Client::new();
+    let client = common::http();
     let mut reader = Raw::get(addr, "c/0").await;
     let mut writer = Raw::post_chunked(addr, "c/0", &[]).await;
     writer.send_chunk(b"half").await;
@@ -472,7 +474,7 @@ async fn aborted_publisher_leaves_readers_waiting_until_slot_reuse() {
 async fn reset_closes_lower_segments_but_keeps_preconnects() {
     let (server, addr) = serve_default().await;
     server.create_channel("c", MIME_MPEGTS);
-    let client = reqwest::Client::new();
+    let client = common::http();
 
     let mut stuck_reader = Raw::get(addr, "c/0").await;
     let mut stuck_writer = Raw::post_chunked(addr, "c/0", &[]).await;
@@ -511,7 +513,7 @@ async fn reset_closes_lower_segments_but_keeps_preconnects() {
 async fn missing_channels_and_bad_indices() {
     let (server, addr) = serve_default().await;
     server.create_channel("c", MIME_MPEGTS);
-    let client = reqwest::Client::new();
+    let client = common::http();
 
     let mut post = Raw::open(addr, "POST", "nope/0", &[("Content-Length", "3")], false).await;
     post.stream.write_all(b"abc").await.unwrap();
@@ -552,7 +554,7 @@ async fn missing_channels_and_bad_indices() {
 #[tokio::test]
 async fn autocreate_takes_the_mime_type_from_the_request() {
     let (server, addr) = serve(TrickleConfig { autocreate: true, ..TrickleConfig::default() }).await;
-    let client = reqwest::Client::new();
+    let client = common::http();
     let resp =
         client.post(url(addr, "auto/0")).header("Content-Type", MIME_JSON).body("{}").send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -576,7 +578,7 @@ async fn autocreate_takes_the_mime_type_from_the_request() {
 async fn next_reports_the_next_write_index() {
     let (server, addr) = serve_default().await;
     server.create_channel("c", MIME_MPEGTS);
-    let client = reqwest::Client::new();
+    let client = common::http();
     let (resp, body) = fetch(&client, addr, "c/next").await;
     assert_eq!(
         (resp.status().as_u16(), &body[..], header(resp.headers(), HEADER_LATEST)),
@@ -601,7 +603,7 @@ async fn deleting_a_channel_wakes_waiting_readers_and_publishers() {
     assert!(reader.silent_for(QUIET).await);
     assert!(preconnect.silent_for(Duration::from_millis(10)).await);
 
-    let client = reqwest::Client::new();
+    let client = common::http();
     assert_eq!(client.delete(url(addr, "c")).send().await.unwrap().status(), 200);
 
     let head = reader.head().await;
@@ -627,7 +629,7 @@ async fn deleting_a_channel_wakes_waiting_readers_and_publishers() {
 async fn slow_reader_keeps_an_evicted_segment_and_memory_is_freed_after() {
     let (server, addr) = serve_default().await;
     server.create_channel("c", MIME_MPEGTS);
-    let client = reqwest::Client::new();
+    let client = common::http();
     // Far more than the socket buffers between server and a reader with a small receive window
     // (so the server really holds it), and more than axum's default body limit.
     let big = pattern(1, 12 * 1024 * 1024);
@@ -668,7 +670,7 @@ async fn many_channels_with_many_subscribers() {
     const SUBSCRIBERS: usize = 4;
     const SEGMENTS: u64 = 4;
     let (server, addr) = serve_default().await;
-    let client = reqwest::Client::new();
+    let client = common::http();
     let mut tasks = Vec::new();
     for c in 0..CHANNELS {
         let name = format!("ch{c}");
@@ -736,7 +738,7 @@ async fn stall_after_bytes_holds_the_post_until_cleared_or_closed() {
     let mut writer = Raw::post_chunked(addr, "f/1", &[]).await;
     writer.send_chunk(b"abc").await;
     assert!(writer.silent_for(QUIET).await);
-    let client = reqwest::Client::new();
+    let client = common::http();
     assert_eq!(client.delete(url(addr, "f/1")).send().await.unwrap().status(), 200);
     assert_eq!(writer.head().await.status, 500);
     let (_, next) = fetch(&client, addr, "f/next").await;
@@ -763,7 +765,7 @@ async fn drop_after_bytes_aborts_the_connection_and_leaves_the_segment_open() {
     .await;
 
     server.clear_faults("f");
-    let client = reqwest::Client::new();
+    let client = common::http();
     assert_eq!(publish(&client, addr, "f/1", "whole").await.status(), 200);
     assert_eq!(&fetch(&client, addr, "f/1").await.1[..], b"whole");
 }
@@ -772,7 +774,7 @@ async fn drop_after_bytes_aborts_the_connection_and_leaves_the_segment_open() {
 async fn delay_first_byte_holds_back_get_responses() {
     let (server, addr) = serve_default().await;
     server.create_channel("f", MIME_MPEGTS);
-    let client = reqwest::Client::new();
+    let client = common::http();
     publish(&client, addr, "f/0", "x").await;
     let delay = Duration::from_millis(300);
     server.set_fault("f", TrickleFault::DelayFirstByte(delay));
@@ -789,7 +791,7 @@ async fn delay_first_byte_holds_back_get_responses() {
 async fn respond_status_answers_the_next_requests_with_protocol_headers() {
     let (server, addr) = serve_default().await;
     server.create_channel("f", MIME_MPEGTS);
-    let client = reqwest::Client::new();
+    let client = common::http();
 
     server.set_fault("f", TrickleFault::RespondStatus { method: FaultMethod::Post, status: 500, count: 2 });
     for _ in 0..2 {
@@ -915,7 +917,7 @@ async fn local_publisher_and_subscriber_interoperate_with_http() {
     server.create_channel("c", MIME_JSON);
     assert!(server.local_publisher("missing").is_none());
     assert!(server.local_subscriber("missing", SeqSpec::Next).is_none());
-    let client = reqwest::Client::new();
+    let client = common::http();
 
     // Local subscriber waiting at the edge, HTTP publisher.
     let mut sub = server.local_subscriber("c", SeqSpec::Next).unwrap();
