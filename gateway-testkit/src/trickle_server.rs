@@ -1240,6 +1240,7 @@ impl LocalPublisher {
             segment,
             counters: self.counters.clone(),
             written: 0,
+            ended: false,
         })
     }
 }
@@ -1251,6 +1252,7 @@ pub struct LocalSegmentWriter {
     segment: Arc<Segment>,
     counters: Arc<Counters>,
     written: u64,
+    ended: bool,
 }
 
 impl std::fmt::Debug for LocalSegmentWriter {
@@ -1280,14 +1282,15 @@ impl LocalSegmentWriter {
         self.segment.append(chunk);
     }
 
-    /// Ends the segment.
-    pub fn finish(self) {
-        // The work is in Drop, so that an abandoned writer ends the segment too.
+    /// Ends the segment: its readers reach the end of the body.
+    pub fn finish(mut self) {
+        self.end();
     }
-}
 
-impl Drop for LocalSegmentWriter {
-    fn drop(&mut self) {
+    fn end(&mut self) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
         if self.written == 0 {
             // An empty segment still advances the channel, like an empty POST.
             self.channel.mark_written(self.segment.idx);
@@ -1295,6 +1298,12 @@ impl Drop for LocalSegmentWriter {
             self.counters.segments_completed.fetch_add(1, Ordering::Relaxed);
         }
         self.segment.close();
+    }
+}
+
+impl Drop for LocalSegmentWriter {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 

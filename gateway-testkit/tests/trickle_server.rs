@@ -1007,3 +1007,31 @@ async fn local_publisher_joins_a_segment_precreated_by_a_reader() {
     let stats = server.stats();
     assert_eq!((stats.bytes_in, stats.bytes_out, stats.segments_completed), (5, 5, 1));
 }
+
+#[tokio::test]
+async fn the_sweeper_ends_with_the_last_server_clone_or_shutdown() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let wait_for_tasks = |n: usize| async move {
+        within("sweeper task count", async {
+            while tokio::runtime::Handle::current().metrics().num_alive_tasks() != n {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+    };
+
+    let server = TrickleServer::new(TrickleConfig::default());
+    assert_eq!(metrics.num_alive_tasks(), before + 1, "one sweeper task");
+    let router = server.router();
+    drop(server);
+    tokio::task::yield_now().await;
+    assert_eq!(metrics.num_alive_tasks(), before + 1, "the router's state keeps the server alive");
+    drop(router);
+    wait_for_tasks(before).await;
+
+    let server = TrickleServer::new(TrickleConfig::default());
+    wait_for_tasks(before + 1).await;
+    server.shutdown();
+    wait_for_tasks(before).await;
+}
