@@ -232,9 +232,9 @@ struct AdminState {
 
 impl AdminState {
     fn orch(&self, i: usize) -> Result<&LocalOrchestrator, Box<Response>> {
-        self.orchestrators
-            .get(i)
-            .ok_or_else(|| Box::new((StatusCode::NOT_FOUND, format!("no orchestrator {i}\n")).into_response()))
+        self.orchestrators.get(i).ok_or_else(|| {
+            Box::new((StatusCode::NOT_FOUND, format!("no orchestrator {i}\n")).into_response())
+        })
     }
 }
 

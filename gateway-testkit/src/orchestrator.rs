@@ -552,11 +552,17 @@ impl Inner {
             }
             for n in &nonces {
                 if !seen.insert(*n) {
-                    return Err(Reject(StatusCode::BAD_REQUEST, "invalid ticket senderNonce: already seen".into()));
+                    return Err(Reject(
+                        StatusCode::BAD_REQUEST,
+                        "invalid ticket senderNonce: already seen".into(),
+                    ));
                 }
             }
             if seen.len() > MAX_NONCES_PER_PARAMS {
-                return Err(Reject(StatusCode::BAD_REQUEST, "invalid ticket senderNonce: too many values".into()));
+                return Err(Reject(
+                    StatusCode::BAD_REQUEST,
+                    "invalid ticket senderNonce: too many values".into(),
+                ));
             }
             ours.expected_value_wei()
         };

@@ -6,6 +6,8 @@
 //! `tests/py/trickle_peer.py`. Python comes from `LPGW_PYTHON`, else `<workspace>/.venv/bin/python`
 //! (installed by `scripts/setup.sh`); without it these tests fail, they never skip.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -173,7 +175,7 @@ fn check_seg_line(line: &str, seq: usize, expected: &[u8]) {
 
 /// Reads segments `0..count` over HTTP like a subscriber (waiting while they are ahead).
 async fn read_over_http(addr: SocketAddr, channel: &str, count: usize) -> Vec<Bytes> {
-    let client = reqwest::Client::new();
+    let client = common::http();
     let mut out = Vec::new();
     for seq in 0..count {
         loop {
@@ -252,7 +254,7 @@ async fn rust_publishes_and_python_subscribes_from_the_live_edge() {
     .await
     .expect("the Python subscriber never connected");
 
-    let client = reqwest::Client::new();
+    let client = common::http();
     for (seq, seg) in data.iter().enumerate() {
         let chunks: Vec<Result<Bytes, std::io::Error>> =
             seg.chunks(seg.len().div_ceil(4)).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
