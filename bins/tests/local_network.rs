@@ -1,0 +1,56 @@
+//! `livepeer-gateway local-network --json` starts a network that serves, and prints its URLs.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn local_network_prints_json_and_serves() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
+        .args(["local-network", "--json", "--plaintext", "--orchestrators", "2"])
+        .args(["--listen", "127.0.0.1:0", "--signer-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
+    for key in ["orchestrator", "signer", "discovery", "trickle"] {
+        assert!(v[key].as_str().is_some_and(|s| s.starts_with("http://127.0.0.1:")), "{key}: {line}");
+    }
+    assert_eq!(v["orchestrators"].as_array().unwrap().len(), 2);
+    let signer = v["signer"].as_str().unwrap().trim_start_matches("http://").to_owned();
+    let answer = http_get(&signer, "/discover-orchestrators?caps=byoc/text-reversal");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(v["orchestrator"].as_str().unwrap()), "{answer}");
+    let orch = v["orchestrator"].as_str().unwrap().trim_start_matches("http://").to_owned();
+    let missing = http_get(&orch, "/ai/trickle/nope/next");
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn bad_arguments_exit_with_a_clear_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
+        .args(["capabilities", "nope/x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown pipeline \"nope\""));
+    let out = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
+        .args(["local-network", "--orchestrators", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
