@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use gateway_media::{
     rgb24_to_i420, Av1Config, Av1Encoder, Codec, EncodedPacket, H264Config, H264Encoder, Rational, Segmenter,
@@ -36,15 +35,10 @@ fn clip(width: u32, height: u32, noisy: bool) -> Vec<VideoFrame> {
                 let n = (seed % 25) as i16 - 12;
                 *px = (i16::from(*px) + n).clamp(16, 235) as u8;
             }
-            VideoFrame::new(
-                width,
-                height,
-                f.pts(),
-                f.time_base(),
-                [Bytes::from(y), Bytes::copy_from_slice(f.u()), Bytes::copy_from_slice(f.v())],
-                [f.stride(0), f.stride(1), f.stride(2)],
-            )
-            .unwrap()
+            // Tightly packed planes (the pattern's strides equal the widths).
+            y.extend_from_slice(f.u());
+            y.extend_from_slice(f.v());
+            VideoFrame::from_i420(width, height, f.pts(), f.time_base(), y).unwrap()
         })
         .collect()
 }
@@ -110,7 +104,7 @@ fn encode_av1(c: &mut Criterion) {
 fn access_unit(len: usize, pts: i64, keyframe: bool) -> EncodedPacket {
     let mut data = vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }];
     data.extend((0..len - 5).map(|i| (i * 31 % 251) as u8));
-    EncodedPacket { codec: Codec::H264, data: Bytes::from(data), pts, dts: pts, keyframe }
+    EncodedPacket { codec: Codec::H264, data: data.into(), pts, dts: pts, keyframe }
 }
 
 fn mux(c: &mut Criterion) {

@@ -1,9 +1,11 @@
 //! AV1 encoding with rav1e (pure Rust plus nasm assembly), for orchestrators that want AV1.
 //!
 //! Experimental and slow on small machines. Measured on 2 vCPUs at speed 10 with asm and 2
-//! tiles: about 50 fps at 640x360 on easy content (17 fps with camera-like noise) and under
-//! 20 fps at 1280x720 (about 5 fps noisy), so live 30 fps is only realistic at 360p or below.
-//! rav1e's one-pass bitrate mode also overshoots its target by 2-7x on short runs.
+//! tiles: about 50 fps at 640x360 on easy content and under 20 fps at 1280x720 (this crate's
+//! bench, on a machine shared with other builds: 36-40 fps at 360p and 15.5-17.5 fps at 720p on
+//! the test pattern, 5-6 fps at 360p with per-pixel noise), so live 30 fps is only realistic at 360p or
+//! below on simple content. rav1e's one-pass bitrate mode also overshoots its target by 2-7x on
+//! short runs.
 //!
 //! Settings: `low_latency` (no frame reordering, so packets come out in input order; pts ==
 //! dts), keyframes forced by media time like H.264, rav1e's own scene-cut keyframes off,

@@ -53,8 +53,26 @@ pub fn rgb24_to_i420(rgb: &[u8], width: u32, height: u32, stride: usize) -> Resu
             *d = rgb_to_y(px[0], px[1], px[2]);
         }
     }
+    // Chroma: sum each 2x2 block. Whole blocks take the fast path (row pairs walked as 6-byte
+    // pixel pairs, no index arithmetic); a right column or bottom row left over by an odd size
+    // averages the pixels it has.
+    let (full_cw, full_ch) = (w / 2, h / 2);
     for cy in 0..ch {
-        for cx in 0..cw {
+        let top = &rgb[2 * cy * stride..];
+        let bottom = (2 * cy + 1 < h).then(|| &rgb[(2 * cy + 1) * stride..]);
+        let u_row = &mut u_plane[cy * cw..(cy + 1) * cw];
+        let v_row = &mut v_plane[cy * cw..(cy + 1) * cw];
+        if let (true, Some(bottom)) = (cy < full_ch, bottom) {
+            let pairs = top[..6 * full_cw].chunks_exact(6).zip(bottom[..6 * full_cw].chunks_exact(6));
+            for ((t, b), (u, v)) in pairs.zip(u_row.iter_mut().zip(v_row.iter_mut())) {
+                let sum =
+                    |c: usize| u32::from(t[c]) + u32::from(t[c + 3]) + u32::from(b[c]) + u32::from(b[c + 3]);
+                let avg = |c: usize| ((sum(c) + 2) / 4) as u8;
+                (*u, *v) = rgb_to_uv(avg(0), avg(1), avg(2));
+            }
+        }
+        let first_partial = if cy < full_ch { full_cw } else { 0 };
+        for cx in first_partial..cw {
             let (mut r, mut g, mut b, mut n) = (0u32, 0u32, 0u32, 0u32);
             for y in (2 * cy)..(2 * cy + 2).min(h) {
                 for x in (2 * cx)..(2 * cx + 2).min(w) {
@@ -67,9 +85,7 @@ pub fn rgb24_to_i420(rgb: &[u8], width: u32, height: u32, stride: usize) -> Resu
             }
             // Rounded mean of up to four pixels, always <= 255.
             let avg = |s: u32| ((s + n / 2) / n) as u8;
-            let (u, v) = rgb_to_uv(avg(r), avg(g), avg(b));
-            u_plane[cy * cw + cx] = u;
-            v_plane[cy * cw + cx] = v;
+            (u_row[cx], v_row[cx]) = rgb_to_uv(avg(r), avg(g), avg(b));
         }
     }
     Ok(out)
@@ -121,6 +137,40 @@ mod tests {
         assert_eq!(&out[..4], &[82, 82, 41, 41]);
         // Chroma of the average colour (128, 0, 128).
         assert_eq!((out[4], out[5]), rgb_to_uv(128, 0, 128));
+    }
+
+    /// Straightforward reference: average every 2x2 block pixel by pixel.
+    fn reference_chroma(rgb: &[u8], w: usize, h: usize, stride: usize) -> Vec<(u8, u8)> {
+        let mut out = Vec::new();
+        for cy in 0..h.div_ceil(2) {
+            for cx in 0..w.div_ceil(2) {
+                let mut acc = [0u32; 3];
+                let mut n = 0;
+                for y in 2 * cy..(2 * cy + 2).min(h) {
+                    for x in 2 * cx..(2 * cx + 2).min(w) {
+                        for (c, a) in acc.iter_mut().enumerate() {
+                            *a += u32::from(rgb[y * stride + 3 * x + c]);
+                        }
+                        n += 1;
+                    }
+                }
+                let avg = |s: u32| ((s + n / 2) / n) as u8;
+                out.push(rgb_to_uv(avg(acc[0]), avg(acc[1]), avg(acc[2])));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fast_path_matches_reference_for_even_and_odd_sizes() {
+        for (w, h) in [(16usize, 8usize), (17, 9), (5, 4), (4, 5), (1, 1)] {
+            let stride = 3 * w + 5;
+            let rgb: Vec<u8> = (0..stride * h).map(|i| (i * 37 % 256) as u8).collect();
+            let out = rgb24_to_i420(&rgb, w as u32, h as u32, stride).unwrap();
+            let c = w.div_ceil(2) * h.div_ceil(2);
+            let got: Vec<(u8, u8)> = (0..c).map(|i| (out[w * h + i], out[w * h + c + i])).collect();
+            assert_eq!(got, reference_chroma(&rgb, w, h, stride), "{w}x{h}");
+        }
     }
 
     #[test]

@@ -52,4 +52,5 @@ fn ivf_segments_decode_alone_and_as_one_stream() {
     // ffmpeg reads IVF from a pipe too.
     let piped = ffprobe_stdin(&whole, "ivf");
     assert_eq!(piped.pts, (0..FRAMES as i64).map(|i| i * TICKS_PER_FRAME).collect::<Vec<_>>());
+    std::fs::remove_dir_all(&dir).ok();
 }

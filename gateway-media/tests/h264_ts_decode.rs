@@ -42,7 +42,7 @@ fn segments_are_cut_per_gop_and_stream_chunk_by_chunk() {
         assert_eq!(s.chunks as u64, s.summary.frames);
         assert_eq!(s.bytes.len() % 188, 0);
     }
-    // openh264 in bitrate mode with frame skipping off: stay near the 600 kbit/s target.
+    // Easy content undershoots; what matters live is never overshooting the target.
     let total: usize = segs.iter().map(|s| s.bytes.len()).sum();
     let kbps = total as f64 * 8.0 / 5.0 / 1000.0;
     assert!(kbps < 900.0, "{kbps:.0} kbit/s for a 600 kbit/s target");
@@ -86,6 +86,7 @@ fn ffprobe_decodes_each_segment_alone_and_the_concatenation() {
     // A live consumer reads from a pipe, with no seeking.
     let piped = ffprobe_stdin(&all, "mpegts");
     assert_eq!(piped.pts, expected_pts(0..FRAMES));
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -115,4 +116,5 @@ fn python_sdk_decoder_reads_each_segment_and_the_concatenation() {
     let whole = decoded.last().unwrap();
     assert_eq!(whole.count as u64, FRAMES);
     assert_eq!(whole.pts, expected_pts(0..FRAMES));
+    std::fs::remove_dir_all(&dir).ok();
 }
