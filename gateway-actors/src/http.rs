@@ -7,11 +7,13 @@
 //! segment must reach the network chunk by chunk and never time out while healthy, so every
 //! call here goes through [`HttpClients`], which makes the choice in one place.
 //!
-//! Two clients: one for orchestrators (self-signed certificates, checked by
-//! [`crate::tls::OrchestratorTrust`]) and one for signers and discovery (system roots). Neither
-//! has an overall request timeout: long-lived trickle requests are bounded by the stall timeout
+//! Orchestrator clients (self-signed certificates, pinned per `host:port` by
+//! [`crate::tls::OrchestratorTrust`]) are made per orchestrator origin and cached; one client
+//! serves signers and discovery (system roots). None has an overall request timeout: long-lived trickle requests are bounded by the stall timeout
 //! of the code that uses them; JSON calls set their own per-request timeouts.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -28,25 +30,44 @@ pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// The HTTP clients of one gateway. Cheap to clone, `Send + Sync`.
 #[derive(Debug, Clone)]
 pub struct HttpClients {
-    /// For orchestrator HTTP and trickle.
-    pub orchestrator: reqwest::Client,
     /// For signers and discovery.
     pub signer: reqwest::Client,
     /// How orchestrator certificates are checked (shared with gRPC).
     pub trust: OrchestratorTrust,
+    orchestrators: Arc<Mutex<HashMap<String, reqwest::Client>>>,
 }
 
 /// A client could not be built.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the HTTP client: {0}")]
-pub struct ClientBuildError(String);
+pub struct ClientBuildError(pub(crate) String);
 
 impl HttpClients {
     /// Clients with the given orchestrator trust policy.
     pub fn new(trust: OrchestratorTrust) -> Result<HttpClients, ClientBuildError> {
         let _ = provider();
-        let tls = orchestrator_client_config(&trust, &[b"h2", b"http/1.1"]);
-        let orchestrator = reqwest::Client::builder()
+        let signer = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()
+            .map_err(|e| ClientBuildError(e.to_string()))?;
+        Ok(HttpClients { signer, trust, orchestrators: Arc::default() })
+    }
+
+    /// The client for the orchestrator (or trickle URL) at `url`: one per origin, so its
+    /// certificate pin and connection pool belong to that orchestrator.
+    pub fn orchestrator(&self, url: &str) -> Result<reqwest::Client, ClientBuildError> {
+        let parsed =
+            url::Url::parse(url).map_err(|e| ClientBuildError(format!("invalid orchestrator URL: {e}")))?;
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let origin = format!("{}://{}:{port}", parsed.scheme(), parsed.host_str().unwrap_or_default());
+        let mut cache = self.orchestrators.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cache.get(&origin) {
+            return Ok(c.clone());
+        }
+        let tls = orchestrator_client_config(&self.trust, &[b"h2", b"http/1.1"], port);
+        let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
@@ -54,13 +75,8 @@ impl HttpClients {
             .no_proxy()
             .build()
             .map_err(|e| ClientBuildError(e.to_string()))?;
-        let signer = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .no_proxy()
-            .build()
-            .map_err(|e| ClientBuildError(e.to_string()))?;
-        Ok(HttpClients { orchestrator, signer, trust })
+        cache.insert(origin, client.clone());
+        Ok(client)
     }
 }
 

@@ -6,6 +6,18 @@
 //! no pixel work itself (that is `gateway-media`).
 #![warn(missing_docs)]
 
+pub use gateway::{Gateway, GatewayConfig, GatewayError};
+pub use jobs::byoc::{ByocJob, ByocJobRequest};
+pub use jobs::lv2v::{Lv2vJob, Lv2vRequest};
+
+pub mod channels;
+pub mod discovery;
+pub mod gateway;
+pub mod grpc;
 pub mod http;
+pub mod jobs;
+pub mod payments;
+pub mod selector;
+pub mod signer_client;
 pub mod tls;
 pub mod trickle;

@@ -2,8 +2,8 @@
 //! orchestrators.
 //!
 //! Orchestrators serve self-signed certificates, so no CA can vouch for them. go-livepeer and the
-//! Python SDK skip verification; we pin instead: the first certificate seen for a host is
-//! remembered (optionally in a file that survives restarts), and a different certificate later
+//! Python SDK skip verification; we pin instead: the first certificate seen for a `host:port`
+//! is remembered (optionally in a file that survives restarts), and a different certificate later
 //! is refused with a clear error. [`OrchestratorTrust::Insecure`] restores the skip-verify
 //! behaviour for networks that rotate certificates.
 
@@ -42,7 +42,8 @@ impl Default for OrchestratorTrust {
     }
 }
 
-/// Pinned certificate fingerprints (keccak-256 of the DER), by host.
+/// Pinned certificate fingerprints (keccak-256 of the DER), by `host:port` (several
+/// orchestrators often share one host).
 #[derive(Debug, Clone)]
 pub struct PinStore {
     pins: Arc<Mutex<BTreeMap<String, String>>>,
@@ -124,6 +125,8 @@ pub fn fingerprint(cert: &[u8]) -> String {
 struct OrchestratorVerifier {
     trust: OrchestratorTrust,
     provider: Arc<CryptoProvider>,
+    /// The port this config connects to; rustls only tells the verifier the host.
+    port: u16,
 }
 
 impl ServerCertVerifier for OrchestratorVerifier {
@@ -138,8 +141,8 @@ impl ServerCertVerifier for OrchestratorVerifier {
         match &self.trust {
             OrchestratorTrust::Insecure => Ok(ServerCertVerified::assertion()),
             OrchestratorTrust::TrustOnFirstUse(pins) => {
-                let host = server_name.to_str();
-                pins.check_or_pin(&host, &fingerprint(end_entity))
+                let key = format!("{}:{}", server_name.to_str(), self.port);
+                pins.check_or_pin(&key, &fingerprint(end_entity))
                     .map(|_| ServerCertVerified::assertion())
                     .map_err(rustls::Error::General)
             }
@@ -169,10 +172,15 @@ impl ServerCertVerifier for OrchestratorVerifier {
     }
 }
 
-/// TLS client config for orchestrators (HTTP and gRPC), with the given ALPN protocols.
-pub fn orchestrator_client_config(trust: &OrchestratorTrust, alpn: &[&[u8]]) -> rustls::ClientConfig {
+/// TLS client config for orchestrators on `port` (HTTP and gRPC), with the given ALPN protocols.
+/// Pins are per `host:port`, so a config serves one port.
+pub fn orchestrator_client_config(
+    trust: &OrchestratorTrust,
+    alpn: &[&[u8]],
+    port: u16,
+) -> rustls::ClientConfig {
     let provider = provider();
-    let verifier = Arc::new(OrchestratorVerifier { trust: trust.clone(), provider: provider.clone() });
+    let verifier = Arc::new(OrchestratorVerifier { trust: trust.clone(), provider: provider.clone(), port });
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions")

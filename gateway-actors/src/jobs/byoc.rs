@@ -1,0 +1,370 @@
+//! BYOC ("bring your own container") jobs: streams on `/ai/stream/start|payment|stop` and
+//! single-shot requests on `/process/request/*`.
+//!
+//! A stream start is: select an orchestrator serving `byoc/{capability}`, pay up front (the
+//! orchestrator wants 60 s of credit), sign the job (`/sign-byoc-job`, V1 encoding), then
+//! `POST /ai/stream/start`. A 402 means the credit did not arrive or was not enough: pay again
+//! and retry, a bounded number of times ([`JobError::PaymentRequired`] after that). `stop`
+//! always tells the orchestrator, also after errors.
+
+use actix::prelude::*;
+use bytes::Bytes;
+use gateway_core::capabilities::{build_capabilities, CapabilityQuery};
+use gateway_core::error::JobError;
+use gateway_core::jobs::{self, JobParameters, JobRequest, StreamUrls};
+use gateway_core::signer::SignByocJobRequest;
+use gateway_core::trickle::SeqSpec;
+use serde_json::Value;
+
+use super::{rejection, send};
+use crate::channels::{ControlWriter, JsonReader};
+use crate::gateway::{Gateway, GatewayError};
+use crate::payments::{
+    PaymentCredentials, PaymentKind, PaymentScheduler, PaymentSession, PaymentStats, PaymentTarget,
+    SharedPaymentStats, StopPayments,
+};
+use crate::signer_client::SignByocJob;
+use crate::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
+
+/// Default job timeout sent with BYOC jobs.
+pub const DEFAULT_TIMEOUT_SECONDS: u32 = 70;
+/// Default seconds of credit bought before a stream starts.
+pub const DEFAULT_PRELOAD_SECONDS: u32 = 120;
+/// Extra payments tried when a start answers 402.
+pub const DEFAULT_PAYMENT_RETRIES: u32 = 2;
+
+/// A BYOC stream to start.
+#[derive(Debug, Clone)]
+pub struct ByocJobRequest {
+    /// Registered capability name, e.g. `text-reversal`.
+    pub capability: String,
+    /// Stream id (channel base name); random when `None`.
+    pub stream_id: Option<String>,
+    /// Parameters passed to the worker's start.
+    pub params: Value,
+    /// Open a gateway → worker media channel.
+    pub enable_video_ingress: bool,
+    /// Open a worker → gateway media channel.
+    pub enable_video_egress: bool,
+    /// Open a worker → gateway JSON-lines channel.
+    pub enable_data_output: bool,
+    /// Job timeout in seconds.
+    pub timeout_seconds: u32,
+    /// Seconds of credit to buy up front.
+    pub preload_seconds: u32,
+    /// Payments retried on 402.
+    pub payment_retries: u32,
+    /// Highest acceptable price, wei per second.
+    pub max_price_wei_per_unit: Option<f64>,
+}
+
+impl ByocJobRequest {
+    /// A request for `capability` with defaults (control and events channels only).
+    pub fn new(capability: impl Into<String>) -> ByocJobRequest {
+        ByocJobRequest {
+            capability: capability.into(),
+            stream_id: None,
+            params: Value::Object(Default::default()),
+            enable_video_ingress: false,
+            enable_video_egress: false,
+            enable_data_output: false,
+            timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+            preload_seconds: DEFAULT_PRELOAD_SECONDS,
+            payment_retries: DEFAULT_PAYMENT_RETRIES,
+            max_price_wei_per_unit: None,
+        }
+    }
+}
+
+/// A running BYOC stream.
+pub struct ByocJob {
+    /// Stream id.
+    pub stream_id: String,
+    /// The orchestrator running it.
+    pub orchestrator: String,
+    /// Its channels.
+    pub urls: StreamUrls,
+    job_header: String,
+    http: reqwest::Client,
+    payments: Option<Addr<PaymentScheduler>>,
+    payment_stats: SharedPaymentStats,
+}
+
+impl std::fmt::Debug for ByocJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByocJob")
+            .field("stream_id", &self.stream_id)
+            .field("orchestrator", &self.orchestrator)
+            .finish()
+    }
+}
+
+impl Gateway {
+    async fn signed_job(&self, mut job: JobRequest) -> Result<JobRequest, GatewayError> {
+        if let Some(signer) = self.signer_addr() {
+            let req = SignByocJobRequest {
+                id: job.id.clone(),
+                capability: job.capability.clone(),
+                request: job.request.clone(),
+                parameters: job.parameters.clone(),
+                timeout_seconds: job.timeout_seconds,
+            };
+            let signed = signer.send(SignByocJob(req)).await.map_err(|_| GatewayError::Stopped)??;
+            job.sender = signed.sender;
+            job.sig = signed.signature;
+        }
+        Ok(job)
+    }
+
+    /// Starts a BYOC stream (see the module docs for the steps).
+    pub async fn start_byoc_job(&self, request: ByocJobRequest) -> Result<ByocJob, GatewayError> {
+        if request.timeout_seconds == 0 {
+            return Err(JobError::InvalidRequest("timeout_seconds must be positive".into()).into());
+        }
+        let queries = vec![CapabilityQuery::byoc(request.capability.clone())
+            .map_err(|e| JobError::InvalidRequest(e.to_string()))?];
+        let stream_id = request
+            .stream_id
+            .clone()
+            .unwrap_or_else(|| format!("byoc-{}", hex::encode(rand::random::<[u8; 6]>())));
+        if !gateway_core::trickle::is_valid_channel_name(&stream_id) {
+            return Err(JobError::InvalidRequest(format!(
+                "stream id {stream_id:?} is not a valid channel name"
+            ))
+            .into());
+        }
+        let parameters = JobParameters {
+            enable_video_ingress: request.enable_video_ingress,
+            enable_video_egress: request.enable_video_egress,
+            enable_data_output: request.enable_data_output,
+            ..Default::default()
+        };
+        let job = self
+            .signed_job(JobRequest {
+                id: stream_id.clone(),
+                request: serde_json::json!({ "stream_id": stream_id }).to_string(),
+                parameters: serde_json::to_string(&parameters).unwrap_or_default(),
+                capability: request.capability.clone(),
+                timeout_seconds: request.timeout_seconds,
+                ..Default::default()
+            })
+            .await?;
+        let job_header = job.to_header();
+        let identity = self.identity().await?;
+        let selection =
+            self.select_as(&queries, identity.clone(), request.max_price_wei_per_unit, Vec::new()).await?;
+        let mut rejections = selection.rejections.clone();
+        let caps = build_capabilities(&queries);
+        'candidates: for candidate in &selection.candidates {
+            let origin = candidate.info.transcoder.trim_end_matches('/').to_owned();
+            let (http, actor_http) = match self.orchestrator_clients(&origin) {
+                Ok(c) => c,
+                Err(e) => {
+                    rejections.push(rejection(&candidate.address, e));
+                    continue;
+                }
+            };
+            let refresh = self.refresher(candidate.address.clone(), &queries, identity.clone());
+            let kind = PaymentKind::Byoc { preload_seconds: request.preload_seconds };
+            let mut session =
+                PaymentSession::new(self.signer_addr(), candidate.info.clone(), kind, &caps, Some(refresh));
+            let mut attempts = 0;
+            let answer = loop {
+                let creds = match session.next_payment().await {
+                    Ok(c) => c,
+                    // The credit from an earlier attempt still covers the start.
+                    Err(gateway_core::error::SignerError::SkipCycle) => {
+                        PaymentCredentials { payment: String::new(), segment: String::new() }
+                    }
+                    Err(e) => {
+                        rejections.push(rejection(&candidate.address, format!("payment: {e}")));
+                        continue 'candidates;
+                    }
+                };
+                let req = http
+                    .post(format!("{origin}{}", jobs::STREAM_START_PATH))
+                    .header(jobs::HEADER_JOB, &job_header)
+                    .header(jobs::HEADER_PAYMENT, &creds.payment)
+                    .header(jobs::HEADER_SEGMENT, &creds.segment)
+                    .json(&serde_json::json!({ "params": request.params }));
+                let answer = match send(req, jobs::STREAM_START_PATH).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        rejections.push(rejection(&candidate.address, e));
+                        continue 'candidates;
+                    }
+                };
+                if answer.status == jobs::STATUS_PAYMENT_REQUIRED && attempts < request.payment_retries {
+                    attempts += 1;
+                    tracing::info!(orchestrator = %origin, attempts, "BYOC start wants payment (402); paying again");
+                    continue;
+                }
+                break answer;
+            };
+            if answer.status != 200 {
+                rejections.push(rejection(&candidate.address, answer.error(jobs::STREAM_START_PATH)));
+                continue;
+            }
+            let urls = StreamUrls::from_headers(|n| answer.headers.get(n).and_then(|v| v.to_str().ok()));
+            let (payments, payment_stats) = if session.is_paying() {
+                let (scheduler, stats) = PaymentScheduler::new(
+                    session,
+                    PaymentTarget::Byoc { orchestrator: origin.clone(), job_header: job_header.clone() },
+                    actor_http,
+                    self.inner.config.byoc_payment_interval,
+                );
+                (Some(PaymentScheduler::start_in_arbiter(self.arbiter(), move |_| scheduler)), stats)
+            } else {
+                (None, SharedPaymentStats::default())
+            };
+            tracing::info!(orchestrator = %origin, stream_id = %stream_id, "BYOC stream started");
+            return Ok(ByocJob {
+                stream_id,
+                orchestrator: origin,
+                urls,
+                job_header,
+                http,
+                payments,
+                payment_stats,
+            });
+        }
+        let only_payment = !rejections.is_empty() && rejections.iter().all(|r| r.reason.contains("HTTP 402"));
+        if only_payment {
+            return Err(JobError::PaymentRequired {
+                message: rejections.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            }
+            .into());
+        }
+        Err(JobError::NoOrchestratorAvailable { rejections }.into())
+    }
+
+    /// A single-shot BYOC request: `POST /process/request/{path}` with `body`, paid up front.
+    /// Returns the worker's status and body.
+    pub async fn byoc_request(
+        &self,
+        capability: &str,
+        path: &str,
+        body: Bytes,
+    ) -> Result<(u16, Bytes), GatewayError> {
+        let queries =
+            vec![CapabilityQuery::byoc(capability).map_err(|e| JobError::InvalidRequest(e.to_string()))?];
+        let id = format!("req-{}", hex::encode(rand::random::<[u8; 6]>()));
+        let job = self
+            .signed_job(JobRequest {
+                id: id.clone(),
+                request: serde_json::json!({ "request_id": id }).to_string(),
+                parameters: "{}".into(),
+                capability: capability.to_owned(),
+                timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+                ..Default::default()
+            })
+            .await?;
+        let identity = self.identity().await?;
+        let selection = self.select_as(&queries, identity.clone(), None, Vec::new()).await?;
+        let mut rejections = selection.rejections.clone();
+        let caps = build_capabilities(&queries);
+        let path = path.trim_start_matches('/');
+        for candidate in &selection.candidates {
+            let origin = candidate.info.transcoder.trim_end_matches('/').to_owned();
+            let (http, _) = match self.orchestrator_clients(&origin) {
+                Ok(c) => c,
+                Err(e) => {
+                    rejections.push(rejection(&candidate.address, e));
+                    continue;
+                }
+            };
+            let refresh = self.refresher(candidate.address.clone(), &queries, identity.clone());
+            let kind = PaymentKind::Byoc { preload_seconds: gateway_core::signer::BYOC_MIN_PRELOAD_SECONDS };
+            let mut session =
+                PaymentSession::new(self.signer_addr(), candidate.info.clone(), kind, &caps, Some(refresh));
+            let creds = match session.next_payment().await {
+                Ok(c) => c,
+                Err(e) => {
+                    rejections.push(rejection(&candidate.address, format!("payment: {e}")));
+                    continue;
+                }
+            };
+            let req = http
+                .post(format!("{origin}{}{path}", jobs::PROCESS_REQUEST_PREFIX))
+                .header(jobs::HEADER_JOB, job.to_header())
+                .header(jobs::HEADER_PAYMENT, &creds.payment)
+                .header(jobs::HEADER_SEGMENT, &creds.segment)
+                .body(body.clone());
+            match send(req, jobs::PROCESS_REQUEST_PREFIX).await {
+                Ok(a) if a.status < 500 && a.status != 402 && a.status != 503 => {
+                    return Ok((a.status, a.body))
+                }
+                Ok(a) => {
+                    rejections.push(rejection(&candidate.address, a.error(jobs::PROCESS_REQUEST_PREFIX)))
+                }
+                Err(e) => rejections.push(rejection(&candidate.address, e)),
+            }
+        }
+        Err(JobError::NoOrchestratorAvailable { rejections }.into())
+    }
+}
+
+impl ByocJob {
+    /// A writer of the control channel (text messages for `text-reversal`), with keepalive.
+    pub async fn control(&self) -> Result<ControlWriter, JobError> {
+        let url = self.urls.control_url.as_deref().ok_or_else(|| missing("control"))?;
+        Ok(ControlWriter::connect(self.http.clone(), url, ControlWriter::default_keepalive()).await)
+    }
+
+    /// A reader of the data channel (JSON lines).
+    pub fn data(&self) -> Result<JsonReader, JobError> {
+        let url = self.urls.data_url.as_deref().ok_or_else(|| missing("data"))?;
+        Ok(JsonReader::new(self.http.clone(), url, SeqSpec::At(0)))
+    }
+
+    /// A reader of the events channel.
+    pub fn events(&self) -> Result<JsonReader, JobError> {
+        let url = self.urls.events_url.as_deref().ok_or_else(|| missing("events"))?;
+        Ok(JsonReader::new(self.http.clone(), url, SeqSpec::Current))
+    }
+
+    /// A publisher of the media input channel.
+    pub async fn publisher(&self, mime: &str) -> Result<TricklePublisher, JobError> {
+        let url =
+            self.urls.publish_url.as_deref().ok_or_else(|| missing("publish (enable_video_ingress)"))?;
+        Ok(TricklePublisher::start(
+            self.http.clone(),
+            url,
+            PublisherConfig { mime: mime.to_owned(), ..Default::default() },
+        )
+        .await)
+    }
+
+    /// A subscriber of the media output channel.
+    pub fn output(&self, start: SeqSpec) -> Result<TrickleSubscriber, JobError> {
+        let url =
+            self.urls.subscribe_url.as_deref().ok_or_else(|| missing("subscribe (enable_video_egress)"))?;
+        Ok(TrickleSubscriber::new(self.http.clone(), url, SubscriberConfig { start, ..Default::default() }))
+    }
+
+    /// Payments so far.
+    pub fn payment_stats(&self) -> PaymentStats {
+        self.payment_stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stops payments and the stream on the orchestrator. Always sends the stop, and reports
+    /// its failure only after cleaning up locally.
+    pub async fn stop(self) -> Result<(), JobError> {
+        if let Some(p) = &self.payments {
+            let _ = p.send(StopPayments).await;
+        }
+        let req = self
+            .http
+            .post(format!("{}{}", self.orchestrator, jobs::STREAM_STOP_PATH))
+            .header(jobs::HEADER_JOB, &self.job_header);
+        let answer = send(req, jobs::STREAM_STOP_PATH).await?;
+        if answer.status >= 300 {
+            return Err(answer.error(jobs::STREAM_STOP_PATH));
+        }
+        Ok(())
+    }
+}
+
+fn missing(channel: &str) -> JobError {
+    JobError::InvalidRequest(format!("the job has no {channel} channel"))
+}

@@ -1,0 +1,193 @@
+//! Live video-to-video: `POST /live-video-to-video`, then media in and out over trickle, a
+//! control channel, an events channel and payments every few seconds.
+
+use actix::prelude::*;
+use gateway_core::capabilities::{build_capabilities, Capability, CapabilityQuery};
+use gateway_core::error::{JobError, TrickleError};
+use gateway_core::jobs::{self, LiveVideoToVideoRequest, LiveVideoToVideoResponse};
+use gateway_core::trickle::SeqSpec;
+use serde_json::Value;
+
+use super::{rejection, send};
+use crate::channels::{ControlWriter, JsonReader};
+use crate::gateway::{Gateway, GatewayError};
+use crate::payments::{
+    PaymentKind, PaymentScheduler, PaymentSession, PaymentStats, PaymentTarget, SharedPaymentStats,
+    StopPayments,
+};
+use crate::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct Lv2vRequest {
+    /// Pipeline model (`noop` when empty).
+    pub model_id: String,
+    /// Initial pipeline parameters.
+    pub params: Option<Value>,
+    /// Caller's stream id (logging).
+    pub stream_id: Option<String>,
+    /// Caller's request id (logging).
+    pub request_id: Option<String>,
+    /// Highest acceptable price, wei per pixel.
+    pub max_price_wei_per_unit: Option<f64>,
+}
+
+/// A running LV2V job.
+pub struct Lv2vJob {
+    /// The orchestrator running it.
+    pub orchestrator: String,
+    /// Its channels and manifest id.
+    pub session: LiveVideoToVideoResponse,
+    http: reqwest::Client,
+    payments: Option<Addr<PaymentScheduler>>,
+    payment_stats: SharedPaymentStats,
+}
+
+impl std::fmt::Debug for Lv2vJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lv2vJob")
+            .field("orchestrator", &self.orchestrator)
+            .field("manifest_id", &self.session.manifest_id)
+            .finish()
+    }
+}
+
+impl Gateway {
+    /// Selects an orchestrator for `live-video-to-video/{model}`, pays, and starts the job,
+    /// failing over to the next candidate when a start fails.
+    pub async fn start_lv2v(&self, request: Lv2vRequest) -> Result<Lv2vJob, GatewayError> {
+        let model = if request.model_id.is_empty() { "noop".to_owned() } else { request.model_id.clone() };
+        let queries = vec![CapabilityQuery::new(Capability::LiveVideoToVideo, model.clone())
+            .map_err(|e| JobError::InvalidRequest(e.to_string()))?];
+        let identity = self.identity().await?;
+        let selection =
+            self.select_as(&queries, identity.clone(), request.max_price_wei_per_unit, Vec::new()).await?;
+        let mut rejections = selection.rejections.clone();
+        let caps = build_capabilities(&queries);
+        for candidate in &selection.candidates {
+            let origin = candidate.info.transcoder.trim_end_matches('/').to_owned();
+            let (http, actor_http) = match self.orchestrator_clients(&origin) {
+                Ok(c) => c,
+                Err(e) => {
+                    rejections.push(rejection(&candidate.address, e));
+                    continue;
+                }
+            };
+            let refresh = self.refresher(candidate.address.clone(), &queries, identity.clone());
+            let mut session = PaymentSession::new(
+                self.signer_addr(),
+                candidate.info.clone(),
+                PaymentKind::Lv2v,
+                &caps,
+                Some(refresh),
+            );
+            let creds = match session.next_payment().await {
+                Ok(c) => c,
+                Err(e) => {
+                    rejections.push(rejection(&candidate.address, format!("payment: {e}")));
+                    continue;
+                }
+            };
+            let body = LiveVideoToVideoRequest {
+                model_id: model.clone(),
+                params: request.params.clone(),
+                gateway_request_id: request.request_id.clone(),
+                stream_id: request.stream_id.clone(),
+            };
+            let req = http
+                .post(format!("{origin}{}", jobs::LIVE_VIDEO_TO_VIDEO_PATH))
+                .header(jobs::HEADER_PAYMENT, &creds.payment)
+                .header(jobs::HEADER_SEGMENT, &creds.segment)
+                .header(reqwest::header::AUTHORIZATION, jobs::AI_WORKER_AUTHORIZATION)
+                .json(&body);
+            let answer = match send(req, jobs::LIVE_VIDEO_TO_VIDEO_PATH).await {
+                Ok(a) => a,
+                Err(e) => {
+                    rejections.push(rejection(&candidate.address, e));
+                    continue;
+                }
+            };
+            if answer.status != 200 {
+                rejections.push(rejection(&candidate.address, answer.error(jobs::LIVE_VIDEO_TO_VIDEO_PATH)));
+                continue;
+            }
+            let started: LiveVideoToVideoResponse = match serde_json::from_slice(&answer.body) {
+                Ok(r) => r,
+                Err(e) => {
+                    rejections.push(rejection(&candidate.address, format!("invalid start answer: {e}")));
+                    continue;
+                }
+            };
+            let started = started.absolutize(&origin);
+            session.set_manifest_id(started.manifest_id.clone());
+            let (payments, payment_stats) = if session.is_paying() {
+                let (scheduler, stats) = PaymentScheduler::new(
+                    session,
+                    PaymentTarget::Lv2v { orchestrator: origin.clone() },
+                    actor_http,
+                    self.inner.config.lv2v_payment_interval,
+                );
+                (Some(PaymentScheduler::start_in_arbiter(self.arbiter(), move |_| scheduler)), stats)
+            } else {
+                (None, SharedPaymentStats::default())
+            };
+            tracing::info!(orchestrator = %origin, manifest_id = %started.manifest_id, "LV2V job started");
+            return Ok(Lv2vJob { orchestrator: origin, session: started, http, payments, payment_stats });
+        }
+        Err(JobError::NoOrchestratorAvailable { rejections }.into())
+    }
+}
+
+impl Lv2vJob {
+    /// A publisher of the job's input channel (MPEG-TS segments).
+    pub async fn publisher(&self) -> TricklePublisher {
+        TricklePublisher::start(self.http.clone(), &self.session.publish_url, PublisherConfig::default())
+            .await
+    }
+
+    /// A subscriber of the job's output channel.
+    pub fn output(&self, start: SeqSpec) -> TrickleSubscriber {
+        TrickleSubscriber::new(
+            self.http.clone(),
+            &self.session.subscribe_url,
+            SubscriberConfig { start, ..Default::default() },
+        )
+    }
+
+    /// A reader of the job's events.
+    pub fn events(&self) -> JsonReader {
+        JsonReader::new(self.http.clone(), &self.session.events_url, SeqSpec::Current)
+    }
+
+    /// A writer of the job's control channel, with the keepalive running.
+    pub async fn control(&self) -> ControlWriter {
+        ControlWriter::connect(
+            self.http.clone(),
+            &self.session.control_url,
+            ControlWriter::default_keepalive(),
+        )
+        .await
+    }
+
+    /// Payments so far.
+    pub fn payment_stats(&self) -> PaymentStats {
+        self.payment_stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stops paying and ends the session (deleting the input channel makes the orchestrator
+    /// close all four channels). Never fails; problems are logged.
+    pub async fn stop(self) -> Result<(), TrickleError> {
+        if let Some(p) = &self.payments {
+            let _ = p.send(StopPayments).await;
+        }
+        let resp = tokio::time::timeout(
+            crate::http::JSON_CALL_TIMEOUT,
+            self.http.delete(&self.session.publish_url).send(),
+        )
+        .await;
+        if !matches!(resp, Ok(Ok(ref r)) if r.status().is_success() || r.status().as_u16() == 400) {
+            tracing::debug!("LV2V stop: deleting the input channel did not succeed");
+        }
+        Ok(())
+    }
+}

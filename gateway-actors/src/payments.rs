@@ -1,0 +1,371 @@
+//! Paying for a job: the per-job payment session (signer state, 480 refreshes) and the
+//! `PaymentScheduler` actor that pays on a timer while the job runs.
+//!
+//! The timer is independent of media flow: no extra subscriber, no coupling to segments (the
+//! Python SDK's segment-driven sender opened a second subscriber and caused disconnects).
+//! LV2V pays `POST {orchestrator}/payment` every 5 s; BYOC tops up with
+//! `POST /ai/stream/payment` every 50 s. A 482 skips the cycle; 480 refreshes the
+//! orchestrator info (bounded); a price rise (481) or a refusal by the orchestrator stops the
+//! payments and is reported in [`PaymentStats::stopped`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use gateway_core::error::{JobError, SignerError};
+use gateway_core::jobs::{self, offchain_segment_credentials};
+use gateway_core::lp_rpc::{self, OrchestratorInfo, PaymentResult};
+use gateway_core::signer::{GenerateLivePaymentRequest, PaymentType, SignerState};
+use prost::Message as _;
+
+use crate::http::{describe, header_str, read_body_capped, JSON_CALL_TIMEOUT, MAX_RESPONSE_BYTES};
+use crate::signer_client::{GeneratePayment, SignerClient};
+
+/// Most `GetOrchestrator` refreshes in a row on signer 480 answers (go-livepeer: 3).
+pub const MAX_REFRESHES: u32 = 3;
+
+/// Fetches fresh orchestrator info (a new auth token and ticket params) for a 480 refresh.
+pub type RefreshInfo =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<OrchestratorInfo, String>> + Send>> + Send + Sync>;
+
+/// The two header values that pay for a request.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PaymentCredentials {
+    /// `Livepeer-Payment` (empty offchain).
+    pub payment: String,
+    /// `Livepeer-Segment`.
+    pub segment: String,
+}
+
+impl std::fmt::Debug for PaymentCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PaymentCredentials({} + {} bytes)", self.payment.len(), self.segment.len())
+    }
+}
+
+/// What is being paid for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentKind {
+    /// Live video-to-video.
+    Lv2v,
+    /// A BYOC stream or request, preloading this many seconds on the first payment.
+    Byoc {
+        /// Seconds of credit to buy up front (the signer uses at least 60).
+        preload_seconds: u32,
+    },
+}
+
+/// One job's payment state: the orchestrator info it pays against and the signer's state blob.
+pub struct PaymentSession {
+    signer: Option<Addr<SignerClient>>,
+    info: OrchestratorInfo,
+    kind: PaymentKind,
+    capabilities: String,
+    state: Option<SignerState>,
+    manifest_id: Option<String>,
+    refresh: Option<RefreshInfo>,
+}
+
+impl std::fmt::Debug for PaymentSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentSession")
+            .field("kind", &self.kind)
+            .field("manifest_id", &self.manifest_id)
+            .finish()
+    }
+}
+
+impl PaymentSession {
+    /// A session paying `info` for `kind`; `signer` is `None` offchain.
+    pub fn new(
+        signer: Option<Addr<SignerClient>>,
+        info: OrchestratorInfo,
+        kind: PaymentKind,
+        capabilities: &lp_rpc::Capabilities,
+        refresh: Option<RefreshInfo>,
+    ) -> PaymentSession {
+        PaymentSession {
+            signer,
+            info,
+            kind,
+            capabilities: lp_rpc::to_base64(capabilities),
+            state: None,
+            manifest_id: None,
+            refresh,
+        }
+    }
+
+    /// Whether payments are made at all (a signer, and an orchestrator that charges).
+    pub fn is_paying(&self) -> bool {
+        self.signer.is_some() && !self.info.is_offchain()
+    }
+
+    /// Sets the manifest id later payments must name (LV2V: the orchestrator's session id).
+    pub fn set_manifest_id(&mut self, id: impl Into<String>) {
+        self.manifest_id = Some(id.into());
+    }
+
+    /// Replaces the orchestrator info (after a `/payment` answer carried fresh ticket params).
+    pub fn update_info(&mut self, info: OrchestratorInfo) {
+        self.info = info;
+    }
+
+    /// The orchestrator info in use.
+    pub fn info(&self) -> &OrchestratorInfo {
+        &self.info
+    }
+
+    /// Credentials for the next payment: from the signer, or offchain ones.
+    pub async fn next_payment(&mut self) -> Result<PaymentCredentials, SignerError> {
+        let signer = match &self.signer {
+            Some(s) if !self.info.is_offchain() => s.clone(),
+            _ => {
+                let segment = offchain_segment_credentials(&self.info, self.manifest_id.as_deref())
+                    .map_err(|e| SignerError::InvalidRequest(e.to_string()))?;
+                return Ok(PaymentCredentials { payment: String::new(), segment });
+            }
+        };
+        let mut refreshes = 0;
+        loop {
+            let (payment_type, preload_seconds) = match self.kind {
+                PaymentKind::Lv2v => (PaymentType::Lv2v, None),
+                PaymentKind::Byoc { preload_seconds } => (PaymentType::Byoc, Some(preload_seconds)),
+            };
+            let req = GenerateLivePaymentRequest {
+                orchestrator: lp_rpc::to_base64(&self.info),
+                state: self.state.clone(),
+                manifest_id: self.manifest_id.clone(),
+                app: None,
+                in_pixels: None,
+                payment_type,
+                max_price: None,
+                capabilities: Some(self.capabilities.clone()),
+                preload_seconds,
+                request_id: Some(hex::encode(rand::random::<[u8; 8]>())),
+            };
+            let result = signer
+                .send(GeneratePayment(req))
+                .await
+                .map_err(|e| SignerError::InvalidRequest(format!("signer client stopped: {e}")))?;
+            match result {
+                Ok(resp) => {
+                    self.state = Some(resp.state);
+                    return Ok(PaymentCredentials { payment: resp.payment, segment: resp.seg_creds });
+                }
+                Err(SignerError::RefreshRequired { .. })
+                    if refreshes < MAX_REFRESHES && self.refresh.is_some() =>
+                {
+                    refreshes += 1;
+                    let refresh = self.refresh.clone().expect("checked above");
+                    match refresh().await {
+                        Ok(info) => self.info = info,
+                        Err(reason) => {
+                            return Err(SignerError::InvalidRequest(format!(
+                                "cannot refresh orchestrator info: {reason}"
+                            )))
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Where recurring payments go.
+#[derive(Clone)]
+pub enum PaymentTarget {
+    /// `POST {orchestrator}/payment`.
+    Lv2v {
+        /// Orchestrator origin.
+        orchestrator: String,
+    },
+    /// `POST {orchestrator}/ai/stream/payment` with a signed job header.
+    Byoc {
+        /// Orchestrator origin.
+        orchestrator: String,
+        /// The `Livepeer` header value naming the stream.
+        job_header: String,
+    },
+}
+
+/// What the scheduler has done.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PaymentStats {
+    /// Payments the orchestrator accepted.
+    pub payments_sent: u64,
+    /// Cycles skipped because the credit still covered them (signer 482).
+    pub cycles_skipped: u64,
+    /// Cycles that failed and will be retried next cycle.
+    pub failures: u64,
+    /// Balance the orchestrator last reported (BYOC).
+    pub last_balance: Option<i64>,
+    /// Why payments stopped for good, if they did.
+    pub stopped: Option<String>,
+}
+
+/// Shared view of a scheduler's stats.
+pub type SharedPaymentStats = Arc<Mutex<PaymentStats>>;
+
+/// Pays on a timer while a job runs.
+pub struct PaymentScheduler {
+    session: Arc<tokio::sync::Mutex<PaymentSession>>,
+    target: PaymentTarget,
+    http: reqwest::Client,
+    interval: Duration,
+    stats: SharedPaymentStats,
+    in_flight: bool,
+}
+
+impl PaymentScheduler {
+    /// A scheduler paying `session` to `target` every `interval`.
+    pub fn new(
+        session: PaymentSession,
+        target: PaymentTarget,
+        http: reqwest::Client,
+        interval: Duration,
+    ) -> (PaymentScheduler, SharedPaymentStats) {
+        let stats = SharedPaymentStats::default();
+        let s = PaymentScheduler {
+            session: Arc::new(tokio::sync::Mutex::new(session)),
+            target,
+            http,
+            interval,
+            stats: stats.clone(),
+            in_flight: false,
+        };
+        (s, stats)
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight {
+            return; // a slow payment is still running; never overlap (the signer state is a chain)
+        }
+        self.in_flight = true;
+        let fut = pay_once(self.session.clone(), self.target.clone(), self.http.clone());
+        ctx.spawn(fut.into_actor(self).map(|outcome, act, ctx| {
+            act.in_flight = false;
+            let mut stats = act.stats.lock().unwrap_or_else(|e| e.into_inner());
+            match outcome {
+                PayOutcome::Paid { balance } => {
+                    stats.payments_sent += 1;
+                    if balance.is_some() {
+                        stats.last_balance = balance;
+                    }
+                }
+                PayOutcome::Skipped => stats.cycles_skipped += 1,
+                PayOutcome::Failed(reason) => {
+                    tracing::warn!(%reason, "payment failed; retrying next cycle");
+                    stats.failures += 1;
+                }
+                PayOutcome::Fatal(reason) => {
+                    tracing::warn!(%reason, "payments stopped");
+                    stats.stopped = Some(reason);
+                    drop(stats);
+                    ctx.stop();
+                }
+            }
+        }));
+    }
+}
+
+impl Actor for PaymentScheduler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.interval, |act, ctx| act.tick(ctx));
+    }
+}
+
+/// Stop paying (the job ended).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopPayments;
+
+impl Handler<StopPayments> for PaymentScheduler {
+    type Result = ();
+    fn handle(&mut self, _: StopPayments, ctx: &mut Context<Self>) {
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stopped
+            .get_or_insert_with(|| "job ended".into());
+        ctx.stop();
+    }
+}
+
+/// Pay right away (outside the timer), e.g. before a long pause.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PayNow;
+
+impl Handler<PayNow> for PaymentScheduler {
+    type Result = ();
+    fn handle(&mut self, _: PayNow, ctx: &mut Context<Self>) {
+        self.tick(ctx);
+    }
+}
+
+enum PayOutcome {
+    Paid { balance: Option<i64> },
+    Skipped,
+    Failed(String),
+    Fatal(String),
+}
+
+async fn pay_once(
+    session: Arc<tokio::sync::Mutex<PaymentSession>>,
+    target: PaymentTarget,
+    http: reqwest::Client,
+) -> PayOutcome {
+    let mut session = session.lock().await;
+    let creds = match session.next_payment().await {
+        Ok(c) => c,
+        Err(SignerError::SkipCycle) => return PayOutcome::Skipped,
+        Err(e) if e.is_retryable() => return PayOutcome::Failed(e.to_string()),
+        Err(e) => return PayOutcome::Fatal(e.to_string()),
+    };
+    let (url, extra) = match &target {
+        PaymentTarget::Lv2v { orchestrator } => {
+            (format!("{}{}", orchestrator.trim_end_matches('/'), jobs::PAYMENT_PATH), None)
+        }
+        PaymentTarget::Byoc { orchestrator, job_header } => (
+            format!("{}{}", orchestrator.trim_end_matches('/'), jobs::STREAM_PAYMENT_PATH),
+            Some(job_header.clone()),
+        ),
+    };
+    let mut req = http
+        .post(&url)
+        .timeout(JSON_CALL_TIMEOUT)
+        .header(jobs::HEADER_PAYMENT, &creds.payment)
+        .header(jobs::HEADER_SEGMENT, &creds.segment);
+    if let Some(h) = extra {
+        req = req.header(jobs::HEADER_JOB, h);
+    }
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return PayOutcome::Failed(format!("payment POST failed: {}", describe(&e))),
+    };
+    let status = resp.status().as_u16();
+    let balance = header_str(&resp, jobs::HEADER_BALANCE).and_then(|b| b.trim().parse::<i64>().ok());
+    let body = read_body_capped(resp, MAX_RESPONSE_BYTES).await.unwrap_or_default();
+    if status >= 500 || status == 408 || status == 429 {
+        return PayOutcome::Failed(format!("orchestrator answered HTTP {status}"));
+    }
+    if status >= 400 {
+        let err = JobError::Http {
+            status,
+            endpoint: url.rsplit('/').next().unwrap_or_default().to_owned(),
+            message: gateway_core::error::body_excerpt(&body, 300),
+        };
+        return PayOutcome::Fatal(err.to_string());
+    }
+    if matches!(target, PaymentTarget::Lv2v { .. }) {
+        if let Ok(PaymentResult { info: Some(info) }) = PaymentResult::decode(body.as_ref()) {
+            session.update_info(info);
+        }
+    }
+    PayOutcome::Paid { balance }
+}
