@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod grpc;
 pub mod http;
 pub mod jobs;
+pub mod media;
 pub mod payments;
 pub mod selector;
 pub mod signer_client;
