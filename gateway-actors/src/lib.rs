@@ -6,6 +6,9 @@
 //! no pixel work itself (that is `gateway-media`).
 #![warn(missing_docs)]
 
+pub mod discovery;
+pub mod grpc;
 pub mod http;
+pub mod selector;
 pub mod tls;
 pub mod trickle;

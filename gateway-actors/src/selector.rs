@@ -1,0 +1,352 @@
+//! Orchestrator selection: discover candidates, ask each for its info (`GetOrchestrator`),
+//! keep those that can take the job, rank them by how fast they answered.
+//!
+//! Read top to bottom as *state* ([`OrchestratorSelector`], [`SelectorConfig`]), *message*
+//! ([`Select`] → [`Selection`]) and *handler*. The work itself is the plain async
+//! [`select_orchestrators`], so command-line tools can select without an actix system; the
+//! actor only owns the clients and settings and runs selections as futures, never blocking.
+//!
+//! Rules, after go-livepeer's selector (the Python SDK only keeps whoever answers first):
+//! an orchestrator is rejected, with the reason recorded, when its RPC fails or times out,
+//! its info lacks a `transcoder` URL or an auth token, its capabilities do not satisfy the
+//! request, its price is above the caller's maximum, or, when paying (a signer identity is
+//! given), it sent no ticket parameters. Survivors are ranked by `GetOrchestrator` round-trip
+//! latency, fastest first; the first is the choice and the rest are failovers.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Context, Handler, Message, ResponseFuture};
+use futures_util::stream::{self, StreamExt};
+use gateway_core::capabilities::{build_capabilities, check_compatible, CapabilityQuery};
+use gateway_core::error::{redact_url, JobError, OrchestratorRejection};
+use gateway_core::lp_rpc::{Capabilities, OrchestratorInfo, OrchestratorRequest};
+use gateway_core::signer::SignerIdentity;
+use gateway_core::token::NetworkSettings;
+
+use crate::discovery::{discover_with_timeout, DiscoveryError};
+use crate::grpc::{OrchestratorRpc, OrchestratorTarget, GRPC_CALL_TIMEOUT};
+use crate::http::HttpClients;
+
+/// Default number of orchestrators asked at the same time.
+pub const DEFAULT_BATCH_SIZE: usize = 10;
+/// Default bound on a whole selection (discovery and every `GetOrchestrator`).
+pub const DEFAULT_SELECTION_DEADLINE: Duration = Duration::from_secs(20);
+
+/// How a selection runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelectorConfig {
+    /// How many orchestrators are asked at the same time. A new call starts as soon as one
+    /// finishes, so a slow orchestrator holds up one slot, not a whole batch.
+    pub batch_size: usize,
+    /// Bound on one discovery call and on one `GetOrchestrator` (connecting included).
+    pub per_call_timeout: Duration,
+    /// Bound on the whole selection; candidates not answered by then are rejected.
+    pub deadline: Duration,
+}
+
+impl Default for SelectorConfig {
+    fn default() -> Self {
+        SelectorConfig {
+            batch_size: DEFAULT_BATCH_SIZE,
+            per_call_timeout: GRPC_CALL_TIMEOUT,
+            deadline: DEFAULT_SELECTION_DEADLINE,
+        }
+    }
+}
+
+/// One orchestrator that can take the job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// The address as discovered (what `GetOrchestrator` was called on).
+    pub address: String,
+    /// Its answer: transcoder URL, auth token, price, ticket parameters. Forward it to the
+    /// signer as is.
+    pub info: OrchestratorInfo,
+    /// `GetOrchestrator` round trip, connecting included when no channel was open.
+    pub latency: Duration,
+}
+
+/// The result of a selection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    /// Usable orchestrators, fastest first: the first is the choice, the rest are failovers.
+    /// Never empty.
+    pub candidates: Vec<Candidate>,
+    /// Every orchestrator that was not usable, with the reason.
+    pub rejections: Vec<OrchestratorRejection>,
+}
+
+impl Selection {
+    /// The chosen orchestrator (always `Some` for a selection [`select_orchestrators`]
+    /// returned).
+    pub fn chosen(&self) -> Option<&Candidate> {
+        self.candidates.first()
+    }
+}
+
+/// Select orchestrators for a job.
+#[derive(Debug, Clone, Default)]
+pub struct Select {
+    /// What the job needs (`pipeline/model`); empty asks for nothing in particular.
+    pub queries: Vec<CapabilityQuery>,
+    /// The gateway's signer identity when paying; `None` offchain (no address or signature is
+    /// sent and ticket parameters are not required).
+    pub identity: Option<SignerIdentity>,
+    /// Highest acceptable price in wei per unit (`pricePerUnit / pixelsPerUnit`).
+    pub max_price_wei_per_unit: Option<f64>,
+    /// Orchestrators not to use (for example ones that just failed a job), as any address
+    /// form naming the same host and port.
+    pub exclude: Vec<String>,
+}
+
+impl Message for Select {
+    type Result = Result<Selection, JobError>;
+}
+
+/// The selector actor: owns the RPC and HTTP clients and the network settings.
+#[derive(Debug)]
+pub struct OrchestratorSelector {
+    rpc: OrchestratorRpc,
+    http: HttpClients,
+    settings: NetworkSettings,
+    config: SelectorConfig,
+}
+
+impl OrchestratorSelector {
+    /// A selector over `settings` (orchestrator list, discovery URL or signer).
+    pub fn new(
+        rpc: OrchestratorRpc,
+        http: HttpClients,
+        settings: NetworkSettings,
+        config: SelectorConfig,
+    ) -> OrchestratorSelector {
+        OrchestratorSelector { rpc, http, settings, config }
+    }
+}
+
+impl Actor for OrchestratorSelector {
+    type Context = Context<Self>;
+}
+
+impl Handler<Select> for OrchestratorSelector {
+    type Result = ResponseFuture<Result<Selection, JobError>>;
+
+    fn handle(&mut self, msg: Select, _ctx: &mut Self::Context) -> Self::Result {
+        // Selections share nothing mutable, so several may run at once.
+        let (rpc, http, settings, config) =
+            (self.rpc.clone(), self.http.clone(), self.settings.clone(), self.config);
+        Box::pin(async move { select_orchestrators(&rpc, &http, &settings, &config, &msg).await })
+    }
+}
+
+/// Runs one selection without an actor (see the module docs for the rules).
+///
+/// Errors: [`JobError::InvalidRequest`] when no orchestrator source is configured;
+/// [`JobError::NoOrchestratorAvailable`] listing every rejection (or the discovery failure)
+/// when nothing usable is left.
+pub async fn select_orchestrators(
+    rpc: &OrchestratorRpc,
+    http: &HttpClients,
+    settings: &NetworkSettings,
+    config: &SelectorConfig,
+    request: &Select,
+) -> Result<Selection, JobError> {
+    let deadline = tokio::time::Instant::now() + config.deadline;
+    let discovery_timeout = config.per_call_timeout.min(config.deadline);
+    let addresses = match discover_with_timeout(http, settings, &request.queries, discovery_timeout).await {
+        Ok(a) => a,
+        Err(DiscoveryError::NotConfigured) => {
+            return Err(JobError::InvalidRequest(DiscoveryError::NotConfigured.to_string()))
+        }
+        Err(e) => {
+            return Err(JobError::NoOrchestratorAvailable {
+                rejections: vec![OrchestratorRejection {
+                    orchestrator: "discovery".into(),
+                    reason: e.to_string(),
+                }],
+            })
+        }
+    };
+
+    let mut rejections = Vec::new();
+    let excluded: HashSet<String> = request.exclude.iter().map(|a| same_orchestrator_key(a)).collect();
+    let mut to_ask = Vec::new();
+    for address in addresses {
+        if excluded.contains(&same_orchestrator_key(&address)) {
+            rejections.push(reject(&address, "excluded by the caller".into()));
+        } else {
+            to_ask.push(address);
+        }
+    }
+
+    let requested = (!request.queries.is_empty()).then(|| build_capabilities(&request.queries));
+    let rpc_request = OrchestratorRequest {
+        address: request.identity.as_ref().map(|i| i.address_bytes.to_vec()).unwrap_or_default(),
+        sig: request.identity.as_ref().map(|i| i.signature.clone()).unwrap_or_default(),
+        capabilities: requested.clone(),
+        // Capacity is checked when the job starts; a busy orchestrator still ranks.
+        ignore_capacity_check: true,
+    };
+
+    let per_call = config.per_call_timeout;
+    let mut pending: Vec<String> = to_ask.clone();
+    let mut answers = stream::iter(to_ask)
+        .map(|address| {
+            let req = rpc_request.clone();
+            async move {
+                let started = Instant::now();
+                let result = match tokio::time::timeout(per_call, rpc.get_orchestrator(&address, req)).await {
+                    Ok(Ok(info)) => Ok(info),
+                    Ok(Err(e)) => Err(e.cause()),
+                    Err(_) => Err(format!("timed out: no answer within {per_call:?}")),
+                };
+                (address, result, started.elapsed())
+            }
+        })
+        .buffer_unordered(config.batch_size.max(1));
+
+    let mut candidates = Vec::new();
+    loop {
+        let next = match tokio::time::timeout_at(deadline, answers.next()).await {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err(_) => {
+                for address in pending.drain(..) {
+                    let reason = format!(
+                        "not asked or not answered within the selection deadline of {:?}",
+                        config.deadline
+                    );
+                    rejections.push(reject(&address, reason));
+                }
+                break;
+            }
+        };
+        let (address, result, latency) = next;
+        pending.retain(|a| a != &address);
+        match result.and_then(|info| vet(&info, requested.as_ref(), request).map(|()| info)) {
+            Ok(info) => candidates.push(Candidate { address, info, latency }),
+            Err(reason) => rejections.push(reject(&address, reason)),
+        }
+    }
+
+    candidates.sort_by_key(|c| c.latency);
+    for r in &rejections {
+        tracing::debug!(orchestrator = %redact_url(&r.orchestrator), reason = %r.reason, "orchestrator rejected");
+    }
+    if candidates.is_empty() {
+        return Err(JobError::NoOrchestratorAvailable { rejections });
+    }
+    tracing::debug!(
+        chosen = %redact_url(&candidates[0].address),
+        latency_ms = candidates[0].latency.as_millis() as u64,
+        usable = candidates.len(),
+        rejected = rejections.len(),
+        "orchestrators selected"
+    );
+    Ok(Selection { candidates, rejections })
+}
+
+/// Whether `info` can take the job described by `request`; `Err` holds the reason.
+fn vet(info: &OrchestratorInfo, requested: Option<&Capabilities>, request: &Select) -> Result<(), String> {
+    if info.transcoder.trim().is_empty() {
+        return Err("its info has no transcoder URL".into());
+    }
+    if info.auth_token.as_ref().is_none_or(|t| t.token.is_empty()) {
+        return Err("its info has no auth token".into());
+    }
+    if let Some(requested) = requested {
+        check_compatible(requested, info.capabilities.as_ref()).map_err(|e| e.to_string())?;
+    }
+    if let (Some(max), Some(price)) = (request.max_price_wei_per_unit, info.price_info.as_ref()) {
+        if price.price_per_unit != 0 {
+            if price.pixels_per_unit <= 0 {
+                return Err(format!("invalid price: pixelsPerUnit is {}", price.pixels_per_unit));
+            }
+            let per_unit = price.price_per_unit as f64 / price.pixels_per_unit as f64;
+            if per_unit > max {
+                return Err(format!(
+                    "price {per_unit} wei per unit ({}/{}) is above the maximum {max}",
+                    price.price_per_unit, price.pixels_per_unit
+                ));
+            }
+        }
+    }
+    if request.identity.is_some() && info.ticket_params.is_none() {
+        return Err("its info has no ticket parameters, which paying requires".into());
+    }
+    Ok(())
+}
+
+fn reject(address: &str, reason: String) -> OrchestratorRejection {
+    OrchestratorRejection { orchestrator: address.to_owned(), reason }
+}
+
+/// `host:port` in lower case, so `https://O:8935/` and `o:8935` count as the same orchestrator.
+fn same_orchestrator_key(address: &str) -> String {
+    OrchestratorTarget::parse(address)
+        .map(|t| t.authority())
+        .unwrap_or_else(|_| address.trim().to_owned())
+        .to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_core::lp_rpc::{AuthToken, PriceInfo, TicketParams};
+
+    fn info() -> OrchestratorInfo {
+        OrchestratorInfo {
+            transcoder: "https://o:1".into(),
+            auth_token: Some(AuthToken { token: vec![1], session_id: "s".into(), expiration: 1 }),
+            price_info: Some(PriceInfo { price_per_unit: 100, pixels_per_unit: 1, ..Default::default() }),
+            ticket_params: Some(TicketParams::default()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn vet_rules() {
+        let offchain = Select::default();
+        assert_eq!(vet(&info(), None, &offchain), Ok(()));
+        assert!(vet(&OrchestratorInfo { transcoder: " ".into(), ..info() }, None, &offchain)
+            .unwrap_err()
+            .contains("transcoder"));
+        assert!(vet(&OrchestratorInfo { auth_token: None, ..info() }, None, &offchain)
+            .unwrap_err()
+            .contains("auth token"));
+
+        let capped = Select { max_price_wei_per_unit: Some(99.5), ..Default::default() };
+        assert!(vet(&info(), None, &capped).unwrap_err().contains("above the maximum"));
+        let ok = Select { max_price_wei_per_unit: Some(100.0), ..Default::default() };
+        assert_eq!(vet(&info(), None, &ok), Ok(()));
+        let bad_unit = OrchestratorInfo {
+            price_info: Some(PriceInfo { price_per_unit: 1, pixels_per_unit: 0, ..Default::default() }),
+            ..info()
+        };
+        assert!(vet(&bad_unit, None, &ok).unwrap_err().contains("pixelsPerUnit"));
+
+        let paying = Select {
+            identity: Some(SignerIdentity {
+                address: "0x".into(),
+                address_bytes: [0; 20],
+                signature: vec![],
+            }),
+            ..Default::default()
+        };
+        assert_eq!(vet(&info(), None, &paying), Ok(()));
+        assert!(vet(&OrchestratorInfo { ticket_params: None, ..info() }, None, &paying)
+            .unwrap_err()
+            .contains("ticket"));
+        assert_eq!(vet(&OrchestratorInfo { ticket_params: None, ..info() }, None, &offchain), Ok(()));
+
+        let wants = build_capabilities(&["byoc/x".parse().unwrap()]);
+        assert!(vet(&info(), Some(&wants), &offchain).unwrap_err().contains("capabilities"));
+    }
+
+    #[test]
+    fn same_orchestrator_across_address_forms() {
+        assert_eq!(same_orchestrator_key("https://O.example:8935/"), same_orchestrator_key("o.example:8935"));
+        assert_ne!(same_orchestrator_key("o.example:8935"), same_orchestrator_key("o.example:8936"));
+    }
+}
