@@ -54,6 +54,17 @@ async fn closed_port() -> String {
     addr.to_string()
 }
 
+/// Polls `condition` for up to 5 s.
+async fn wait_until(condition: impl Fn() -> bool) -> bool {
+    for _ in 0..100 {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    condition()
+}
+
 fn addresses(s: &Selection) -> Vec<&str> {
     s.candidates.iter().map(|c| c.address.as_str()).collect()
 }
@@ -167,6 +178,20 @@ async fn slow_and_dead_orchestrators_are_rejected_and_the_rest_ranked() {
     assert!(rejection(&selection.rejections, &dead).contains("cannot connect"));
     // Bounded by the per-call timeout, not by the slow orchestrator's 6 s.
     assert!(took < Duration::from_secs(4), "selection took {took:?}");
+
+    // The overall deadline cuts a selection short even when calls may take longer, and one
+    // slot at a time still reaches every candidate.
+    let config = SelectorConfig {
+        batch_size: 1,
+        per_call_timeout: Duration::from_secs(10),
+        deadline: Duration::from_secs(1),
+    };
+    let started = Instant::now();
+    let settings = list(vec![urls[0].clone(), urls[2].clone()]);
+    let selection = select_orchestrators(&rpc, &http, &settings, &config, &select).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+    assert_eq!(addresses(&selection), [urls[0].as_str()]);
+    assert!(rejection(&selection.rejections, &urls[2]).contains("selection deadline"));
     net.shutdown().await;
 }
 
@@ -196,6 +221,12 @@ async fn capabilities_and_price_filter_candidates() {
     assert_eq!(rejections.len(), 2);
     for r in &rejections {
         assert!(r.reason.contains("\"unknown\""), "the model is named: {r}");
+    }
+    // Orchestrators that cannot take the job do not keep a connection open.
+    for net in [&dear, &cheap] {
+        let server = &net.orchestrators[0].server;
+        let closed = wait_until(|| server.open_connections() == 0).await;
+        assert!(closed, "{} connections still open", server.open_connections());
     }
 
     let capped = Select {
