@@ -444,6 +444,13 @@ mod tests {
         }
     }
 
+    #[test]
+    fn client_is_shareable() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<OrchestratorRpc>();
+        shareable::<OrchestratorRpcError>();
+    }
+
     #[tokio::test]
     async fn invalid_address_is_typed_and_redacted() {
         let rpc = OrchestratorRpc::new(OrchestratorTrust::Insecure);
