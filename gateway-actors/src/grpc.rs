@@ -28,6 +28,9 @@ use crate::tls::{orchestrator_client_config, OrchestratorTrust};
 pub const GRPC_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// go-livepeer's gRPC call timeout (`GRPCTimeout`).
 pub const GRPC_CALL_TIMEOUT: Duration = Duration::from_secs(8);
+/// Most channels kept open at once. Each holds a connection; selection asks every discovered
+/// orchestrator, so without a bound a large network would leave hundreds open.
+pub const MAX_CACHED_CHANNELS: usize = 64;
 /// Port go-livepeer orchestrators listen on when an address names none.
 pub const DEFAULT_ORCHESTRATOR_PORT: u16 = 8935;
 
@@ -301,6 +304,14 @@ impl OrchestratorRpc {
         })
     }
 
+    /// Closes the cached channel to `address`, if any (for orchestrators that will not be used,
+    /// such as ones a selection rejected).
+    pub fn forget(&self, address: &str) {
+        if let Ok(target) = OrchestratorTarget::parse(address) {
+            self.forget_channel(&target.origin());
+        }
+    }
+
     fn forget_channel(&self, key: &str) {
         self.channels.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
@@ -328,7 +339,14 @@ impl OrchestratorRpc {
         let connector =
             tower::service_fn(move |_uri: Uri| dial(target.clone(), tls.clone(), connect_timeout));
         let channel = endpoint.connect_with_connector(connector).await.map_err(|e| classify_transport(&e))?;
-        self.channels.lock().unwrap_or_else(|e| e.into_inner()).insert(key, channel.clone());
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if channels.len() >= MAX_CACHED_CHANNELS && !channels.contains_key(&key) {
+            // Any entry will do: a dropped channel only costs a new dial on its next use.
+            if let Some(victim) = channels.keys().next().cloned() {
+                channels.remove(&victim);
+            }
+        }
+        channels.insert(key, channel.clone());
         Ok((channel, false))
     }
 }
@@ -425,6 +443,13 @@ mod tests {
         ] {
             assert!(OrchestratorTarget::parse(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn client_is_shareable() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<OrchestratorRpc>();
+        shareable::<OrchestratorRpcError>();
     }
 
     #[tokio::test]

@@ -78,10 +78,10 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// The chosen orchestrator.
-    pub fn chosen(&self) -> &Candidate {
-        // `select_orchestrators` never returns an empty selection.
-        &self.candidates[0]
+    /// The chosen orchestrator (always `Some` for a selection [`select_orchestrators`]
+    /// returned).
+    pub fn chosen(&self) -> Option<&Candidate> {
+        self.candidates.first()
     }
 }
 
@@ -224,8 +224,15 @@ pub async fn select_orchestrators(
         };
         let (address, result, latency) = next;
         pending.retain(|a| a != &address);
-        match result.and_then(|info| vet(&info, requested.as_ref(), request).map(|()| info)) {
-            Ok(info) => candidates.push(Candidate { address, info, latency }),
+        match result {
+            Ok(info) => match vet(&info, requested.as_ref(), request) {
+                Ok(()) => candidates.push(Candidate { address, info, latency }),
+                Err(reason) => {
+                    // It answered but cannot take this job: no reason to keep its connection.
+                    rpc.forget(&address);
+                    rejections.push(reject(&address, reason));
+                }
+            },
             Err(reason) => rejections.push(reject(&address, reason)),
         }
     }
