@@ -3,6 +3,7 @@
 //! Argument parsing, output formatting and progress only; the protocol lives in the library
 //! crates. Exit codes: 0 success, 1 the job failed, 2 bad arguments (clap's own).
 
+mod demo;
 mod local_network;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +17,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a BYOC text-reversal job and a live video job against the embedded local network.
+    Demo(demo::DemoArgs),
     /// Run the local Livepeer network (orchestrators, signer, trickle) until Ctrl-C.
     LocalNetwork(local_network::LocalNetworkArgs),
     /// Parse pipeline/model capability queries and print what GetOrchestrator would ask for.
@@ -36,6 +39,7 @@ async fn main() -> std::process::ExitCode {
     init_tracing();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args).await,
         Command::LocalNetwork(args) => local_network::run(args).await,
         Command::Capabilities { queries } => print_capabilities(&queries),
     };
