@@ -87,9 +87,11 @@ pub struct MediaStats {
     pub segments_published: u64,
     /// Segments that failed and were drained.
     pub segments_failed: u64,
-    /// Bytes sent in segments.
+    /// Bytes the segmenter produced (every one is then published or drained).
+    pub bytes_encoded: u64,
+    /// Bytes of segments the server confirmed.
     pub bytes_published: u64,
-    /// Bytes of failed segments consumed without sending.
+    /// Bytes of failed segments: drained without sending, or sent in a POST that then failed.
     pub bytes_drained: u64,
 }
 
@@ -100,6 +102,7 @@ struct Counters {
     frames_encoded: AtomicU64,
     segments_published: AtomicU64,
     segments_failed: AtomicU64,
+    bytes_encoded: AtomicU64,
     bytes_published: AtomicU64,
     bytes_drained: AtomicU64,
 }
@@ -196,6 +199,7 @@ impl VideoPublisher {
             frames_encoded: c.frames_encoded.load(Ordering::Relaxed),
             segments_published: c.segments_published.load(Ordering::Relaxed),
             segments_failed: c.segments_failed.load(Ordering::Relaxed),
+            bytes_encoded: c.bytes_encoded.load(Ordering::Relaxed),
             bytes_published: c.bytes_published.load(Ordering::Relaxed),
             bytes_drained: c.bytes_drained.load(Ordering::Relaxed),
         }
@@ -292,55 +296,56 @@ async fn write_loop(
     counters: Arc<Counters>,
 ) -> Result<(), TrickleError> {
     let mut sink: Option<SegmentSink> = None;
-    let mut draining = false;
+    // Bytes handed to the current segment's POST; published only once the server confirms.
+    let mut in_flight = 0u64;
+    let drained = |n: u64| counters.bytes_drained.fetch_add(n, Ordering::Relaxed);
     while let Some(event) = events.recv().await {
         match event {
             SegmentEvent::SegmentStart { .. } => {
-                draining = false;
+                in_flight = 0;
                 match publisher.next_segment() {
                     Ok(s) => sink = Some(s),
                     Err(e) if e.is_terminal() => return Err(e),
-                    Err(_) => draining = true,
+                    Err(_) => sink = None,
                 }
             }
             SegmentEvent::Chunk(bytes) => {
                 let len = bytes.len() as u64;
-                match sink.as_mut() {
-                    Some(s) if !draining => {
-                        if let Err(e) = s.write(bytes).await {
-                            tracing::warn!(error = %e, "segment failed; draining the rest of it");
-                            counters.segments_failed.fetch_add(1, Ordering::Relaxed);
-                            counters.bytes_drained.fetch_add(len, Ordering::Relaxed);
-                            draining = true;
-                            sink = None;
-                            if let Some(t) = publisher.terminal_error() {
-                                return Err(t);
-                            }
-                        } else {
-                            counters.bytes_published.fetch_add(len, Ordering::Relaxed);
-                        }
+                counters.bytes_encoded.fetch_add(len, Ordering::Relaxed);
+                let Some(s) = sink.as_mut() else {
+                    drained(len); // the segment failed: drain the rest of it
+                    continue;
+                };
+                if let Err(e) = s.write(bytes).await {
+                    tracing::warn!(error = %e, "segment failed; draining the rest of it");
+                    counters.segments_failed.fetch_add(1, Ordering::Relaxed);
+                    drained(in_flight + len);
+                    in_flight = 0;
+                    sink = None;
+                    if let Some(t) = publisher.terminal_error() {
+                        return Err(t);
                     }
-                    _ => {
-                        counters.bytes_drained.fetch_add(len, Ordering::Relaxed);
-                    }
+                } else {
+                    in_flight += len;
                 }
             }
             SegmentEvent::SegmentEnd(_) => {
-                if let Some(s) = sink.take() {
-                    match s.finish().await {
-                        Ok(()) => {
-                            counters.segments_published.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "segment failed at its end");
-                            counters.segments_failed.fetch_add(1, Ordering::Relaxed);
-                            if let Some(t) = publisher.terminal_error() {
-                                return Err(t);
-                            }
+                let Some(s) = sink.take() else { continue };
+                match s.finish().await {
+                    Ok(()) => {
+                        counters.segments_published.fetch_add(1, Ordering::Relaxed);
+                        counters.bytes_published.fetch_add(in_flight, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "segment failed at its end");
+                        counters.segments_failed.fetch_add(1, Ordering::Relaxed);
+                        drained(in_flight);
+                        if let Some(t) = publisher.terminal_error() {
+                            return Err(t);
                         }
                     }
                 }
-                draining = false;
+                in_flight = 0;
             }
         }
     }

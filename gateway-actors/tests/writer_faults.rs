@@ -1,0 +1,146 @@
+//! The trickle writer under faults, over real sockets: a stalled orchestrator fails only the
+//! segment in flight within the stall timeout, the producer is never blocked longer than that,
+//! and the stream goes on with the next sequence number; 404 is terminal; a 5xx before any body
+//! byte is retried once.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gateway_actors::http::HttpClients;
+use gateway_actors::media::{VideoPublisher, VideoPublisherConfig};
+use gateway_actors::tls::OrchestratorTrust;
+use gateway_actors::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
+use gateway_core::error::TrickleError;
+use gateway_core::trickle::{channel_url, SeqSpec, MIME_MPEGTS};
+use gateway_media::{Rational, TestPattern};
+use gateway_testkit::network::{LocalNetwork, NetworkConfig};
+use gateway_testkit::trickle_server::{FaultMethod, TrickleFault};
+
+const STALL: Duration = Duration::from_millis(800);
+
+async fn setup(channel: &str) -> (LocalNetwork, reqwest::Client, String) {
+    let net = LocalNetwork::start(NetworkConfig { tls: false, ..Default::default() }).await.unwrap();
+    assert!(net.orchestrator().trickle().create_channel(channel, MIME_MPEGTS));
+    let url = channel_url(&net.orchestrator_urls()[0], channel);
+    let http = HttpClients::new(OrchestratorTrust::Insecure).unwrap().orchestrator(&url).unwrap();
+    (net, http, url)
+}
+
+fn config() -> PublisherConfig {
+    PublisherConfig { stall_timeout: STALL, ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_segment_fails_alone_and_the_stream_goes_on() {
+    let (net, http, url) = setup("stall").await;
+    let mut publisher = TricklePublisher::start(http.clone(), &url, config()).await;
+    assert_eq!(publisher.write_segment(Bytes::from_static(b"segment zero")).await.unwrap(), 0);
+
+    net.orchestrator().trickle().set_fault("stall", TrickleFault::StallAfterBytes(1000));
+    let mut sink = publisher.next_segment().unwrap();
+    assert_eq!(sink.seq(), 1);
+    let chunk = Bytes::from(vec![7u8; 64 * 1024]);
+    let mut longest_write = Duration::ZERO;
+    let mut failure = None;
+    // Socket buffers absorb some megabytes before the writer feels the stall; bounded loop.
+    for _ in 0..2000 {
+        let t0 = Instant::now();
+        let r = sink.write(chunk.clone()).await;
+        longest_write = longest_write.max(t0.elapsed());
+        if let Err(e) = r {
+            failure = Some(e);
+            break;
+        }
+    }
+    let failure = failure.expect("the stalled segment never failed");
+    assert!(matches!(failure, TrickleError::Segment { seq: 1, .. }), "{failure:?}");
+    assert!(!failure.is_terminal());
+    assert!(longest_write < STALL + Duration::from_millis(700), "producer blocked for {longest_write:?}");
+    // Later writes to the failed segment are refused at once and counted.
+    let t0 = Instant::now();
+    assert!(sink.write(chunk.clone()).await.is_err());
+    assert!(t0.elapsed() < Duration::from_millis(100));
+    assert!(sink.finish().await.is_err());
+
+    // The orchestrator recovers; the next segment is seq 2 and readers get it.
+    net.orchestrator().trickle().clear_faults("stall");
+    let mut sub = TrickleSubscriber::new(
+        http.clone(),
+        &url,
+        SubscriberConfig { start: SeqSpec::At(2), ..Default::default() },
+    );
+    let reader =
+        tokio::spawn(async move { sub.next_segment().await.unwrap().unwrap().read_all().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(publisher.write_segment(Bytes::from_static(b"segment two")).await.unwrap(), 2);
+    assert_eq!(reader.await.unwrap().as_ref(), b"segment two");
+    let stats = publisher.stats();
+    assert_eq!(
+        (stats.segments_completed, stats.segments_failed, stats.stall_timeouts),
+        (2, 1, 1),
+        "{stats:?}"
+    );
+    assert_eq!(stats.consecutive_failures, 0);
+    assert!(publisher.terminal_error().is_none());
+    publisher.close().await;
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_found_is_terminal_and_a_5xx_before_any_byte_is_retried() {
+    let (net, http, url) = setup("faulty").await;
+    // One 500 on the preconnected POST: retried once, the segment still lands.
+    net.orchestrator().trickle().set_fault(
+        "faulty",
+        TrickleFault::RespondStatus { method: FaultMethod::Post, status: 500, count: 1 },
+    );
+    let mut publisher = TricklePublisher::start(http.clone(), &url, config()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(publisher.write_segment(Bytes::from_static(b"a")).await.unwrap(), 0);
+    assert_eq!(publisher.stats().post_retries, 1);
+
+    // The channel disappears: 404, terminal, and later segments are refused.
+    net.orchestrator().trickle().close_channel("faulty");
+    let err = loop {
+        match publisher.write_segment(Bytes::from_static(b"b")).await {
+            Err(e) if e.is_terminal() => break e,
+            Err(_) => continue,
+            Ok(seq) => panic!("segment {seq} accepted by a deleted channel"),
+        }
+    };
+    assert!(matches!(err, TrickleError::ChannelNotFound { .. } | TrickleError::EndOfStream), "{err:?}");
+    assert!(publisher.next_segment().unwrap_err().is_terminal());
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_publisher_drains_a_stalled_segment_and_accounts_for_every_byte() {
+    let (net, http, url) = setup("video").await;
+    let publisher = TricklePublisher::start(http.clone(), &url, config()).await;
+    // Tiny socket buffers are not guaranteed, so stall after a few bytes and send enough video
+    // (high bitrate noise-free pattern at 720p) to fill them.
+    net.orchestrator().trickle().set_fault("video", TrickleFault::StallAfterBytes(10_000));
+    let mut cfg = VideoPublisherConfig::h264(1280, 720);
+    cfg.bitrate_bps = 40_000_000;
+    cfg.queue_frames = 1000;
+    let video = VideoPublisher::start(publisher, cfg).unwrap();
+    let mut pattern = TestPattern::new(1280, 720, Rational::new(30, 1)).unwrap();
+    for _ in 0..150 {
+        video.write_frame(pattern.next_frame()).unwrap();
+    }
+    // Let the first segment stall, then recover the server for the rest.
+    tokio::time::sleep(STALL * 3).await;
+    net.orchestrator().trickle().clear_faults("video");
+    let stats = tokio::time::timeout(Duration::from_secs(60), video.finish()).await.unwrap().unwrap();
+    assert_eq!(stats.frames_in, 150);
+    assert_eq!(stats.frames_encoded + stats.frames_dropped, 150, "{stats:?}");
+    assert!(stats.segments_failed >= 1, "{stats:?}");
+    assert!(stats.segments_published >= 1, "the stream went on after the stall: {stats:?}");
+    assert!(stats.bytes_drained > 0, "{stats:?}");
+    assert_eq!(
+        stats.bytes_published + stats.bytes_drained,
+        stats.bytes_encoded,
+        "every byte accounted for: {stats:?}"
+    );
+    net.shutdown().await;
+}
