@@ -12,6 +12,7 @@ pub use jobs::lv2v::{Lv2vJob, Lv2vRequest};
 
 pub mod channels;
 pub mod discovery;
+pub mod encoder;
 pub mod gateway;
 pub mod grpc;
 pub mod http;
@@ -20,5 +21,7 @@ pub mod media;
 pub mod payments;
 pub mod selector;
 pub mod signer_client;
+pub mod supervisor;
 pub mod tls;
 pub mod trickle;
+pub mod writer;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gateway_actors::http::HttpClients;
-use gateway_actors::media::{VideoPublisher, VideoPublisherConfig};
+use gateway_actors::media::{StreamTiming, VideoPublisher, VideoPublisherConfig};
 use gateway_actors::tls::OrchestratorTrust;
 use gateway_actors::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
 use gateway_core::error::TrickleError;
@@ -123,6 +123,7 @@ async fn video_publisher_drains_a_stalled_segment_and_accounts_for_every_byte() 
     let mut cfg = VideoPublisherConfig::h264(1280, 720);
     cfg.bitrate_bps = 40_000_000;
     cfg.queue_frames = 1000;
+    cfg.debt_skipping = false;
     let video = VideoPublisher::start(publisher, cfg).unwrap();
     let mut pattern = TestPattern::new(1280, 720, Rational::new(30, 1)).unwrap();
     for _ in 0..150 {
@@ -133,7 +134,7 @@ async fn video_publisher_drains_a_stalled_segment_and_accounts_for_every_byte() 
     net.orchestrator().trickle().clear_faults("video");
     let stats = tokio::time::timeout(Duration::from_secs(60), video.finish()).await.unwrap().unwrap();
     assert_eq!(stats.frames_in, 150);
-    assert_eq!(stats.frames_encoded + stats.frames_dropped, 150, "{stats:?}");
+    assert_eq!((stats.frames_encoded, stats.frames_dropped), (150, 0), "{stats:?}");
     assert!(stats.segments_failed >= 1, "{stats:?}");
     assert!(stats.segments_published >= 1, "the stream went on after the stall: {stats:?}");
     assert!(stats.bytes_drained > 0, "{stats:?}");
@@ -142,5 +143,39 @@ async fn video_publisher_drains_a_stalled_segment_and_accounts_for_every_byte() 
         stats.bytes_encoded,
         "every byte accounted for: {stats:?}"
     );
+    net.shutdown().await;
+}
+
+/// Frames pushed faster than real time make 2 s media segments in well under 1 s of wall
+/// clock: they are joined into trickle segments of at least the minimum wall-clock length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_media_segments_are_joined_and_idle_streams_cut_over() {
+    let (net, http, url) = setup("timing").await;
+    let publisher = TricklePublisher::start(http.clone(), &url, config()).await;
+    let mut cfg = VideoPublisherConfig::h264(320, 180);
+    cfg.queue_frames = 1000;
+    cfg.debt_skipping = false;
+    cfg.timing = StreamTiming {
+        min_segment_wallclock: Duration::from_millis(400),
+        idle_cutover: Duration::from_millis(300),
+    };
+    let video = VideoPublisher::start(publisher, cfg).unwrap();
+    let mut pattern = TestPattern::new(320, 180, Rational::new(30, 1)).unwrap();
+    // 4 media segments of 2 s, pushed at once.
+    for _ in 0..240 {
+        video.write_frame(pattern.next_frame()).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Then silence longer than the idle cutover, then a little more video.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    for _ in 0..30 {
+        video.write_frame(pattern.next_frame()).unwrap();
+    }
+    let stats = tokio::time::timeout(Duration::from_secs(30), video.finish()).await.unwrap().unwrap();
+    assert!(stats.segments_joined >= 1, "{stats:?}");
+    assert!(stats.idle_cutovers >= 1, "{stats:?}");
+    assert_eq!(stats.segments_failed, 0, "{stats:?}");
+    assert_eq!(stats.bytes_published, stats.bytes_encoded, "{stats:?}");
+    assert_eq!(stats.frames_encoded, 270);
     net.shutdown().await;
 }

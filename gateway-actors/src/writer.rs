@@ -1,0 +1,154 @@
+//! The `SegmentWriter` actor: owns a channel's [`TricklePublisher`] and the segment being
+//! written, under a `Supervisor`.
+//!
+//! Messages are small and handled one at a time (`AtomicResponse`), so chunks reach the
+//! network in order. When a segment fails (stall timeout, error status) the writer answers the
+//! error and then stops itself; the supervisor restarts it on the same address with the
+//! segment state cleared and the publisher kept, so the stream goes on with the next sequence
+//! number. (actix restarts only actors that stop themselves; a panic would not be restarted,
+//! which is why no handler here can panic.)
+
+use actix::prelude::*;
+use bytes::Bytes;
+use gateway_core::error::TrickleError;
+
+use crate::trickle::{PublisherStats, SegmentSink, TricklePublisher};
+
+/// The writer actor.
+pub struct SegmentWriter {
+    publisher: Option<TricklePublisher>,
+    sink: Option<SegmentSink>,
+    restarts: u32,
+}
+
+impl SegmentWriter {
+    /// A writer publishing through `publisher`.
+    pub fn new(publisher: TricklePublisher) -> SegmentWriter {
+        SegmentWriter { publisher: Some(publisher), sink: None, restarts: 0 }
+    }
+}
+
+impl Actor for SegmentWriter {
+    type Context = Context<Self>;
+}
+
+impl Supervised for SegmentWriter {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // Dropping an unfinished sink aborts its POST and deletes the segment.
+        self.sink = None;
+        self.restarts += 1;
+    }
+}
+
+/// Open the next segment; answers its sequence number.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<u64, TrickleError>")]
+pub struct BeginSegment;
+
+/// Append a chunk to the open segment.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), TrickleError>")]
+pub struct WriteChunk(pub Bytes);
+
+/// Complete the open segment and wait for the server's answer.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), TrickleError>")]
+pub struct EndSegment;
+
+/// Close the channel (end of stream).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CloseChannel;
+
+/// Ask for the publisher's counters and the writer's restart count.
+#[derive(Debug, Message)]
+#[rtype(result = "WriterReport")]
+pub struct WriterStats;
+
+/// Answer to [`WriterStats`].
+#[derive(Debug, Clone, Copy, MessageResponse)]
+pub struct WriterReport {
+    /// The trickle publisher's counters.
+    pub publisher: PublisherStats,
+    /// Times the writer was restarted after a failed segment.
+    pub restarts: u32,
+}
+
+impl Handler<BeginSegment> for SegmentWriter {
+    type Result = Result<u64, TrickleError>;
+    fn handle(&mut self, _: BeginSegment, _: &mut Context<Self>) -> Self::Result {
+        let publisher = self.publisher.as_mut().ok_or(TrickleError::EndOfStream)?;
+        self.sink = None;
+        let sink = publisher.next_segment()?;
+        let seq = sink.seq();
+        self.sink = Some(sink);
+        Ok(seq)
+    }
+}
+
+impl Handler<WriteChunk> for SegmentWriter {
+    type Result = AtomicResponse<Self, Result<(), TrickleError>>;
+    fn handle(&mut self, msg: WriteChunk, _: &mut Context<Self>) -> Self::Result {
+        let Some(mut sink) = self.sink.take() else {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(TrickleError::Segment {
+                seq: -1,
+                reason: "no open segment".into(),
+            }))));
+        };
+        let fut = async move {
+            let r = sink.write(msg.0).await;
+            (r, sink)
+        };
+        AtomicResponse::new(Box::pin(fut.into_actor(self).map(|(r, sink), act, ctx| {
+            match &r {
+                Ok(()) => act.sink = Some(sink),
+                Err(_) => ctx.stop(), // failed segment: the supervisor restarts us clean
+            }
+            r
+        })))
+    }
+}
+
+impl Handler<EndSegment> for SegmentWriter {
+    type Result = AtomicResponse<Self, Result<(), TrickleError>>;
+    fn handle(&mut self, _: EndSegment, _: &mut Context<Self>) -> Self::Result {
+        let Some(sink) = self.sink.take() else {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(TrickleError::Segment {
+                seq: -1,
+                reason: "no open segment".into(),
+            }))));
+        };
+        AtomicResponse::new(Box::pin(sink.finish().into_actor(self).map(|r, _, ctx| {
+            if r.is_err() {
+                ctx.stop();
+            }
+            r
+        })))
+    }
+}
+
+impl Handler<CloseChannel> for SegmentWriter {
+    type Result = AtomicResponse<Self, ()>;
+    fn handle(&mut self, _: CloseChannel, _: &mut Context<Self>) -> Self::Result {
+        self.sink = None;
+        let publisher = self.publisher.take();
+        AtomicResponse::new(Box::pin(
+            async move {
+                if let Some(p) = publisher {
+                    p.close().await;
+                }
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<WriterStats> for SegmentWriter {
+    type Result = WriterReport;
+    fn handle(&mut self, _: WriterStats, _: &mut Context<Self>) -> WriterReport {
+        WriterReport {
+            publisher: self.publisher.as_ref().map(TricklePublisher::stats).unwrap_or_default(),
+            restarts: self.restarts,
+        }
+    }
+}
