@@ -19,6 +19,7 @@ pub mod http;
 pub mod jobs;
 pub mod media;
 pub mod payments;
+pub mod reader;
 pub mod selector;
 pub mod signer_client;
 pub mod supervisor;

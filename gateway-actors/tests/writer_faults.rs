@@ -1,7 +1,8 @@
-//! The trickle writer under faults, over real sockets: a stalled orchestrator fails only the
-//! segment in flight within the stall timeout, the producer is never blocked longer than that,
-//! and the stream goes on with the next sequence number; 404 is terminal; a 5xx before any body
-//! byte is retried once.
+//! The media path over real sockets: a stalled orchestrator fails only the segment in flight
+//! within the stall timeout, the producer is never blocked longer than that, and the stream goes
+//! on with the next sequence number; 404 is terminal; a 5xx before any body byte is retried
+//! once; the stream supervisor drains, joins short segments and cuts over when idle; one reader
+//! fans out to several consumers.
 
 use std::time::{Duration, Instant};
 
@@ -177,5 +178,46 @@ async fn short_media_segments_are_joined_and_idle_streams_cut_over() {
     assert_eq!(stats.segments_failed, 0, "{stats:?}");
     assert_eq!(stats.bytes_published, stats.bytes_encoded, "{stats:?}");
     assert_eq!(stats.frames_encoded, 270);
+    net.shutdown().await;
+}
+
+/// Two consumers of one output channel get the same bytes from a single GET per segment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_reader_fans_out_to_several_consumers() {
+    use gateway_actors::reader::{OutputEvent, SegmentReader};
+    let (net, http, url) = setup("fanout").await;
+    let sub = TrickleSubscriber::new(
+        http.clone(),
+        &url,
+        SubscriberConfig { start: SeqSpec::At(0), ..Default::default() },
+    );
+    let reader = SegmentReader::start(sub, 64);
+    let consumers: Vec<_> = (0..3)
+        .map(|_| {
+            let mut rx = reader.subscribe();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    match rx.recv().await {
+                        Ok(OutputEvent::Chunk(c)) => got.extend_from_slice(&c),
+                        Ok(OutputEvent::SegmentEnd { seq: 1 }) => return got,
+                        Ok(_) => {}
+                        Err(e) => panic!("consumer lost events: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut publisher = TricklePublisher::start(http.clone(), &url, config()).await;
+    let a = vec![1u8; 100_000];
+    let b = vec![2u8; 50_000];
+    publisher.write_segment(Bytes::from(a.clone())).await.unwrap();
+    publisher.write_segment(Bytes::from(b.clone())).await.unwrap();
+    let expected: Vec<u8> = a.into_iter().chain(b).collect();
+    for c in consumers {
+        assert_eq!(tokio::time::timeout(Duration::from_secs(10), c).await.unwrap().unwrap(), expected);
+    }
+    // The server sent each byte once: one GET per segment, whatever the number of consumers.
+    assert_eq!(net.orchestrator().trickle().stats().bytes_out, expected.len() as u64);
     net.shutdown().await;
 }

@@ -154,6 +154,11 @@ impl Lv2vJob {
         )
     }
 
+    /// The output channel read once and fanned out to any number of consumers.
+    pub fn output_reader(&self, start: SeqSpec) -> crate::reader::SegmentReader {
+        crate::reader::SegmentReader::start(self.output(start), crate::reader::DEFAULT_FANOUT_CAPACITY)
+    }
+
     /// A reader of the job's events.
     pub fn events(&self) -> JsonReader {
         JsonReader::new(self.http.clone(), &self.session.events_url, SeqSpec::Current)
