@@ -221,3 +221,56 @@ async fn one_reader_fans_out_to_several_consumers() {
     assert_eq!(net.orchestrator().trickle().stats().bytes_out, expected.len() as u64);
     net.shutdown().await;
 }
+
+/// Subscriber rules: behind the window it jumps to the live edge; ahead of it, it waits for the
+/// same index; a closed channel ends the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_jumps_when_behind_waits_when_ahead_and_ends_on_close() {
+    use gateway_actors::trickle::EndReason;
+    let (net, http, url) = setup("follow").await;
+    let mut publisher = TricklePublisher::start(http.clone(), &url, config()).await;
+    for i in 0..8u8 {
+        publisher.write_segment(Bytes::from(vec![i; 10])).await.unwrap();
+    }
+    // Segment 0 fell out of the 5-slot window: 470, jump to the live edge (8) and wait there.
+    let mut behind = TrickleSubscriber::new(
+        http.clone(),
+        &url,
+        SubscriberConfig { start: SeqSpec::At(0), ..Default::default() },
+    );
+    let behind_task = tokio::spawn(async move {
+        let seg = behind.next_segment().await.unwrap().unwrap();
+        (seg.seq(), seg.read_all().await.unwrap(), behind.stats())
+    });
+    // Ahead of the live edge: waits and asks for the same index again.
+    let mut ahead = TrickleSubscriber::new(
+        http.clone(),
+        &url,
+        SubscriberConfig { start: SeqSpec::At(10), ..Default::default() },
+    );
+    let ahead_task = tokio::spawn(async move {
+        let seg = ahead.next_segment().await.unwrap().unwrap();
+        (seg.seq(), seg.read_all().await.unwrap(), ahead)
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for i in 8..11u8 {
+        publisher.write_segment(Bytes::from(vec![i; 10])).await.unwrap();
+    }
+    let (seq, body, stats) =
+        tokio::time::timeout(Duration::from_secs(10), behind_task).await.unwrap().unwrap();
+    assert_eq!((seq, body.as_ref()), (8, [8u8; 10].as_ref()));
+    assert_eq!(stats.jumps, 1, "{stats:?}");
+    let (seq, body, mut ahead) =
+        tokio::time::timeout(Duration::from_secs(10), ahead_task).await.unwrap().unwrap();
+    assert_eq!((seq, body.as_ref()), (10, [10u8; 10].as_ref()));
+    assert!(ahead.stats().waits_ahead >= 1, "{:?}", ahead.stats());
+    // The channel closes: end of stream, not an error.
+    publisher.close().await;
+    assert!(tokio::time::timeout(Duration::from_secs(10), ahead.next_segment())
+        .await
+        .unwrap()
+        .unwrap()
+        .is_none());
+    assert!(matches!(ahead.end_reason(), Some(EndReason::Closed | EndReason::NotFound)));
+    net.shutdown().await;
+}
