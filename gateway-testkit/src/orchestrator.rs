@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 use crate::faults::{FaultAction, FaultRules, OrchestratorFault};
 use crate::keys::{self, EthKey};
 use crate::tickets::{
-    be_bytes, block_at, ticket_params_expired, unix_now, verify_ticket_signatures, AUTH_TOKEN_VALIDITY_SECS,
+    be_bytes, block_at, ticket_params_expired, unix_now, AUTH_TOKEN_VALIDITY_SECS,
     TICKET_PARAMS_VALIDITY_BLOCKS,
 };
 use crate::trickle_server::TrickleServer;
@@ -530,8 +530,9 @@ impl Inner {
         if self.config.offchain {
             return Ok(payment.sender.as_slice().try_into().unwrap_or([0u8; 20]));
         }
-        let (sender, nonces) =
-            verify_ticket_signatures(&payment).map_err(|e| Reject(StatusCode::BAD_REQUEST, e))?;
+        let verified = crate::signer::verify_payment(&payment)
+            .map_err(|e| Reject(StatusCode::BAD_REQUEST, e.to_string()))?;
+        let (sender, nonces) = (verified.sender, verified.nonces);
         let params = payment
             .ticket_params
             .as_ref()

@@ -76,28 +76,6 @@ pub fn seg_data_message(seg: &SegData) -> Vec<u8> {
     keccak256(&m).to_vec()
 }
 
-/// Checks every ticket signature of a payment against its `sender`; returns the sender and the
-/// nonces. The orchestrator double calls this before crediting anything.
-pub fn verify_ticket_signatures(
-    payment: &gateway_core::lp_rpc::Payment,
-) -> Result<([u8; 20], Vec<u32>), String> {
-    let sender: [u8; 20] = payment
-        .sender
-        .as_slice()
-        .try_into()
-        .map_err(|_| format!("sender is {} bytes, expected 20", payment.sender.len()))?;
-    let params = payment.ticket_params.as_ref().ok_or("payment has tickets but no ticket params")?;
-    let mut nonces = Vec::with_capacity(payment.ticket_sender_params.len());
-    for t in &payment.ticket_sender_params {
-        let msg = ticket_message(params, &sender, t.sender_nonce);
-        if !crate::keys::verify(&msg, &t.sig, &sender) {
-            return Err(format!("invalid ticket signature for nonce {}", t.sender_nonce));
-        }
-        nonces.push(t.sender_nonce);
-    }
-    Ok((sender, nonces))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
