@@ -416,3 +416,40 @@ fn python_sdk_gets_info_and_starts_lv2v_over_tls() {
     assert_eq!(net.orchestrator().stats().lv2v_sessions_started, 1);
     rt.block_on(net.shutdown());
 }
+
+#[tokio::test]
+async fn lv2v_session_closes_when_its_balance_runs_out() {
+    let mut config = plaintext();
+    // Each 100 ms accounting tick bills 30 s of 720p30 usage; the first payment buys 60 s.
+    config.orchestrator.lv2v_accounting_interval = Duration::from_millis(100);
+    config.orchestrator.usage_time_scale = 300.0;
+    let net = LocalNetwork::start(config).await.unwrap();
+    let http = common::http();
+    let orch = net.orchestrator_urls()[0].clone();
+    let info = signed_info(&http, &net, "live-video-to-video/noop").await;
+    let caps = lp_rpc::to_base64(&build_capabilities(&["live-video-to-video/noop".parse().unwrap()]));
+    let payment = pay(&http, &net, &info, json!({"type": "lv2v", "capabilities": caps})).await;
+    let job: LiveVideoToVideoResponse = http
+        .post(format!("{orch}/live-video-to-video"))
+        .header(jobs::HEADER_PAYMENT, &payment.payment)
+        .header(jobs::HEADER_SEGMENT, &payment.seg_creds)
+        .json(&json!({"model_id": "noop"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Accounting is driven by input: keep sending segments until the session is closed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut seq = 0;
+    while net.orchestrator().stats().stopped_for_payment == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "LV2V session never ran out of balance");
+        let _ = http.post(format!("{}/{seq}", job.publish_url)).body(vec![0u8; 1000]).send().await;
+        seq += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seq >= 2, "closed after {seq} segments: before the credit could have run out");
+    assert_eq!(http.get(format!("{}/next", job.subscribe_url)).send().await.unwrap().status(), 404);
+    net.shutdown().await;
+}
