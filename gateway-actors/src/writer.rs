@@ -37,6 +37,9 @@ impl Supervised for SegmentWriter {
         // Dropping an unfinished sink aborts its POST and deletes the segment.
         self.sink = None;
         self.restarts += 1;
+        if let Some(p) = self.publisher.as_mut() {
+            p.restart();
+        }
     }
 }
 

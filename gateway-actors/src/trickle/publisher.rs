@@ -237,6 +237,17 @@ impl TricklePublisher {
         })
     }
 
+    /// Starts over after a failure (the writer was restarted): the preconnected POST is
+    /// re-opened carrying `Lp-Trickle-Reset`, so subscribers stuck on the abandoned segment are
+    /// released by the server.
+    pub fn restart(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.task.abort();
+        }
+        self.reset_pending = true;
+        self.preconnect();
+    }
+
     /// Publishes one whole segment.
     pub async fn write_segment(&mut self, data: Bytes) -> Result<u64, TrickleError> {
         let mut sink = self.next_segment()?;
