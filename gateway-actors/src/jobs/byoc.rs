@@ -9,19 +9,19 @@
 
 use actix::prelude::*;
 use bytes::Bytes;
-use gateway_core::capabilities::{build_capabilities, CapabilityQuery};
+use gateway_core::capabilities::CapabilityQuery;
 use gateway_core::error::JobError;
 use gateway_core::jobs::{self, JobParameters, JobRequest, StreamUrls};
 use gateway_core::signer::SignByocJobRequest;
 use gateway_core::trickle::SeqSpec;
 use serde_json::Value;
 
-use super::{rejection, send};
+use super::{rejection, send, Attempt};
 use crate::channels::{ControlWriter, JsonReader};
 use crate::gateway::{Gateway, GatewayError};
 use crate::payments::{
-    PaymentCredentials, PaymentKind, PaymentScheduler, PaymentSession, PaymentStats, PaymentTarget,
-    SharedPaymentStats, StopPayments,
+    PaymentCredentials, PaymentKind, PaymentScheduler, PaymentStats, PaymentTarget, SharedPaymentStats,
+    StopPayments,
 };
 use crate::signer_client::SignByocJob;
 use crate::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
@@ -154,20 +154,16 @@ impl Gateway {
         let selection =
             self.select_as(&queries, identity.clone(), request.max_price_wei_per_unit, Vec::new()).await?;
         let mut rejections = selection.rejections.clone();
-        let caps = build_capabilities(&queries);
         'candidates: for candidate in &selection.candidates {
-            let origin = candidate.info.transcoder.trim_end_matches('/').to_owned();
-            let (http, actor_http) = match self.orchestrator_clients(&origin) {
-                Ok(c) => c,
-                Err(e) => {
-                    rejections.push(rejection(&candidate.address, e));
-                    continue;
-                }
-            };
-            let refresh = self.refresher(candidate.address.clone(), &queries, identity.clone());
             let kind = PaymentKind::Byoc { preload_seconds: request.preload_seconds };
-            let mut session =
-                PaymentSession::new(self.signer_addr(), candidate.info.clone(), kind, &caps, Some(refresh));
+            let Attempt { origin, http, actor_http, mut session } =
+                match self.attempt(candidate, &queries, identity.clone(), kind) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        rejections.push(rejection(&candidate.address, e));
+                        continue;
+                    }
+                };
             let mut attempts = 0;
             let answer = loop {
                 let creds = match session.next_payment().await {
@@ -206,17 +202,12 @@ impl Gateway {
                 continue;
             }
             let urls = StreamUrls::from_headers(|n| answer.headers.get(n).and_then(|v| v.to_str().ok()));
-            let (payments, payment_stats) = if session.is_paying() {
-                let (scheduler, stats) = PaymentScheduler::new(
-                    session,
-                    PaymentTarget::Byoc { orchestrator: origin.clone(), job_header: job_header.clone() },
-                    actor_http,
-                    self.inner.config.byoc_payment_interval,
-                );
-                (Some(PaymentScheduler::start_in_arbiter(self.arbiter(), move |_| scheduler)), stats)
-            } else {
-                (None, SharedPaymentStats::default())
-            };
+            let (payments, payment_stats) = self.start_payments(
+                session,
+                PaymentTarget::Byoc { orchestrator: origin.clone(), job_header: job_header.clone() },
+                actor_http,
+                self.inner.config.byoc_payment_interval,
+            );
             tracing::info!(orchestrator = %origin, stream_id = %stream_id, "BYOC stream started");
             return Ok(ByocJob {
                 stream_id,
@@ -262,21 +253,17 @@ impl Gateway {
         let identity = self.identity().await?;
         let selection = self.select_as(&queries, identity.clone(), None, Vec::new()).await?;
         let mut rejections = selection.rejections.clone();
-        let caps = build_capabilities(&queries);
         let path = path.trim_start_matches('/');
         for candidate in &selection.candidates {
-            let origin = candidate.info.transcoder.trim_end_matches('/').to_owned();
-            let (http, _) = match self.orchestrator_clients(&origin) {
-                Ok(c) => c,
-                Err(e) => {
-                    rejections.push(rejection(&candidate.address, e));
-                    continue;
-                }
-            };
-            let refresh = self.refresher(candidate.address.clone(), &queries, identity.clone());
             let kind = PaymentKind::Byoc { preload_seconds: gateway_core::signer::BYOC_MIN_PRELOAD_SECONDS };
-            let mut session =
-                PaymentSession::new(self.signer_addr(), candidate.info.clone(), kind, &caps, Some(refresh));
+            let Attempt { origin, http, mut session, .. } =
+                match self.attempt(candidate, &queries, identity.clone(), kind) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        rejections.push(rejection(&candidate.address, e));
+                        continue;
+                    }
+                };
             let creds = match session.next_payment().await {
                 Ok(c) => c,
                 Err(e) => {

@@ -2,18 +2,17 @@
 //! control channel, an events channel and payments every few seconds.
 
 use actix::prelude::*;
-use gateway_core::capabilities::{build_capabilities, Capability, CapabilityQuery};
+use gateway_core::capabilities::{Capability, CapabilityQuery};
 use gateway_core::error::{JobError, TrickleError};
 use gateway_core::jobs::{self, LiveVideoToVideoRequest, LiveVideoToVideoResponse};
 use gateway_core::trickle::SeqSpec;
 use serde_json::Value;
 
-use super::{rejection, send};
+use super::{rejection, send, Attempt};
 use crate::channels::{ControlWriter, JsonReader};
 use crate::gateway::{Gateway, GatewayError};
 use crate::payments::{
-    PaymentKind, PaymentScheduler, PaymentSession, PaymentStats, PaymentTarget, SharedPaymentStats,
-    StopPayments,
+    PaymentKind, PaymentScheduler, PaymentStats, PaymentTarget, SharedPaymentStats, StopPayments,
 };
 use crate::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
 
@@ -63,24 +62,15 @@ impl Gateway {
         let selection =
             self.select_as(&queries, identity.clone(), request.max_price_wei_per_unit, Vec::new()).await?;
         let mut rejections = selection.rejections.clone();
-        let caps = build_capabilities(&queries);
         for candidate in &selection.candidates {
-            let origin = candidate.info.transcoder.trim_end_matches('/').to_owned();
-            let (http, actor_http) = match self.orchestrator_clients(&origin) {
-                Ok(c) => c,
-                Err(e) => {
-                    rejections.push(rejection(&candidate.address, e));
-                    continue;
-                }
-            };
-            let refresh = self.refresher(candidate.address.clone(), &queries, identity.clone());
-            let mut session = PaymentSession::new(
-                self.signer_addr(),
-                candidate.info.clone(),
-                PaymentKind::Lv2v,
-                &caps,
-                Some(refresh),
-            );
+            let Attempt { origin, http, actor_http, mut session } =
+                match self.attempt(candidate, &queries, identity.clone(), PaymentKind::Lv2v) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        rejections.push(rejection(&candidate.address, e));
+                        continue;
+                    }
+                };
             let creds = match session.next_payment().await {
                 Ok(c) => c,
                 Err(e) => {
@@ -120,17 +110,12 @@ impl Gateway {
             };
             let started = started.absolutize(&origin);
             session.set_manifest_id(started.manifest_id.clone());
-            let (payments, payment_stats) = if session.is_paying() {
-                let (scheduler, stats) = PaymentScheduler::new(
-                    session,
-                    PaymentTarget::Lv2v { orchestrator: origin.clone() },
-                    actor_http,
-                    self.inner.config.lv2v_payment_interval,
-                );
-                (Some(PaymentScheduler::start_in_arbiter(self.arbiter(), move |_| scheduler)), stats)
-            } else {
-                (None, SharedPaymentStats::default())
-            };
+            let (payments, payment_stats) = self.start_payments(
+                session,
+                PaymentTarget::Lv2v { orchestrator: origin.clone() },
+                actor_http,
+                self.inner.config.lv2v_payment_interval,
+            );
             tracing::info!(orchestrator = %origin, manifest_id = %started.manifest_id, "LV2V job started");
             return Ok(Lv2vJob { orchestrator: origin, session: started, http, payments, payment_stats });
         }

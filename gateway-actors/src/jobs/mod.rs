@@ -5,9 +5,17 @@
 pub mod byoc;
 pub mod lv2v;
 
-use gateway_core::error::{body_excerpt, JobError, OrchestratorRejection};
+use std::time::Duration;
 
-use crate::http::{describe, read_body_capped, MAX_RESPONSE_BYTES};
+use actix::prelude::*;
+use gateway_core::capabilities::{build_capabilities, CapabilityQuery};
+use gateway_core::error::{body_excerpt, JobError, OrchestratorRejection};
+use gateway_core::signer::SignerIdentity;
+
+use crate::gateway::Gateway;
+use crate::http::{describe, read_body_capped, ClientBuildError, MAX_RESPONSE_BYTES};
+use crate::payments::{PaymentKind, PaymentScheduler, PaymentSession, PaymentTarget, SharedPaymentStats};
+use crate::selector::Candidate;
 
 /// Time allowed for a job start call.
 pub const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -47,4 +55,50 @@ impl Answer {
 
 pub(crate) fn rejection(orchestrator: &str, reason: impl ToString) -> OrchestratorRejection {
     OrchestratorRejection { orchestrator: orchestrator.to_owned(), reason: reason.to_string() }
+}
+
+/// What a start attempt on one candidate needs: its origin, HTTP clients and a payment session.
+pub(crate) struct Attempt {
+    /// Orchestrator origin (`https://host:port`).
+    pub origin: String,
+    /// Client for the media path and start calls.
+    pub http: reqwest::Client,
+    /// Client for the payment scheduler (on the gateway's actor runtime).
+    pub actor_http: reqwest::Client,
+    /// Payments against this candidate.
+    pub session: PaymentSession,
+}
+
+impl Gateway {
+    /// Prepares an attempt on `candidate`.
+    pub(crate) fn attempt(
+        &self,
+        candidate: &Candidate,
+        queries: &[CapabilityQuery],
+        identity: Option<SignerIdentity>,
+        kind: PaymentKind,
+    ) -> Result<Attempt, ClientBuildError> {
+        let origin = candidate.info.transcoder.trim_end_matches('/').to_owned();
+        let (http, actor_http) = self.orchestrator_clients(&origin)?;
+        let refresh = self.refresher(candidate.address.clone(), queries, identity);
+        let caps = build_capabilities(queries);
+        let session =
+            PaymentSession::new(self.signer_addr(), candidate.info.clone(), kind, &caps, Some(refresh));
+        Ok(Attempt { origin, http, actor_http, session })
+    }
+
+    /// Starts recurring payments for a started job (none offchain).
+    pub(crate) fn start_payments(
+        &self,
+        session: PaymentSession,
+        target: PaymentTarget,
+        http: reqwest::Client,
+        interval: Duration,
+    ) -> (Option<Addr<PaymentScheduler>>, SharedPaymentStats) {
+        if !session.is_paying() {
+            return (None, SharedPaymentStats::default());
+        }
+        let (scheduler, stats) = PaymentScheduler::new(session, target, http, interval);
+        (Some(PaymentScheduler::start_in_arbiter(self.arbiter(), move |_| scheduler)), stats)
+    }
 }
