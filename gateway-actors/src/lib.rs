@@ -4,6 +4,23 @@
 //! subscribing, frame encoding and stream supervision, each as its own actor or engine, behind
 //! the user-facing job APIs. It is not a protocol definition (that is `gateway-core`) and does
 //! no pixel work itself (that is `gateway-media`).
+//!
+//! ```no_run
+//! use gateway_actors::{ByocJobRequest, Gateway, GatewayConfig};
+//! use gateway_core::token::NetworkSettings;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let network = NetworkSettings { signer: Some("https://signer.example".into()), ..Default::default() };
+//! // Send + Sync + Clone: share it across tasks of any tokio runtime.
+//! let gateway = Gateway::start(GatewayConfig { network, ..Default::default() })?;
+//! let mut request = ByocJobRequest::new("text-reversal");
+//! request.enable_data_output = true;
+//! let job = gateway.start_byoc_job(request).await?;
+//! job.control().await?.send(&serde_json::json!({"text": "hello"})).await?;
+//! println!("{:?}", job.data()?.next().await?);
+//! job.stop().await?;
+//! # Ok(()) }
+//! ```
 #![warn(missing_docs)]
 
 pub use gateway::{Gateway, GatewayConfig, GatewayError};
