@@ -19,6 +19,7 @@ use crate::cli::{self, UsageError};
 
 /// The network flags every job subcommand takes.
 #[derive(Clone, Default, Args)]
+#[command(next_help_heading = "Network (none given: the embedded local network)")]
 pub struct NetworkArgs {
     /// Orchestrator to use (host:port or URL); repeatable and comma-delimited. Skips discovery.
     #[arg(long = "orchestrator", value_name = "ADDR", action = ArgAction::Append, value_delimiter = ',')]

@@ -56,6 +56,9 @@ pub async fn run(args: SelectArgs) -> anyhow::Result<()> {
         Err(e) => match e.downcast::<GatewayError>() {
             Ok(GatewayError::Job(JobError::NoOrchestratorAvailable { rejections })) => {
                 println!("no orchestrator can take the job");
+                if rejections.is_empty() {
+                    println!("  discovery returned no orchestrator for these capabilities");
+                }
                 print_rejections(&rejections);
                 anyhow::bail!("no orchestrator available ({} rejected)", rejections.len())
             }
