@@ -8,7 +8,7 @@ use gateway_core::trickle::SeqSpec;
 use gateway_media::encoder::Codec;
 
 use crate::cli;
-use crate::frames::{finish_job, stream_frames, FrameArgs};
+use crate::frames::{stream_frames, FrameArgs};
 use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
 
 /// Codecs a BYOC worker can be sent.
@@ -62,7 +62,7 @@ async fn run_job(net: &Network, args: &ByocWriteFramesArgs) -> anyhow::Result<()
     })
     .await;
     let payments = job.payment_stats();
-    finish_job(job.stop()).await;
+    cli::cleanup("stopping the job", job.stop()).await;
     let report = outcome?;
     report.print(console, &payments);
     if report.media.segments_published == 0 {

@@ -16,7 +16,7 @@ use gateway_media::{Rational, TestPattern};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::MissedTickBehavior;
 
-use crate::cli::{self, human_bytes, parse_dimension, Console, OutputSpec, Progress};
+use crate::cli::{human_bytes, parse_dimension, Console, OutputSpec, Progress};
 
 /// After the last frame, how long the output may stay silent before we stop waiting for it.
 const OUTPUT_IDLE: Duration = Duration::from_secs(3);
@@ -256,9 +256,4 @@ async fn read_output(
         counters.segments.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
-}
-
-/// Stops a job after the frames went out (or failed, or Ctrl-C), bounded in time.
-pub async fn finish_job<E: std::fmt::Display>(stop: impl std::future::Future<Output = Result<(), E>>) {
-    cli::cleanup("stopping the job", stop).await;
 }

@@ -8,7 +8,6 @@ use clap::Args;
 use gateway_actors::Lv2vRequest;
 
 use crate::cli;
-use crate::frames::finish_job;
 use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
 
 /// Options of `payments`.
@@ -76,7 +75,7 @@ async fn run_job(net: &Network, args: &PaymentsArgs) -> anyhow::Result<()> {
     })
     .await;
     let stats = job.payment_stats();
-    finish_job(job.stop()).await;
+    cli::cleanup("stopping the job", job.stop()).await;
     outcome?;
     println!(
         "total: {} payment(s) sent, {} cycle(s) skipped, {} failure(s) in {:.1} s",

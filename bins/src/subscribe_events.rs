@@ -5,7 +5,6 @@ use clap::Args;
 use gateway_actors::Lv2vRequest;
 
 use crate::cli;
-use crate::frames::finish_job;
 use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
 
 /// Options of `subscribe-events`.
@@ -50,7 +49,7 @@ async fn run_job(net: &Network, args: &SubscribeEventsArgs) -> anyhow::Result<()
     })
     .await;
     events.close();
-    finish_job(job.stop()).await;
+    cli::cleanup("stopping the job", job.stop()).await;
     let seen = outcome?;
     eprintln!("{seen} event(s)");
     Ok(())

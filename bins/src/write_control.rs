@@ -9,7 +9,6 @@ use gateway_actors::Lv2vRequest;
 use serde_json::{Map, Value};
 
 use crate::cli::{self, parse_json_object};
-use crate::frames::finish_job;
 use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
 
 /// Options of `write-control`.
@@ -59,6 +58,6 @@ async fn run_job(net: &Network, args: &WriteControlArgs) -> anyhow::Result<()> {
         anyhow::Ok(())
     })
     .await;
-    finish_job(job.stop()).await;
+    cli::cleanup("stopping the job", job.stop()).await;
     outcome
 }

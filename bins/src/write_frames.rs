@@ -8,7 +8,7 @@ use gateway_core::trickle::SeqSpec;
 use gateway_media::encoder::Codec;
 
 use crate::cli;
-use crate::frames::{finish_job, stream_frames, FrameArgs};
+use crate::frames::{stream_frames, FrameArgs};
 use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
 
 /// Options of `write-frames`.
@@ -44,7 +44,7 @@ async fn run_job(net: &Network, args: &WriteFramesArgs) -> anyhow::Result<()> {
     })
     .await;
     let payments = job.payment_stats();
-    finish_job(job.stop()).await;
+    cli::cleanup("stopping the job", job.stop()).await;
     let report = outcome?;
     report.print(console, &payments);
     if report.media.segments_published == 0 {
