@@ -35,8 +35,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         anyhow::bail!("--orchestrators and --seconds must be at least 1");
     }
     let started = Instant::now();
-    let net = LocalNetwork::start(NetworkConfig { orchestrators: args.orchestrators, ..Default::default() }).await?;
-    println!("local network: {} orchestrator(s) over TLS, signer at {}", args.orchestrators, net.signer_url());
+    let net = LocalNetwork::start(NetworkConfig { orchestrators: args.orchestrators, ..Default::default() })
+        .await?;
+    println!(
+        "local network: {} orchestrator(s) over TLS, signer at {}",
+        args.orchestrators,
+        net.signer_url()
+    );
 
     // Only a signer: orchestrators are discovered through it, as with a hosted signer.
     let network = NetworkSettings { signer: Some(net.signer_url()), ..Default::default() };
@@ -46,7 +51,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let selection = gw.select(&["byoc/text-reversal".parse()?], None).await?;
     for (i, c) in selection.candidates.iter().enumerate() {
-        let price = c.info.price_info.as_ref().map(|p| format!("{}/{} wei", p.price_per_unit, p.pixels_per_unit)).unwrap_or_default();
+        let price = c
+            .info
+            .price_info
+            .as_ref()
+            .map(|p| format!("{}/{} wei", p.price_per_unit, p.pixels_per_unit))
+            .unwrap_or_default();
         println!("  candidate {i}: {} ({} ms, price {price})", c.address, c.latency.as_millis());
     }
 
@@ -97,7 +107,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let publisher = VideoPublisher::start(job.publisher().await, VideoPublisherConfig::h264(w, h))?;
     let mut pattern = TestPattern::new(w, h, Rational::new(fps, 1))?;
     let t0 = Instant::now();
-    for _ in 0..(args.seconds * fps as u32) {
+    for _ in 0..(args.seconds * fps) {
         publisher.write_frame(pattern.next_frame())?;
         // Pace like a camera so the encoder queue is exercised as in a live stream.
         tokio::time::sleep(Duration::from_millis(1000 / fps as u64)).await;
@@ -107,7 +117,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let lv2v_payments = job.payment_stats();
     tokio::time::sleep(Duration::from_millis(300)).await;
     job.stop().await?;
-    let (out_segments, out_bytes) = tokio::time::timeout(Duration::from_secs(10), reader).await.unwrap_or(Ok((0, 0)))?;
+    let (out_segments, out_bytes) =
+        tokio::time::timeout(Duration::from_secs(10), reader).await.unwrap_or(Ok((0, 0)))?;
 
     println!("summary");
     println!("  video in: {} frames, {} encoded, {} dropped, {} segments / {} bytes published, {} failed, {} bytes drained, in {:.1} s",

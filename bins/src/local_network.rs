@@ -1,4 +1,4 @@
-//! `livepeer-gateway local-network`: runs the local Livepeer network until Ctrl-C.
+//! `livepeer-gateway local-network`: runs the local Livepeer network until Ctrl-C (exit code 130).
 
 use std::net::SocketAddr;
 
@@ -15,7 +15,7 @@ pub struct LocalNetworkArgs {
     #[arg(long, default_value = "127.0.0.1:8936")]
     pub signer_listen: SocketAddr,
     /// Number of orchestrators (the others take free ports).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub orchestrators: usize,
     /// Serve plain HTTP instead of TLS with a self-signed certificate.
     #[arg(long)]
@@ -30,9 +30,6 @@ pub struct LocalNetworkArgs {
 
 /// Starts the network and serves until Ctrl-C.
 pub async fn run(args: LocalNetworkArgs) -> anyhow::Result<()> {
-    if args.orchestrators == 0 {
-        anyhow::bail!("--orchestrators must be at least 1");
-    }
     let mut config = NetworkConfig {
         orchestrators: args.orchestrators,
         tls: !args.plaintext,
@@ -65,7 +62,9 @@ pub async fn run(args: LocalNetworkArgs) -> anyhow::Result<()> {
         println!("  trickle       {}", net.trickle_url());
         println!("  admin         {}", net.admin_url());
     }
-    tokio::signal::ctrl_c().await?;
+    // Serving until Ctrl-C is the normal life of this command; it still exits with 130 like
+    // every interrupted command.
+    crate::cli::interrupted().await;
     net.shutdown().await;
-    Ok(())
+    Err(crate::cli::Interrupted.into())
 }

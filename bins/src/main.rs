@@ -1,12 +1,36 @@
 //! `livepeer-gateway`: the command line of livepeer-gateway-rs.
 //!
 //! Argument parsing, output formatting and progress only; the protocol lives in the library
-//! crates. Exit codes: 0 success, 1 the job failed, 2 bad arguments (clap's own).
+//! crates. Exit codes: 0 success, 1 the job failed, 2 bad arguments, 130 Ctrl-C.
+//!
+//! Job subcommands take the network flags of [`network::NetworkArgs`]; without any of
+//! `--orchestrator`, `--signer`, `--discovery` or `--token` they run against the embedded local
+//! network, so each works out of the box.
 
+mod byoc_text_reversal;
+mod byoc_write_frames;
+mod byoc_write_text;
+mod cli;
 mod demo;
+mod frames;
 mod local_network;
+mod network;
+mod orchestrator_info;
+mod payments;
+mod select;
+mod subscribe_events;
+mod trickle;
+mod write_control;
+mod write_frames;
 
-use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, Subcommand};
+use gateway_core::capabilities::CapabilityQuery;
+
+/// After Ctrl-C, how long a command may take to stop its job and network before it is abandoned.
+const STOP_GRACE: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Parser)]
 #[command(name = "livepeer-gateway", version, about = "Send live video and AI jobs to the Livepeer network")]
@@ -24,9 +48,30 @@ enum Command {
     /// Parse pipeline/model capability queries and print what GetOrchestrator would ask for.
     Capabilities {
         /// Queries like byoc/text-reversal; comma-delimited and/or repeated.
-        #[arg(required = true)]
-        queries: Vec<String>,
+        #[arg(required = true, action = ArgAction::Append, value_delimiter = ',', value_parser = cli::parse_capability)]
+        queries: Vec<CapabilityQuery>,
     },
+    /// Ask orchestrators what they offer: capabilities, capacity, prices, ticket parameters.
+    GetOrchestratorInfo(orchestrator_info::OrchestratorInfoArgs),
+    /// Select orchestrators for a job and print the ranking and every rejection.
+    SelectOrchestrator(select::SelectArgs),
+    /// Send one text to a BYOC text-reversal job and print the reply.
+    ByocTextReversal(byoc_text_reversal::TextReversalArgs),
+    /// Stream text lines (stdin or --text) to a BYOC job and print each reply.
+    ByocWriteText(byoc_write_text::WriteTextArgs),
+    /// Publish the test pattern to a live video-to-video (LV2V) job (H.264).
+    WriteFrames(write_frames::WriteFramesArgs),
+    /// Publish the test pattern to a BYOC stream job (H.264 or AV1).
+    ByocWriteFrames(byoc_write_frames::ByocWriteFramesArgs),
+    /// Start an LV2V job and print its events.
+    SubscribeEvents(subscribe_events::SubscribeEventsArgs),
+    /// Start an LV2V job and write control messages to it.
+    WriteControl(write_control::WriteControlArgs),
+    /// Start an LV2V job and watch its payments for a while.
+    Payments(payments::PaymentsArgs),
+    /// Publish to or subscribe to any trickle channel (a curl for trickle).
+    #[command(subcommand)]
+    Trickle(trickle::TrickleCommand),
 }
 
 fn init_tracing() {
@@ -35,27 +80,53 @@ fn init_tracing() {
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo(args) => demo::run(args).await,
-        Command::LocalNetwork(args) => local_network::run(args).await,
-        Command::Capabilities { queries } => print_capabilities(&queries),
+    cli::install_ctrl_c_handler();
+    let command = run(cli.command);
+    // Commands stop their jobs themselves on Ctrl-C; this only bounds how long that may take.
+    let result = tokio::select! {
+        r = command => r,
+        _ = async { cli::interrupted().await; tokio::time::sleep(STOP_GRACE).await } => Err(cli::Interrupted.into()),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<cli::Interrupted>() => ExitCode::from(130),
+        Err(e) if e.is::<cli::UsageError>() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::from(1)
+            ExitCode::from(1)
         }
     }
 }
 
-fn print_capabilities(queries: &[String]) -> anyhow::Result<()> {
-    let parsed = gateway_core::capabilities::parse_capability_queries(queries)?;
-    let caps = gateway_core::capabilities::build_capabilities(&parsed);
-    for q in &parsed {
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Demo(args) => demo::run(args).await,
+        Command::LocalNetwork(args) => local_network::run(args).await,
+        Command::Capabilities { queries } => print_capabilities(queries),
+        Command::GetOrchestratorInfo(args) => orchestrator_info::run(args).await,
+        Command::SelectOrchestrator(args) => select::run(args).await,
+        Command::ByocTextReversal(args) => byoc_text_reversal::run(args).await,
+        Command::ByocWriteText(args) => byoc_write_text::run(args).await,
+        Command::WriteFrames(args) => write_frames::run(args).await,
+        Command::ByocWriteFrames(args) => byoc_write_frames::run(args).await,
+        Command::SubscribeEvents(args) => subscribe_events::run(args).await,
+        Command::WriteControl(args) => write_control::run(args).await,
+        Command::Payments(args) => payments::run(args).await,
+        Command::Trickle(command) => trickle::run(command).await,
+    }
+}
+
+fn print_capabilities(mut queries: Vec<CapabilityQuery>) -> anyhow::Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    queries.retain(|q| seen.insert(q.clone()));
+    let caps = gateway_core::capabilities::build_capabilities(&queries);
+    for q in &queries {
         println!("{q}\t{} \tmodel {}", q.capability, q.model);
     }
     println!("capacities: {:?}", caps.capacities);

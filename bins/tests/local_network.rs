@@ -46,11 +46,12 @@ fn bad_arguments_exit_with_a_clear_message() {
         .args(["capabilities", "nope/x"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown pipeline \"nope\""));
     let out = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
         .args(["local-network", "--orchestrators", "0"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--orchestrators"));
 }

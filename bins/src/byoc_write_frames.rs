@@ -1,0 +1,72 @@
+//! `livepeer-gateway byoc-write-frames`: starts a BYOC stream job with video in and out and
+//! publishes the moving test pattern to it (H.264 in MPEG-TS, or AV1 in IVF), optionally saving
+//! the job's output stream, then prints the totals.
+
+use clap::{Args, ValueEnum};
+use gateway_actors::ByocJobRequest;
+use gateway_core::trickle::SeqSpec;
+use gateway_media::encoder::Codec;
+
+use crate::cli;
+use crate::frames::{stream_frames, FrameArgs};
+use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
+
+/// Codecs a BYOC worker can be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CodecArg {
+    /// H.264 in MPEG-TS.
+    H264,
+    /// AV1 in IVF (the worker must decode AV1).
+    Av1,
+}
+
+/// Options of `byoc-write-frames`.
+#[derive(Debug, Args)]
+pub struct ByocWriteFramesArgs {
+    #[command(flatten)]
+    pub frames: FrameArgs,
+    /// Codec of the published video.
+    #[arg(long, value_enum, default_value_t = CodecArg::H264)]
+    pub codec: CodecArg,
+    /// Registered BYOC capability name.
+    #[arg(long, default_value = "text-reversal")]
+    pub capability: String,
+    #[command(flatten)]
+    pub network: NetworkArgs,
+}
+
+/// Runs the command.
+pub async fn run(args: ByocWriteFramesArgs) -> anyhow::Result<()> {
+    let net = Network::connect(&args.network, EmbeddedTweaks::default()).await?;
+    let result = run_job(&net, &args).await;
+    net.shutdown().await;
+    result
+}
+
+async fn run_job(net: &Network, args: &ByocWriteFramesArgs) -> anyhow::Result<()> {
+    let console = args.frames.console();
+    let codec = match args.codec {
+        CodecArg::H264 => Codec::H264,
+        CodecArg::Av1 => Codec::Av1,
+    };
+    let mut request = ByocJobRequest::new(&args.capability);
+    request.enable_video_ingress = true;
+    request.enable_video_egress = true;
+    let job = cli::interruptible(net.gateway.start_byoc_job(request)).await?;
+    console.line(format!("BYOC job {} ({}) on {}", job.stream_id, args.capability, job.orchestrator));
+    let outcome = cli::interruptible(async {
+        // The output channel is new, so reading from its first segment misses nothing.
+        let output = job.output(SeqSpec::At(0))?;
+        let publisher = job.publisher(args.frames.publisher_config(codec).mime()).await?;
+        stream_frames(publisher, output, &args.frames, codec).await
+    })
+    .await;
+    let payments = job.payment_stats();
+    cli::cleanup("stopping the job", job.stop()).await;
+    let report = outcome?;
+    report.print(console, &payments);
+    if report.media.segments_published == 0 {
+        anyhow::bail!("no segment was published");
+    }
+    Ok(())
+}

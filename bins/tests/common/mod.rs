@@ -1,0 +1,115 @@
+//! Helpers for tests that run the built `livepeer-gateway` binary: run it with a deadline, and
+//! start a `local-network` child to point it at.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a finished run printed.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Both streams, for assertions on what the user saw.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs the binary with `args` (and `stdin`), killing it after `limit`.
+pub fn run_with(args: &[&str], stdin: Option<&[u8]>, envs: &[(&str, &str)], limit: Duration) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn livepeer-gateway");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+    }
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_thread = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        s
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("livepeer-gateway {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&out_thread.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&err_thread.join().unwrap()).into_owned(),
+    }
+}
+
+/// Runs the binary with `args`, 30 s at most.
+pub fn run(args: &[&str]) -> Run {
+    run_with(args, None, &[], Duration::from_secs(30))
+}
+
+/// A `local-network --json --plaintext` child process, killed on drop.
+pub struct LocalNet {
+    child: Child,
+    /// Its JSON line.
+    pub urls: serde_json::Value,
+}
+
+impl LocalNet {
+    /// Starts it on free ports; `extra` adds flags such as `--trickle-autocreate`.
+    pub fn start(extra: &[&str]) -> LocalNet {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
+            .args(["local-network", "--json", "--plaintext", "--listen", "127.0.0.1:0"])
+            .args(["--signer-listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn local-network");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let urls = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+        LocalNet { child, urls }
+    }
+
+    /// A URL from its JSON line.
+    pub fn url(&self, key: &str) -> String {
+        self.urls[key].as_str().unwrap_or_else(|| panic!("no {key}")).trim_end_matches('/').to_owned()
+    }
+}
+
+impl Drop for LocalNet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,107 @@
+//! `get-orchestrator-info` and `select-orchestrator` against a `local-network` child: the JSON
+//! fields, `--caps` parsing next to positional addresses, going on past a dead orchestrator, and
+//! rejection reasons.
+
+mod common;
+
+use common::{run, LocalNet};
+
+/// Nothing listens on port 1, so connecting fails at once.
+const DEAD: &str = "127.0.0.1:1";
+
+#[test]
+fn info_json_has_the_fields_and_caps_leave_positionals_alone() {
+    let net = LocalNet::start(&[]);
+    let orch = net.url("orchestrator");
+    // ADDR comes after repeated, comma-delimited --caps: it must stay a positional address.
+    let r = run(&[
+        "get-orchestrator-info",
+        "--format",
+        "json",
+        "--caps",
+        "byoc/text-reversal,live-video-to-video/noop",
+        "--caps",
+        "byoc/text-reversal",
+        &orch,
+    ]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("stdout is one JSON document");
+    let list = v.as_array().expect("an array");
+    assert_eq!(list.len(), 1, "only ADDR was asked: {v}");
+    let o = &list[0];
+    assert_eq!(o["ok"], true);
+    assert!(o["orchestrator"].as_str().unwrap().contains(orch.trim_start_matches("http://")));
+    assert_eq!(o["transcoder"].as_str().unwrap().trim_end_matches('/'), orch);
+    assert!(
+        o["eth_address"].as_str().unwrap().starts_with("0x")
+            && o["eth_address"].as_str().unwrap().len() == 42
+    );
+    assert!(!o["version"].as_str().unwrap().is_empty());
+    assert!(o["ticket_params"].is_boolean());
+    assert_eq!(o["requested"]["compatible"], true, "{o}");
+    let byoc = o["capabilities"].as_array().unwrap().iter().find(|c| c["id"] == 37).expect("byoc listed");
+    let model = &byoc["models"][0];
+    assert_eq!(model["model"], "text-reversal");
+    for key in ["warm", "capacity", "in_use", "available"] {
+        assert!(!model[key].is_null(), "{key} missing: {model}");
+    }
+    // Asked about both capabilities, the orchestrator quotes the sum of their prices: 100 wei
+    // per second for text-reversal plus 0.001 wei per pixel for LV2V noop.
+    let quoted = o["pricing"]["general"]["wei_per_unit"].as_f64().unwrap();
+    assert!((quoted - 100.001).abs() < 1e-9, "{o}");
+}
+
+#[test]
+fn info_goes_on_past_a_dead_orchestrator() {
+    let net = LocalNet::start(&[]);
+    let orch = net.url("orchestrator");
+    let r = run(&["get-orchestrator-info", "--format", "jsonl", DEAD, &orch]);
+    assert_eq!(r.code, Some(0), "one answered, so the run succeeds: {r:?}");
+    let lines: Vec<serde_json::Value> = r.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{}", r.stdout);
+    assert_eq!(lines[0]["ok"], false);
+    assert!(lines[0]["error"].as_str().unwrap().contains("connect"), "{}", lines[0]);
+    assert_eq!(lines[1]["ok"], true);
+    assert!(r.stderr.contains("1 of 2 orchestrators failed"), "{}", r.stderr);
+
+    let text = run(&["get-orchestrator-info", DEAD, &orch]);
+    assert_eq!(text.code, Some(0));
+    assert!(text.stdout.contains("error: cannot connect"), "{}", text.stdout);
+    assert!(text.stdout.contains("text-reversal: warm true"), "{}", text.stdout);
+
+    let all_dead = run(&["get-orchestrator-info", DEAD]);
+    assert_eq!(all_dead.code, Some(1), "{all_dead:?}");
+    assert!(all_dead.stderr.contains("error: no orchestrator answered"), "{}", all_dead.stderr);
+}
+
+#[test]
+fn select_lists_candidates_and_every_rejection() {
+    let net = LocalNet::start(&[]);
+    let orch = net.url("orchestrator");
+    let list = format!("{orch},{DEAD}");
+    let r = run(&["select-orchestrator", "--orchestrator", &list, "--caps", "byoc/text-reversal"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("1 candidate(s)"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("1. {orch}")), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("{DEAD}: cannot connect")), "{}", r.stdout);
+
+    let r = run(&["select-orchestrator", "--orchestrator", &list, "--caps", "byoc/nope"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stdout.contains("no orchestrator can take the job"), "{}", r.stdout);
+    assert!(r.stdout.contains("does not serve model \"nope\""), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("{DEAD}: cannot connect")), "{}", r.stdout);
+    assert!(r.stderr.contains("error: no orchestrator available (2 rejected)"), "{}", r.stderr);
+
+    // The price ceiling is a rejection reason too (the BYOC price is 100 wei per unit).
+    let r = run(&[
+        "select-orchestrator",
+        "--orchestrator",
+        &orch,
+        "--caps",
+        "byoc/text-reversal",
+        "--max-price",
+        "1",
+    ]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stdout.contains("price"), "{}", r.stdout);
+}
