@@ -46,9 +46,18 @@ impl std::fmt::Debug for SignerEndpoint {
 }
 
 impl SignerEndpoint {
+    /// The URL of `path` under the base URL. The path goes before a query the base may carry
+    /// (hosted signers take `?key=...`); appending to the string would push it into the query.
     fn endpoint(&self, path: &str) -> String {
         let base = if self.url.contains("://") { self.url.clone() } else { format!("https://{}", self.url) };
-        format!("{}{}", base.trim_end_matches('/'), path)
+        match url::Url::parse(&base) {
+            Ok(mut url) => {
+                let joined = format!("{}{}", url.path().trim_end_matches('/'), path);
+                url.set_path(&joined);
+                url.to_string()
+            }
+            Err(_) => format!("{}{}", base.trim_end_matches('/'), path),
+        }
     }
 }
 
@@ -185,4 +194,18 @@ async fn call_once<B: Serialize, R: DeserializeOwned>(
     signer::check_status(path, status, orch_url.as_deref(), &bytes)?;
     serde_json::from_slice(&bytes)
         .map_err(|e| SignerError::InvalidResponse { endpoint: path, reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_keep_the_base_path_and_query() {
+        let e = |url: &str| SignerEndpoint { url: url.into(), headers: BTreeMap::new() };
+        assert_eq!(e("signer.example:8935").endpoint("/x"), "https://signer.example:8935/x");
+        assert_eq!(e("https://s.example/api/").endpoint("/x"), "https://s.example/api/x");
+        assert_eq!(e("https://s.example/api?key=k").endpoint("/x"), "https://s.example/api/x?key=k");
+        assert_eq!(e("http://127.0.0.1:9/?key=k").endpoint("/x"), "http://127.0.0.1:9/x?key=k");
+    }
 }
