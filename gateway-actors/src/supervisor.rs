@@ -28,7 +28,7 @@ use gateway_media::FrameQueue;
 use tokio::sync::oneshot;
 
 use crate::encoder::{EncodeFrame, FlushEncoder, FrameEncoder};
-use crate::writer::{BeginSegment, EndSegment, SegmentWriter, WriteChunk, WriterStats};
+use crate::writer::{BeginSegment, EndSegment, SegmentWriter, Settle, WriteChunk, WriterStats};
 
 /// Timing rules of a stream.
 #[derive(Debug, Clone, Copy)]
@@ -392,6 +392,9 @@ impl StreamSupervisor {
         if let Some(tx) = self.finishing.take() {
             ctx.spawn(
                 async move {
+                    // The caller stops this runtime once answered: let failed segments'
+                    // DELETEs reach the server first, or it keeps them (and readers) open.
+                    let _ = writer.send(Settle).await;
                     let restarts = writer.send(WriterStats).await.map(|r| r.restarts).unwrap_or(0);
                     let _ = tx.send(MediaStats { writer_restarts: restarts, ..snapshot });
                 }

@@ -63,6 +63,12 @@ pub struct EndSegment;
 #[rtype(result = "()")]
 pub struct CloseChannel;
 
+/// Wait until the DELETEs of failed segments have been sent (before the stream's runtime
+/// stops, which would cancel them).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Settle;
+
 /// Ask for the publisher's counters and the writer's restart count.
 #[derive(Debug, Message)]
 #[rtype(result = "WriterReport")]
@@ -143,6 +149,16 @@ impl Handler<CloseChannel> for SegmentWriter {
             }
             .into_actor(self),
         ))
+    }
+}
+
+impl Handler<Settle> for SegmentWriter {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: Settle, _: &mut Context<Self>) -> Self::Result {
+        match &self.publisher {
+            Some(p) => Box::pin(p.settled()),
+            None => Box::pin(async {}),
+        }
     }
 }
 

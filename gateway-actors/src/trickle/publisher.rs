@@ -9,7 +9,9 @@
 //!   without coalescing).
 //! - A write that cannot be handed to the POST within the stall timeout fails the segment: the
 //!   POST is aborted, `DELETE {channel}/{seq}` releases its readers, and the caller gets a
-//!   [`TrickleError::Segment`] while the publisher stays usable for the next segment.
+//!   [`TrickleError::Segment`] while the publisher stays usable for the next segment. Any other
+//!   non-terminal failure of a segment (a dropped connection, no answer) deletes it too, since
+//!   the server may keep it open; [`TricklePublisher::settled`] waits for those DELETEs.
 //! - A POST that failed before any body byte was consumed is retried once; after that, never.
 //! - 404 is terminal (the channel is gone); so are 3 failed segments in a row.
 //! - `close` deletes the channel, which ends the stream for every subscriber.
@@ -91,6 +93,8 @@ struct Shared {
     consecutive_failures: AtomicU32,
     closed: AtomicBool,
     terminal: Mutex<Option<TrickleError>>,
+    /// DELETEs of abandoned segments still being sent (see [`TricklePublisher::settled`]).
+    deletes: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -195,6 +199,19 @@ impl TricklePublisher {
             post_retries: s.post_retries.load(Ordering::Relaxed),
             stall_timeouts: s.stall_timeouts.load(Ordering::Relaxed),
             consecutive_failures: s.consecutive_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Waits until the DELETEs of failed or abandoned segments have been sent (each bounded by
+    /// the JSON call timeout). Call it before stopping the runtime the publisher runs on: a
+    /// DELETE lost there leaves the server holding the segment open and its readers blocked.
+    pub fn settled(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let shared = self.shared.clone();
+        async move {
+            let deletes = std::mem::take(&mut *shared.deletes.lock().unwrap_or_else(|e| e.into_inner()));
+            for d in deletes {
+                let _ = d.await;
+            }
         }
     }
 
@@ -460,13 +477,17 @@ impl SegmentSink {
             Err(_) => {
                 abort.abort();
                 self.shared.stall_timeouts.fetch_add(1, Ordering::Relaxed);
-                self.delete_segment();
                 Err(TrickleError::Segment {
                     seq: self.seq as i64,
                     reason: "no answer after the segment ended".into(),
                 })
             }
         };
+        if matches!(&result, Err(e) if !e.is_terminal()) {
+            // The server may keep a broken segment open (dropped connection, no answer):
+            // release its readers.
+            self.delete_segment();
+        }
         self.shared.record_outcome(&result, self.max_failures);
         result
     }
@@ -476,12 +497,16 @@ impl SegmentSink {
             task.abort();
         }
         self.tx = None;
-        self.delete_segment();
         self.fail_with(TrickleError::Segment { seq: self.seq as i64, reason })
     }
 
     fn fail_with(&mut self, err: TrickleError) -> TrickleError {
         self.tx = None;
+        if !err.is_terminal() {
+            // Stalled, or the POST ended early (e.g. a dropped connection): the server may
+            // keep the segment open, so release its readers.
+            self.delete_segment();
+        }
         let result = Err(err.clone());
         self.shared.record_outcome(&result, self.max_failures);
         self.failed = Some(err.clone());
@@ -492,9 +517,12 @@ impl SegmentSink {
     fn delete_segment(&self) {
         let http = self.http.clone();
         let url = self.url.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let _ = tokio::time::timeout(JSON_CALL_TIMEOUT, http.delete(url).send()).await;
         });
+        let mut deletes = self.shared.deletes.lock().unwrap_or_else(|e| e.into_inner());
+        deletes.retain(|d| !d.is_finished());
+        deletes.push(task);
     }
 }
 
