@@ -165,7 +165,6 @@ async fn publish(
     out: &OutCounters,
 ) -> anyhow::Result<(Duration, MediaStats)> {
     let config = args.publisher_config(codec);
-    let queue = config.queue_frames.max(1) as u64;
     let video = VideoPublisher::start(publisher, config)?;
     let mut pattern = TestPattern::new(args.width, args.height, Rational::new(args.fps, 1))?;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.fps as f64));
@@ -175,13 +174,13 @@ async fn publish(
     let started = Instant::now();
     for i in 0..args.count {
         if args.no_pace {
-            wait_for_room(&video, queue).await;
+            video.write_frame_when_ready(pattern.next_frame()).await?;
         } else {
             tick.tick().await;
+            video.write_frame(pattern.next_frame())?;
         }
-        video.write_frame(pattern.next_frame())?;
         if i % 10 == 9 || i + 1 == args.count {
-            let s = video.stats();
+            let s = video.stats().await?;
             progress.update(
                 i + 1,
                 format!(
@@ -197,21 +196,6 @@ async fn publish(
     let media = video.finish().await?;
     progress.finish();
     Ok((started.elapsed(), media))
-}
-
-/// Waits until the encoder's queue has room, so `--no-pace` sends every frame instead of
-/// dropping most of them (the publisher never blocks a caller; it drops the oldest frame). The
-/// library has no awaitable "room" signal, so this polls its counters.
-async fn wait_for_room(video: &VideoPublisher, queue: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = video.stats();
-        let queued = s.frames_in.saturating_sub(s.frames_encoded + s.frames_dropped);
-        if queued < queue || Instant::now() > deadline {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
 
 /// Waits until the output carried as many bytes as were published (a passthrough is done),

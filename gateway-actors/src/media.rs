@@ -83,6 +83,7 @@ pub enum MediaError {
 /// Publishes frames as encoded segments on one trickle channel.
 pub struct VideoPublisher {
     queue: Arc<Mutex<FrameQueue>>,
+    capacity: usize,
     notified: Arc<AtomicBool>,
     supervisor: Addr<StreamSupervisor>,
     system: actix::System,
@@ -132,7 +133,7 @@ impl VideoPublisher {
             .map_err(|e| MediaError::Stopped(format!("cannot start the stream thread: {e}")))?;
         let (supervisor, system) =
             rx.recv().map_err(|_| MediaError::Stopped("the stream thread ended".into()))??;
-        Ok(VideoPublisher { queue, notified, supervisor, system, thread: Some(thread) })
+        Ok(VideoPublisher { queue, capacity: config.queue_frames.max(1), notified, supervisor, system, thread: Some(thread) })
     }
 
     /// Queues a frame without blocking; when the encoder is behind, the oldest queued frame is
@@ -147,6 +148,26 @@ impl VideoPublisher {
             self.supervisor.do_send(FramesAvailable);
         }
         Ok(())
+    }
+
+    /// Like [`VideoPublisher::write_frame`], but first waits until the queue has room, so a
+    /// producer faster than the encoder (a file, a benchmark) loses no frame. Live sources should
+    /// use `write_frame` and let old frames go.
+    pub async fn write_frame_when_ready(&self, frame: VideoFrame) -> Result<(), MediaError> {
+        // The supervisor takes frames on its own thread; poll briefly instead of sharing a waker
+        // across the two runtimes.
+        while self.queued_frames() >= self.capacity {
+            if !self.supervisor.connected() {
+                return Err(MediaError::Stopped("the stream supervisor ended".into()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        self.write_frame(frame)
+    }
+
+    /// Frames waiting for the encoder now.
+    pub fn queued_frames(&self) -> usize {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Totals so far.
