@@ -168,6 +168,17 @@ pub async fn select_orchestrators(
             })
         }
     };
+    if addresses.is_empty() {
+        let wanted: Vec<String> = request.queries.iter().map(ToString::to_string).collect();
+        let reason = if wanted.is_empty() {
+            "discovery returned no orchestrators".to_owned()
+        } else {
+            format!("discovery returned no orchestrator offering {}", wanted.join(", "))
+        };
+        return Err(JobError::NoOrchestratorAvailable {
+            rejections: vec![OrchestratorRejection { orchestrator: "discovery".into(), reason }],
+        });
+    }
 
     let mut rejections = Vec::new();
     let excluded: HashSet<String> = request.exclude.iter().map(|a| same_orchestrator_key(a)).collect();

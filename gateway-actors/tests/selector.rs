@@ -330,8 +330,8 @@ async fn selector_actor_discovers_through_the_signer_with_caps() {
     let r =
         selector.send(Select { queries: vec![query("byoc/unknown")], ..Default::default() }).await.unwrap();
     let (rejections, text) = no_orchestrator(r);
-    assert!(rejections.is_empty(), "{rejections:?}");
-    assert!(text.contains("no candidates"), "{text}");
+    assert_eq!(rejections.len(), 1, "{rejections:?}");
+    assert!(text.contains("discovery returned no orchestrator offering byoc/unknown"), "{text}");
     assert_eq!(net.orchestrator().stats().get_orchestrator_calls, 1, "no orchestrator was asked");
 
     // Without the signer's credentials discovery fails, and the error does not leak them.
