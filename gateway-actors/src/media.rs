@@ -133,7 +133,14 @@ impl VideoPublisher {
             .map_err(|e| MediaError::Stopped(format!("cannot start the stream thread: {e}")))?;
         let (supervisor, system) =
             rx.recv().map_err(|_| MediaError::Stopped("the stream thread ended".into()))??;
-        Ok(VideoPublisher { queue, capacity: config.queue_frames.max(1), notified, supervisor, system, thread: Some(thread) })
+        Ok(VideoPublisher {
+            queue,
+            capacity: config.queue_frames.max(1),
+            notified,
+            supervisor,
+            system,
+            thread: Some(thread),
+        })
     }
 
     /// Queues a frame without blocking; when the encoder is behind, the oldest queued frame is
