@@ -645,6 +645,7 @@ async fn hostile_discovery_and_orchestrator_answers_give_typed_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_body_capped_stops_at_the_limit() {
+    let _ = gateway_actors::tls::provider(); // reqwest needs a process-wide rustls provider
     let http = reqwest::Client::new();
     let exactly = vec![b'a'; MAX_RESPONSE_BYTES];
     // At the limit: accepted, whether announced or streamed.
