@@ -1,5 +1,9 @@
 //! The one HTTP client stack of the gateway: reqwest (hyper 1, rustls with ring).
 //!
+//! The segment writer reaches the network only through the small [`StreamingPost`] trait (a POST
+//! whose body streams chunk by chunk), so the stack can be swapped where it matters; everything
+//! else uses reqwest directly.
+//!
 //! Why not awc, which the design card names: measured on this machine (see
 //! `shared/reference/rust-ecosystem.md` §1.5 and the `http_clients` bench), awc holds HTTP/1.1
 //! body chunks until 8 KiB accumulate (1 KB chunks arrived 1.4 s late), times a streamed POST
@@ -16,7 +20,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use bytes::{Bytes, BytesMut};
+use futures_util::stream::BoxStream;
 
 use crate::tls::{orchestrator_client_config, provider, OrchestratorTrust};
 
@@ -123,5 +131,65 @@ pub fn describe(e: &reqwest::Error) -> String {
         kind.to_owned()
     } else {
         format!("{kind}: {detail}")
+    }
+}
+
+/// A streamed request body: chunks handed to the network as they come.
+pub type BodyStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// The answer to a streamed POST, read in full (trickle POST answers are small).
+#[derive(Debug, Clone, Default)]
+pub struct PostAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers, names lower-case.
+    pub headers: Vec<(String, String)>,
+    /// Start of the body (at most 4 KiB).
+    pub body: Bytes,
+}
+
+impl PostAnswer {
+    /// A header value by name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The HTTP operation whose behaviour decides trickle latency and throughput: a POST whose body
+/// streams chunk by chunk with no overall timeout. The segment writer depends only on this
+/// trait, so another client stack plugs in here (the benches compare awc through it); the
+/// gateway's own is reqwest, for the reasons in the module docs.
+pub trait StreamingPost: Send + Sync + 'static {
+    /// POSTs `body` to `url` with `headers`; `Err` is a transport failure (described, URL-free).
+    fn post_stream(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: BodyStream,
+    ) -> Pin<Box<dyn Future<Output = Result<PostAnswer, String>> + Send + 'static>>;
+}
+
+impl StreamingPost for reqwest::Client {
+    fn post_stream(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: BodyStream,
+    ) -> Pin<Box<dyn Future<Output = Result<PostAnswer, String>> + Send + 'static>> {
+        let mut req = self.post(url).body(reqwest::Body::wrap_stream(body));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Box::pin(async move {
+            let resp = req.send().await.map_err(|e| describe(&e))?;
+            let status = resp.status().as_u16();
+            let headers = resp
+                .headers()
+                .iter()
+                .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
+                .collect();
+            let body = read_body_capped(resp, 4096).await.unwrap_or_default();
+            Ok(PostAnswer { status, headers, body })
+        })
     }
 }

@@ -290,3 +290,45 @@ async fn subscriber_jumps_when_behind_waits_when_ahead_and_ends_on_close() {
     assert!(matches!(ahead.end_reason(), Some(EndReason::Closed | EndReason::NotFound)));
     net.shutdown().await;
 }
+
+/// Segment POSTs go through the `StreamingPost` seam, so another HTTP stack can carry them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segment_posts_go_through_the_streaming_post_trait() {
+    use gateway_actors::http::{BodyStream, PostAnswer, StreamingPost};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    struct Counting(reqwest::Client, Arc<AtomicUsize>);
+    impl StreamingPost for Counting {
+        fn post_stream(
+            &self,
+            url: &str,
+            headers: &[(&str, &str)],
+            body: BodyStream,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<PostAnswer, String>> + Send + 'static>>
+        {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.post_stream(url, headers, body)
+        }
+    }
+
+    let (net, http, url) = setup("seam").await;
+    let posts = Arc::new(AtomicUsize::new(0));
+    let transport = Arc::new(Counting(http.clone(), posts.clone()));
+    let mut publisher = TricklePublisher::with_transport(http.clone(), transport, &url, config()).await;
+    assert_eq!(publisher.write_segment(Bytes::from_static(b"one")).await.unwrap(), 0);
+    assert_eq!(publisher.write_segment(Bytes::from_static(b"two")).await.unwrap(), 1);
+    // Two segments plus the preconnected POST for the third (spawned; give it a moment).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while posts.load(Ordering::SeqCst) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} POSTs went through the trait",
+            posts.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(posts.load(Ordering::SeqCst), 3);
+    publisher.close().await;
+    net.shutdown().await;
+}

@@ -30,7 +30,7 @@ use gateway_core::trickle::{
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::http::{describe, read_body_capped, JSON_CALL_TIMEOUT};
+use crate::http::{read_body_capped, StreamingPost, JSON_CALL_TIMEOUT};
 
 /// Chunks buffered between a writer and its POST before back-pressure starts.
 const CHUNK_QUEUE: usize = 4;
@@ -135,7 +135,10 @@ struct PendingPost {
 
 /// Publishes segments to one trickle channel.
 pub struct TricklePublisher {
+    /// For `/next` and DELETEs.
     http: reqwest::Client,
+    /// For segment POSTs, the hot path (see [`StreamingPost`]).
+    transport: Arc<dyn StreamingPost>,
     url: String,
     config: PublisherConfig,
     next_seq: u64,
@@ -160,12 +163,25 @@ impl TricklePublisher {
         channel_url: &str,
         config: PublisherConfig,
     ) -> TricklePublisher {
+        let transport = Arc::new(http.clone());
+        Self::with_transport(http, transport, channel_url, config).await
+    }
+
+    /// Like [`TricklePublisher::start`], with segment POSTs sent through `transport` (another
+    /// HTTP stack, e.g. for a comparison benchmark).
+    pub async fn with_transport(
+        http: reqwest::Client,
+        transport: Arc<dyn StreamingPost>,
+        channel_url: &str,
+        config: PublisherConfig,
+    ) -> TricklePublisher {
         let start = match config.start_seq {
             Some(s) => s,
             None => fetch_next(&http, channel_url).await.unwrap_or(0),
         };
         let mut p = TricklePublisher {
             http,
+            transport,
             url: channel_url.trim_end_matches('/').to_owned(),
             config,
             next_seq: start,
@@ -295,7 +311,7 @@ impl TricklePublisher {
         let (tx, rx) = mpsc::channel::<Bytes>(CHUNK_QUEUE);
         let reset = std::mem::take(&mut self.reset_pending);
         let task = tokio::spawn(run_post(
-            self.http.clone(),
+            self.transport.clone(),
             segment_url(&self.url, SeqSpec::At(seq)),
             seq,
             self.config.mime.clone(),
@@ -329,7 +345,7 @@ async fn fetch_next(http: &reqwest::Client, channel_url: &str) -> Option<u64> {
 /// Runs the POST of one segment: streams whatever the sink sends, retries once if the request
 /// failed before consuming a byte.
 async fn run_post(
-    http: reqwest::Client,
+    transport: Arc<dyn StreamingPost>,
     url: String,
     seq: u64,
     mime: String,
@@ -346,30 +362,24 @@ async fn run_post(
             consumed.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             Some((Ok::<Bytes, std::io::Error>(chunk), (rx, consumed)))
         });
-        let mut req = http
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, &mime)
-            .body(reqwest::Body::wrap_stream(body));
+        let mut headers = vec![("content-type", mime.as_str())];
         if reset {
-            req = req.header(HEADER_RESET, "1");
+            headers.push((HEADER_RESET, "1"));
         }
-        match req.send().await {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let headers = TrickleHeaders::parse(|n| resp.headers().get(n).and_then(|v| v.to_str().ok()))
-                    .unwrap_or_default();
-                let body = read_body_capped(resp, 4096).await.unwrap_or_default();
-                if attempt == 0 && status >= 500 && consumed.load(Ordering::Relaxed) == 0 {
+        match transport.post_stream(&url, &headers, Box::pin(body)).await {
+            Ok(answer) => {
+                let trickle_headers = TrickleHeaders::parse(|n| answer.header(n)).unwrap_or_default();
+                if attempt == 0 && answer.status >= 500 && consumed.load(Ordering::Relaxed) == 0 {
                     shared.post_retries.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                return classify_post(seq_i, status, &headers, &url, &body);
+                return classify_post(seq_i, answer.status, &trickle_headers, &url, &answer.body);
             }
-            Err(e) if attempt == 0 && consumed.load(Ordering::Relaxed) == 0 => {
-                tracing::debug!(seq, error = %describe(&e), "trickle POST failed before any body byte; retrying once");
+            Err(reason) if attempt == 0 && consumed.load(Ordering::Relaxed) == 0 => {
+                tracing::debug!(seq, error = %reason, "trickle POST failed before any body byte; retrying once");
                 shared.post_retries.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => return Err(TrickleError::Segment { seq: seq_i, reason: describe(&e) }),
+            Err(reason) => return Err(TrickleError::Segment { seq: seq_i, reason }),
         }
     }
     Err(TrickleError::Segment { seq: seq_i, reason: "POST failed twice before sending any byte".into() })
