@@ -38,6 +38,8 @@ pub struct GatewayConfig {
     pub lv2v_payment_interval: Duration,
     /// How often a BYOC stream tops up.
     pub byoc_payment_interval: Duration,
+    /// Extra CA certificates (PEM) trusted for signers and discovery, besides the system roots.
+    pub signer_ca_pem: Vec<Vec<u8>>,
 }
 
 impl Default for GatewayConfig {
@@ -48,6 +50,7 @@ impl Default for GatewayConfig {
             selector: SelectorConfig::default(),
             lv2v_payment_interval: jobs::LV2V_PAYMENT_INTERVAL,
             byoc_payment_interval: jobs::BYOC_PAYMENT_INTERVAL,
+            signer_ca_pem: Vec::new(),
         }
     }
 }
@@ -114,8 +117,8 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     /// Starts the gateway's actors on their own thread.
     pub fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
-        let http = HttpClients::new(config.trust.clone())?;
-        let actor_http = HttpClients::new(config.trust.clone())?;
+        let http = HttpClients::with_signer_roots(config.trust.clone(), &config.signer_ca_pem)?;
+        let actor_http = HttpClients::with_signer_roots(config.trust.clone(), &config.signer_ca_pem)?;
         let rpc = OrchestratorRpc::new(config.trust.clone());
         let endpoint = config
             .network

@@ -51,10 +51,26 @@ pub struct HttpClients {
 pub struct ClientBuildError(pub(crate) String);
 
 impl HttpClients {
-    /// Clients with the given orchestrator trust policy.
+    /// Clients with the given orchestrator trust policy; signers and discovery are checked
+    /// against the system roots.
     pub fn new(trust: OrchestratorTrust) -> Result<HttpClients, ClientBuildError> {
+        Self::with_signer_roots(trust, &[])
+    }
+
+    /// Like [`HttpClients::new`], also trusting these PEM certificates for signers and discovery
+    /// (a private CA in front of a hosted signer).
+    pub fn with_signer_roots(
+        trust: OrchestratorTrust,
+        extra_roots_pem: &[Vec<u8>],
+    ) -> Result<HttpClients, ClientBuildError> {
         let _ = provider();
-        let signer = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for pem in extra_roots_pem {
+            let cert = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| ClientBuildError(format!("invalid CA certificate: {e}")))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let signer = builder
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .no_proxy()

@@ -794,3 +794,33 @@ async fn signer_credentials_appear_in_no_log_line_and_no_error() {
     assert!(leaks.is_empty(), "secrets in {} log lines:\n{}", leaks.len(), leaks.join("\n"));
     net.shutdown().await;
 }
+
+/// Signers are checked against the system roots; a private CA can be added explicitly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signer_tls_needs_a_trusted_root_and_accepts_an_added_ca() {
+    use base64::Engine;
+    let tls = gateway_testkit::tls::SelfSignedTls::generate(&[]).unwrap();
+    let signer = gateway_testkit::signer::LocalSigner::new(Default::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = gateway_testkit::serve::serve(listener, signer.router(), Some(tls.server_config.clone()));
+    let network =
+        NetworkSettings { signer: Some(format!("https://localhost:{}", addr.port())), ..Default::default() };
+
+    let untrusted = Gateway::start(GatewayConfig { network: network.clone(), ..Default::default() }).unwrap();
+    assert!(untrusted.identity().await.is_err(), "an unknown certificate must be refused");
+    untrusted.shutdown();
+
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&tls.certificate_der);
+    let pem = format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
+    let trusted = Gateway::start(GatewayConfig {
+        network,
+        signer_ca_pem: vec![pem.into_bytes()],
+        ..Default::default()
+    })
+    .unwrap();
+    let id = trusted.identity().await.unwrap().unwrap();
+    assert_eq!(id.address_bytes, signer.address());
+    trusted.shutdown();
+    server.shutdown().await;
+}
