@@ -1,15 +1,16 @@
 //! Criterion benchmarks of gateway-media: encode speed per codec at 360p and 720p (frames/s,
 //! on "clean" test-pattern frames and on "noisy" ones with per-frame pseudo-random luma noise,
 //! a pessimistic stand-in for camera video), MPEG-TS mux and segmenter throughput, and the
-//! frame helpers. Sample sizes are small so `cargo bench -p benches --bench media` finishes in
+//! frame helpers, and the frame queue in front of the encoder (push/pop with and without
+//! overflow drops, debt skipping on). Sample sizes are small so `cargo bench -p benches --bench media` finishes in
 //! about a minute on 2 cores.
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use gateway_media::{
-    rgb24_to_i420, Av1Config, Av1Encoder, Codec, EncodedPacket, H264Config, H264Encoder, Rational, Segmenter,
-    SegmenterConfig, TestPattern, TsMuxer, VideoEncoder, VideoFrame,
+    rgb24_to_i420, Av1Config, Av1Encoder, Codec, EncodedPacket, FrameQueue, H264Config, H264Encoder,
+    Rational, Segmenter, SegmenterConfig, TestPattern, TsMuxer, VideoEncoder, VideoFrame,
 };
 
 const FPS: u32 = 30;
@@ -164,5 +165,45 @@ fn frames(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encode_h264, encode_av1, mux, frames);
+/// The frame queue between `write_frame` and the encoder: one iteration = one frame through.
+/// Frames are `Bytes`-backed, so this measures the queue's bookkeeping, not pixel copies.
+fn frame_queue(c: &mut Criterion) {
+    let mut group = c.benchmark_group("frame_queue_720p");
+    group.sample_size(30);
+    group.warm_up_time(Duration::from_millis(300));
+    group.measurement_time(Duration::from_secs(1));
+    group.throughput(Throughput::Elements(1));
+    let frame = TestPattern::new(1280, 720, Rational::new(FPS, 1)).unwrap().frame(0);
+    let tb = Rational::new(1, FPS);
+    // Steady state: the encoder keeps up (push one, pop one), debt skipping on as in the
+    // publisher, each popped frame reported as encoded in 10 ms (faster than real time).
+    let mut queue = FrameQueue::new(8).unwrap();
+    queue.set_debt_skip(true);
+    let mut pts: i64 = 0;
+    group.bench_function("push_pop", |b| {
+        b.iter(|| {
+            let mut f = frame.clone();
+            f.set_pts(pts, tb).unwrap();
+            pts += 1;
+            queue.push(f);
+            let out = queue.pop().unwrap();
+            queue.record_encode(&out, Duration::from_millis(10));
+            out
+        })
+    });
+    // The encoder is behind: the queue is full and every push drops the oldest frame.
+    let mut queue = FrameQueue::new(8).unwrap();
+    let mut pts: i64 = 0;
+    group.bench_function("push_overflow", |b| {
+        b.iter(|| {
+            let mut f = frame.clone();
+            f.set_pts(pts, tb).unwrap();
+            pts += 1;
+            queue.push(f)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, encode_h264, encode_av1, mux, frames, frame_queue);
 criterion_main!(benches);

@@ -1,0 +1,35 @@
+//! Smoke test of the throughput runner: `throughput --quick --scenario 1 --no-python` must
+//! start its server child, publish, and print the scenario-1 table with numbers in every cell
+//! (speed itself is never asserted: this machine is shared and noisy).
+
+use std::process::Command;
+
+#[test]
+fn quick_scenario_1_prints_a_table_of_numbers() {
+    let out = Command::new(env!("CARGO_BIN_EXE_throughput"))
+        .args(["--quick", "--scenario", "1", "--no-python"])
+        .output()
+        .expect("runner starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "runner failed: {stderr}\n{stdout}");
+    assert!(stdout.contains("machine:"), "{stdout}");
+    assert!(stdout.contains("## Scenario 1"), "{stdout}");
+
+    let rows: Vec<&str> =
+        stdout.lines().filter(|l| l.starts_with("| 1 MB") || l.starts_with("| 10 KB")).collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    for row in rows {
+        let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+        // loopback limit, Rust publisher: "<MB/s> MB/s, <seg/s> seg/s" with positive numbers.
+        for cell in &cells[1..3] {
+            let numbers: Vec<f64> = cell.split([' ', ',']).filter_map(|w| w.parse::<f64>().ok()).collect();
+            assert_eq!(numbers.len(), 2, "{cell:?} in {row}");
+            assert!(numbers[1] > 0.0, "no segment moved: {row}");
+        }
+        assert!(cells[3].trim_end_matches(" %").parse::<f64>().is_ok(), "{row}");
+        // Python disabled: the Python cells say so instead of inventing numbers.
+        assert_eq!(cells[4], "n/a", "{row}");
+        assert!(cells[6].starts_with("0 /"), "segments failed: {row}");
+    }
+}
