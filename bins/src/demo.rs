@@ -45,7 +45,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // Only a signer: orchestrators are discovered through it, as with a hosted signer.
     let network = NetworkSettings { signer: Some(net.signer_url()), ..Default::default() };
-    let gw = Gateway::start(GatewayConfig { network, ..Default::default() })?;
+    // Pay every second (the network's cadence is 5 s for LV2V, 50 s for BYOC) so a short demo
+    // shows recurring payments, not just the one made before each start.
+    let gw = Gateway::start(GatewayConfig {
+        network,
+        lv2v_payment_interval: Duration::from_secs(1),
+        byoc_payment_interval: Duration::from_secs(1),
+        ..Default::default()
+    })?;
     let identity = gw.identity().await?.map(|i| i.address).unwrap_or_else(|| "offchain".into());
     println!("gateway identity (from the signer): {identity}");
 
