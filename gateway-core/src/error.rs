@@ -286,6 +286,19 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
+/// How a JSON value's type reads in an error message ("a number", "an array", ...).
+pub fn json_type_name(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Cuts an HTTP body down to a printable excerpt (at most `max` bytes, valid UTF-8, trimmed).
 pub fn body_excerpt(body: &[u8], max: usize) -> String {
     let cut = &body[..body.len().min(max)];

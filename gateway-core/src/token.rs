@@ -12,7 +12,7 @@ use std::fmt;
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use crate::error::{redact_url, TokenError};
+use crate::error::{json_type_name as json_type, redact_url, TokenError};
 
 /// A decoded gateway token. `Debug` never prints header values.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -158,17 +158,6 @@ where
         .flat_map(|v| v.as_ref().split(',').map(|s| s.trim().to_owned()).collect::<Vec<_>>())
         .filter(|s| !s.is_empty())
         .collect()
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 fn string_field(obj: &Map<String, Value>, field: &'static str) -> Result<Option<String>, TokenError> {

@@ -554,24 +554,13 @@ fn json_object_lowercase(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
         Value::Object(map) => Ok(lowercase_keys(map)),
         other => Err(ApiError::BadRequest(format!(
             "request body must be a JSON object, got {}",
-            json_kind(&other)
+            gateway_core::error::json_type_name(&other)
         ))),
     }
 }
 
 fn lowercase_keys(map: Map<String, Value>) -> Map<String, Value> {
     map.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect()
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 fn body_or_400(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
@@ -585,9 +574,10 @@ fn base64_field(value: Option<&Value>, name: &str) -> Result<Vec<u8>, ApiError> 
         Some(Value::String(s)) => base64::engine::general_purpose::STANDARD
             .decode(s.trim())
             .map_err(|e| ApiError::BadRequest(format!("{name}: not base64 ({e})"))),
-        Some(other) => {
-            Err(ApiError::BadRequest(format!("{name}: expected a base64 string, got {}", json_kind(other))))
-        }
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "{name}: expected a base64 string, got {}",
+            gateway_core::error::json_type_name(other)
+        ))),
     }
 }
 
@@ -839,7 +829,10 @@ fn parse_job_type(raw: Option<String>) -> Result<JobType, ApiError> {
 fn parse_max_price(value: Option<&Value>, kind: PaymentType) -> Result<Option<f64>, ApiError> {
     let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(None) };
     let Value::Object(fields) = value else {
-        return Err(ApiError::BadRequest(format!("maxPrice must be an object, got {}", json_kind(value))));
+        return Err(ApiError::BadRequest(format!(
+            "maxPrice must be an object, got {}",
+            gateway_core::error::json_type_name(value)
+        )));
     };
     let fields = lowercase_keys(fields.clone());
     let price = match fields.get("price") {
@@ -881,9 +874,10 @@ fn parse_state_object(value: Option<&Value>) -> Result<(Vec<u8>, Vec<u8>), ApiEr
                 base64_field(fields.get("sig"), "state.Sig")?,
             ))
         }
-        Some(other) => {
-            Err(ApiError::BadRequest(format!("state must be an object, got {}", json_kind(other))))
-        }
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "state must be an object, got {}",
+            gateway_core::error::json_type_name(other)
+        ))),
     }
 }
 
