@@ -6,11 +6,13 @@
 //! LV2V pays `POST {orchestrator}/payment` every 5 s; BYOC tops up with
 //! `POST /ai/stream/payment` every 50 s. A 482 skips the cycle; 480 refreshes the
 //! orchestrator info (bounded); a price rise (481) or a refusal by the orchestrator stops the
-//! payments and is reported in [`PaymentStats::stopped`].
+//! payments, and so do [`MAX_FAILED_CYCLES`] failed cycles in a row (a dead orchestrator or
+//! signer). Why they stopped is a [`PaymentStop`] in [`PaymentStats::stopped`]; the stats live
+//! in a watch channel, so [`wait_for_stop`] can await it.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -19,12 +21,20 @@ use gateway_core::jobs::{self, offchain_segment_credentials};
 use gateway_core::lp_rpc::{self, OrchestratorInfo, PaymentResult};
 use gateway_core::signer::{GenerateLivePaymentRequest, PaymentType, SignerState};
 use prost::Message as _;
+use thiserror::Error;
+use tokio::sync::watch;
 
 use crate::http::{describe, header_str, read_body_capped, JSON_CALL_TIMEOUT, MAX_RESPONSE_BYTES};
 use crate::signer_client::{GeneratePayment, SignerClient};
 
 /// Most `GetOrchestrator` refreshes in a row on signer 480 answers (go-livepeer: 3).
 pub const MAX_REFRESHES: u32 = 3;
+
+/// Failed payment cycles without an accepted payment between them (skips aside) after which
+/// payments stop for good. A cycle fails only when a payment was due (the signer skips the
+/// others), so three failures mean three payments the orchestrator never got: by then it has
+/// stopped the stream anyway.
+pub const MAX_FAILED_CYCLES: u32 = 3;
 
 /// Fetches fresh orchestrator info (a new auth token and ticket params) for a 480 refresh.
 pub type RefreshInfo =
@@ -198,16 +208,64 @@ pub struct PaymentStats {
     pub payments_sent: u64,
     /// Cycles skipped because the credit still covered them (signer 482).
     pub cycles_skipped: u64,
-    /// Cycles that failed and will be retried next cycle.
+    /// Cycles that failed and were retried next cycle.
     pub failures: u64,
+    /// Failed cycles since the orchestrator last accepted a payment (skipped cycles do not
+    /// reset it).
+    pub failures_in_a_row: u32,
     /// Balance the orchestrator last reported (BYOC).
     pub last_balance: Option<i64>,
     /// Why payments stopped for good, if they did.
-    pub stopped: Option<String>,
+    pub stopped: Option<PaymentStop>,
 }
 
-/// Shared view of a scheduler's stats.
-pub type SharedPaymentStats = Arc<Mutex<PaymentStats>>;
+/// Why recurring payments stopped for good.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PaymentStop {
+    /// The job was stopped by its owner.
+    #[error("job ended")]
+    JobEnded,
+    /// The signer or the orchestrator refused for good (price above the limit, 4xx).
+    #[error("payment refused: {0}")]
+    Refused(String),
+    /// [`MAX_FAILED_CYCLES`] cycles in a row failed (orchestrator or signer unreachable, 5xx).
+    #[error("{failures} payment cycles failed in a row; last: {last_error}")]
+    TooManyFailures {
+        /// Cycles that failed in a row.
+        failures: u32,
+        /// The last failure.
+        last_error: String,
+    },
+    /// The scheduler went away without another reason (the gateway shut down).
+    #[error("payment scheduler shut down")]
+    Shutdown,
+    /// The job never paid (offchain orchestrators take no payment).
+    #[error("the job does not pay")]
+    NotPaying,
+}
+
+/// The scheduler's side of its stats: every change is published to its receivers.
+pub type SharedPaymentStats = watch::Sender<PaymentStats>;
+
+/// A job's view of its scheduler's stats.
+pub type PaymentStatsReceiver = watch::Receiver<PaymentStats>;
+
+/// Stats for a job that takes no payment: the sender is gone, so [`wait_for_stop`] answers
+/// [`PaymentStop::NotPaying`] at once.
+pub fn not_paying() -> PaymentStatsReceiver {
+    watch::channel(PaymentStats::default()).1
+}
+
+/// Resolves when payments stop for good, with why.
+pub async fn wait_for_stop(mut stats: PaymentStatsReceiver) -> PaymentStop {
+    let outcome = stats.wait_for(|s| s.stopped.is_some()).await.map(|s| s.stopped.clone());
+    match outcome {
+        Ok(Some(stop)) => stop,
+        // The scheduler is gone; it records a reason when it stops, so only a job that never
+        // had one gets here.
+        _ => stats.borrow().stopped.clone().unwrap_or(PaymentStop::NotPaying),
+    }
+}
 
 /// Pays on a timer while a job runs.
 pub struct PaymentScheduler {
@@ -226,17 +284,33 @@ impl PaymentScheduler {
         target: PaymentTarget,
         http: reqwest::Client,
         interval: Duration,
-    ) -> (PaymentScheduler, SharedPaymentStats) {
-        let stats = SharedPaymentStats::default();
+    ) -> (PaymentScheduler, PaymentStatsReceiver) {
+        let (stats, receiver) = watch::channel(PaymentStats::default());
         let s = PaymentScheduler {
             session: Arc::new(tokio::sync::Mutex::new(session)),
             target,
             http,
             interval,
-            stats: stats.clone(),
+            stats,
             in_flight: false,
         };
-        (s, stats)
+        (s, receiver)
+    }
+
+    /// Records why payments stopped (the first reason wins) and stops the actor.
+    fn stop_for_good(&mut self, reason: PaymentStop, ctx: &mut Context<Self>) {
+        self.record_stop(reason);
+        ctx.stop();
+    }
+
+    fn record_stop(&self, reason: PaymentStop) {
+        self.stats.send_if_modified(|s| {
+            if s.stopped.is_some() {
+                return false;
+            }
+            s.stopped = Some(reason);
+            true
+        });
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -247,25 +321,37 @@ impl PaymentScheduler {
         let fut = pay_once(self.session.clone(), self.target.clone(), self.http.clone());
         ctx.spawn(fut.into_actor(self).map(|outcome, act, ctx| {
             act.in_flight = false;
-            let mut stats = act.stats.lock().unwrap_or_else(|e| e.into_inner());
-            match outcome {
+            let mut stop = None;
+            act.stats.send_modify(|stats| match outcome {
                 PayOutcome::Paid { balance } => {
                     stats.payments_sent += 1;
+                    stats.failures_in_a_row = 0;
                     if balance.is_some() {
                         stats.last_balance = balance;
                     }
                 }
+                // A skip proves only that the signer is alive, not the orchestrator.
                 PayOutcome::Skipped => stats.cycles_skipped += 1,
                 PayOutcome::Failed(reason) => {
-                    tracing::warn!(%reason, "payment failed; retrying next cycle");
                     stats.failures += 1;
+                    stats.failures_in_a_row += 1;
+                    if stats.failures_in_a_row >= MAX_FAILED_CYCLES {
+                        tracing::warn!(%reason, "payments stopped after repeated failures");
+                        stop = Some(PaymentStop::TooManyFailures {
+                            failures: stats.failures_in_a_row,
+                            last_error: reason,
+                        });
+                    } else {
+                        tracing::warn!(%reason, "payment failed; retrying next cycle");
+                    }
                 }
                 PayOutcome::Fatal(reason) => {
                     tracing::warn!(%reason, "payments stopped");
-                    stats.stopped = Some(reason);
-                    drop(stats);
-                    ctx.stop();
+                    stop = Some(PaymentStop::Refused(reason));
                 }
+            });
+            if let Some(reason) = stop {
+                act.stop_for_good(reason, ctx);
             }
         }));
     }
@@ -277,6 +363,11 @@ impl Actor for PaymentScheduler {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.interval, |act, ctx| act.tick(ctx));
     }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        // Stopped without a reason means the arbiter or system went away.
+        self.record_stop(PaymentStop::Shutdown);
+    }
 }
 
 /// Stop paying (the job ended).
@@ -287,12 +378,7 @@ pub struct StopPayments;
 impl Handler<StopPayments> for PaymentScheduler {
     type Result = ();
     fn handle(&mut self, _: StopPayments, ctx: &mut Context<Self>) {
-        self.stats
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .stopped
-            .get_or_insert_with(|| "job ended".into());
-        ctx.stop();
+        self.stop_for_good(PaymentStop::JobEnded, ctx);
     }
 }
 

@@ -180,12 +180,8 @@ async fn call_once<B: Serialize, R: DeserializeOwned>(
     for (k, v) in &endpoint.headers {
         req = req.header(k, v);
     }
-    // A transport failure is reported like a 503 so it is retried.
-    let resp = req.send().await.map_err(|e| SignerError::Http {
-        status: 503,
-        endpoint: path,
-        message: format!("signer unreachable: {}", describe(&e)),
-    })?;
+    let resp =
+        req.send().await.map_err(|e| SignerError::Unreachable { endpoint: path, reason: describe(&e) })?;
     let status = resp.status().as_u16();
     let orch_url = header_str(&resp, signer::HEADER_ORCHESTRATOR_URL).map(str::to_owned);
     let bytes = read_body_capped(resp, MAX_RESPONSE_BYTES)

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gateway_actors::http::{read_body_capped, HttpClients, MAX_RESPONSE_BYTES};
 use gateway_actors::media::{VideoPublisher, VideoPublisherConfig};
+use gateway_actors::payments::{PaymentStop, MAX_FAILED_CYCLES};
 use gateway_actors::tls::OrchestratorTrust;
 use gateway_actors::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
 use gateway_actors::{ByocJobRequest, Gateway, GatewayConfig, GatewayError, Lv2vRequest};
@@ -220,6 +221,25 @@ async fn an_orchestrator_dying_mid_job_ends_its_publisher_and_new_jobs_fail_over
     assert!(matches!(terminal, TrickleError::Terminal { .. }), "{terminal:?}");
     assert!(publisher.next_segment().unwrap_err().is_terminal());
 
+    // Payments to the dead orchestrator fail a bounded number of times, then stop for good.
+    let stop = bounded("payments giving up on the dead orchestrator", GENEROUS, async {
+        let stopped = job.payments_stopped();
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                stop = &mut stopped => break stop,
+                // Time passes faster for the signer, so a payment falls due every cycle.
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                    net.signer.advance_clock(Duration::from_secs(2));
+                }
+            }
+        }
+    })
+    .await;
+    assert!(matches!(stop, PaymentStop::TooManyFailures { failures: MAX_FAILED_CYCLES, .. }), "{stop:?}");
+    let stats = job.payment_stats();
+    assert!(stats.failures >= u64::from(MAX_FAILED_CYCLES), "{stats:?}");
+
     // A new job fails over to the survivor.
     let job2 = bounded("a job start after the crash", GENEROUS, gw.start_lv2v(Lv2vRequest::default()))
         .await
@@ -261,7 +281,7 @@ async fn a_signer_that_is_down_fails_the_start_before_any_orchestrator_is_touche
         .await
         .unwrap_err();
     assert!(
-        matches!(err, GatewayError::Signer(SignerError::Http { status: 503, .. })),
+        matches!(err, GatewayError::Signer(SignerError::Unreachable { .. })),
         "not a typed signer error: {err:?}"
     );
     assert!(err.to_string().contains("signer unreachable"), "{err}");
@@ -329,14 +349,43 @@ async fn signer_482_skips_cycles_and_481_stops_payments_with_the_reason() {
         status: 481,
         count: 0,
     });
-    wait_until("payments stop", GENEROUS, || job.payment_stats().stopped.is_some()).await;
-    let reason = job.payment_stats().stopped.unwrap();
-    assert!(reason.contains("481"), "{reason}");
+    let reason = bounded("payments stopping on 481", GENEROUS, job.payments_stopped()).await;
+    assert!(matches!(&reason, PaymentStop::Refused(why) if why.contains("481")), "{reason:?}");
+    assert_eq!(job.payment_stats().stopped, Some(reason));
     // Stopped means stopped: no further signer calls over several intervals.
     let calls = net.signer.stats().generate_live_payment_calls;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(net.signer.stats().generate_live_payment_calls, calls, "payments went on after 481");
     job.stop().await.unwrap();
+    gw.shutdown();
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signer_down_mid_stream_stops_payments_with_a_clear_reason() {
+    let net = LocalNetwork::start(NetworkConfig::default()).await.unwrap();
+    let gw = gateway_with(settings_for(&net));
+    let job = gw.start_lv2v(Lv2vRequest::default()).await.unwrap();
+    wait_until("a first payment cycle", GENEROUS, || {
+        let s = job.payment_stats();
+        s.payments_sent + s.cycles_skipped >= 1
+    })
+    .await;
+    let mut publisher = job.publisher().await;
+
+    net.signer.set_fault(SignerFault::RespondStatus { endpoint: None, status: 503, count: 0 });
+    let stop = bounded("payments giving up on the signer", GENEROUS, job.payments_stopped()).await;
+    match &stop {
+        PaymentStop::TooManyFailures { failures, last_error } => {
+            assert_eq!(*failures, MAX_FAILED_CYCLES);
+            assert!(last_error.contains("503"), "{last_error}");
+        }
+        other => panic!("not a clear stop: {other:?}"),
+    }
+    // The stream itself goes on until the orchestrator decides otherwise.
+    let seq = publisher.write_segment(Bytes::from_static(b"still streaming")).await.unwrap();
+    assert!(seq <= 1, "{seq}");
+    bounded("stopping the job", GENEROUS, job.stop()).await.unwrap();
     gw.shutdown();
     net.shutdown().await;
 }

@@ -136,15 +136,28 @@ pub enum SignerError {
         /// What is wrong.
         reason: String,
     },
+    /// The signer could not be reached at all (refused, reset, timed out, TLS failure): no
+    /// HTTP status exists. Retryable, like a 5xx.
+    #[error("signer unreachable for {endpoint}: {reason}")]
+    Unreachable {
+        /// Endpoint path.
+        endpoint: &'static str,
+        /// The transport failure, without the URL's query.
+        reason: String,
+    },
     /// The request could not be built (bad input from the caller).
     #[error("invalid signer request: {0}")]
     InvalidRequest(String),
 }
 
 impl SignerError {
-    /// Whether retrying the same call later may succeed (5xx, 429, 408).
+    /// Whether retrying the same call later may succeed (unreachable, 5xx, 429, 408).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SignerError::Http { status, .. } if *status >= 500 || *status == 429 || *status == 408)
+        match self {
+            SignerError::Unreachable { .. } => true,
+            SignerError::Http { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            _ => false,
+        }
     }
 }
 
@@ -345,6 +358,7 @@ mod tests {
     fn signer_retryable_classes() {
         let http = |status| SignerError::Http { status, endpoint: "/x", message: String::new() };
         assert!(http(503).is_retryable());
+        assert!(SignerError::Unreachable { endpoint: "/x", reason: "refused".into() }.is_retryable());
         assert!(http(429).is_retryable());
         assert!(!http(400).is_retryable());
         assert!(!SignerError::SkipCycle.is_retryable());

@@ -20,8 +20,8 @@ use super::{rejection, send, Attempt};
 use crate::channels::{ControlWriter, JsonReader};
 use crate::gateway::{Gateway, GatewayError};
 use crate::payments::{
-    PaymentCredentials, PaymentKind, PaymentScheduler, PaymentStats, PaymentTarget, SharedPaymentStats,
-    StopPayments,
+    self, PaymentCredentials, PaymentKind, PaymentScheduler, PaymentStats, PaymentStatsReceiver, PaymentStop,
+    PaymentTarget, StopPayments,
 };
 use crate::signer_client::SignByocJob;
 use crate::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
@@ -87,7 +87,7 @@ pub struct ByocJob {
     job_header: String,
     http: reqwest::Client,
     payments: Option<Addr<PaymentScheduler>>,
-    payment_stats: SharedPaymentStats,
+    payment_stats: PaymentStatsReceiver,
 }
 
 impl std::fmt::Debug for ByocJob {
@@ -331,7 +331,14 @@ impl ByocJob {
 
     /// Payments so far.
     pub fn payment_stats(&self) -> PaymentStats {
-        self.payment_stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.payment_stats.borrow().clone()
+    }
+
+    /// Resolves when recurring payments stop for good, with why (at once if the job does not
+    /// pay). A stop other than [`PaymentStop::JobEnded`] means the orchestrator will soon end
+    /// the stream for lack of payment.
+    pub async fn payments_stopped(&self) -> PaymentStop {
+        payments::wait_for_stop(self.payment_stats.clone()).await
     }
 
     /// Stops payments and the stream on the orchestrator. Always sends the stop, and reports

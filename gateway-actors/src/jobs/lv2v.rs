@@ -12,7 +12,8 @@ use super::{rejection, send, Attempt};
 use crate::channels::{ControlWriter, JsonReader};
 use crate::gateway::{Gateway, GatewayError};
 use crate::payments::{
-    PaymentKind, PaymentScheduler, PaymentStats, PaymentTarget, SharedPaymentStats, StopPayments,
+    self, PaymentKind, PaymentScheduler, PaymentStats, PaymentStatsReceiver, PaymentStop, PaymentTarget,
+    StopPayments,
 };
 use crate::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
 
@@ -39,7 +40,7 @@ pub struct Lv2vJob {
     pub session: LiveVideoToVideoResponse,
     http: reqwest::Client,
     payments: Option<Addr<PaymentScheduler>>,
-    payment_stats: SharedPaymentStats,
+    payment_stats: PaymentStatsReceiver,
 }
 
 impl std::fmt::Debug for Lv2vJob {
@@ -161,7 +162,14 @@ impl Lv2vJob {
 
     /// Payments so far.
     pub fn payment_stats(&self) -> PaymentStats {
-        self.payment_stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.payment_stats.borrow().clone()
+    }
+
+    /// Resolves when recurring payments stop for good, with why (at once if the job does not
+    /// pay). A stop other than [`PaymentStop::JobEnded`] means the orchestrator will soon end
+    /// the stream for lack of payment.
+    pub async fn payments_stopped(&self) -> PaymentStop {
+        payments::wait_for_stop(self.payment_stats.clone()).await
     }
 
     /// Stops paying and ends the session (deleting the input channel makes the orchestrator

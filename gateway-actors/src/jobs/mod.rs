@@ -14,7 +14,9 @@ use gateway_core::signer::SignerIdentity;
 
 use crate::gateway::Gateway;
 use crate::http::{describe, read_body_capped, ClientBuildError, MAX_RESPONSE_BYTES};
-use crate::payments::{PaymentKind, PaymentScheduler, PaymentSession, PaymentTarget, SharedPaymentStats};
+use crate::payments::{
+    self, PaymentKind, PaymentScheduler, PaymentSession, PaymentStatsReceiver, PaymentTarget,
+};
 use crate::selector::Candidate;
 
 /// Time allowed for a job start call.
@@ -94,9 +96,9 @@ impl Gateway {
         target: PaymentTarget,
         http: reqwest::Client,
         interval: Duration,
-    ) -> (Option<Addr<PaymentScheduler>>, SharedPaymentStats) {
+    ) -> (Option<Addr<PaymentScheduler>>, PaymentStatsReceiver) {
         if !session.is_paying() {
-            return (None, SharedPaymentStats::default());
+            return (None, payments::not_paying());
         }
         let (scheduler, stats) = PaymentScheduler::new(session, target, http, interval);
         (Some(PaymentScheduler::start_in_arbiter(self.arbiter(), move |_| scheduler)), stats)
