@@ -1,28 +1,25 @@
-//! Process measurements shared by the runner and its workers: CPU seconds (getrusage), peak
+//! Process measurements shared by the runner and its workers: CPU seconds (CLOCK_PROCESS_CPUTIME_ID), peak
 //! RSS (VmHWM), the file-descriptor limit, and a clock that Python can read too.
 //!
 //! Latency samples cross from a writer to a reader, sometimes in different processes (the
 //! arrival server of scenario 5), so timestamps are CLOCK_MONOTONIC nanoseconds: Python's
 //! `time.monotonic_ns()` reads the same clock on Linux.
+//!
+//! System calls go through rustix, so the benches, like the library, have no unsafe code.
+
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+use rustix::time::{clock_gettime, ClockId};
 
 /// CLOCK_MONOTONIC in nanoseconds.
 pub fn mono_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let ts = clock_gettime(ClockId::Monotonic);
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// User + system CPU seconds of this process so far (all threads).
 pub fn cpu_seconds() -> f64 {
-    // SAFETY: an all-zero rusage is a valid value to be overwritten by getrusage.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable rusage.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return f64::NAN;
-    }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    let ts = clock_gettime(ClockId::ProcessCPUTime);
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
 /// Peak resident set size of this process in KiB (`VmHWM`), if /proc is readable.
@@ -44,20 +41,13 @@ fn status_field(name: &str) -> Option<u64> {
 /// Raises the soft open-file limit to the hard limit (thousands of streams each hold several
 /// sockets); returns the new soft limit.
 pub fn raise_fd_limit() -> u64 {
-    // SAFETY: `lim` is a valid, writable rlimit for both calls.
-    unsafe {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 0;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let wanted = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
-                return wanted.rlim_cur;
-            }
-        }
-        lim.rlim_cur
+    // `None` is unlimited.
+    let lim = getrlimit(Resource::Nofile);
+    let raised = Rlimit { current: lim.maximum, maximum: lim.maximum };
+    if lim.current != lim.maximum && setrlimit(Resource::Nofile, raised).is_ok() {
+        return lim.maximum.unwrap_or(u64::MAX);
     }
+    lim.current.unwrap_or(u64::MAX)
 }
 
 /// The `q` quantile (0..=1) of `sorted` (nearest rank); `None` when empty.
