@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo nextest run --workspace --no-fail-fast "$@"
 cargo test --workspace --doc --quiet
+# Licences, banned sources and (where the database is present) advisories: deny.toml.
+bash scripts/deny.sh
