@@ -553,6 +553,118 @@ async fn finishing_a_video_while_the_server_stalls_is_bounded_and_releases_the_s
 }
 
 // ---------------------------------------------------------------------------------------------
+// 5b. Interim `100 Continue` keepalives
+// ---------------------------------------------------------------------------------------------
+
+/// A trickle server reduced to what go-livepeer does to an idle preconnected POST: every
+/// `every` until the first body byte, an unsolicited `HTTP/1.1 100 Continue`. `/next` is a 404
+/// (the publisher starts at 0). Each POST's de-chunked body is sent to the returned channel.
+async fn continue_keepalive_server(
+    every: Duration,
+) -> (String, tokio::sync::mpsc::Receiver<(String, Vec<u8>, u32)>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut data = Vec::new();
+                let mut buf = vec![0u8; 16 * 1024];
+                let head_end = loop {
+                    if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+                if !head.starts_with("POST") {
+                    let _ = socket
+                        .write_all(
+                            b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                    return;
+                }
+                let mut body = data[head_end..].to_vec();
+                let mut keepalives = 0;
+                while !body.ends_with(b"0\r\n\r\n") {
+                    if body.is_empty() {
+                        // Idle: no body byte yet. Keep the request alive as go-livepeer does.
+                        match tokio::time::timeout(every, socket.read(&mut buf)).await {
+                            Err(_) => {
+                                if socket.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+                                    return;
+                                }
+                                keepalives += 1;
+                            }
+                            Ok(Ok(0)) | Ok(Err(_)) => return,
+                            Ok(Ok(n)) => body.extend_from_slice(&buf[..n]),
+                        }
+                    } else {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => body.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                }
+                let seq = path.rsplit('/').next().unwrap_or_default().to_owned();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nLp-Trickle-Seq: {seq}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+                let _ = tx.send((path, dechunk(&body), keepalives)).await;
+            });
+        }
+    });
+    (format!("http://{addr}/ai/trickle/keepalive"), rx)
+}
+
+/// The payload of a complete chunked body.
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&body[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&body[line_end + 2..line_end + 2 + size]);
+        body = &body[line_end + 2 + size + 2..];
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interim_100_continue_keepalives_on_an_idle_preconnect_are_ignored() {
+    let (url, mut received) = continue_keepalive_server(Duration::from_millis(100)).await;
+    let http = HttpClients::new(OrchestratorTrust::Insecure).unwrap().orchestrator(&url).unwrap();
+    let mut publisher = TricklePublisher::start(http, &url, PublisherConfig::default()).await;
+    // The preconnected POST for segment 0 idles through several keepalives.
+    tokio::time::sleep(Duration::from_millis(650)).await;
+    let seq = bounded(
+        "a segment after the keepalives",
+        GENEROUS,
+        publisher.write_segment(Bytes::from_static(b"after the keepalives")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(seq, 0);
+    let (path, body, keepalives) = bounded("the server's view", GENEROUS, received.recv()).await.unwrap();
+    assert_eq!((path.as_str(), body.as_slice()), ("/ai/trickle/keepalive/0", &b"after the keepalives"[..]));
+    assert!(keepalives >= 3, "only {keepalives} keepalives were sent while idle");
+    // The next segment's preconnect went through the same keepalives and still lands.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(publisher.write_segment(Bytes::from_static(b"second")).await.unwrap(), 1);
+    let (path, body, _) = bounded("the second segment", GENEROUS, received.recv()).await.unwrap();
+    assert_eq!((path.as_str(), body.as_slice()), ("/ai/trickle/keepalive/1", &b"second"[..]));
+}
+
+// ---------------------------------------------------------------------------------------------
 // 6. Bad input and hostile answers
 // ---------------------------------------------------------------------------------------------
 
