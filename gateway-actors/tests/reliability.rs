@@ -670,12 +670,19 @@ async fn interim_100_continue_keepalives_on_an_idle_preconnect_are_ignored() {
 
 /// A server that answers every request with `head` and then `body`, and closes.
 async fn hostile_server(head: &str, body: Bytes) -> String {
+    let head = head.to_owned();
+    scripted_server(move |_| (head.clone(), body.clone())).await
+}
+
+/// A server that answers its `n`th request (from 0) with `answer(n)`: a head, then a body.
+async fn scripted_server(answer: impl Fn(usize) -> (String, Bytes) + Send + Sync + 'static) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let head = head.to_owned();
+    let answer = Arc::new(answer);
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            let (head, body) = (head.clone(), body.clone());
+            let (answer, requests) = (answer.clone(), requests.clone());
             tokio::spawn(async move {
                 let mut request = Vec::new();
                 let mut buf = vec![0u8; 16 * 1024];
@@ -685,6 +692,7 @@ async fn hostile_server(head: &str, body: Bytes) -> String {
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
                 }
+                let (head, body) = answer(requests.fetch_add(1, Ordering::SeqCst));
                 if socket.write_all(head.as_bytes()).await.is_err() {
                     return;
                 }
@@ -699,6 +707,43 @@ async fn hostile_server(head: &str, body: Bytes) -> String {
         }
     });
     format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_sequence_numbers_from_a_trickle_server_give_typed_errors() {
+    let http =
+        HttpClients::new(OrchestratorTrust::Insecure).unwrap().orchestrator("http://127.0.0.1:1").unwrap();
+    let head = |status: &str, headers: &str| {
+        format!("HTTP/1.1 {status}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n")
+    };
+    let subscribe = |origin: String| {
+        let config = SubscriberConfig { start: SeqSpec::At(0), max_retries: 2, ..Default::default() };
+        TrickleSubscriber::new(http.clone(), &format!("{origin}/ai/trickle/absurd"), config)
+    };
+
+    // A segment claiming a request-only index, or numbers that are no i64: typed header errors.
+    for seq in ["-2", "-1", "99999999999999999999", "12abc", "-9223372036854775808"] {
+        let origin =
+            hostile_server(&head("200 OK", &format!("Lp-Trickle-Seq: {seq}\r\n")), Bytes::new()).await;
+        let err = bounded("a segment with an absurd seq", GENEROUS, subscribe(origin).next_segment()).await;
+        assert!(matches!(err, Err(TrickleError::InvalidHeader { .. })), "Lp-Trickle-Seq {seq}: {err:?}");
+    }
+
+    // The largest index is a valid segment; the next index saturates instead of overflowing.
+    let origin =
+        hostile_server(&head("200 OK", &format!("Lp-Trickle-Seq: {}\r\n", i64::MAX)), Bytes::new()).await;
+    let mut sub = subscribe(origin);
+    let seg = bounded("a segment at i64::MAX", GENEROUS, sub.next_segment()).await.unwrap().unwrap();
+    assert_eq!(seg.seq(), i64::MAX);
+
+    // A live edge that runs away on every 470: bounded jumps, then a typed error.
+    let origin = scripted_server(move |n| {
+        let latest = 1000 * (n as i64 + 1);
+        (head("470 Segment Not Available", &format!("Lp-Trickle-Latest: {latest}\r\n")), Bytes::new())
+    })
+    .await;
+    let err = bounded("a runaway live edge", GENEROUS, subscribe(origin).next_segment()).await;
+    assert!(matches!(err, Err(TrickleError::SequenceNotAvailable { .. })), "{err:?}");
 }
 
 fn json_head(status: &str, length: usize) -> String {

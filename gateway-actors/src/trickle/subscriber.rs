@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use gateway_core::error::TrickleError;
 use gateway_core::trickle::{
-    classify_get, segment_url, GetOutcome, SeqSpec, TrickleHeaders, SUBSCRIBER_AHEAD_PAUSE,
+    classify_get, segment_url, GetOutcome, SeqSpec, TrickleHeaders, HEADER_SEQ, SUBSCRIBER_AHEAD_PAUSE,
     SUBSCRIBER_MAX_RETRIES, SUBSCRIBER_PRECONNECT_REFRESH, SUBSCRIBER_RETRY_PAUSE,
 };
 use tokio::task::JoinHandle;
@@ -26,6 +26,9 @@ use crate::http::{describe, read_body_capped};
 
 /// Most consecutive "ahead of the live edge" waits before giving up (about a minute).
 const MAX_AHEAD_WAITS: u32 = 240;
+/// Most 470 "jump to latest" answers for one segment: an honest server needs one; a hostile or
+/// broken one could keep moving the live edge forever.
+const MAX_JUMPS: u32 = 8;
 
 /// How a subscriber behaves.
 #[derive(Debug, Clone)]
@@ -134,6 +137,7 @@ impl TrickleSubscriber {
         }
         let mut failures = 0;
         let mut ahead_waits = 0;
+        let mut jumps = 0;
         loop {
             let requested = self.next;
             let resp = match self.response_for(requested).await {
@@ -159,10 +163,14 @@ impl TrickleSubscriber {
             if status == 200 && !headers.closed {
                 // A segment: its body belongs to the caller.
                 let seq = headers.seq.unwrap_or(requested.max(0));
+                if seq < 0 {
+                    // -1 and -2 name positions in requests; a segment always has an index.
+                    return Err(TrickleError::InvalidHeader { name: HEADER_SEQ, value: seq.to_string() });
+                }
                 if requested >= 0 && seq != requested {
                     self.stats.seq_gaps += 1;
                 }
-                self.next = seq + 1;
+                self.next = seq.saturating_add(1);
                 self.stats.segments_delivered += 1;
                 self.start_preconnect();
                 return Ok(Some(IncomingSegment {
@@ -192,6 +200,10 @@ impl TrickleSubscriber {
                 }
                 Ok(GetOutcome::JumpTo(latest)) => {
                     self.stats.jumps += 1;
+                    jumps += 1;
+                    if jumps > MAX_JUMPS {
+                        return Err(TrickleError::SequenceNotAvailable { requested, latest: Some(latest) });
+                    }
                     self.next = latest;
                 }
                 Err(TrickleError::ChannelNotFound { .. }) => {
