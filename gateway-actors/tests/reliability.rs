@@ -33,7 +33,7 @@ use gateway_actors::media::{VideoPublisher, VideoPublisherConfig};
 use gateway_actors::payments::{PaymentStop, MAX_FAILED_CYCLES};
 use gateway_actors::tls::OrchestratorTrust;
 use gateway_actors::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
-use gateway_actors::{ByocJobRequest, Gateway, GatewayConfig, GatewayError, Lv2vRequest};
+use gateway_actors::{ByocJobRequest, Gateway, GatewayConfig, GatewayError, Lv2vJob, Lv2vRequest};
 use gateway_core::error::{JobError, SignerError, TrickleError};
 use gateway_core::token::NetworkSettings;
 use gateway_core::trickle::{channel_url, SeqSpec, MIME_MPEGTS};
@@ -308,8 +308,8 @@ async fn signer_5xx_is_retried_with_backoff_then_succeeds() {
     net.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signer_482_skips_cycles_and_481_stops_payments_with_the_reason() {
+/// A local network, a gateway paying every 200 ms, and an LV2V job past its first payment cycle.
+async fn paying_lv2v_job() -> (LocalNetwork, Gateway, Lv2vJob) {
     let net = LocalNetwork::start(NetworkConfig::default()).await.unwrap();
     let gw = gateway_with(settings_for(&net));
     let job = gw.start_lv2v(Lv2vRequest::default()).await.unwrap();
@@ -318,6 +318,12 @@ async fn signer_482_skips_cycles_and_481_stops_payments_with_the_reason() {
         s.payments_sent + s.cycles_skipped >= 1
     })
     .await;
+    (net, gw, job)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signer_482_skips_cycles_and_481_stops_payments_with_the_reason() {
+    let (net, gw, job) = paying_lv2v_job().await;
 
     // 482 three times: three skipped cycles, no failure, and payments continue afterwards.
     let before = job.payment_stats();
@@ -363,14 +369,7 @@ async fn signer_482_skips_cycles_and_481_stops_payments_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signer_down_mid_stream_stops_payments_with_a_clear_reason() {
-    let net = LocalNetwork::start(NetworkConfig::default()).await.unwrap();
-    let gw = gateway_with(settings_for(&net));
-    let job = gw.start_lv2v(Lv2vRequest::default()).await.unwrap();
-    wait_until("a first payment cycle", GENEROUS, || {
-        let s = job.payment_stats();
-        s.payments_sent + s.cycles_skipped >= 1
-    })
-    .await;
+    let (net, gw, job) = paying_lv2v_job().await;
     let mut publisher = job.publisher().await;
 
     net.signer.set_fault(SignerFault::RespondStatus { endpoint: None, status: 503, count: 0 });
