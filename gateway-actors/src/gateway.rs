@@ -100,6 +100,8 @@ pub(crate) struct Inner {
     pub(crate) rpc: OrchestratorRpc,
     actors: Actors,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Cancelled by `shutdown`: ends calls running on the caller's runtime (job starts).
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// A gateway: select orchestrators, start and pay for jobs. Clone it freely.
@@ -154,6 +156,7 @@ impl Gateway {
                 rpc,
                 actors,
                 thread: Mutex::new(Some(thread)),
+                shutdown: tokio_util::sync::CancellationToken::new(),
             }),
         })
     }
@@ -200,6 +203,19 @@ impl Gateway {
         Ok(self.inner.actors.selector.send(msg).await.map_err(|_| GatewayError::Stopped)??)
     }
 
+    /// Runs `work` until it ends or the gateway shuts down ([`GatewayError::Stopped`]). For
+    /// calls that run on the caller's runtime, which stopping the actor system does not reach.
+    pub(crate) async fn until_shutdown<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, GatewayError>>,
+    ) -> Result<T, GatewayError> {
+        tokio::select! {
+            biased;
+            _ = self.inner.shutdown.cancelled() => Err(GatewayError::Stopped),
+            result = work => result,
+        }
+    }
+
     pub(crate) fn signer_addr(&self) -> Option<Addr<SignerClient>> {
         self.inner.config.network.signer.as_ref().map(|_| self.inner.actors.signer.clone())
     }
@@ -243,6 +259,7 @@ impl Gateway {
     /// Stops the actors (payment schedulers included). Jobs already started keep their trickle
     /// channels until stopped; call their `stop` first.
     pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
         self.inner.actors.system.stop();
         if let Some(t) = self.inner.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             // Joining from inside an async context could block a runtime thread; only join

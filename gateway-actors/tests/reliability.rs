@@ -484,6 +484,41 @@ async fn shutdown_during_a_slow_selection_answers_stopped_promptly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_during_a_job_start_answers_stopped_and_leaves_nothing_running() {
+    let net = LocalNetwork::start(NetworkConfig::default()).await.unwrap();
+    let gw = gateway_with(settings_for(&net));
+    net.orchestrator().set_fault(OrchestratorFault::Delay {
+        path: gateway_core::jobs::LIVE_VIDEO_TO_VIDEO_PATH.into(),
+        delay_ms: 30_000,
+        count: 10,
+    });
+    let starting = tokio::spawn({
+        let gw = gw.clone();
+        async move { gw.start_lv2v(Lv2vRequest::default()).await.map(|_| ()) }
+    });
+    // Selected, and the start request is held by the orchestrator.
+    wait_until("the selection", GENEROUS, || net.orchestrator().stats().get_orchestrator_calls >= 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!starting.is_finished(), "the start was not held");
+    let t0 = Instant::now();
+    gw.shutdown();
+    assert!(t0.elapsed() < Duration::from_secs(2), "shutdown blocked for {:?}", t0.elapsed());
+    let result = bounded("a start cut by shutdown", Duration::from_secs(5), starting).await.unwrap();
+    assert!(matches!(result, Err(GatewayError::Stopped)), "{result:?}");
+    // Nothing keeps running: no session, no payments, and no connection once the client is gone.
+    let payments = net.signer.stats().generate_live_payment_calls;
+    drop(gw);
+    wait_until("the held start's connection is released", GENEROUS, || {
+        net.orchestrators[0].server.open_connections() == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(net.signer.stats().generate_live_payment_calls, payments, "payments after shutdown");
+    assert_eq!(net.orchestrator().stats().lv2v_sessions_started, 0);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_during_a_running_video_job_loses_nothing_and_leaks_nothing() {
     let net = LocalNetwork::start(NetworkConfig::default()).await.unwrap();
     let gw = gateway_with(settings_for(&net));

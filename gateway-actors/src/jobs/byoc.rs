@@ -117,7 +117,12 @@ impl Gateway {
     }
 
     /// Starts a BYOC stream (see the module docs for the steps).
+    /// Ends with [`GatewayError::Stopped`] when the gateway shuts down meanwhile.
     pub async fn start_byoc_job(&self, request: ByocJobRequest) -> Result<ByocJob, GatewayError> {
+        self.until_shutdown(self.start_byoc_job_until_shutdown(request)).await
+    }
+
+    async fn start_byoc_job_until_shutdown(&self, request: ByocJobRequest) -> Result<ByocJob, GatewayError> {
         if request.timeout_seconds == 0 {
             return Err(JobError::InvalidRequest("timeout_seconds must be positive".into()).into());
         }
@@ -230,8 +235,18 @@ impl Gateway {
     }
 
     /// A single-shot BYOC request: `POST /process/request/{path}` with `body`, paid up front.
-    /// Returns the worker's status and body.
+    /// Returns the worker's status and body; [`GatewayError::Stopped`] if the gateway shuts down
+    /// meanwhile.
     pub async fn byoc_request(
+        &self,
+        capability: &str,
+        path: &str,
+        body: Bytes,
+    ) -> Result<(u16, Bytes), GatewayError> {
+        self.until_shutdown(self.byoc_request_until_shutdown(capability, path, body)).await
+    }
+
+    async fn byoc_request_until_shutdown(
         &self,
         capability: &str,
         path: &str,

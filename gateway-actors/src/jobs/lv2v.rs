@@ -55,7 +55,12 @@ impl std::fmt::Debug for Lv2vJob {
 impl Gateway {
     /// Selects an orchestrator for `live-video-to-video/{model}`, pays, and starts the job,
     /// failing over to the next candidate when a start fails.
+    /// Ends with [`GatewayError::Stopped`] when the gateway shuts down meanwhile.
     pub async fn start_lv2v(&self, request: Lv2vRequest) -> Result<Lv2vJob, GatewayError> {
+        self.until_shutdown(self.start_lv2v_until_shutdown(request)).await
+    }
+
+    async fn start_lv2v_until_shutdown(&self, request: Lv2vRequest) -> Result<Lv2vJob, GatewayError> {
         let model = if request.model_id.is_empty() { "noop".to_owned() } else { request.model_id.clone() };
         let queries = vec![CapabilityQuery::new(Capability::LiveVideoToVideo, model.clone())
             .map_err(|e| JobError::InvalidRequest(e.to_string()))?];
