@@ -901,10 +901,17 @@ mod tests {
 
     #[test]
     fn hostile_headers() {
-        // A PMT naming the PAT PID as video, a huge PES, a bad CRC: all skipped, counted.
+        // Packets of nothing but sync bytes: an unknown PID, ignored.
         let mut d = TsDemuxer::new();
         assert!(d.push(&[0x47; 188 * 4]).is_empty());
         assert!(d.finish().is_empty());
+        assert_eq!(d.stats().issues(), 0);
+        // A PAT with a bad CRC is counted and the program is never found.
+        let (mut ts, _) = muxed_stream(3);
+        ts[5 + 12] ^= 0x01; // the first CRC byte of the PAT section
+        let (units, stats) = demux_in_chunks(&ts, &mut || 188);
+        assert!(units.is_empty());
+        assert_eq!(stats.invalid_sections, 1, "{stats:?}");
         // A video PES of undeclared length that never ends grows to the cap, then is dropped.
         let (ts, _) = muxed_stream(1);
         let mut d = TsDemuxer::new();
