@@ -35,6 +35,7 @@ pub mod grpc;
 pub mod http;
 pub mod jobs;
 pub mod media;
+pub mod output_video;
 pub mod payments;
 pub mod reader;
 pub mod selector;

@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler, Message, ResponseFuture};
 use futures_util::stream::{self, StreamExt};
-use gateway_core::capabilities::{build_capabilities, check_compatible, CapabilityQuery};
-use gateway_core::error::{redact_url, JobError, OrchestratorRejection};
+use gateway_core::capabilities::{build_capabilities, CapabilityQuery};
+use gateway_core::error::{redact_url, JobError, OrchestratorRejection, VettingError};
 use gateway_core::lp_rpc::{Capabilities, OrchestratorInfo, OrchestratorRequest};
 use gateway_core::signer::SignerIdentity;
 use gateway_core::token::NetworkSettings;
+use gateway_core::vetting::{vet_orchestrator_info, JobRequirements};
 
 use crate::discovery::{discover_with_timeout, DiscoveryError};
 use crate::grpc::{OrchestratorRpc, OrchestratorTarget, GRPC_CALL_TIMEOUT};
@@ -238,10 +239,10 @@ pub async fn select_orchestrators(
         match result {
             Ok(info) => match vet(&info, requested.as_ref(), request) {
                 Ok(()) => candidates.push(Candidate { address, info, latency }),
-                Err(reason) => {
+                Err(unfit) => {
                     // It answered but cannot take this job: no reason to keep its connection.
                     rpc.forget(&address);
-                    rejections.push(reject(&address, reason));
+                    rejections.push(reject(&address, unfit.to_string()));
                 }
             },
             Err(reason) => rejections.push(reject(&address, reason)),
@@ -265,35 +266,19 @@ pub async fn select_orchestrators(
     Ok(Selection { candidates, rejections })
 }
 
-/// Whether `info` can take the job described by `request`; `Err` holds the reason.
-fn vet(info: &OrchestratorInfo, requested: Option<&Capabilities>, request: &Select) -> Result<(), String> {
-    if info.transcoder.trim().is_empty() {
-        return Err("its info has no transcoder URL".into());
-    }
-    if info.auth_token.as_ref().is_none_or(|t| t.token.is_empty()) {
-        return Err("its info has no auth token".into());
-    }
-    if let Some(requested) = requested {
-        check_compatible(requested, info.capabilities.as_ref()).map_err(|e| e.to_string())?;
-    }
-    if let (Some(max), Some(price)) = (request.max_price_wei_per_unit, info.price_info.as_ref()) {
-        if price.price_per_unit != 0 {
-            if price.pixels_per_unit <= 0 {
-                return Err(format!("invalid price: pixelsPerUnit is {}", price.pixels_per_unit));
-            }
-            let per_unit = price.price_per_unit as f64 / price.pixels_per_unit as f64;
-            if per_unit > max {
-                return Err(format!(
-                    "price {per_unit} wei per unit ({}/{}) is above the maximum {max}",
-                    price.price_per_unit, price.pixels_per_unit
-                ));
-            }
-        }
-    }
-    if request.identity.is_some() && info.ticket_params.is_none() {
-        return Err("its info has no ticket parameters, which paying requires".into());
-    }
-    Ok(())
+/// Whether `info` can take the job described by `request` (the rules live in
+/// [`gateway_core::vetting`]).
+fn vet(
+    info: &OrchestratorInfo,
+    requested: Option<&Capabilities>,
+    request: &Select,
+) -> Result<(), VettingError> {
+    let requirements = JobRequirements {
+        capabilities: requested,
+        max_price_wei_per_unit: request.max_price_wei_per_unit,
+        paying: request.identity.is_some(),
+    };
+    vet_orchestrator_info(info, &requirements)
 }
 
 fn reject(address: &str, reason: String) -> OrchestratorRejection {
@@ -329,20 +314,22 @@ mod tests {
         assert_eq!(vet(&info(), None, &offchain), Ok(()));
         assert!(vet(&OrchestratorInfo { transcoder: " ".into(), ..info() }, None, &offchain)
             .unwrap_err()
+            .to_string()
             .contains("transcoder"));
         assert!(vet(&OrchestratorInfo { auth_token: None, ..info() }, None, &offchain)
             .unwrap_err()
+            .to_string()
             .contains("auth token"));
 
         let capped = Select { max_price_wei_per_unit: Some(99.5), ..Default::default() };
-        assert!(vet(&info(), None, &capped).unwrap_err().contains("above the maximum"));
+        assert!(vet(&info(), None, &capped).unwrap_err().to_string().contains("above the maximum"));
         let ok = Select { max_price_wei_per_unit: Some(100.0), ..Default::default() };
         assert_eq!(vet(&info(), None, &ok), Ok(()));
         let bad_unit = OrchestratorInfo {
             price_info: Some(PriceInfo { price_per_unit: 1, pixels_per_unit: 0, ..Default::default() }),
             ..info()
         };
-        assert!(vet(&bad_unit, None, &ok).unwrap_err().contains("pixelsPerUnit"));
+        assert!(vet(&bad_unit, None, &ok).unwrap_err().to_string().contains("pixelsPerUnit"));
 
         let paying = Select {
             identity: Some(SignerIdentity {
@@ -355,11 +342,12 @@ mod tests {
         assert_eq!(vet(&info(), None, &paying), Ok(()));
         assert!(vet(&OrchestratorInfo { ticket_params: None, ..info() }, None, &paying)
             .unwrap_err()
+            .to_string()
             .contains("ticket"));
         assert_eq!(vet(&OrchestratorInfo { ticket_params: None, ..info() }, None, &offchain), Ok(()));
 
         let wants = build_capabilities(&["byoc/x".parse().unwrap()]);
-        assert!(vet(&info(), Some(&wants), &offchain).unwrap_err().contains("capabilities"));
+        assert!(vet(&info(), Some(&wants), &offchain).unwrap_err().to_string().contains("capabilities"));
     }
 
     #[test]

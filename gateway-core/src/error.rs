@@ -223,6 +223,45 @@ impl TrickleError {
     }
 }
 
+/// Why an orchestrator's `OrchestratorInfo` cannot take a job (see [`crate::vetting`]).
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum VettingError {
+    /// The info names no transcoder URL to send the job to.
+    #[error("its info has no transcoder URL")]
+    NoTranscoder,
+    /// The info carries no (or an empty) auth token.
+    #[error("its info has no auth token")]
+    NoAuthToken,
+    /// Its capabilities do not satisfy the request.
+    #[error("{0}")]
+    Incompatible(crate::capabilities::Incompatibility),
+    /// The price cannot be used: a non-positive `pixelsPerUnit` or a negative `pricePerUnit`.
+    #[error("invalid price: pricePerUnit {price_per_unit}, pixelsPerUnit is {pixels_per_unit}")]
+    InvalidPrice {
+        /// `pricePerUnit` as sent.
+        price_per_unit: i64,
+        /// `pixelsPerUnit` as sent.
+        pixels_per_unit: i64,
+    },
+    /// The price is above the caller's maximum.
+    #[error(
+        "price {wei_per_unit} wei per unit ({price_per_unit}/{pixels_per_unit}) is above the maximum {max_wei_per_unit}"
+    )]
+    PriceAboveMaximum {
+        /// `pricePerUnit / pixelsPerUnit`.
+        wei_per_unit: f64,
+        /// `pricePerUnit` as sent.
+        price_per_unit: i64,
+        /// `pixelsPerUnit` as sent.
+        pixels_per_unit: i64,
+        /// The caller's maximum.
+        max_wei_per_unit: f64,
+    },
+    /// The gateway pays but the info has no ticket parameters.
+    #[error("its info has no ticket parameters, which paying requires")]
+    NoTicketParams,
+}
+
 /// Why one orchestrator was not chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrchestratorRejection {

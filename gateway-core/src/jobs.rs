@@ -303,8 +303,10 @@ pub fn offchain_segment_credentials(
     Ok(lp_rpc::to_base64(&seg))
 }
 
-/// Wei an orchestrator will charge for `seconds` of LV2V at `info`'s price.
+/// Wei an orchestrator will charge for `seconds` of LV2V at `info`'s price. Never NaN and never
+/// negative: an unusable price counts as free, and NaN or negative `seconds` as none.
 pub fn lv2v_fee_wei(info: &OrchestratorInfo, seconds: f64) -> f64 {
+    let seconds = if seconds.is_nan() { 0.0 } else { seconds.clamp(0.0, f64::MAX) };
     info.price_info.as_ref().and_then(|p| p.wei_per_unit()).unwrap_or(0.0)
         * LV2V_PIXELS_PER_SECOND as f64
         * seconds
@@ -399,6 +401,23 @@ mod tests {
         };
         assert_eq!(lv2v_fee_wei(&info, 2.0), 2.0 * 27_648_000.0);
         assert_eq!(lv2v_fee_wei(&OrchestratorInfo::default(), 5.0), 0.0);
+    }
+
+    /// Regression (fuzz target `orchestrator_info`): a hostile price or a bad duration gave a
+    /// negative or NaN fee.
+    #[test]
+    fn lv2v_fee_is_never_negative_or_nan() {
+        let priced = |price_per_unit, pixels_per_unit| OrchestratorInfo {
+            price_info: Some(PriceInfo { price_per_unit, pixels_per_unit, ..Default::default() }),
+            ..Default::default()
+        };
+        assert_eq!(lv2v_fee_wei(&priced(1, -1), 2.0), 0.0);
+        assert_eq!(lv2v_fee_wei(&priced(-1, 1), 2.0), 0.0);
+        assert_eq!(lv2v_fee_wei(&priced(i64::MIN, -1), 2.0), 0.0);
+        assert_eq!(lv2v_fee_wei(&priced(0, 1), f64::INFINITY), 0.0);
+        assert_eq!(lv2v_fee_wei(&priced(1, 1), f64::NAN), 0.0);
+        assert_eq!(lv2v_fee_wei(&priced(1, 1), -3.0), 0.0);
+        assert!(lv2v_fee_wei(&priced(i64::MAX, 1), f64::INFINITY) > 0.0);
     }
 
     proptest! {

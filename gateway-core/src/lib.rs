@@ -12,6 +12,7 @@
 //! - [`signer`]: the remote signer's HTTP API.
 //! - [`trickle`]: the trickle pub/sub protocol.
 //! - [`jobs`]: LV2V and BYOC job endpoints and headers.
+//! - [`vetting`]: whether an orchestrator's `OrchestratorInfo` can take a job, and why not.
 //! - [`eth`]: keccak-256, checksummed addresses, the signature digest.
 //! - [`error`]: one error type per concern; none prints a secret.
 //!
@@ -32,3 +33,4 @@ pub mod lp_rpc;
 pub mod signer;
 pub mod token;
 pub mod trickle;
+pub mod vetting;

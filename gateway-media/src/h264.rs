@@ -34,14 +34,7 @@ use crate::encoder::{
 use crate::frame::VideoFrame;
 use crate::time::Rational;
 
-/// NAL unit type of an IDR slice.
-pub const NAL_IDR: u8 = 5;
-/// NAL unit type of a sequence parameter set.
-pub const NAL_SPS: u8 = 7;
-/// NAL unit type of a picture parameter set.
-pub const NAL_PPS: u8 = 8;
-/// NAL unit type of an access unit delimiter.
-pub const NAL_AUD: u8 = 9;
+pub use crate::nal::{nal_type, nal_unit_types, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS};
 
 /// Settings for [`H264Encoder`].
 #[derive(Clone, Debug, PartialEq)]
@@ -263,51 +256,10 @@ impl VideoEncoder for H264Encoder {
     }
 }
 
-/// The NAL unit type of one NAL unit that starts with an Annex B start code.
-pub fn nal_type(nal: &[u8]) -> Option<u8> {
-    let body = strip_start_code(nal)?;
-    body.first().map(|b| b & 0x1F)
-}
-
-fn strip_start_code(nal: &[u8]) -> Option<&[u8]> {
-    if nal.starts_with(&[0, 0, 0, 1]) {
-        Some(&nal[4..])
-    } else if nal.starts_with(&[0, 0, 1]) {
-        Some(&nal[3..])
-    } else {
-        None
-    }
-}
-
-/// NAL unit types of an Annex B access unit, in order (for inspection and tests).
-pub fn nal_unit_types(access_unit: &[u8]) -> Vec<u8> {
-    let mut types = Vec::new();
-    let mut i = 0;
-    while i + 3 <= access_unit.len() {
-        if access_unit[i] == 0 && access_unit[i + 1] == 0 && access_unit[i + 2] == 1 {
-            if let Some(&b) = access_unit.get(i + 3) {
-                types.push(b & 0x1F);
-            }
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    types
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pattern::TestPattern;
-
-    #[test]
-    fn nal_types_are_parsed() {
-        let au = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 9];
-        assert_eq!(nal_unit_types(&au), vec![7, 8, 5]);
-        assert_eq!(nal_type(&[0, 0, 0, 1, 0x41]), Some(1));
-        assert_eq!(nal_type(&[1, 2]), None);
-    }
 
     #[test]
     fn keyframes_by_media_time_with_parameter_sets() {

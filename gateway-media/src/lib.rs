@@ -5,7 +5,8 @@
 //! (openh264, the default) and [`Av1Encoder`] (rav1e, experimental) implement
 //! [`VideoEncoder`]; [`TsMuxer`] writes MPEG-TS and [`IvfMuxer`] IVF; [`Segmenter`] cuts at
 //! keyframes by media time and yields [`bytes::Bytes`] chunks while a segment is still being
-//! encoded. [`TestPattern`] and [`rgb24_to_i420`] feed it frames.
+//! encoded. [`TestPattern`] and [`rgb24_to_i420`] feed it frames. On the way back,
+//! [`TsDemuxer`] turns MPEG-TS bytes into access units with their timestamps.
 //!
 //! What it is not: it does no I/O, reads no clock, spawns no task and knows nothing of trickle,
 //! HTTP or payments. Everything is synchronous and CPU-bound: run it on its own thread.
@@ -30,18 +31,29 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// Without a codec (the fuzz targets build only the containers) the shared encoder helpers
+// are unused.
+#![cfg_attr(not(all(feature = "h264", feature = "av1")), allow(dead_code))]
+
+#[cfg(feature = "av1")]
 pub mod av1;
 pub mod convert;
 pub mod encoder;
 pub mod frame;
 pub mod frame_queue;
+#[cfg(feature = "h264")]
 pub mod h264;
+#[cfg(feature = "h264")]
+pub mod h264_decoder;
 pub mod ivf;
 pub mod mpegts;
+pub mod nal;
 pub mod pattern;
 pub mod segmenter;
 pub mod time;
+pub mod ts_demux;
 
+#[cfg(feature = "av1")]
 pub use av1::{Av1Config, Av1Encoder};
 pub use convert::rgb24_to_i420;
 pub use encoder::{
@@ -49,7 +61,10 @@ pub use encoder::{
 };
 pub use frame::{FrameError, VideoFrame};
 pub use frame_queue::{DropReason, FrameQueue, FrameQueueError, FrameQueueStats, PushOutcome};
+#[cfg(feature = "h264")]
 pub use h264::{H264Config, H264Encoder};
+#[cfg(feature = "h264")]
+pub use h264_decoder::{DecodeError, H264Decoder};
 pub use ivf::IvfMuxer;
 pub use mpegts::{TsConfig, TsMuxer, TsStream};
 pub use pattern::TestPattern;
@@ -57,3 +72,4 @@ pub use segmenter::{
     MuxError, SegmentError, SegmentEvent, SegmentMuxer, SegmentSummary, Segmenter, SegmenterConfig,
 };
 pub use time::{Rational, TIME_BASE_90K};
+pub use ts_demux::{AccessUnit, DemuxIssue, DemuxStats, TsDemuxer, VideoStream};

@@ -150,6 +150,13 @@ impl Lv2vJob {
         crate::reader::SegmentReader::start(self.output(start), crate::reader::DEFAULT_FANOUT_CAPACITY)
     }
 
+    /// The job's output video as access units (or, with
+    /// [`VideoSubscriber::next_frame`](crate::output_video::VideoSubscriber::next_frame),
+    /// decoded frames), demuxed from the output channel's MPEG-TS segments as they arrive.
+    pub fn output_video(&self, start: SeqSpec) -> crate::output_video::VideoSubscriber {
+        crate::output_video::VideoSubscriber::new(self.output(start))
+    }
+
     /// A reader of the job's events.
     pub fn events(&self) -> JsonReader {
         JsonReader::new(self.http.clone(), &self.session.events_url, SeqSpec::Current)

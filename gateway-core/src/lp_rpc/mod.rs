@@ -39,16 +39,24 @@ pub fn big_endian_to_f64(bytes: &[u8]) -> f64 {
 }
 
 impl TicketParams {
-    /// Expected value of one ticket in wei: `face_value * win_prob / 2^256`.
+    /// Expected value of one ticket in wei: `face_value * win_prob / 2^256`. Always finite and
+    /// non-negative: the win probability is capped at 1 and an absurdly long face value (both
+    /// are uint256 on the wire) saturates at `f64::MAX`.
     pub fn expected_value_wei(&self) -> f64 {
-        big_endian_to_f64(&self.face_value) * big_endian_to_f64(&self.win_prob) / 2f64.powi(256)
+        let win = (big_endian_to_f64(&self.win_prob) / 2f64.powi(256)).min(1.0);
+        if win == 0.0 {
+            return 0.0;
+        }
+        big_endian_to_f64(&self.face_value).min(f64::MAX) * win
     }
 }
 
 impl PriceInfo {
-    /// Wei per unit of work (`pricePerUnit / pixelsPerUnit`); `None` if `pixelsPerUnit` is 0.
+    /// Wei per unit of work (`pricePerUnit / pixelsPerUnit`); `None` when the price is unusable:
+    /// `pixelsPerUnit` not positive or `pricePerUnit` negative.
     pub fn wei_per_unit(&self) -> Option<f64> {
-        (self.pixels_per_unit != 0).then(|| self.price_per_unit as f64 / self.pixels_per_unit as f64)
+        (self.pixels_per_unit > 0 && self.price_per_unit >= 0)
+            .then(|| self.price_per_unit as f64 / self.pixels_per_unit as f64)
     }
 }
 
@@ -170,5 +178,28 @@ mod tests {
         );
         assert_eq!(PriceInfo::default().wei_per_unit(), None);
         assert!(OrchestratorInfo::default().is_offchain());
+    }
+
+    /// Regression (fuzz target `orchestrator_info`): hostile prices and ticket values gave
+    /// negative prices and NaN expected values.
+    #[test]
+    fn hostile_prices_and_tickets_stay_sane() {
+        let price = |price_per_unit, pixels_per_unit| PriceInfo {
+            price_per_unit,
+            pixels_per_unit,
+            ..Default::default()
+        };
+        assert_eq!(price(10, -2).wei_per_unit(), None);
+        assert_eq!(price(-10, 2).wei_per_unit(), None);
+        assert_eq!(price(i64::MIN, -1).wei_per_unit(), None);
+        assert_eq!(price(0, 7).wei_per_unit(), Some(0.0));
+        // 200 bytes of face value overflow f64; with a zero win probability that was inf * 0.
+        let huge = TicketParams { face_value: vec![0xff; 200], win_prob: vec![], ..Default::default() };
+        assert_eq!(huge.expected_value_wei(), 0.0);
+        let certain =
+            TicketParams { face_value: vec![0xff; 200], win_prob: vec![0xff; 40], ..Default::default() };
+        assert_eq!(certain.expected_value_wei(), f64::MAX);
+        let one = TicketParams { face_value: vec![1], win_prob: vec![0xff; 64], ..Default::default() };
+        assert_eq!(one.expected_value_wei(), 1.0);
     }
 }
