@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: prerequisites, then every crate's unit, integration and doc tests.
+# The whole test suite: prerequisites, every crate's unit, integration and doc tests (the 60 s
+# soak among them), the supply-chain policy, then a short run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -7,3 +8,5 @@ cargo nextest run --workspace --no-fail-fast "$@"
 cargo test --workspace --doc --quiet
 # Licences, banned sources and (where the database is present) advisories: deny.toml.
 bash scripts/deny.sh
+# Every fuzz target for 15 s over its committed corpus (stable toolchain, AddressSanitizer).
+bash scripts/fuzz.sh 15

@@ -1,6 +1,7 @@
 //! Publishing raw video frames: the user-facing [`VideoPublisher`] handle over the actors that
-//! do the work — frames → [`FrameQueue`] → [`FrameEncoder`] (SyncArbiter) → segmenter →
-//! [`SegmentWriter`] (supervised) → network, driven by a [`StreamSupervisor`].
+//! do the work — frames → [`FrameQueue`] → [`FrameEncoder`](crate::encoder::FrameEncoder)
+//! (SyncArbiter) → segmenter → [`SegmentWriter`] (supervised) → network, driven by a
+//! [`StreamSupervisor`].
 //!
 //! The handle is `Send` and never blocks: `write_frame` puts the frame in the bounded queue
 //! (drop-oldest) and wakes the supervisor. The actors run on an actix System of the publisher's
