@@ -1023,18 +1023,10 @@ async fn http_post_segment(
         chan.reset_below(segment.idx);
     }
 
+    // hyper may drop this handler mid-body (the client hung up): the tally still counts it.
+    let mut tally = PostTally { inner: &inner, channel: &chan.name, settled: false };
     let (end, total) = read_post_body(&inner, &chan, &segment, body).await;
-    inner.add_totals(&chan.name, |t| {
-        t.bytes_received += total;
-        match end {
-            BodyEnd::Eof if total > 0 => {
-                t.segments_completed += 1;
-                t.bytes_completed += total;
-            }
-            BodyEnd::Eof => {}
-            BodyEnd::ReadError | BodyEnd::Abort | BodyEnd::StallReleased => t.posts_failed += 1,
-        }
-    });
+    tally.settle(&end, total);
     match end {
         BodyEnd::ReadError | BodyEnd::StallReleased => {
             tracing::debug!(channel = %chan.name, seq = segment.idx, total, "trickle: POST body failed");
@@ -1089,12 +1081,12 @@ async fn read_post_body(inner: &Inner, chan: &Channel, segment: &Segment, mut bo
             let len = data.len() as u64;
             if let Some(limit) = inner.take_counted(&chan.name, false, total, len) {
                 let keep = usize::try_from(limit.saturating_sub(total)).unwrap_or(usize::MAX);
-                store(chan, segment, &mut total, data.split_to(keep.min(data.len())));
+                store(inner, chan, segment, &mut total, data.split_to(keep.min(data.len())));
                 return (BodyEnd::Abort, total);
             }
             if let Some(limit) = inner.take_counted(&chan.name, true, total, len) {
                 let keep = usize::try_from(limit.saturating_sub(total)).unwrap_or(usize::MAX);
-                store(chan, segment, &mut total, data.split_to(keep.min(data.len())));
+                store(inner, chan, segment, &mut total, data.split_to(keep.min(data.len())));
                 // Held until the segment closes: this fault is never lifted by time.
                 segment.wait_closed().await;
                 return (BodyEnd::StallReleased, total);
@@ -1103,29 +1095,61 @@ async fn read_post_body(inner: &Inner, chan: &Channel, segment: &Segment, mut bo
             if let Some(limit) = faults.drop_after {
                 if total.saturating_add(data.len() as u64) > limit {
                     let keep = usize::try_from(limit.saturating_sub(total)).unwrap_or(usize::MAX);
-                    store(chan, segment, &mut total, data.split_to(keep.min(data.len())));
+                    store(inner, chan, segment, &mut total, data.split_to(keep.min(data.len())));
                     return (BodyEnd::Abort, total);
                 }
             }
             if let Some(limit) = faults.stall_after {
                 if total.saturating_add(data.len() as u64) > limit {
                     let keep = usize::try_from(limit.saturating_sub(total)).unwrap_or(usize::MAX);
-                    store(chan, segment, &mut total, data.split_to(keep.min(data.len())));
+                    store(inner, chan, segment, &mut total, data.split_to(keep.min(data.len())));
                     if !wait_stall_released(inner, &chan.name, segment, total).await {
                         return (BodyEnd::StallReleased, total);
                     }
                     continue; // faults changed: re-check them for the rest of this chunk
                 }
             }
-            store(chan, segment, &mut total, std::mem::take(&mut data));
+            store(inner, chan, segment, &mut total, std::mem::take(&mut data));
         }
     }
 }
 
-fn store(chan: &Channel, segment: &Segment, total: &mut u64, data: Bytes) {
+/// Settles a POST in its channel's [`ChannelTotals`] once, even if the handler is dropped.
+struct PostTally<'a> {
+    inner: &'a Inner,
+    channel: &'a str,
+    settled: bool,
+}
+
+impl PostTally<'_> {
+    fn settle(&mut self, end: &BodyEnd, total: u64) {
+        self.settled = true;
+        self.inner.add_totals(self.channel, |t| match end {
+            BodyEnd::Eof if total > 0 => {
+                t.segments_completed += 1;
+                t.bytes_completed += total;
+            }
+            BodyEnd::Eof => {}
+            BodyEnd::ReadError | BodyEnd::Abort | BodyEnd::StallReleased => t.posts_failed += 1,
+        });
+    }
+}
+
+impl Drop for PostTally<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.inner.add_totals(self.channel, |t| t.posts_failed += 1);
+        }
+    }
+}
+
+/// Stores a chunk of a POST body; its bytes count as received at once (the handler may never
+/// finish, see [`PostTally`]).
+fn store(inner: &Inner, chan: &Channel, segment: &Segment, total: &mut u64, data: Bytes) {
     if data.is_empty() {
         return;
     }
+    inner.add_totals(&chan.name, |t| t.bytes_received += data.len() as u64);
     if *total == 0 {
         chan.mark_written(segment.idx);
     }

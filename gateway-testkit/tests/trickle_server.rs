@@ -894,6 +894,35 @@ async fn counted_stalls_and_drops_catch_only_the_next_posts_and_totals_count_eve
     assert_eq!(server.channel_totals("f"), ChannelTotals::default());
 }
 
+/// Found by the soak: totals were added when a POST handler finished, but hyper drops the
+/// handler of a client that hung up mid-body, so its stored bytes (which readers got) were
+/// never counted and a subscriber seemed to read more than the server received.
+#[tokio::test]
+async fn totals_count_stored_bytes_at_once_and_posts_whose_client_hung_up() {
+    let (server, addr) = serve_default().await;
+    server.create_channel("h", MIME_MPEGTS);
+    server.set_fault("h", TrickleFault::StallSegments { after_bytes: 3, count: 1 });
+    let mut writer = Raw::post_chunked(addr, "h/0", &[]).await;
+    writer.send_chunk(b"abcdef").await;
+    within("bytes counted while the POST hangs", async {
+        while server.channel_totals("h").bytes_received != 3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    drop(writer);
+    let client = common::http();
+    client.delete(url(addr, "h/0")).send().await.unwrap();
+    within("post gone", async {
+        while server.stats().active_posts > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let totals = server.channel_totals("h");
+    assert_eq!((totals.bytes_received, totals.posts_failed, totals.segments_completed), (3, 1, 0));
+}
+
 #[tokio::test]
 async fn the_admin_api_sets_and_clears_faults_and_reports_totals() {
     let server = TrickleServer::new(TrickleConfig { autocreate: true, ..TrickleConfig::default() });
