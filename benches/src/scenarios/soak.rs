@@ -341,11 +341,11 @@ impl SessionRecord {
     /// Every accounting equation that does not hold, as a sentence naming the session.
     ///
     /// Frame streams: frames submitted = frames in (the queue's count) = frames encoded +
-    /// frames dropped (the sum of the reasons); bytes encoded = bytes published + bytes
-    /// drained. Segment streams: bytes written = bytes delivered + bytes of failed segments =
-    /// the publisher's bytes sent + bytes refused. Both: the server's bytes in completed
-    /// segments = the client's confirmed bytes, the server received no more than was sent, a
-    /// subscriber read no more than the server received, and nothing hung.
+    /// frames dropped, frames dropped = the sum of the reasons, and bytes encoded = bytes
+    /// published + bytes drained. Segment streams: bytes written = bytes delivered + bytes of
+    /// failed segments = the publisher's bytes sent + bytes refused. Both: the server's bytes
+    /// in completed segments = the client's confirmed bytes, the server received no more than
+    /// was sent, a subscriber read no more than the server received, and nothing hung.
     pub fn problems(&self) -> Vec<String> {
         let id = &self.channel;
         let mut out: Vec<String> = self.errors.iter().map(|e| format!("{id}: {e}")).collect();
@@ -366,6 +366,10 @@ impl SessionRecord {
                         "frames in {} != encoded {} + dropped {}",
                         m.frames_in, m.frames_encoded, m.frames_dropped
                     ),
+                );
+                check(
+                    m.frames_dropped == m.drops.total(),
+                    format!("frames dropped {} != the sum of the reasons {:?}", m.frames_dropped, m.drops),
                 );
                 check(
                     m.bytes_encoded == m.bytes_published + m.bytes_drained,
@@ -1017,7 +1021,10 @@ async fn run_async(addrs: &ServerAddrs, config: SoakConfig) -> anyhow::Result<So
     );
     leak(
         server_connections_after <= 1 + CONTROL_POOL,
-        format!("{server_connections_after} connection(s) still open on the server (at most {} are the soak's own)", 1 + CONTROL_POOL),
+        format!(
+            "{server_connections_after} connection(s) still open on the server (at most {} are the soak's own)",
+            1 + CONTROL_POOL
+        ),
     );
     leak(
         tasks_after <= tasks_before,
@@ -1120,7 +1127,18 @@ impl SoakReport {
             ],
             vec!["frames submitted".into(), sum(&frame, |s| s.frames_submitted).to_string()],
             vec!["frames encoded".into(), media(|m| m.frames_encoded).to_string()],
-            vec!["frames dropped".into(), media(|m| m.frames_dropped).to_string()],
+            vec![
+                "frames dropped (overflow / debt / non-monotonic / encode failed / stream ended)".into(),
+                format!(
+                    "{} ({} / {} / {} / {} / {})",
+                    media(|m| m.frames_dropped),
+                    media(|m| m.drops.overflow),
+                    media(|m| m.drops.debt),
+                    media(|m| m.drops.non_monotonic),
+                    media(|m| m.drops.encode_failed),
+                    media(|m| m.drops.stream_ended)
+                ),
+            ],
             vec![
                 "frame streams: segments published / failed".into(),
                 format!("{} / {}", media(|m| m.segments_published), media(|m| m.segments_failed)),
@@ -1193,6 +1211,14 @@ impl SoakReport {
                 m.slope_mib_per_min
             ),
         ]);
+        let step = (self.seconds / 10.0).ceil().max(1.0);
+        let timeline: Vec<String> = (0..=10)
+            .filter_map(|i| {
+                let t = i as f64 * step;
+                self.samples.iter().find(|s| s.t >= t).map(|s| format!("{:.0}", s.rss_kib as f64 / 1024.0))
+            })
+            .collect();
+        totals.push(vec![format!("client RSS every {step:.0} s, MiB"), timeline.join(", ")]);
         totals.push(vec![
             "client peak RSS (VmHWM) MiB".into(),
             format!("{:.1}", peak_rss_kib().unwrap_or(0) as f64 / 1024.0),
@@ -1244,6 +1270,8 @@ impl SoakReport {
 
 #[cfg(test)]
 mod tests {
+    use gateway_actors::media::FrameDrops;
+
     use super::*;
 
     #[test]
@@ -1265,6 +1293,7 @@ mod tests {
             frames_in: 10,
             frames_encoded: 9,
             frames_dropped: 1,
+            drops: FrameDrops { overflow: 1, ..Default::default() },
             bytes_encoded: 100,
             bytes_published: 70,
             bytes_drained: 30,
