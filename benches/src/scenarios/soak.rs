@@ -205,9 +205,15 @@ impl SplitMix64 {
     }
 }
 
-/// Whether slot `slot` runs a bare trickle publisher (else the video pipeline).
+/// Whether slot `slot` runs a bare trickle publisher (else the video pipeline): 1 in 5, or
+/// none / all with `LPGW_SOAK_MIX=frames` / `segments` (a diagnostic, to tell which path a
+/// problem is on).
 pub fn is_segment_stream(slot: usize) -> bool {
-    slot % 5 == 4
+    match std::env::var("LPGW_SOAK_MIX").as_deref() {
+        Ok("frames") => false,
+        Ok("segments") => true,
+        _ => slot % 5 == 4,
+    }
 }
 
 /// Whether slot `slot` has a subscriber.
