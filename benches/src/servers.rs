@@ -6,17 +6,22 @@
 //!   sender's CLOCK_MONOTONIC nanoseconds, answered with the arrival delay of every record
 //!   (scenario 5's "when does a small chunk reach the server").
 //!
+//! - on the trickle port, the trickle server's admin API (faults and per-channel totals, see
+//!   `TrickleServer::admin_router`) and `GET /admin/connections`, the open connections of that
+//!   port (the soak's fault injection and leak checks).
+//!
 //! The child prints one JSON line with its addresses, then serves until its stdin closes, so
 //! it never outlives the runner.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
-use gateway_testkit::serve::serve;
+use gateway_testkit::serve::{serve, ConnectionGauge};
 use gateway_testkit::trickle_server::{TrickleConfig, TrickleServer};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -30,6 +35,8 @@ use crate::sys::{mono_ns, raise_fd_limit};
 pub const ARRIVAL_RECORD: usize = 1000;
 /// Path of the arrival-delay endpoint on the drain server.
 pub const ARRIVALS_PATH: &str = "/arrivals";
+/// Path of the open-connection count on the trickle port.
+pub const CONNECTIONS_PATH: &str = "/admin/connections";
 
 /// The addresses the server child announces.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,7 +83,17 @@ pub fn run_server_child() -> anyhow::Result<()> {
         };
         let trickle = TrickleServer::new(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let handle = serve(listener, trickle.router(), None);
+        let gauge: Arc<OnceLock<ConnectionGauge>> = Arc::default();
+        let connections = {
+            let gauge = gauge.clone();
+            move || std::future::ready(gauge.get().map_or(0, ConnectionGauge::get).to_string())
+        };
+        let app = trickle
+            .router()
+            .merge(trickle.admin_router())
+            .route(CONNECTIONS_PATH, axum::routing::get(connections));
+        let handle = serve(listener, app, None);
+        let _ = gauge.set(handle.connection_gauge());
         let drain = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addrs = ServerAddrs { trickle: handle.addr, drain: drain.local_addr()? };
         tokio::spawn(run_drain_server(drain));

@@ -18,7 +18,7 @@ use gateway_media::{FrameQueue, PushOutcome, Rational, VideoFrame};
 
 use crate::encoder::{start_frame_encoder, EncoderSettings};
 use crate::supervisor::{Finish, FramesAvailable, GetMediaStats, StreamSupervisor};
-pub use crate::supervisor::{MediaStats, StreamTiming};
+pub use crate::supervisor::{FrameDrops, MediaStats, StreamTiming};
 use crate::trickle::TricklePublisher;
 use crate::writer::SegmentWriter;
 

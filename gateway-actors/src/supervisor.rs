@@ -45,13 +45,39 @@ impl Default for StreamTiming {
     }
 }
 
-/// Where every frame and byte of a stream went.
+/// Why frames were dropped before encoding; the fields add up to [`MediaStats::frames_dropped`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameDrops {
+    /// The queue was full: its oldest frame went.
+    pub overflow: u64,
+    /// Encoding fell behind real time (debt skipping).
+    pub debt: u64,
+    /// The pts did not increase.
+    pub non_monotonic: u64,
+    /// The encoder refused the frame.
+    pub encode_failed: u64,
+    /// Still queued when the stream ended for good (a terminal error): never encoded.
+    pub stream_ended: u64,
+}
+
+impl FrameDrops {
+    /// All drops.
+    pub fn total(&self) -> u64 {
+        self.overflow + self.debt + self.non_monotonic + self.encode_failed + self.stream_ended
+    }
+}
+
+/// Where every frame and byte of a stream went. Once a stream is finished, `frames_in =
+/// frames_encoded + frames_dropped` and `bytes_encoded = bytes_published + bytes_drained`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, MessageResponse)]
 pub struct MediaStats {
     /// Frames offered.
     pub frames_in: u64,
-    /// Frames dropped before encoding (queue overflow, debt, non-increasing pts, bad frames).
+    /// Frames dropped before encoding (queue overflow, debt, non-increasing pts, bad frames,
+    /// still queued when the stream ended for good); by reason in `drops`.
     pub frames_dropped: u64,
+    /// `frames_dropped` by reason.
+    pub drops: FrameDrops,
     /// Frames encoded.
     pub frames_encoded: u64,
     /// Trickle segments the server confirmed.
@@ -142,7 +168,10 @@ impl StreamSupervisor {
         let mut s = self.stats.clone();
         let q = self.queue.lock().unwrap_or_else(|e| e.into_inner()).stats();
         s.frames_in = q.frames_in;
-        s.frames_dropped += q.dropped_overflow + q.dropped_debt + q.dropped_non_monotonic;
+        s.drops.overflow = q.dropped_overflow;
+        s.drops.debt = q.dropped_debt;
+        s.drops.non_monotonic = q.dropped_non_monotonic;
+        s.frames_dropped = s.drops.total();
         s
     }
 
@@ -180,7 +209,7 @@ impl StreamSupervisor {
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "frame not encoded");
-                    act.stats.frames_dropped += 1;
+                    act.stats.drops.encode_failed += 1;
                 }
                 Err(_) => act.stats.terminal_error = Some("the encoder stopped".into()),
             }
@@ -386,6 +415,14 @@ impl StreamSupervisor {
             self.steps.push_back(Step::Close);
             self.drive(ctx);
             return;
+        }
+        if self.stats.terminal_error.is_some() {
+            // The stream ended for good, so queued frames will never be encoded: count them,
+            // or they would be in nobody's total.
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            while queue.pop().is_some() {
+                self.stats.drops.stream_ended += 1;
+            }
         }
         let writer = self.writer.clone();
         let snapshot = self.snapshot();

@@ -155,6 +155,45 @@ async fn video_publisher_drains_a_stalled_segment_and_accounts_for_every_byte() 
     net.shutdown().await;
 }
 
+/// Found by the soak: frames still queued when a stream ended for good (here a 404: the
+/// channel is gone) were never encoded nor counted as dropped, so `frames_in` exceeded
+/// `frames_encoded + frames_dropped`. They are now dropped with the reason `stream_ended`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_queued_when_the_stream_ends_for_good_are_counted_as_dropped() {
+    let (net, http, url) = setup("gone").await;
+    let publisher = TricklePublisher::start(http.clone(), &url, config()).await;
+    net.orchestrator().trickle().set_fault(
+        "gone",
+        TrickleFault::RespondStatus { method: FaultMethod::Post, status: 404, count: 100 },
+    );
+    let mut cfg = VideoPublisherConfig::h264(160, 96);
+    cfg.queue_frames = 100;
+    cfg.debt_skipping = false;
+    let video = VideoPublisher::start(publisher, cfg).unwrap();
+    let mut pattern = TestPattern::new(160, 96, Rational::new(30, 1)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut written = 0;
+    while video.stats().await.unwrap().terminal_error.is_none() {
+        assert!(Instant::now() < deadline, "the 404 never ended the stream: {:?}", video.stats().await);
+        video.write_frame(pattern.next_frame()).unwrap();
+        written += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The stream is over; these frames can only wait in the queue.
+    for _ in 0..20 {
+        video.write_frame(pattern.next_frame()).unwrap();
+        written += 1;
+    }
+    let stats = tokio::time::timeout(Duration::from_secs(30), video.finish()).await.unwrap().unwrap();
+    assert!(stats.terminal_error.is_some(), "{stats:?}");
+    assert_eq!(stats.frames_in, written);
+    assert_eq!(stats.frames_in, stats.frames_encoded + stats.frames_dropped, "{stats:?}");
+    assert_eq!(stats.frames_dropped, stats.drops.total(), "{stats:?}");
+    assert!(stats.drops.stream_ended >= 20, "{stats:?}");
+    assert_eq!(stats.bytes_encoded, stats.bytes_published + stats.bytes_drained, "{stats:?}");
+    net.shutdown().await;
+}
+
 /// Frames pushed faster than real time make 2 s media segments in well under 1 s of wall
 /// clock: they are joined into trickle segments of at least the minimum wall-clock length.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

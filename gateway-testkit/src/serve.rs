@@ -31,6 +31,12 @@ impl ServerHandle {
         self.open_connections.load(Ordering::SeqCst)
     }
 
+    /// A cheap handle reading [`ServerHandle::open_connections`], for code that does not own
+    /// the server handle (an admin route served by the same server, say).
+    pub fn connection_gauge(&self) -> ConnectionGauge {
+        ConnectionGauge(self.open_connections.clone())
+    }
+
     /// Stops accepting, closes open connections and waits for the accept loop to end.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -99,6 +105,17 @@ pub fn serve(
         }
     });
     ServerHandle { addr, open_connections, stop, task }
+}
+
+/// Reads a server's open-connection count; see [`ServerHandle::connection_gauge`].
+#[derive(Debug, Clone)]
+pub struct ConnectionGauge(Arc<AtomicUsize>);
+
+impl ConnectionGauge {
+    /// Connections open right now.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 struct CountGuard(Arc<AtomicUsize>);

@@ -59,6 +59,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
+/// Path prefix of [`TrickleServer::admin_router`].
+pub const ADMIN_PATH: &str = "/admin/trickle/";
+
 /// Error bodies go-livepeer sends (through Go's `http.Error`, which appends a newline).
 const STREAM_NOT_FOUND: &str = "Stream not found";
 const INVALID_IDX: &str = "Invalid idx";
@@ -150,6 +153,27 @@ pub enum TrickleFault {
         /// How many requests.
         count: u32,
     },
+    /// Like [`StallAfterBytes`](TrickleFault::StallAfterBytes), but for the next `count`
+    /// segment POSTs that reach `after_bytes` only, and never lifted by time or by clearing:
+    /// each stalled POST is released only when its segment is closed (the client's
+    /// `DELETE {chan}/{seq}`, slot reuse, reset, channel close; answered `500`). A client that
+    /// abandons a stalled segment without deleting it leaves the POST hanging, which shows in
+    /// [`TrickleServerStats::active_posts`]. Used by soaks, where a time-bound stall would race
+    /// the client's stall timeout.
+    StallSegments {
+        /// Bytes of each caught POST that are read (and reach readers) before the stall.
+        after_bytes: u64,
+        /// How many POSTs to catch.
+        count: u32,
+    },
+    /// Like [`DropAfterBytes`](TrickleFault::DropAfterBytes), for the next `count` segment
+    /// POSTs that reach `after_bytes` only.
+    DropSegments {
+        /// Bytes of each caught POST that are read before its connection is aborted.
+        after_bytes: u64,
+        /// How many POSTs to catch.
+        count: u32,
+    },
 }
 
 impl TrickleFault {
@@ -180,7 +204,7 @@ mod duration_ms {
 }
 
 /// A snapshot of server counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrickleServerStats {
     /// Channels that exist now.
     pub channels: usize,
@@ -196,6 +220,25 @@ pub struct TrickleServerStats {
     pub segments_completed: u64,
     /// Bytes held in segment buffers now (ring contents plus evicted segments still being read).
     pub buffered_bytes: u64,
+}
+
+/// What one channel name received over HTTP, kept by name after the channel is closed (so a
+/// publisher can compare its own counts once it has deleted the channel) until
+/// [`TrickleServer::forget_channel_totals`]. A channel re-created under the same name adds to
+/// the same totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelTotals {
+    /// Segment POSTs whose body ended normally with at least one byte (answered `200`).
+    pub segments_completed: u64,
+    /// Body bytes of those segments.
+    pub bytes_completed: u64,
+    /// Every segment body byte received, completed or not.
+    pub bytes_received: u64,
+    /// Segment POSTs whose body did not end normally (read error, injected drop, stall ended
+    /// by the segment closing).
+    pub posts_failed: u64,
+    /// Segment requests (POST or GET) answered by a `RespondStatus` fault.
+    pub requests_refused: u64,
 }
 
 /// The trickle server. Cheap to clone; all clones share one state.
@@ -214,6 +257,8 @@ struct Inner {
     config: TrickleConfig,
     channels: Mutex<HashMap<String, Arc<Channel>>>,
     faults: Mutex<HashMap<String, ChannelFaults>>,
+    /// Per channel name, what it received (see [`ChannelTotals`]).
+    totals: Mutex<HashMap<String, ChannelTotals>>,
     /// Woken whenever faults change, so stalled POSTs re-check theirs.
     faults_changed: Notify,
     counters: Arc<Counters>,
@@ -237,6 +282,14 @@ struct ChannelFaults {
     drop_after: Option<u64>,
     delay_first_byte: Option<Duration>,
     respond: Vec<RespondRule>,
+    stall_segments: Option<CountedByteFault>,
+    drop_segments: Option<CountedByteFault>,
+}
+
+#[derive(Clone, Copy)]
+struct CountedByteFault {
+    after_bytes: u64,
+    remaining: u32,
 }
 
 #[derive(Clone)]
@@ -278,6 +331,7 @@ impl TrickleServer {
             config,
             channels: Mutex::new(HashMap::new()),
             faults: Mutex::new(HashMap::new()),
+            totals: Mutex::new(HashMap::new()),
             faults_changed: Notify::new(),
             counters: Arc::new(Counters::default()),
             stop_sweeper,
@@ -295,6 +349,21 @@ impl TrickleServer {
             .route(&channel_path, post(http_create_channel).delete(http_delete_channel))
             .route(&segment_path, get(http_get_segment).post(http_post_segment).delete(http_delete_segment))
             .with_state(self.inner.clone())
+    }
+
+    /// A small admin API for a server run on its own (a benchmark's server process), under
+    /// [`ADMIN_PATH`]: `POST {channel}/faults` (a [`TrickleFault`] in JSON; `400` if invalid),
+    /// `DELETE {channel}/faults`, `GET {channel}/totals` ([`ChannelTotals`]) and `GET stats`
+    /// ([`TrickleServerStats`]). The local network has its own admin API (per orchestrator).
+    pub fn admin_router(&self) -> Router {
+        Router::new()
+            .route(
+                &format!("{ADMIN_PATH}{{channel}}/faults"),
+                post(admin_set_fault).delete(admin_clear_faults),
+            )
+            .route(&format!("{ADMIN_PATH}{{channel}}/totals"), get(admin_totals))
+            .route(&format!("{ADMIN_PATH}stats"), get(admin_stats))
+            .with_state(self.clone())
     }
 
     /// Creates channel `name` with mime type `mime`; `false` if it already existed (unchanged).
@@ -341,6 +410,14 @@ impl TrickleServer {
                         f.respond.push(RespondRule { method, status, remaining: count });
                     }
                 }
+                TrickleFault::StallSegments { after_bytes, count } => {
+                    f.stall_segments =
+                        (count > 0).then_some(CountedByteFault { after_bytes, remaining: count });
+                }
+                TrickleFault::DropSegments { after_bytes, count } => {
+                    f.drop_segments =
+                        (count > 0).then_some(CountedByteFault { after_bytes, remaining: count });
+                }
             }
         }
         self.inner.faults_changed.notify_waiters();
@@ -350,6 +427,16 @@ impl TrickleServer {
     pub fn clear_faults(&self, channel: &str) {
         lock(&self.inner.faults).remove(channel);
         self.inner.faults_changed.notify_waiters();
+    }
+
+    /// What channel name `channel` has received so far (zeros if nothing).
+    pub fn channel_totals(&self, channel: &str) -> ChannelTotals {
+        lock(&self.inner.totals).get(channel).copied().unwrap_or_default()
+    }
+
+    /// Drops the totals kept for channel name `channel`.
+    pub fn forget_channel_totals(&self, channel: &str) {
+        lock(&self.inner.totals).remove(channel);
     }
 
     /// Current counters.
@@ -468,16 +555,42 @@ impl Inner {
 
     /// Consumes one matching `RespondStatus` request, if any.
     fn take_respond_status(&self, channel: &str, method: FaultMethod) -> Option<u16> {
+        let status = {
+            let mut faults = lock(&self.faults);
+            let f = faults.get_mut(channel)?;
+            let pos = f.respond.iter().position(|r| r.method.matches(method))?;
+            let rule = &mut f.respond[pos];
+            let status = rule.status;
+            rule.remaining = rule.remaining.saturating_sub(1);
+            if rule.remaining == 0 {
+                f.respond.remove(pos);
+            }
+            status
+        };
+        self.add_totals(channel, |t| t.requests_refused += 1);
+        Some(status)
+    }
+
+    /// Consumes one use of a counted byte fault (`StallSegments` or `DropSegments`) whose limit
+    /// a POST at `total` bytes, about to store `len` more, crosses; answers the limit.
+    fn take_counted(&self, channel: &str, stall: bool, total: u64, len: u64) -> Option<u64> {
         let mut faults = lock(&self.faults);
         let f = faults.get_mut(channel)?;
-        let pos = f.respond.iter().position(|r| r.method.matches(method))?;
-        let rule = &mut f.respond[pos];
-        let status = rule.status;
-        rule.remaining = rule.remaining.saturating_sub(1);
-        if rule.remaining == 0 {
-            f.respond.remove(pos);
+        let slot = if stall { &mut f.stall_segments } else { &mut f.drop_segments };
+        let fault = slot.as_mut()?;
+        if total.saturating_add(len) <= fault.after_bytes {
+            return None;
         }
-        Some(status)
+        let limit = fault.after_bytes;
+        fault.remaining = fault.remaining.saturating_sub(1);
+        if fault.remaining == 0 {
+            *slot = None;
+        }
+        Some(limit)
+    }
+
+    fn add_totals(&self, channel: &str, update: impl FnOnce(&mut ChannelTotals)) {
+        update(lock(&self.totals).entry(channel.to_owned()).or_default());
     }
 }
 
@@ -910,7 +1023,10 @@ async fn http_post_segment(
         chan.reset_below(segment.idx);
     }
 
+    // hyper may drop this handler mid-body (the client hung up): the tally still counts it.
+    let mut tally = PostTally { inner: &inner, channel: &chan.name, settled: false };
     let (end, total) = read_post_body(&inner, &chan, &segment, body).await;
+    tally.settle(&end, total);
     match end {
         BodyEnd::ReadError | BodyEnd::StallReleased => {
             tracing::debug!(channel = %chan.name, seq = segment.idx, total, "trickle: POST body failed");
@@ -962,33 +1078,78 @@ async fn read_post_body(inner: &Inner, chan: &Channel, segment: &Segment, mut bo
             },
         };
         while !data.is_empty() {
+            let len = data.len() as u64;
+            if let Some(limit) = inner.take_counted(&chan.name, false, total, len) {
+                let keep = usize::try_from(limit.saturating_sub(total)).unwrap_or(usize::MAX);
+                store(inner, chan, segment, &mut total, data.split_to(keep.min(data.len())));
+                return (BodyEnd::Abort, total);
+            }
+            if let Some(limit) = inner.take_counted(&chan.name, true, total, len) {
+                let keep = usize::try_from(limit.saturating_sub(total)).unwrap_or(usize::MAX);
+                store(inner, chan, segment, &mut total, data.split_to(keep.min(data.len())));
+                // Held until the segment closes: this fault is never lifted by time.
+                segment.wait_closed().await;
+                return (BodyEnd::StallReleased, total);
+            }
             let faults = inner.faults(&chan.name);
             if let Some(limit) = faults.drop_after {
                 if total.saturating_add(data.len() as u64) > limit {
                     let keep = usize::try_from(limit.saturating_sub(total)).unwrap_or(usize::MAX);
-                    store(chan, segment, &mut total, data.split_to(keep.min(data.len())));
+                    store(inner, chan, segment, &mut total, data.split_to(keep.min(data.len())));
                     return (BodyEnd::Abort, total);
                 }
             }
             if let Some(limit) = faults.stall_after {
                 if total.saturating_add(data.len() as u64) > limit {
                     let keep = usize::try_from(limit.saturating_sub(total)).unwrap_or(usize::MAX);
-                    store(chan, segment, &mut total, data.split_to(keep.min(data.len())));
+                    store(inner, chan, segment, &mut total, data.split_to(keep.min(data.len())));
                     if !wait_stall_released(inner, &chan.name, segment, total).await {
                         return (BodyEnd::StallReleased, total);
                     }
                     continue; // faults changed: re-check them for the rest of this chunk
                 }
             }
-            store(chan, segment, &mut total, std::mem::take(&mut data));
+            store(inner, chan, segment, &mut total, std::mem::take(&mut data));
         }
     }
 }
 
-fn store(chan: &Channel, segment: &Segment, total: &mut u64, data: Bytes) {
+/// Settles a POST in its channel's [`ChannelTotals`] once, even if the handler is dropped.
+struct PostTally<'a> {
+    inner: &'a Inner,
+    channel: &'a str,
+    settled: bool,
+}
+
+impl PostTally<'_> {
+    fn settle(&mut self, end: &BodyEnd, total: u64) {
+        self.settled = true;
+        self.inner.add_totals(self.channel, |t| match end {
+            BodyEnd::Eof if total > 0 => {
+                t.segments_completed += 1;
+                t.bytes_completed += total;
+            }
+            BodyEnd::Eof => {}
+            BodyEnd::ReadError | BodyEnd::Abort | BodyEnd::StallReleased => t.posts_failed += 1,
+        });
+    }
+}
+
+impl Drop for PostTally<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.inner.add_totals(self.channel, |t| t.posts_failed += 1);
+        }
+    }
+}
+
+/// Stores a chunk of a POST body; its bytes count as received at once (the handler may never
+/// finish, see [`PostTally`]).
+fn store(inner: &Inner, chan: &Channel, segment: &Segment, total: &mut u64, data: Bytes) {
     if data.is_empty() {
         return;
     }
+    inner.add_totals(&chan.name, |t| t.bytes_received += data.len() as u64);
     if *total == 0 {
         chan.mark_written(segment.idx);
     }
@@ -1102,6 +1263,37 @@ fn http_next(inner: &Inner, channel: &str) -> Response {
         set_header(&mut headers, HEADER_CLOSED, CLOSED_VALUE);
     }
     (StatusCode::OK, headers, next).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin API
+// ---------------------------------------------------------------------------------------------
+
+async fn admin_set_fault(
+    State(server): State<TrickleServer>,
+    Path(channel): Path<String>,
+    axum::Json(fault): axum::Json<TrickleFault>,
+) -> Response {
+    match fault.validate() {
+        Ok(()) => {
+            server.set_fault(&channel, fault);
+            StatusCode::OK.into_response()
+        }
+        Err(e) => text_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+async fn admin_clear_faults(State(server): State<TrickleServer>, Path(channel): Path<String>) -> Response {
+    server.clear_faults(&channel);
+    StatusCode::OK.into_response()
+}
+
+async fn admin_totals(State(server): State<TrickleServer>, Path(channel): Path<String>) -> Response {
+    axum::Json(server.channel_totals(&channel)).into_response()
+}
+
+async fn admin_stats(State(server): State<TrickleServer>) -> Response {
+    axum::Json(server.stats()).into_response()
 }
 
 // ---------------------------------------------------------------------------------------------

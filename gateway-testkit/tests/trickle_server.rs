@@ -15,7 +15,9 @@ use gateway_core::trickle::{
     SeqSpec, CLOSED_VALUE, ENTRY_NOT_FOUND_BODY, HEADER_CLOSED, HEADER_LATEST, HEADER_RESET, HEADER_SEQ,
     MIME_JSON, MIME_MPEGTS, SERVER_RING_SIZE, STATUS_SEGMENT_NOT_AVAILABLE,
 };
-use gateway_testkit::trickle_server::{FaultMethod, TrickleConfig, TrickleFault, TrickleServer};
+use gateway_testkit::trickle_server::{
+    ChannelTotals, FaultMethod, TrickleConfig, TrickleFault, TrickleServer, TrickleServerStats, ADMIN_PATH,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -825,6 +827,140 @@ async fn respond_status_answers_the_next_requests_with_protocol_headers() {
     assert_eq!(fetch(&client, addr, "f/0").await.0.status(), 200);
 }
 
+#[tokio::test]
+async fn counted_stalls_and_drops_catch_only_the_next_posts_and_totals_count_every_byte() {
+    let (server, addr) = serve_default().await;
+    server.create_channel("f", MIME_MPEGTS);
+    let client = common::http();
+
+    // One stalled POST, released only by its segment closing (not by time, not by clearing).
+    server.set_fault("f", TrickleFault::StallSegments { after_bytes: 2, count: 1 });
+    let mut writer = Raw::post_chunked(addr, "f/0", &[]).await;
+    writer.send_chunk(b"abcd").await;
+    writer.end_body().await;
+    assert!(writer.silent_for(QUIET).await, "the POST hangs");
+    server.clear_faults("f");
+    assert!(writer.silent_for(QUIET).await, "clearing does not lift a counted stall");
+    within("active post", async {
+        while server.stats().active_posts != 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(client.delete(url(addr, "f/0")).send().await.unwrap().status(), 200);
+    assert_eq!(writer.head().await.status, 500);
+
+    // The count is used up: the next POST goes through whole.
+    server.set_fault("f", TrickleFault::StallSegments { after_bytes: 2, count: 1 });
+    server.set_fault("f", TrickleFault::DropSegments { after_bytes: 100, count: 1 });
+    // 4 bytes do not reach the drop limit: not caught, and the stall catches this one...
+    let mut writer = Raw::post_chunked(addr, "f/1", &[]).await;
+    writer.send_chunk(b"wxyz").await;
+    writer.end_body().await;
+    assert!(writer.silent_for(QUIET).await);
+    client.delete(url(addr, "f/1")).send().await.unwrap();
+    assert_eq!(writer.head().await.status, 500);
+    // ...and the stall is used up now.
+    assert_eq!(publish(&client, addr, "f/2", "whole").await.status(), 200);
+    // The drop catches the first POST past 100 bytes, once.
+    let mut writer = Raw::post_chunked(addr, "f/3", &[]).await;
+    writer.send_chunk(&[7u8; 150]).await;
+    assert!(writer.closed_without_response().await, "connection dropped, no response");
+    assert_eq!(publish(&client, addr, "f/4", vec![7u8; 150]).await.status(), 200);
+
+    server.set_fault("f", TrickleFault::RespondStatus { method: FaultMethod::Post, status: 503, count: 1 });
+    assert_eq!(publish(&client, addr, "f/5", "refused").await.status(), 503);
+    within("posts done", async {
+        while server.stats().active_posts > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let totals = server.channel_totals("f");
+    assert_eq!(
+        totals,
+        ChannelTotals {
+            segments_completed: 2,
+            bytes_completed: 5 + 150,
+            bytes_received: 2 + 2 + 5 + 100 + 150,
+            posts_failed: 3,
+            requests_refused: 1,
+        }
+    );
+    // Totals outlive the channel, until forgotten.
+    server.close_channel("f");
+    assert_eq!(server.channel_totals("f"), totals);
+    server.forget_channel_totals("f");
+    assert_eq!(server.channel_totals("f"), ChannelTotals::default());
+}
+
+/// Found by the soak: totals were added when a POST handler finished, but hyper drops the
+/// handler of a client that hung up mid-body, so its stored bytes (which readers got) were
+/// never counted and a subscriber seemed to read more than the server received.
+#[tokio::test]
+async fn totals_count_stored_bytes_at_once_and_posts_whose_client_hung_up() {
+    let (server, addr) = serve_default().await;
+    server.create_channel("h", MIME_MPEGTS);
+    server.set_fault("h", TrickleFault::StallSegments { after_bytes: 3, count: 1 });
+    let mut writer = Raw::post_chunked(addr, "h/0", &[]).await;
+    writer.send_chunk(b"abcdef").await;
+    within("bytes counted while the POST hangs", async {
+        while server.channel_totals("h").bytes_received != 3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    drop(writer);
+    let client = common::http();
+    client.delete(url(addr, "h/0")).send().await.unwrap();
+    within("post gone", async {
+        while server.stats().active_posts > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let totals = server.channel_totals("h");
+    assert_eq!((totals.bytes_received, totals.posts_failed, totals.segments_completed), (3, 1, 0));
+}
+
+#[tokio::test]
+async fn the_admin_api_sets_and_clears_faults_and_reports_totals() {
+    let server = TrickleServer::new(TrickleConfig { autocreate: true, ..TrickleConfig::default() });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = server.router().merge(server.admin_router());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let client = common::http();
+    let admin = |path: &str| format!("http://{addr}{ADMIN_PATH}{path}");
+
+    let fault = client
+        .post(admin("a/faults"))
+        .header("content-type", "application/json")
+        .body(r#"{"respond_status":{"method":"post","status":500,"count":1}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fault.status(), 200);
+    assert_eq!(publish(&client, addr, "a/0", "x").await.status(), 500);
+    assert_eq!(publish(&client, addr, "a/0", "seg").await.status(), 200);
+    let bad = client
+        .post(admin("a/faults"))
+        .header("content-type", "application/json")
+        .body(r#"{"respond_status":{"method":"post","status":100,"count":1}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    server.set_fault("a", TrickleFault::StallAfterBytes(0));
+    assert_eq!(client.delete(admin("a/faults")).send().await.unwrap().status(), 200);
+    assert_eq!(publish(&client, addr, "a/1", "more").await.status(), 200, "cleared");
+
+    let totals: ChannelTotals = client.get(admin("a/totals")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((totals.segments_completed, totals.bytes_completed, totals.requests_refused), (2, 7, 1));
+    let stats: TrickleServerStats = client.get(admin("stats")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((stats.channels, stats.segments_completed), (1, 2));
+}
+
 #[test]
 fn faults_round_trip_through_json() {
     let cases = [
@@ -834,6 +970,14 @@ fn faults_round_trip_through_json() {
         (
             r#"{"respond_status":{"method":"post","status":500,"count":2}}"#,
             TrickleFault::RespondStatus { method: FaultMethod::Post, status: 500, count: 2 },
+        ),
+        (
+            r#"{"stall_segments":{"after_bytes":10,"count":1}}"#,
+            TrickleFault::StallSegments { after_bytes: 10, count: 1 },
+        ),
+        (
+            r#"{"drop_segments":{"after_bytes":0,"count":2}}"#,
+            TrickleFault::DropSegments { after_bytes: 0, count: 2 },
         ),
     ];
     for (json, fault) in cases {

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p benches --bin throughput -- [--quick] [--scenario N]... [--streams 10,100,1000,2000] [--no-python]
+//! cargo run --release -p benches --bin throughput -- --soak [--seconds 300] [--streams 100] [--seed 42]
 //! ```
 //!
 //! Servers run in a child process (`--serve`) and scenario 2 runs each stream count in a
@@ -19,6 +20,7 @@ use benches::scenarios::clients::{self, Client};
 use benches::scenarios::media::{self, codec_name, MediaResult};
 use benches::scenarios::publish::{self, PublishResult};
 use benches::scenarios::select;
+use benches::scenarios::soak::{self, SoakConfig};
 use benches::scenarios::streams::{self, StreamsResult};
 use benches::scenarios::Budget;
 use benches::servers::{run_server_child, ServerAddrs, ServerProcess};
@@ -44,6 +46,15 @@ struct Args {
     /// Where to write the scenario-2 chart (default: benches/latency-cpu.svg on full runs).
     #[arg(long)]
     svg: Option<PathBuf>,
+    /// Run the seeded-fault soak instead of the scenarios (`--streams` slots, default 100).
+    #[arg(long)]
+    soak: bool,
+    /// Soak length in seconds.
+    #[arg(long, default_value_t = 300.0)]
+    seconds: f64,
+    /// Seed of the soak's fault schedule.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
     /// Internal: run the server child.
     #[arg(long, hide = true)]
     serve: bool,
@@ -73,6 +84,13 @@ fn main() -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let server = ServerProcess::spawn(&exe)?;
     anyhow::ensure!(only_local(&server.addrs.channel_url("x")), "server child is not on 127.0.0.1");
+    if args.soak {
+        let streams = args.streams.first().copied().unwrap_or(100).clamp(1, 1000) as usize;
+        let report = soak::run(&server, SoakConfig { streams, seconds: args.seconds, seed: args.seed })?;
+        println!("{}", report.markdown());
+        drop(server);
+        std::process::exit(if report.failures.is_empty() { 0 } else { 1 });
+    }
     let python = if args.no_python {
         None
     } else {

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod media;
 pub mod publish;
 pub mod select;
+pub mod soak;
 pub mod streams;
 
 use std::time::Duration;
