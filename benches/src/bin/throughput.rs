@@ -55,6 +55,9 @@ struct Args {
     /// Seed of the soak's fault schedule.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Allowed RSS growth of the soak in MiB (or 10 %, whichever is larger).
+    #[arg(long, default_value_t = soak::RSS_TOLERANCE_MIB)]
+    rss_tolerance_mib: f64,
     /// Internal: run the server child.
     #[arg(long, hide = true)]
     serve: bool,
@@ -86,7 +89,15 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(only_local(&server.addrs.channel_url("x")), "server child is not on 127.0.0.1");
     if args.soak {
         let streams = args.streams.first().copied().unwrap_or(100).clamp(1, 1000) as usize;
-        let report = soak::run(&server, SoakConfig { streams, seconds: args.seconds, seed: args.seed })?;
+        let report = soak::run(
+            &server,
+            SoakConfig {
+                streams,
+                seconds: args.seconds,
+                seed: args.seed,
+                rss_tolerance_mib: args.rss_tolerance_mib,
+            },
+        )?;
         println!("{}", report.markdown());
         drop(server);
         std::process::exit(if report.failures.is_empty() { 0 } else { 1 });

@@ -84,6 +84,9 @@ pub struct SoakConfig {
     pub seconds: f64,
     /// Seed of the fault schedule.
     pub seed: u64,
+    /// Allowed RSS growth in MiB (the larger of this and [`RSS_TOLERANCE_PCT`] % is used);
+    /// [`RSS_TOLERANCE_MIB`] by default.
+    pub rss_tolerance_mib: f64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -780,7 +783,7 @@ impl MemoryVerdict {
 }
 
 /// Judges `samples` of a run of `seconds`.
-pub fn memory_verdict(samples: &[ProcSample], seconds: f64) -> MemoryVerdict {
+pub fn memory_verdict(samples: &[ProcSample], seconds: f64, tolerance_mib: f64) -> MemoryVerdict {
     let warmup_s = (seconds * 0.25).clamp(10.0, 60.0);
     let window_s = (seconds * 0.15).clamp(8.0, 60.0);
     let mib = |k: u64| k as f64 / 1024.0;
@@ -815,7 +818,7 @@ pub fn memory_verdict(samples: &[ProcSample], seconds: f64) -> MemoryVerdict {
         last_mib,
         max_mib: samples.iter().map(|s| mib(s.rss_kib)).fold(0.0, f64::max),
         slope_mib_per_min: slope,
-        allowed_mib: (first_mib * RSS_TOLERANCE_PCT / 100.0).max(RSS_TOLERANCE_MIB),
+        allowed_mib: (first_mib * RSS_TOLERANCE_PCT / 100.0).max(tolerance_mib),
     }
 }
 
@@ -944,7 +947,7 @@ async fn run_async(addrs: &ServerAddrs, config: SoakConfig) -> anyhow::Result<So
     let client_cpu_s = cpu_seconds() - cpu0;
     sampling.store(false, Ordering::Relaxed);
     let samples = sampler.join().unwrap_or_default();
-    let memory = memory_verdict(&samples, config.seconds);
+    let memory = memory_verdict(&samples, config.seconds, config.rss_tolerance_mib);
 
     // Teardown checks: the server must have nothing open...
     let stats_url = format!("{}stats", ctx.admin);
@@ -1342,12 +1345,12 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        let v = memory_verdict(&flat, 60.0);
+        let v = memory_verdict(&flat, 60.0, RSS_TOLERANCE_MIB);
         assert!(v.flat() && v.first_mib == 40.0 && v.slope_mib_per_min.abs() < 1e-9, "{v:?}");
         let growing: Vec<ProcSample> = (0..60)
             .map(|t| ProcSample { t: t as f64, rss_kib: 40 * 1024 + t * 1024, ..Default::default() })
             .collect();
-        let v = memory_verdict(&growing, 60.0);
+        let v = memory_verdict(&growing, 60.0, RSS_TOLERANCE_MIB);
         assert!(!v.flat(), "{v:?}");
         assert!((v.slope_mib_per_min - 60.0).abs() < 1.0, "{v:?}");
     }
