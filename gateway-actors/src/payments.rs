@@ -244,9 +244,6 @@ pub enum PaymentStop {
     NotPaying,
 }
 
-/// The scheduler's side of its stats: every change is published to its receivers.
-pub type SharedPaymentStats = watch::Sender<PaymentStats>;
-
 /// A job's view of its scheduler's stats.
 pub type PaymentStatsReceiver = watch::Receiver<PaymentStats>;
 
@@ -273,7 +270,8 @@ pub struct PaymentScheduler {
     target: PaymentTarget,
     http: reqwest::Client,
     interval: Duration,
-    stats: SharedPaymentStats,
+    /// Every change is published to the job's receivers.
+    stats: watch::Sender<PaymentStats>,
     in_flight: bool,
 }
 
