@@ -12,7 +12,7 @@ use actix::prelude::*;
 use gateway_media::encoder::{Codec, ConfigError, EncodeError, EncodedPacket, VideoEncoder};
 use gateway_media::segmenter::{SegmentEvent, Segmenter, SegmenterConfig};
 use gateway_media::{
-    Av1Config, Av1Encoder, H264Config, H264Encoder, IvfMuxer, Rational, TsMuxer, VideoFrame,
+    Av1Config, Av1Encoder, H264Config, H264Encoder, H264EncoderPool, IvfMuxer, Rational, TsMuxer, VideoFrame,
 };
 
 /// What to encode.
@@ -28,6 +28,9 @@ pub struct EncoderSettings {
     pub frame_rate: Rational,
     /// Target bitrate (H.264).
     pub bitrate_bps: u32,
+    /// Pool to borrow the H.264 encoder from (it returns when the actor stops), or `None`
+    /// for a private one.
+    pub pool: Option<H264EncoderPool>,
 }
 
 enum PacketSegmenter {
@@ -59,7 +62,9 @@ impl PacketSegmenter {
 
 /// The encoder actor (one per stream, on its own SyncArbiter thread).
 pub struct FrameEncoder {
-    encoder: Box<dyn VideoEncoder>,
+    /// `None` once flushed: the encoder is released at once (back to its pool, if it has one),
+    /// not when the SyncArbiter thread gets round to dropping the actor.
+    encoder: Option<Box<dyn VideoEncoder>>,
     segmenter: PacketSegmenter,
 }
 
@@ -72,7 +77,8 @@ impl Actor for FrameEncoder {
 #[rtype(result = "Result<EncodedFrame, EncodeError>")]
 pub struct EncodeFrame(pub VideoFrame);
 
-/// Drain the encoder and close the last segment.
+/// Drain the encoder, close the last segment and release the encoder; later frames are
+/// refused with [`EncodeError::Flushed`].
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Vec<SegmentEvent>, EncodeError>")]
 pub struct FlushEncoder;
@@ -92,7 +98,7 @@ impl Handler<EncodeFrame> for FrameEncoder {
     type Result = Result<EncodedFrame, EncodeError>;
     fn handle(&mut self, msg: EncodeFrame, _: &mut SyncContext<Self>) -> Self::Result {
         let t0 = Instant::now();
-        let packets = self.encoder.encode(&msg.0)?;
+        let packets = self.encoder.as_mut().ok_or(EncodeError::Flushed)?.encode(&msg.0)?;
         let mut events = Vec::new();
         self.segmenter.push(&packets, &mut events);
         Ok(EncodedFrame { frame: msg.0, events, took: t0.elapsed() })
@@ -102,7 +108,11 @@ impl Handler<EncodeFrame> for FrameEncoder {
 impl Handler<FlushEncoder> for FrameEncoder {
     type Result = Result<Vec<SegmentEvent>, EncodeError>;
     fn handle(&mut self, _: FlushEncoder, _: &mut SyncContext<Self>) -> Self::Result {
-        let packets = self.encoder.flush()?;
+        let Some(mut encoder) = self.encoder.take() else {
+            return Err(EncodeError::Flushed);
+        };
+        let packets = encoder.flush()?;
+        drop(encoder);
         let mut events = Vec::new();
         self.segmenter.push(&packets, &mut events);
         events.extend(self.segmenter.finish());
@@ -127,14 +137,15 @@ pub fn start_frame_encoder(settings: &EncoderSettings) -> Result<Addr<FrameEncod
             let mut c = H264Config::new(settings.width, settings.height);
             c.frame_rate = settings.frame_rate;
             c.bitrate_bps = settings.bitrate_bps;
-            (
-                Box::new(H264Encoder::new(c)?),
-                PacketSegmenter::Ts(Segmenter::mpegts(SegmenterConfig::default())),
-            )
+            let encoder: Box<dyn VideoEncoder> = match &settings.pool {
+                Some(pool) => Box::new(pool.encoder(c)?),
+                None => Box::new(H264Encoder::new(c)?),
+            };
+            (encoder, PacketSegmenter::Ts(Segmenter::mpegts(SegmenterConfig::default())))
         }
     };
     // One thread: the factory runs once and takes the prepared encoder.
-    let slot = Mutex::new(Some(FrameEncoder { encoder, segmenter }));
+    let slot = Mutex::new(Some(FrameEncoder { encoder: Some(encoder), segmenter }));
     Ok(SyncArbiter::start(1, move || {
         slot.lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use actix::prelude::*;
 use gateway_core::trickle::{MIME_IVF, MIME_MPEGTS};
 use gateway_media::encoder::{Codec, EncodeError};
-use gateway_media::{FrameQueue, PushOutcome, Rational, VideoFrame};
+use gateway_media::{FrameQueue, H264EncoderPool, PushOutcome, Rational, VideoFrame};
 
 use crate::encoder::{start_frame_encoder, EncoderSettings};
 use crate::supervisor::{Finish, FramesAvailable, GetMediaStats, StreamSupervisor};
@@ -44,6 +44,10 @@ pub struct VideoPublisherConfig {
     pub debt_skipping: bool,
     /// Segment timing rules.
     pub timing: StreamTiming,
+    /// Where H.264 encoders come from and go back to: [`H264EncoderPool::shared`] by default,
+    /// so jobs that come and go reuse openh264's costly setup and memory stays flat; `None`
+    /// builds a private encoder per stream.
+    pub encoder_pool: Option<H264EncoderPool>,
 }
 
 impl VideoPublisherConfig {
@@ -58,6 +62,7 @@ impl VideoPublisherConfig {
             queue_frames: DEFAULT_FRAME_QUEUE,
             debt_skipping: true,
             timing: StreamTiming::default(),
+            encoder_pool: Some(H264EncoderPool::shared().clone()),
         }
     }
 
@@ -114,6 +119,7 @@ impl VideoPublisher {
             height: config.height,
             frame_rate: config.frame_rate,
             bitrate_bps: config.bitrate_bps,
+            pool: config.encoder_pool.clone(),
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let (q, n, timing) = (queue.clone(), notified.clone(), config.timing);

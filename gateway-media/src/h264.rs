@@ -94,6 +94,13 @@ pub struct H264Encoder {
     parameter_sets: Vec<u8>,
     skipped: u64,
     flushed: bool,
+    /// Added to every timestamp handed to openh264, so a recycled encoder (see
+    /// [`crate::H264EncoderPool`]) never sees its clock run backwards.
+    timestamp_base_ms: u64,
+    /// The last timestamp handed to openh264.
+    last_timestamp_ms: u64,
+    /// Recycled and not yet fed: the next frame must be an IDR (openh264 would not start one).
+    restart_pending: bool,
 }
 
 impl std::fmt::Debug for H264Encoder {
@@ -132,7 +139,32 @@ impl H264Encoder {
             parameter_sets: Vec::new(),
             skipped: 0,
             flushed: false,
+            timestamp_base_ms: 0,
+            last_timestamp_ms: 0,
+            restart_pending: false,
         })
+    }
+
+    /// Makes a used encoder ready for a new, independent stream with the same configuration:
+    /// media time restarts, the next frame is an IDR with its parameter sets, and openh264's
+    /// clock keeps running forward. Skips openh264's setup, whose buffers (a fixed
+    /// 1920x1088 downsampling pair, ~6 MiB at any frame size) are the costly part.
+    pub(crate) fn recycle(&mut self) {
+        self.clock = KeyframeClock::new(self.config.keyframe_interval);
+        self.timestamp_base_ms = self.last_timestamp_ms.saturating_add(self.frame_interval_ms());
+        self.restart_pending |= self.last_pts.is_some();
+        self.last_pts = None;
+        self.skipped = 0;
+        self.flushed = false;
+    }
+
+    fn frame_interval_ms(&self) -> u64 {
+        let rate = self.config.frame_rate.as_f64();
+        if rate > 0.0 {
+            (1000.0 / rate).ceil() as u64
+        } else {
+            1
+        }
     }
 
     /// The configuration this encoder was built with.
@@ -191,13 +223,15 @@ impl VideoEncoder for H264Encoder {
         let pts = check_frame(frame, self.config.width, self.config.height, self.last_pts)?;
         // The very first frame is an IDR anyway, and openh264 is only initialised by its
         // first encode call, so forcing is only meaningful afterwards.
-        if self.last_pts.is_some() && self.clock.is_due(pts) {
+        if self.restart_pending || (self.last_pts.is_some() && self.clock.is_due(pts)) {
             self.encoder.force_intra_frame();
         }
-        let millis = u64::try_from(pts.max(0) / 90).unwrap_or(0);
+        let millis = self.timestamp_base_ms.saturating_add(u64::try_from(pts.max(0) / 90).unwrap_or(0));
         let bitstream =
             self.encoder.encode_at(&I420Source(frame), Timestamp::from_millis(millis)).map_err(backend)?;
         self.last_pts = Some(pts);
+        self.last_timestamp_ms = millis;
+        self.restart_pending = false;
 
         let frame_type = bitstream.frame_type();
         if matches!(frame_type, FrameType::Skip | FrameType::Invalid) {

@@ -45,6 +45,8 @@ pub mod frame_queue;
 pub mod h264;
 #[cfg(feature = "h264")]
 pub mod h264_decoder;
+#[cfg(feature = "h264")]
+pub mod h264_pool;
 pub mod ivf;
 pub mod mpegts;
 pub mod nal;
@@ -65,6 +67,8 @@ pub use frame_queue::{DropReason, FrameQueue, FrameQueueError, FrameQueueStats, 
 pub use h264::{H264Config, H264Encoder};
 #[cfg(feature = "h264")]
 pub use h264_decoder::{DecodeError, H264Decoder};
+#[cfg(feature = "h264")]
+pub use h264_pool::{H264EncoderPool, PooledH264Encoder};
 pub use ivf::IvfMuxer;
 pub use mpegts::{TsConfig, TsMuxer, TsStream};
 pub use pattern::TestPattern;

@@ -39,7 +39,8 @@ use gateway_actors::trickle::{
     PublisherConfig, PublisherStats, SubscriberConfig, TricklePublisher, TrickleSubscriber,
 };
 use gateway_core::trickle::{SeqSpec, MIME_MPEGTS};
-use gateway_media::{Rational, TestPattern, VideoFrame};
+use gateway_media::h264_pool::PoolStats;
+use gateway_media::{H264EncoderPool, Rational, TestPattern, VideoFrame};
 use gateway_testkit::trickle_server::{
     ChannelTotals, FaultMethod, TrickleFault, TrickleServerStats, ADMIN_PATH,
 };
@@ -859,6 +860,8 @@ pub struct SoakReport {
     pub server_connections_after: usize,
     /// Client before the streams and after teardown.
     pub client_before: ProcSample,
+    /// The shared H.264 encoder pool after teardown (sessions that reused an encoder).
+    pub encoders: PoolStats,
     /// Client after teardown.
     pub client_after: ProcSample,
     /// Tokio tasks alive before the streams / after teardown.
@@ -1066,6 +1069,7 @@ async fn run_async(addrs: &ServerAddrs, config: SoakConfig) -> anyhow::Result<So
         server_after,
         server_connections_after,
         client_before,
+        encoders: H264EncoderPool::shared().stats(),
         client_after,
         tasks_before,
         tasks_after,
@@ -1164,6 +1168,13 @@ impl SoakReport {
             vec![
                 "frame streams: writer restarts".into(),
                 media(|m| u64::from(m.writer_restarts)).to_string(),
+            ],
+            vec![
+                "H.264 encoders built / reused / dropped / idle at the end".into(),
+                format!(
+                    "{} / {} / {} / {}",
+                    self.encoders.created, self.encoders.reused, self.encoders.dropped, self.encoders.idle
+                ),
             ],
             vec![
                 "segment streams: segments ok / failed".into(),
