@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo nextest run --workspace --no-fail-fast "$@"
 cargo test --workspace --doc --quiet
-# Licences, banned sources and (where the database is present) advisories: deny.toml.
+# Licences, banned sources and advisories (fetched database or committed snapshot): deny.toml.
 bash scripts/deny.sh
 # Every fuzz target for 15 s over its committed corpus (stable toolchain, AddressSanitizer).
 bash scripts/fuzz.sh 15
