@@ -699,6 +699,140 @@ async fn interim_100_continue_keepalives_on_an_idle_preconnect_are_ignored() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 5c. A 5xx answered early, on a connection kept open
+// ---------------------------------------------------------------------------------------------
+
+/// A trickle server whose first POST is answered `503` at once, before any body byte, on a
+/// connection it keeps open and goes on reading (as a server that answers early and drains the
+/// body does); later POSTs are read to the end and answered `200`. Sends `(attempt, bytes the
+/// server got)` for every POST of segment 0: for the first, what arrived after its answer.
+async fn early_503_server() -> (String, tokio::sync::mpsc::UnboundedReceiver<(usize, usize)>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let posts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (tx, posts) = (tx.clone(), posts.clone());
+            tokio::spawn(async move {
+                let mut data = Vec::new();
+                let mut buf = vec![0u8; 16 * 1024];
+                // Requests one after another on the connection (keep-alive).
+                loop {
+                    let head_end = loop {
+                        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => data.extend_from_slice(&buf[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+                    data.drain(..head_end);
+                    if !head.starts_with("POST") {
+                        let not_found =
+                            b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                        let _ = socket.write_all(not_found).await;
+                        return;
+                    }
+                    if !head.split_whitespace().nth(1).is_some_and(|p| p.ends_with("/0")) {
+                        // The next segment's preconnect: held, unanswered, until the client goes.
+                        while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+                        return;
+                    }
+                    let attempt = posts.fetch_add(1, Ordering::SeqCst);
+                    if attempt == 0 {
+                        let early = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n";
+                        if socket.write_all(early).await.is_err() {
+                            return;
+                        }
+                    }
+                    let body_end = loop {
+                        if let Some(i) = data.windows(5).position(|w| w == b"0\r\n\r\n") {
+                            break Some(i + 5);
+                        }
+                        match tokio::time::timeout(Duration::from_secs(3), socket.read(&mut buf)).await {
+                            Ok(Ok(n)) if n > 0 => data.extend_from_slice(&buf[..n]),
+                            _ => break None,
+                        }
+                    };
+                    let body: Vec<u8> = data.drain(..body_end.unwrap_or(data.len())).collect();
+                    let _ = tx.send((attempt, dechunk_partial(&body).len()));
+                    if body_end.is_none() {
+                        return;
+                    }
+                    if attempt > 0 {
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                        let _ = socket.write_all(ok).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/ai/trickle/early"), rx)
+}
+
+/// The payload of the complete chunks of a chunked body (stops at the first incomplete one).
+fn dechunk_partial(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&body[..line_end]);
+        let Ok(size) = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16) else {
+            break;
+        };
+        if size == 0 || body.len() < line_end + 2 + size + 2 {
+            break;
+        }
+        out.extend_from_slice(&body[line_end + 2..line_end + 2 + size]);
+        body = &body[line_end + 2 + size + 2..];
+    }
+    out
+}
+
+/// The retry after an early `503` must carry the whole segment: the first request, answered
+/// but still open, must not take chunks meant for the retry. Otherwise the server completes a
+/// short segment while the client counts every byte as delivered (found by the 10-minute
+/// soak: one segment confirmed at 32 KiB, stored at 16 KiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_an_early_5xx_carries_the_whole_segment() {
+    const CHUNKS: usize = 8;
+    const CHUNK: usize = 4096;
+    let (url, mut posts) = early_503_server().await;
+    let http = HttpClients::new(OrchestratorTrust::Insecure).unwrap().orchestrator(&url).unwrap();
+    let mut publisher = TricklePublisher::start(http, &url, PublisherConfig::default()).await;
+    // Let the preconnected POST get its early answer before the first chunk exists.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut sink = publisher.next_segment().unwrap();
+    let mut written = 0;
+    for i in 0..CHUNKS {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if sink.write(Bytes::from(vec![i as u8; CHUNK])).await.is_err() {
+            break;
+        }
+        written += CHUNK;
+    }
+    let finished = bounded("the segment's answer", GENEROUS, sink.finish()).await;
+    let mut seen = BTreeMap::new();
+    while seen.len() < 2 {
+        match bounded("the server's view", GENEROUS, posts.recv()).await {
+            Some((attempt, got)) => seen.insert(attempt, got),
+            None => break,
+        };
+    }
+    assert_eq!(publisher.stats().post_retries, 1, "the early 503 was retried");
+    match finished {
+        Ok(()) => {
+            assert_eq!(written, CHUNKS * CHUNK);
+            assert_eq!(seen.get(&0), Some(&0), "the answered request took no chunk: {seen:?}");
+            assert_eq!(seen.get(&1), Some(&written), "the retry carried the whole segment: {seen:?}");
+        }
+        Err(e) => panic!("a retry before any body byte must succeed here: {e}; server saw {seen:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // 6. Bad input and hostile answers
 // ---------------------------------------------------------------------------------------------
 

@@ -11,7 +11,8 @@
 //! and also makes a stream's start cheaper.
 //!
 //! The pool is bounded ([`H264EncoderPool::with_limits`]) and drops encoders idle for longer
-//! than its time to live, checked whenever it is used.
+//! than its time to live, checked whenever it is used; [`H264EncoderPool::clear`] lets them all
+//! go at once.
 //!
 //! ```
 //! use gateway_media::{H264Config, H264EncoderPool, TestPattern, Rational, VideoEncoder};
@@ -119,6 +120,17 @@ impl H264EncoderPool {
             None => H264Encoder::new(config)?,
         };
         Ok(PooledH264Encoder { encoder: Some(encoder), pool: self.clone(), broken: false })
+    }
+
+    /// Lets every idle encoder go now (idle ones are otherwise only dropped when the pool is
+    /// next used and their time is up): for a service going quiet for a long time.
+    pub fn clear(&self) {
+        let idle = {
+            let mut state = self.lock();
+            state.stats.dropped += state.idle.len() as u64;
+            std::mem::take(&mut state.idle)
+        };
+        drop(idle);
     }
 
     /// Counters and the idle count.
@@ -302,6 +314,11 @@ mod tests {
         drop(expiring.encoder(H264Config::new(160, 96)).unwrap());
         let stats = expiring.stats();
         assert_eq!((stats.created, stats.reused), (2, 0), "an idle encoder past its time is not reused");
+
+        let cleared = H264EncoderPool::new();
+        drop(cleared.encoder(H264Config::new(160, 96)).unwrap());
+        cleared.clear();
+        assert_eq!((cleared.stats().idle, cleared.stats().dropped), (0, 1));
 
         let none = H264EncoderPool::with_limits(0, DEFAULT_IDLE_TTL);
         drop(none.encoder(H264Config::new(160, 96)).unwrap());

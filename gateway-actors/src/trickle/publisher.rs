@@ -12,7 +12,8 @@
 //!   [`TrickleError::Segment`] while the publisher stays usable for the next segment. Any other
 //!   non-terminal failure of a segment (a dropped connection, no answer) deletes it too, since
 //!   the server may keep it open; [`TricklePublisher::settled`] waits for those DELETEs.
-//! - A POST that failed before any body byte was consumed is retried once; after that, never.
+//! - A POST that failed before it was handed any body byte is retried once, with every byte;
+//!   after that, never.
 //! - 404 is terminal (the channel is gone); so are 3 failed segments in a row.
 //! - `close` deletes the channel, which ends the stream for every subscriber.
 
@@ -343,39 +344,68 @@ async fn fetch_next(http: &reqwest::Client, channel_url: &str) -> Option<u64> {
 }
 
 /// Runs the POST of one segment: streams whatever the sink sends, retries once if the request
-/// failed before consuming a byte.
+/// failed before it was handed a byte.
+///
+/// Chunks go from the sink's queue to each attempt's body through this task, one at a time,
+/// and stop the moment the attempt is answered. A server may answer early (a `5xx` before the
+/// body) and keep the connection open, so an answered request can still be polled for its body;
+/// were the attempts to share the queue, it would take chunks meant for the retry, and the
+/// retry would complete a short segment that the client counts as whole.
 async fn run_post(
     transport: Arc<dyn StreamingPost>,
     url: String,
     seq: u64,
     mime: String,
     reset: bool,
-    rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Bytes>,
     shared: Arc<Shared>,
 ) -> Result<(), TrickleError> {
-    let rx = Arc::new(tokio::sync::Mutex::new(rx));
-    let consumed = Arc::new(AtomicU64::new(0));
     let seq_i = seq as i64;
+    // A chunk taken from the queue and not yet handed to an attempt's body.
+    let mut carry: Option<Bytes> = None;
     for attempt in 0..2 {
-        let body = stream::unfold((rx.clone(), consumed.clone()), |(rx, consumed)| async move {
-            let chunk = rx.lock().await.recv().await?;
-            consumed.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            Some((Ok::<Bytes, std::io::Error>(chunk), (rx, consumed)))
+        let (body_tx, body_rx) = mpsc::channel::<Bytes>(1);
+        let body = stream::unfold(body_rx, |mut body_rx| async move {
+            let chunk = body_rx.recv().await?;
+            Some((Ok::<Bytes, std::io::Error>(chunk), body_rx))
         });
         let mut headers = vec![("content-type", mime.as_str())];
         if reset {
             headers.push((HEADER_RESET, "1"));
         }
-        match transport.post_stream(&url, &headers, Box::pin(body)).await {
+        let post = transport.post_stream(&url, &headers, Box::pin(body));
+        tokio::pin!(post);
+        let mut body_tx = Some(body_tx);
+        let mut handed_over = false;
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                outcome = &mut post => break outcome,
+                chunk = rx.recv(), if carry.is_none() && body_tx.is_some() => match chunk {
+                    Some(chunk) => carry = Some(chunk),
+                    // The sink finished: dropping the sender ends this attempt's body.
+                    None => body_tx = None,
+                },
+                permit = reserve(body_tx.clone()), if carry.is_some() => match permit {
+                    Some(permit) => {
+                        permit.send(carry.take().unwrap_or_default());
+                        handed_over = true;
+                    }
+                    // The request let go of its body; its outcome follows.
+                    None => body_tx = None,
+                },
+            }
+        };
+        match outcome {
             Ok(answer) => {
                 let trickle_headers = TrickleHeaders::parse(|n| answer.header(n)).unwrap_or_default();
-                if attempt == 0 && answer.status >= 500 && consumed.load(Ordering::Relaxed) == 0 {
+                if attempt == 0 && answer.status >= 500 && !handed_over {
                     shared.post_retries.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 return classify_post(seq_i, answer.status, &trickle_headers, &url, &answer.body);
             }
-            Err(reason) if attempt == 0 && consumed.load(Ordering::Relaxed) == 0 => {
+            Err(reason) if attempt == 0 && !handed_over => {
                 tracing::debug!(seq, error = %reason, "trickle POST failed before any body byte; retrying once");
                 shared.post_retries.fetch_add(1, Ordering::Relaxed);
             }
@@ -383,6 +413,14 @@ async fn run_post(
         }
     }
     Err(TrickleError::Segment { seq: seq_i, reason: "POST failed twice before sending any byte".into() })
+}
+
+/// Room for one chunk in an attempt's body, or `None` once the request dropped its body.
+async fn reserve(body_tx: Option<mpsc::Sender<Bytes>>) -> Option<mpsc::OwnedPermit<Bytes>> {
+    match body_tx {
+        Some(tx) => tx.reserve_owned().await.ok(),
+        None => std::future::pending().await,
+    }
 }
 
 /// One segment being written. Call [`SegmentSink::finish`] to complete it; dropping it
