@@ -705,8 +705,9 @@ async fn interim_100_continue_keepalives_on_an_idle_preconnect_are_ignored() {
 /// A trickle server whose first POST is answered `503` at once, before any body byte, on a
 /// connection it keeps open and goes on reading (as a server that answers early and drains the
 /// body does); later POSTs are read to the end and answered `200`. Sends `(attempt, bytes the
-/// server got)` for every POST of segment 0: for the first, what arrived after its answer.
-async fn early_503_server() -> (String, tokio::sync::mpsc::UnboundedReceiver<(usize, usize)>) {
+/// server got, whether the body ended within 3 s)` for every POST of segment 0: for the first,
+/// what arrived after its answer.
+async fn early_503_server() -> (String, tokio::sync::mpsc::UnboundedReceiver<(usize, usize, bool)>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -758,7 +759,7 @@ async fn early_503_server() -> (String, tokio::sync::mpsc::UnboundedReceiver<(us
                         }
                     };
                     let body: Vec<u8> = data.drain(..body_end.unwrap_or(data.len())).collect();
-                    let _ = tx.send((attempt, dechunk_partial(&body).len()));
+                    let _ = tx.send((attempt, dechunk_partial(&body).len(), body_end.is_some()));
                     if body_end.is_none() {
                         return;
                     }
@@ -817,7 +818,7 @@ async fn a_retry_after_an_early_5xx_carries_the_whole_segment() {
     let mut seen = BTreeMap::new();
     while seen.len() < 2 {
         match bounded("the server's view", GENEROUS, posts.recv()).await {
-            Some((attempt, got)) => seen.insert(attempt, got),
+            Some((attempt, got, ended)) => seen.insert(attempt, (got, ended)),
             None => break,
         };
     }
@@ -825,8 +826,10 @@ async fn a_retry_after_an_early_5xx_carries_the_whole_segment() {
     match finished {
         Ok(()) => {
             assert_eq!(written, CHUNKS * CHUNK);
-            assert_eq!(seen.get(&0), Some(&0), "the answered request took no chunk: {seen:?}");
-            assert_eq!(seen.get(&1), Some(&written), "the retry carried the whole segment: {seen:?}");
+            // The answered request took no chunk, and its body ended at once, so its connection
+            // is not left hanging.
+            assert_eq!(seen.get(&0), Some(&(0, true)), "{seen:?}");
+            assert_eq!(seen.get(&1), Some(&(written, true)), "the retry carried the whole segment: {seen:?}");
         }
         Err(e) => panic!("a retry before any body byte must succeed here: {e}; server saw {seen:?}"),
     }

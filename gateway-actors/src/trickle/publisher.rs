@@ -19,10 +19,12 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream;
+use futures_util::task::AtomicWaker;
 use gateway_core::error::TrickleError;
 use gateway_core::trickle::{
     self, classify_post, next_url, parse_next_body, segment_url, SeqSpec, TrickleHeaders, HEADER_RESET,
@@ -346,56 +348,58 @@ async fn fetch_next(http: &reqwest::Client, channel_url: &str) -> Option<u64> {
 /// Runs the POST of one segment: streams whatever the sink sends, retries once if the request
 /// failed before it was handed a byte.
 ///
-/// Chunks go from the sink's queue to each attempt's body through this task, one at a time,
-/// and stop the moment the attempt is answered. A server may answer early (a `5xx` before the
-/// body) and keep the connection open, so an answered request can still be polled for its body;
-/// were the attempts to share the queue, it would take chunks meant for the retry, and the
-/// retry would complete a short segment that the client counts as whole.
+/// The attempts take chunks from the sink's queue in turn, each through a gate that closes the
+/// moment it is answered. A server may answer early (a `5xx` before the body) and keep the
+/// connection open, so an answered request can still be polled for its body; without the gate
+/// it would take chunks meant for the retry, and the retry would complete a short segment that
+/// the client counts as whole. Gate and queue share one lock that no poll holds across an await.
 async fn run_post(
     transport: Arc<dyn StreamingPost>,
     url: String,
     seq: u64,
     mime: String,
     reset: bool,
-    mut rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Bytes>,
     shared: Arc<Shared>,
 ) -> Result<(), TrickleError> {
+    let queue = Arc::new(Mutex::new(rx));
+    // However this ends, the sink's next write fails at once instead of filling the queue.
+    let _close = CloseOnExit(queue.clone());
     let seq_i = seq as i64;
-    // A chunk taken from the queue and not yet handed to an attempt's body.
-    let mut carry: Option<Bytes> = None;
     for attempt in 0..2 {
-        let (body_tx, body_rx) = mpsc::channel::<Bytes>(1);
-        let body = stream::unfold(body_rx, |mut body_rx| async move {
-            let chunk = body_rx.recv().await?;
-            Some((Ok::<Bytes, std::io::Error>(chunk), body_rx))
-        });
+        let gate = Arc::new(AtomicBool::new(true));
+        let gate_waker = Arc::new(AtomicWaker::new());
+        let handed = Arc::new(AtomicU64::new(0));
+        let body = {
+            let (queue, gate, gate_waker, handed) =
+                (queue.clone(), gate.clone(), gate_waker.clone(), handed.clone());
+            stream::poll_fn(move |cx| {
+                gate_waker.register(cx.waker());
+                let mut rx = queue.lock().unwrap_or_else(|e| e.into_inner());
+                if !gate.load(Ordering::Acquire) {
+                    return Poll::Ready(None);
+                }
+                rx.poll_recv(cx).map(|chunk| {
+                    let chunk = chunk?;
+                    handed.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    Some(Ok::<Bytes, std::io::Error>(chunk))
+                })
+            })
+        };
         let mut headers = vec![("content-type", mime.as_str())];
         if reset {
             headers.push((HEADER_RESET, "1"));
         }
-        let post = transport.post_stream(&url, &headers, Box::pin(body));
-        tokio::pin!(post);
-        let mut body_tx = Some(body_tx);
-        let mut handed_over = false;
-        let outcome = loop {
-            tokio::select! {
-                biased;
-                outcome = &mut post => break outcome,
-                chunk = rx.recv(), if carry.is_none() && body_tx.is_some() => match chunk {
-                    Some(chunk) => carry = Some(chunk),
-                    // The sink finished: dropping the sender ends this attempt's body.
-                    None => body_tx = None,
-                },
-                permit = reserve(body_tx.clone()), if carry.is_some() => match permit {
-                    Some(permit) => {
-                        permit.send(carry.take().unwrap_or_default());
-                        handed_over = true;
-                    }
-                    // The request let go of its body; its outcome follows.
-                    None => body_tx = None,
-                },
-            }
+        let outcome = transport.post_stream(&url, &headers, Box::pin(body)).await;
+        let handed_over = {
+            // Under the queue's lock: no chunk is being taken, and none will be after this.
+            let _queue = queue.lock().unwrap_or_else(|e| e.into_inner());
+            gate.store(false, Ordering::Release);
+            handed.load(Ordering::Relaxed) > 0
         };
+        // An answered request still polling for its body ends it now (its connection is then
+        // free again) instead of waiting on the queue, whose wake-ups go to the next attempt.
+        gate_waker.wake();
         match outcome {
             Ok(answer) => {
                 let trickle_headers = TrickleHeaders::parse(|n| answer.header(n)).unwrap_or_default();
@@ -415,11 +419,13 @@ async fn run_post(
     Err(TrickleError::Segment { seq: seq_i, reason: "POST failed twice before sending any byte".into() })
 }
 
-/// Room for one chunk in an attempt's body, or `None` once the request dropped its body.
-async fn reserve(body_tx: Option<mpsc::Sender<Bytes>>) -> Option<mpsc::OwnedPermit<Bytes>> {
-    match body_tx {
-        Some(tx) => tx.reserve_owned().await.ok(),
-        None => std::future::pending().await,
+/// Closes a segment's chunk queue when its POST task ends, even while an answered request
+/// still holds a reference to it.
+struct CloseOnExit(Arc<Mutex<mpsc::Receiver<Bytes>>>);
+
+impl Drop for CloseOnExit {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).close();
     }
 }
 
