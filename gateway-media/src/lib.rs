@@ -3,13 +3,15 @@
 //! What it is: the pixel side of the gateway. [`FrameQueue`] decides which caller frames get
 //! encoded (bounded, drop-oldest, debt skipping, every drop counted); [`H264Encoder`]
 //! (openh264, the default) and [`Av1Encoder`] (rav1e, experimental) implement
-//! [`VideoEncoder`]; [`TsMuxer`] writes MPEG-TS and [`IvfMuxer`] IVF; [`Segmenter`] cuts at
-//! keyframes by media time and yields [`bytes::Bytes`] chunks while a segment is still being
-//! encoded. [`TestPattern`] and [`rgb24_to_i420`] feed it frames. On the way back,
+//! [`VideoEncoder`], and [`H264EncoderPool`] reuses H.264 encoders across streams (openh264's
+//! setup is costly in memory); [`TsMuxer`] writes MPEG-TS and [`IvfMuxer`] IVF; [`Segmenter`]
+//! cuts at keyframes by media time and yields [`bytes::Bytes`] chunks while a segment is still
+//! being encoded. [`TestPattern`] and [`rgb24_to_i420`] feed it frames. On the way back,
 //! [`TsDemuxer`] turns MPEG-TS bytes into access units with their timestamps.
 //!
-//! What it is not: it does no I/O, reads no clock, spawns no task and knows nothing of trickle,
-//! HTTP or payments. Everything is synchronous and CPU-bound: run it on its own thread.
+//! What it is not: it does no I/O, spawns no task, reads no clock (except to expire idle pooled
+//! encoders) and knows nothing of trickle, HTTP or payments. Everything is synchronous and
+//! CPU-bound: run it on its own thread.
 //!
 //! ```no_run
 //! use gateway_media::*;
