@@ -651,26 +651,11 @@ async fn continue_keepalive_server(
                     "HTTP/1.1 200 OK\r\nLp-Trickle-Seq: {seq}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                 );
                 let _ = socket.write_all(answer.as_bytes()).await;
-                let _ = tx.send((path, dechunk(&body), keepalives)).await;
+                let _ = tx.send((path, dechunk_partial(&body), keepalives)).await;
             });
         }
     });
     (format!("http://{addr}/ai/trickle/keepalive"), rx)
-}
-
-/// The payload of a complete chunked body.
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") {
-        let size_text = String::from_utf8_lossy(&body[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16).unwrap();
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&body[line_end + 2..line_end + 2 + size]);
-        body = &body[line_end + 2 + size + 2..];
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
