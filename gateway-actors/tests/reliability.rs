@@ -605,16 +605,7 @@ async fn continue_keepalive_server(
             tokio::spawn(async move {
                 let mut data = Vec::new();
                 let mut buf = vec![0u8; 16 * 1024];
-                let head_end = loop {
-                    if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => data.extend_from_slice(&buf[..n]),
-                    }
-                };
-                let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+                let Some(head) = read_head(&mut socket, &mut data).await else { return };
                 let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
                 if !head.starts_with("POST") {
                     let _ = socket
@@ -624,7 +615,7 @@ async fn continue_keepalive_server(
                         .await;
                     return;
                 }
-                let mut body = data[head_end..].to_vec();
+                let mut body = data;
                 let mut keepalives = 0;
                 while !body.ends_with(b"0\r\n\r\n") {
                     if body.is_empty() {
@@ -705,17 +696,7 @@ async fn early_503_server() -> (String, tokio::sync::mpsc::UnboundedReceiver<(us
                 let mut buf = vec![0u8; 16 * 1024];
                 // Requests one after another on the connection (keep-alive).
                 loop {
-                    let head_end = loop {
-                        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                        match socket.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => data.extend_from_slice(&buf[..n]),
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
-                    data.drain(..head_end);
+                    let Some(head) = read_head(&mut socket, &mut data).await else { return };
                     if !head.starts_with("POST") {
                         let not_found =
                             b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
@@ -758,6 +739,23 @@ async fn early_503_server() -> (String, tokio::sync::mpsc::UnboundedReceiver<(us
         }
     });
     (format!("http://{addr}/ai/trickle/early"), rx)
+}
+
+/// Reads one request head from `socket` (after what `data` already holds), returns it and
+/// leaves in `data` whatever followed it; `None` when the connection ends first.
+async fn read_head(socket: &mut tokio::net::TcpStream, data: &mut Vec<u8>) -> Option<String> {
+    let mut buf = vec![0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head: Vec<u8> = data.drain(..head_end).collect();
+    Some(String::from_utf8_lossy(&head).into_owned())
 }
 
 /// The payload of the complete chunks of a chunked body (stops at the first incomplete one).
