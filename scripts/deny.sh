@@ -9,6 +9,9 @@ SNAPSHOT=scripts/advisory-db/advisory-db-bf5c0d245.tar.xz
 SNAPSHOT_DATE=2026-08-21T08:28:40+02:00
 
 command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny
+# `--offline` below reads every crate of every target platform (windows-sys and the like) from
+# the registry cache; a fresh machine has only fetched what its own builds needed.
+cargo fetch --locked --quiet
 cargo deny --offline check --hide-inclusion-graph licenses bans sources
 
 if compgen -G "${CARGO_HOME:-$HOME/.cargo}/advisory-dbs/advisory-db-*" >/dev/null; then
