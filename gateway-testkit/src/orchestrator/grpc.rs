@@ -1,0 +1,158 @@
+//! gRPC `GetOrchestrator`: the orchestrator info, prices and capabilities it answers.
+
+use std::sync::atomic::Ordering;
+
+use gateway_core::capabilities::Capability;
+use gateway_core::lp_rpc::orchestrator_server::Orchestrator as OrchestratorRpc;
+use gateway_core::lp_rpc::{
+    AuthToken, Capabilities, EndTranscodingSessionRequest, EndTranscodingSessionResponse, OrchestratorInfo,
+    OrchestratorRequest, PingPong, PriceInfo,
+};
+
+use super::{Inner, LocalOrchestrator};
+use crate::keys;
+
+impl Inner {
+    /// The price for a request's capabilities: the sum over `capacities` keys with model
+    /// constraints (go-livepeer's rule), else the base price.
+    pub(super) fn price_for(&self, caps: Option<&Capabilities>) -> PriceInfo {
+        let base = PriceInfo {
+            price_per_unit: self.config.price_per_unit,
+            pixels_per_unit: self.config.pixels_per_unit,
+            ..Default::default()
+        };
+        let Some(caps) = caps else { return base };
+        let Some(constraints) = &caps.constraints else { return base };
+        let mut total = 0.0f64;
+        let mut single: Option<PriceInfo> = None;
+        let mut count = 0;
+        for id in caps.capacities.keys() {
+            let (Some(cap), Some(models)) = (Capability::from_id(*id), constraints.per_capability.get(id))
+            else {
+                continue;
+            };
+            for model in models.models.keys() {
+                if let Some((_, o)) = self.offer_for(cap, model) {
+                    total += o.price_per_unit as f64 / o.pixels_per_unit.max(1) as f64;
+                    count += 1;
+                    single = Some(PriceInfo {
+                        price_per_unit: o.price_per_unit,
+                        pixels_per_unit: o.pixels_per_unit,
+                        capability: cap.id(),
+                        constraint: model.clone(),
+                    });
+                }
+            }
+        }
+        match (count, single) {
+            (0, _) => base,
+            (1, Some(p)) => p,
+            _ => PriceInfo {
+                price_per_unit: (total * 1_000_000.0).round() as i64,
+                pixels_per_unit: 1_000_000,
+                ..Default::default()
+            },
+        }
+    }
+
+    pub(super) fn orchestrator_info(
+        &self,
+        caps: Option<&Capabilities>,
+        auth_token: Option<AuthToken>,
+    ) -> OrchestratorInfo {
+        let offchain = self.config.offchain;
+        OrchestratorInfo {
+            transcoder: self.service_uri.clone(),
+            ticket_params: (!offchain).then(|| self.ticket_params()),
+            price_info: (!offchain).then(|| self.price_for(caps)),
+            address: self.key.address().to_vec(),
+            capabilities: Some(self.capabilities()),
+            auth_token: Some(auth_token.unwrap_or_else(|| self.auth_token(None))),
+            hardware: vec![],
+            storage: vec![],
+            capabilities_prices: if caps.is_none() && !offchain {
+                self.config
+                    .offers
+                    .iter()
+                    .map(|o| PriceInfo {
+                        price_per_unit: o.price_per_unit,
+                        pixels_per_unit: o.pixels_per_unit,
+                        capability: o.capability.id(),
+                        constraint: o.model.clone(),
+                    })
+                    .collect()
+            } else {
+                vec![]
+            },
+            nodes: vec![],
+        }
+    }
+}
+
+/// gRPC side.
+pub(super) struct GrpcService(pub(super) LocalOrchestrator);
+
+#[tonic::async_trait]
+impl OrchestratorRpc for GrpcService {
+    async fn get_orchestrator(
+        &self,
+        request: tonic::Request<OrchestratorRequest>,
+    ) -> Result<tonic::Response<OrchestratorInfo>, tonic::Status> {
+        let inner = &self.0.inner;
+        let req = request.into_inner();
+        if !req.address.is_empty() {
+            let addr: [u8; 20] = req
+                .address
+                .as_slice()
+                .try_into()
+                .map_err(|_| tonic::Status::invalid_argument("invalid address length"))?;
+            let text = gateway_core::eth::checksum_address(&addr);
+            if !inner.config.offchain && !keys::verify(text.as_bytes(), &req.sig, &addr) {
+                return Err(tonic::Status::permission_denied("invalid sig"));
+            }
+        }
+        if let Some(caps) = &req.capabilities {
+            if !req.ignore_capacity_check {
+                if let Some(per) = caps
+                    .constraints
+                    .as_ref()
+                    .and_then(|c| c.per_capability.get(&Capability::LiveVideoToVideo.id()))
+                {
+                    let free = per.models.keys().any(|m| {
+                        inner.offer_for(Capability::LiveVideoToVideo, m).is_some_and(|(i, o)| {
+                            inner
+                                .in_use
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get(&i)
+                                .copied()
+                                .unwrap_or(0)
+                                < o.capacity
+                        })
+                    });
+                    if !free {
+                        return Err(tonic::Status::unknown(
+                            "Invalid orchestrator request: OrchestratorCapped",
+                        ));
+                    }
+                }
+            }
+        }
+        inner.counters.get_orchestrator_calls.fetch_add(1, Ordering::Relaxed);
+        Ok(tonic::Response::new(inner.orchestrator_info(req.capabilities.as_ref(), None)))
+    }
+
+    async fn end_transcoding_session(
+        &self,
+        _request: tonic::Request<EndTranscodingSessionRequest>,
+    ) -> Result<tonic::Response<EndTranscodingSessionResponse>, tonic::Status> {
+        Ok(tonic::Response::new(EndTranscodingSessionResponse {}))
+    }
+
+    async fn ping(
+        &self,
+        request: tonic::Request<PingPong>,
+    ) -> Result<tonic::Response<PingPong>, tonic::Status> {
+        Ok(tonic::Response::new(request.into_inner()))
+    }
+}

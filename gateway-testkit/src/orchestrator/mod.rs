@@ -1,0 +1,410 @@
+//! The orchestrator double: gRPC `GetOrchestrator` and the HTTP job endpoints on one port.
+//!
+//! It follows go-livepeer's orchestrator (`server/rpc.go`, `server/ai_http.go`, `byoc/*`): it
+//! quotes prices per capability and model, issues ticket parameters and HMAC-style auth tokens,
+//! checks `Livepeer-Segment` credentials and ticket signatures, keeps balances per (sender,
+//! manifest) for LV2V and per (sender, capability) for BYOC, starts the worker doubles behind
+//! trickle channels, and stops sessions whose payments stop. Intervals are configurable so
+//! tests can run payment-exhaustion scenarios in seconds.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use gateway_core::capabilities::{set_bit, Capability, DEFAULT_CAPABILITIES};
+use gateway_core::jobs;
+use gateway_core::lp_rpc::capabilities::{
+    capability_constraints::ModelConstraint, CapabilityConstraints, Constraints,
+};
+use gateway_core::lp_rpc::orchestrator_server::OrchestratorServer;
+use gateway_core::lp_rpc::{Capabilities, TicketParams};
+use gateway_core::trickle::ChannelNames;
+use tokio_util::sync::CancellationToken;
+
+use crate::faults::{FaultAction, FaultRules, OrchestratorFault};
+use crate::keys::EthKey;
+use crate::trickle_server::TrickleServer;
+use crate::workers;
+
+mod byoc;
+mod grpc;
+mod lv2v;
+mod recipient;
+
+use byoc::{process_request, process_token, stream_payment, stream_start, stream_stop, stream_update};
+use grpc::GrpcService;
+use lv2v::{lv2v_payment, start_lv2v};
+
+/// A capability and model this orchestrator serves, with its price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapabilityOffer {
+    /// The capability.
+    pub capability: Capability,
+    /// Model id (BYOC: the registered capability name).
+    pub model: String,
+    /// Wei per `pixels_per_unit` units (LV2V: pixels; BYOC: seconds).
+    pub price_per_unit: i64,
+    /// Units the price covers.
+    pub pixels_per_unit: i64,
+    /// Whether the model is loaded.
+    pub warm: bool,
+    /// Concurrent sessions it can run.
+    pub capacity: u32,
+}
+
+/// How the orchestrator double behaves.
+#[derive(Debug, Clone)]
+pub struct OrchestratorConfig {
+    /// Ethereum key (ticket recipient); random when `None`.
+    pub key: Option<EthKey>,
+    /// Offchain: no prices, no ticket params, no payments checked.
+    pub offchain: bool,
+    /// Base (transcoding) price.
+    pub price_per_unit: i64,
+    /// Base price unit.
+    pub pixels_per_unit: i64,
+    /// What it serves.
+    pub offers: Vec<CapabilityOffer>,
+    /// Ticket face value, wei.
+    pub ticket_face_value: u128,
+    /// Ticket win probability as `1 / win_odds`.
+    pub win_odds: u64,
+    /// LV2V accounting tick (go-livepeer: 5 s).
+    pub lv2v_accounting_interval: Duration,
+    /// BYOC debit tick (go-livepeer: 23 s).
+    pub byoc_debit_interval: Duration,
+    /// BYOC streams need this many seconds of credit to start (go-livepeer: 60).
+    pub byoc_min_balance_seconds: u64,
+    /// How often workers emit a status event.
+    pub event_interval: Duration,
+    /// Seconds of usage one real second is billed as (1.0 on a real network); tests raise it
+    /// to exhaust a prepaid balance in moments instead of minutes.
+    pub usage_time_scale: f64,
+    /// Version string advertised in capabilities.
+    pub version: String,
+}
+
+impl Default for OrchestratorConfig {
+    fn default() -> Self {
+        OrchestratorConfig {
+            key: None,
+            offchain: false,
+            price_per_unit: 1,
+            pixels_per_unit: 1,
+            offers: vec![
+                CapabilityOffer {
+                    capability: Capability::LiveVideoToVideo,
+                    model: "noop".into(),
+                    // 1 wei per 1000 pixels: 27,648 wei per second of 720p30.
+                    price_per_unit: 1,
+                    pixels_per_unit: 1000,
+                    warm: true,
+                    capacity: 64,
+                },
+                CapabilityOffer {
+                    capability: Capability::Byoc,
+                    model: workers::TEXT_REVERSAL.into(),
+                    // 100 wei per second.
+                    price_per_unit: 100,
+                    pixels_per_unit: 1,
+                    warm: true,
+                    capacity: 64,
+                },
+            ],
+            ticket_face_value: 1_000_000_000,
+            win_odds: 1000,
+            lv2v_accounting_interval: jobs::LV2V_PAYMENT_INTERVAL,
+            byoc_debit_interval: Duration::from_secs(23),
+            byoc_min_balance_seconds: jobs::BYOC_MIN_BALANCE_SECONDS,
+            event_interval: Duration::from_secs(2),
+            usage_time_scale: 1.0,
+            version: "0.9.1-local".into(),
+        }
+    }
+}
+
+/// Counters a test can read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrchestratorStats {
+    /// `GetOrchestrator` calls answered.
+    pub get_orchestrator_calls: u64,
+    /// LV2V sessions started.
+    pub lv2v_sessions_started: u64,
+    /// BYOC streams started.
+    pub byoc_streams_started: u64,
+    /// Payments accepted (start, `/payment`, `/ai/stream/payment`).
+    pub payments_accepted: u64,
+    /// Tickets accepted.
+    pub tickets_accepted: u64,
+    /// Sessions or streams stopped because the balance ran out.
+    pub stopped_for_payment: u64,
+    /// Single-shot BYOC requests served.
+    pub requests_served: u64,
+    /// Sessions and streams running now.
+    pub active_sessions: u64,
+}
+
+/// Ticket params we issued and the sender nonces already used with them.
+type IssuedParams = (TicketParams, HashSet<u32>);
+
+/// A running job on this orchestrator.
+struct Session {
+    channels: ChannelNames,
+    cancel: CancellationToken,
+    offer_index: usize,
+}
+
+struct Inner {
+    config: OrchestratorConfig,
+    key: EthKey,
+    secret: [u8; 32],
+    service_uri: String,
+    trickle: TrickleServer,
+    faults: FaultRules,
+    /// Balances in wei: (sender, manifest id or capability name).
+    balances: Mutex<HashMap<([u8; 20], String), f64>>,
+    /// Ticket params we issued, by recipient rand hash, with the nonces seen.
+    issued: Mutex<HashMap<Vec<u8>, IssuedParams>>,
+    sessions: Mutex<HashMap<String, Session>>,
+    in_use: Mutex<HashMap<usize, u32>>,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    get_orchestrator_calls: AtomicU64,
+    lv2v_sessions_started: AtomicU64,
+    byoc_streams_started: AtomicU64,
+    payments_accepted: AtomicU64,
+    tickets_accepted: AtomicU64,
+    stopped_for_payment: AtomicU64,
+    requests_served: AtomicU64,
+}
+
+/// The orchestrator double. Cheap to clone.
+#[derive(Clone)]
+pub struct LocalOrchestrator {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for LocalOrchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalOrchestrator").field("service_uri", &self.inner.service_uri).finish()
+    }
+}
+
+/// An HTTP error answer in go-livepeer's style (`text/plain`, message and newline).
+fn http_error(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut body = msg.into();
+    body.push('\n');
+    (status, [("content-type", "text/plain; charset=utf-8")], body).into_response()
+}
+
+/// A refused request: status and message, rendered like [`http_error`].
+#[derive(Debug)]
+struct Reject(StatusCode, String);
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        http_error(self.0, self.1)
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl LocalOrchestrator {
+    /// An orchestrator reachable at `service_uri` (e.g. `https://127.0.0.1:8935`), serving trickle
+    /// channels through `trickle`.
+    pub fn new(config: OrchestratorConfig, service_uri: String, trickle: TrickleServer) -> LocalOrchestrator {
+        let key = config.key.clone().unwrap_or_else(EthKey::random);
+        let mut secret = [0u8; 32];
+        rand::fill(&mut secret);
+        LocalOrchestrator {
+            inner: Arc::new(Inner {
+                config,
+                key,
+                secret,
+                service_uri,
+                trickle,
+                faults: FaultRules::default(),
+                balances: Mutex::default(),
+                issued: Mutex::default(),
+                sessions: Mutex::default(),
+                in_use: Mutex::default(),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The service URI it advertises.
+    pub fn service_uri(&self) -> &str {
+        &self.inner.service_uri
+    }
+
+    /// Its Ethereum address.
+    pub fn address(&self) -> [u8; 20] {
+        self.inner.key.address()
+    }
+
+    /// The trickle server behind it.
+    pub fn trickle(&self) -> &TrickleServer {
+        &self.inner.trickle
+    }
+
+    /// Adds a fault rule.
+    pub fn set_fault(&self, fault: OrchestratorFault) {
+        self.inner.faults.add(fault);
+    }
+
+    /// Removes all fault rules.
+    pub fn clear_faults(&self) {
+        self.inner.faults.clear();
+    }
+
+    /// The balance in wei a sender holds under `key` (LV2V manifest id or BYOC capability).
+    pub fn balance(&self, sender: &[u8; 20], key: &str) -> f64 {
+        self.inner
+            .balances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(*sender, key.to_owned()))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> OrchestratorStats {
+        let c = &self.inner.counters;
+        OrchestratorStats {
+            get_orchestrator_calls: c.get_orchestrator_calls.load(Ordering::Relaxed),
+            lv2v_sessions_started: c.lv2v_sessions_started.load(Ordering::Relaxed),
+            byoc_streams_started: c.byoc_streams_started.load(Ordering::Relaxed),
+            payments_accepted: c.payments_accepted.load(Ordering::Relaxed),
+            tickets_accepted: c.tickets_accepted.load(Ordering::Relaxed),
+            stopped_for_payment: c.stopped_for_payment.load(Ordering::Relaxed),
+            requests_served: c.requests_served.load(Ordering::Relaxed),
+            active_sessions: self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).len() as u64,
+        }
+    }
+
+    /// Stops every session (workers end, channels close).
+    pub fn stop_all_sessions(&self) {
+        let ids: Vec<String> =
+            self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        for id in ids {
+            self.inner.stop_session(&id);
+        }
+    }
+
+    /// The axum app: gRPC `Orchestrator` service, job endpoints and the trickle server.
+    pub fn router(&self) -> Router {
+        let grpc = tonic::service::Routes::new(OrchestratorServer::new(GrpcService(self.clone())))
+            .into_axum_router();
+        let http = Router::new()
+            .route(jobs::LIVE_VIDEO_TO_VIDEO_PATH, post(start_lv2v))
+            .route(jobs::PAYMENT_PATH, post(lv2v_payment))
+            .route(jobs::PROCESS_TOKEN_PATH, get(process_token))
+            .route("/process/request/{*path}", post(process_request))
+            .route(jobs::STREAM_START_PATH, post(stream_start))
+            .route(jobs::STREAM_PAYMENT_PATH, post(stream_payment))
+            .route(jobs::STREAM_UPDATE_PATH, post(stream_update))
+            .route(jobs::STREAM_STOP_PATH, post(stream_stop))
+            .with_state(self.clone());
+        grpc.merge(http)
+            .merge(self.inner.trickle.router())
+            .layer(axum::middleware::from_fn_with_state(self.clone(), fault_layer))
+    }
+}
+
+/// Applies fault rules before any route runs.
+async fn fault_layer(
+    State(orch): State<LocalOrchestrator>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match orch.inner.faults.take(req.uri().path()) {
+        Some(FaultAction::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            next.run(req).await
+        }
+        Some(FaultAction::Status(status)) if req.uri().path().starts_with("/net.Orchestrator/") => {
+            let _ = status;
+            tonic::Status::unavailable("injected fault").into_http()
+        }
+        Some(FaultAction::Status(status)) => {
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            http_error(code, format!("injected fault: HTTP {status}"))
+        }
+        None => next.run(req).await,
+    }
+}
+
+impl Inner {
+    pub(super) fn offer_for(&self, capability: Capability, model: &str) -> Option<(usize, &CapabilityOffer)> {
+        self.config.offers.iter().enumerate().find(|(_, o)| o.capability == capability && o.model == model)
+    }
+
+    pub(super) fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities { version: self.config.version.clone(), ..Default::default() };
+        for c in DEFAULT_CAPABILITIES {
+            set_bit(&mut caps.bitstring, c.id());
+        }
+        let in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
+        let mut per: HashMap<u32, CapabilityConstraints> = HashMap::new();
+        for (i, o) in self.config.offers.iter().enumerate() {
+            let id = o.capability.id();
+            set_bit(&mut caps.bitstring, id);
+            let used = in_use.get(&i).copied().unwrap_or(0);
+            *caps.capacities.entry(id).or_insert(0) += o.capacity;
+            per.entry(id).or_default().models.insert(
+                o.model.clone(),
+                ModelConstraint {
+                    warm: o.warm,
+                    capacity: o.capacity.saturating_sub(used),
+                    runner_version: self.config.version.clone(),
+                    capacity_in_use: used,
+                },
+            );
+        }
+        caps.constraints = Some(Constraints { min_version: String::new(), per_capability: per });
+        caps
+    }
+
+    pub(super) fn reserve(&self, offer_index: usize) -> bool {
+        let mut in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
+        let used = in_use.entry(offer_index).or_insert(0);
+        if *used >= self.config.offers[offer_index].capacity {
+            return false;
+        }
+        *used += 1;
+        true
+    }
+
+    pub(super) fn release(&self, offer_index: usize) {
+        let mut in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(used) = in_use.get_mut(&offer_index) {
+            *used = used.saturating_sub(1);
+        }
+    }
+
+    pub(super) fn stop_session(&self, id: &str) -> bool {
+        let Some(session) = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(id) else {
+            return false;
+        };
+        session.cancel.cancel();
+        let c = &session.channels;
+        for name in [&c.input, &c.output, &c.control, &c.events, &c.data] {
+            self.trickle.close_channel(name);
+        }
+        self.release(session.offer_index);
+        true
+    }
+}
