@@ -26,6 +26,11 @@ pub struct LocalNetworkArgs {
     /// Print one JSON line with the base URLs once ready (machine-readable).
     #[arg(long)]
     pub json: bool,
+    /// Run the orchestrators offchain, as go-livepeer's `-network offchain`: no prices, no ticket
+    /// parameters, no payment required, job signatures not checked. Clients without a signer
+    /// (the official Python SDK offchain, curl) can then run jobs.
+    #[arg(long)]
+    pub offchain: bool,
 }
 
 /// Starts the network and serves until Ctrl-C.
@@ -38,6 +43,7 @@ pub async fn run(args: LocalNetworkArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     config.trickle.autocreate = args.trickle_autocreate;
+    config.orchestrator.offchain = args.offchain;
     let net = LocalNetwork::start(config).await?;
     let urls = net.orchestrator_urls();
     if args.json {

@@ -1,6 +1,8 @@
 //! `livepeer-gateway get-orchestrator-info`: asks orchestrators for their info (`GetOrchestrator`)
 //! and prints what they offer: transcoder URI, ETH address, version, capabilities with per-model
-//! capacity, prices and whether ticket parameters came back.
+//! capacity, prices and whether ticket parameters came back. BYOC capabilities never show in
+//! that info (go-livepeer keeps them out of the bit string), so for each `--caps byoc/NAME` the
+//! orchestrator is also asked for a job token (`/process/token`): free capacity, price, balance.
 //!
 //! Every orchestrator is asked even when some fail; each failure is reported with its cause, and
 //! the exit code is 1 only when none answered.
@@ -9,11 +11,14 @@ use clap::{ArgAction, Args, ValueEnum};
 use futures_util::stream::{self, StreamExt};
 use gateway_actors::discovery::discover;
 use gateway_actors::grpc::OrchestratorRpc;
+use gateway_actors::job_tokens::fetch_job_token;
 use gateway_core::capabilities::{
     build_capabilities, check_compatible, has_bit, Capability, CapabilityQuery,
 };
 use gateway_core::error::redact_url;
+use gateway_core::jobs::JobToken;
 use gateway_core::lp_rpc::{Capabilities, OrchestratorInfo, OrchestratorRequest, PriceInfo};
+use gateway_core::vetting::vet_job_token;
 use serde_json::{json, Value};
 
 use crate::cli::{self, parse_capability};
@@ -69,20 +74,37 @@ async fn ask_all(net: &Network, queries: &[CapabilityQuery], format: Format) -> 
     // With a signer, ask as the gateway would: signed, so orchestrators return ticket params.
     let identity = if settings.signer.is_some() { gw.identity().await? } else { None };
     let requested = (!queries.is_empty()).then(|| build_capabilities(queries));
+    let mut byoc: Vec<String> =
+        queries.iter().filter(|q| q.capability == Capability::Byoc).map(|q| q.model.clone()).collect();
+    let mut seen = std::collections::HashSet::new();
+    byoc.retain(|name| seen.insert(name.clone()));
+    let others: Vec<CapabilityQuery> =
+        queries.iter().filter(|q| q.capability != Capability::Byoc).cloned().collect();
+    let judged = (!others.is_empty()).then(|| build_capabilities(&others));
     let request = OrchestratorRequest {
         address: identity.as_ref().map(|i| i.address_bytes.to_vec()).unwrap_or_default(),
-        sig: identity.map(|i| i.signature).unwrap_or_default(),
+        sig: identity.as_ref().map(|i| i.signature.clone()).unwrap_or_default(),
         capabilities: requested.clone(),
         ignore_capacity_check: true,
     };
     let rpc = OrchestratorRpc::new(gw.config().trust.clone());
+    let token_timeout = gateway_actors::http::JSON_CALL_TIMEOUT;
     // Ask in parallel but print in the given order.
-    let answers: Vec<(String, Result<OrchestratorInfo, String>)> = stream::iter(addresses)
+    let answers: Vec<Answer> = stream::iter(addresses)
         .map(|address| {
-            let (rpc, request) = (rpc.clone(), request.clone());
+            let (rpc, request, identity, byoc) = (rpc.clone(), request.clone(), identity.clone(), &byoc);
             async move {
-                let result = rpc.get_orchestrator(&address, request).await.map_err(|e| e.cause());
-                (address, result)
+                let info = rpc.get_orchestrator(&address, request).await.map_err(|e| e.cause());
+                let mut tokens = Vec::new();
+                if info.is_ok() {
+                    for name in byoc {
+                        let token =
+                            fetch_job_token(gw.http(), &address, name, identity.as_ref(), token_timeout)
+                                .await;
+                        tokens.push((name.clone(), token));
+                    }
+                }
+                Answer { address, info, tokens }
             }
         })
         .buffered(8)
@@ -90,7 +112,7 @@ async fn ask_all(net: &Network, queries: &[CapabilityQuery], format: Format) -> 
         .await;
 
     let reports: Vec<Value> =
-        answers.iter().map(|(address, result)| report(address, result, requested.as_ref())).collect();
+        answers.iter().map(|a| report(a, requested.is_some(), judged.as_ref())).collect();
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
         Format::Jsonl => reports.iter().for_each(|r| println!("{r}")),
@@ -113,23 +135,61 @@ async fn ask_all(net: &Network, queries: &[CapabilityQuery], format: Format) -> 
     Ok(())
 }
 
-/// One orchestrator's answer as JSON (the model for every format).
-fn report(
-    address: &str,
-    result: &Result<OrchestratorInfo, String>,
-    requested: Option<&Capabilities>,
-) -> Value {
-    let address = redact_url(address);
-    let info = match result {
+/// One orchestrator's answers: its info, and a job token per BYOC capability asked about.
+struct Answer {
+    address: String,
+    info: Result<OrchestratorInfo, String>,
+    tokens: Vec<(String, Result<JobToken, String>)>,
+}
+
+/// One orchestrator's answer as JSON (the model for every format). `judged` holds the non-BYOC
+/// capabilities asked about; BYOC ones are judged by their tokens.
+fn report(answer: &Answer, asked: bool, judged: Option<&Capabilities>) -> Value {
+    let address = redact_url(&answer.address);
+    let info = match &answer.info {
         Ok(info) => info,
         Err(e) => return json!({ "orchestrator": address, "ok": false, "error": e }),
     };
     let eth_address = <[u8; 20]>::try_from(info.address.as_slice())
         .map(|a| gateway_core::eth::checksum_address(&a))
         .unwrap_or_else(|_| format!("0x{}", hex::encode(&info.address)));
-    let compatible = requested.map(|req| match check_compatible(req, info.capabilities.as_ref()) {
-        Ok(()) => json!({ "compatible": true }),
-        Err(e) => json!({ "compatible": false, "reason": e.to_string() }),
+    let mut unserved: Vec<String> = Vec::new();
+    if let Some(req) = judged {
+        if let Err(e) = check_compatible(req, info.capabilities.as_ref()) {
+            unserved.push(e.to_string());
+        }
+    }
+    let byoc: Vec<Value> = answer
+        .tokens
+        .iter()
+        .map(|(name, token)| {
+            let token = match token {
+                Ok(t) => t,
+                Err(e) => {
+                    unserved.push(format!("byoc/{name}: {e}"));
+                    return json!({ "capability": name, "ok": false, "error": e });
+                }
+            };
+            if let Err(e) = vet_job_token(token, name, None, false) {
+                unserved.push(e.to_string());
+            }
+            let price = token.price();
+            json!({
+                "capability": name,
+                "ok": true,
+                "available_capacity": token.available_capacity,
+                "price_per_unit": price.price_per_unit,
+                "pixels_per_unit": price.pixels_per_unit,
+                "wei_per_second": price.wei_per_second().unwrap_or(0.0),
+                "balance": token.balance,
+                "ticket_params": token.ticket_params.is_some(),
+                "service_addr": token.service_addr,
+            })
+        })
+        .collect();
+    let compatible = asked.then(|| match unserved.is_empty() {
+        true => json!({ "compatible": true }),
+        false => json!({ "compatible": false, "reason": unserved.join("; ") }),
     });
     json!({
         "orchestrator": address,
@@ -150,6 +210,7 @@ fn report(
                 "id": g.id, "name": g.name, "memory_free": g.memory_free, "memory_total": g.memory_total,
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "byoc": byoc,
         "requested": compatible,
     })
 }
@@ -248,6 +309,20 @@ fn text(r: &Value) -> String {
         let model = if constraint.is_empty() { String::new() } else { format!(" / {constraint}") };
         out +=
             &format!("    {name}{model}: {} wei per {} units\n", p["price_per_unit"], p["pixels_per_unit"]);
+    }
+    for b in r["byoc"].as_array().into_iter().flatten() {
+        if b["ok"] == true {
+            out += &format!(
+                "  byoc/{} (from /process/token): available capacity {}, price {} wei per second, balance {}, ticket params {}\n",
+                s(&b["capability"]),
+                b["available_capacity"],
+                b["wei_per_second"],
+                b["balance"],
+                if b["ticket_params"] == true { "present" } else { "absent" },
+            );
+        } else {
+            out += &format!("  byoc/{} (from /process/token): {}\n", s(&b["capability"]), s(&b["error"]));
+        }
     }
     let tickets =
         if r["ticket_params"] == true { "present" } else { "absent (offchain or unsigned request)" };

@@ -23,6 +23,9 @@ fn info_json_has_the_fields_and_caps_leave_positionals_alone() {
         "--caps",
         "byoc/text-reversal",
         &orch,
+        // Signed, as go's orchestrators want for BYOC job tokens.
+        "--signer",
+        &net.url("signer"),
     ]);
     assert_eq!(r.code, Some(0), "{r:?}");
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("stdout is one JSON document");
@@ -39,12 +42,13 @@ fn info_json_has_the_fields_and_caps_leave_positionals_alone() {
     assert!(!o["version"].as_str().unwrap().is_empty());
     assert!(o["ticket_params"].is_boolean());
     assert_eq!(o["requested"]["compatible"], true, "{o}");
-    let byoc = o["capabilities"].as_array().unwrap().iter().find(|c| c["id"] == 37).expect("byoc listed");
-    let model = &byoc["models"][0];
-    assert_eq!(model["model"], "text-reversal");
-    for key in ["warm", "capacity", "in_use", "available"] {
-        assert!(!model[key].is_null(), "{key} missing: {model}");
-    }
+    // go never sets bit 37; BYOC shows in the job token instead.
+    assert!(o["capabilities"].as_array().unwrap().iter().all(|c| c["id"] != 37), "{o}");
+    let byoc = &o["byoc"][0];
+    assert_eq!(byoc["capability"], "text-reversal");
+    assert_eq!(byoc["ok"], true, "{o}");
+    assert_eq!(byoc["wei_per_second"], 100.0);
+    assert!(byoc["available_capacity"].as_i64().unwrap() > 0, "{o}");
     // Asked about both capabilities, the orchestrator quotes the sum of their prices: 100 wei
     // per second for text-reversal plus 0.001 wei per pixel for LV2V noop.
     let quoted = o["pricing"]["general"]["wei_per_unit"].as_f64().unwrap();
@@ -67,7 +71,7 @@ fn info_goes_on_past_a_dead_orchestrator() {
     let text = run(&["get-orchestrator-info", DEAD, &orch]);
     assert_eq!(text.code, Some(0));
     assert!(text.stdout.contains("error: cannot connect"), "{}", text.stdout);
-    assert!(text.stdout.contains("text-reversal: warm true"), "{}", text.stdout);
+    assert!(text.stdout.contains("noop: warm true"), "{}", text.stdout);
 
     let all_dead = run(&["get-orchestrator-info", DEAD]);
     assert_eq!(all_dead.code, Some(1), "{all_dead:?}");
@@ -76,27 +80,32 @@ fn info_goes_on_past_a_dead_orchestrator() {
 
 #[test]
 fn select_lists_candidates_and_every_rejection() {
-    let net = LocalNet::start(&[]);
+    // Offchain: go's orchestrators hand BYOC job tokens to unsigned senders only then.
+    let net = LocalNet::start(&["--offchain"]);
     let orch = net.url("orchestrator");
     let list = format!("{orch},{DEAD}");
     let r = run(&["select-orchestrator", "--orchestrator", &list, "--caps", "byoc/text-reversal"]);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stdout.contains("1 candidate(s)"), "{}", r.stdout);
     assert!(r.stdout.contains(&format!("1. {orch}")), "{}", r.stdout);
-    assert!(r.stdout.contains(&format!("{DEAD}: cannot connect")), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("{DEAD}: /process/token: connection failed")), "{}", r.stdout);
 
     let r = run(&["select-orchestrator", "--orchestrator", &list, "--caps", "byoc/nope"]);
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(r.stdout.contains("no orchestrator can take the job"), "{}", r.stdout);
-    assert!(r.stdout.contains("does not serve model \"nope\""), "{}", r.stdout);
-    assert!(r.stdout.contains(&format!("{DEAD}: cannot connect")), "{}", r.stdout);
+    assert!(r.stdout.contains("no available capacity for BYOC capability \"nope\""), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("{DEAD}: /process/token: connection failed")), "{}", r.stdout);
     assert!(r.stderr.contains("error: no orchestrator available (2 rejected)"), "{}", r.stderr);
 
-    // The price ceiling is a rejection reason too (the BYOC price is 100 wei per unit).
+    // The price ceiling is a rejection reason too (the BYOC price is 100 wei per second); an
+    // on-chain orchestrator wants a signed sender, so the signer comes along.
+    let paid = LocalNet::start(&[]);
     let r = run(&[
         "select-orchestrator",
         "--orchestrator",
-        &orch,
+        &paid.url("orchestrator"),
+        "--signer",
+        &paid.url("signer"),
         "--caps",
         "byoc/text-reversal",
         "--max-price",
@@ -104,4 +113,14 @@ fn select_lists_candidates_and_every_rejection() {
     ]);
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(r.stdout.contains("price"), "{}", r.stdout);
+    // Unsigned, an on-chain orchestrator refuses the token request, as go's does.
+    let r = run(&[
+        "select-orchestrator",
+        "--orchestrator",
+        &paid.url("orchestrator"),
+        "--caps",
+        "byoc/text-reversal",
+    ]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stdout.contains("Invalid eth address header"), "{}", r.stdout);
 }

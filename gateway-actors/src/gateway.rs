@@ -256,6 +256,32 @@ impl Gateway {
         })
     }
 
+    /// A function that re-fetches a BYOC job token from `address` for fresh ticket parameters
+    /// (for signer 480 answers), as the info a signer needs.
+    pub(crate) fn token_refresher(
+        &self,
+        address: String,
+        capability: String,
+        identity: Option<SignerIdentity>,
+    ) -> RefreshInfo {
+        let http = self.inner.http.clone();
+        Arc::new(move || {
+            let (http, address, capability, identity) =
+                (http.clone(), address.clone(), capability.clone(), identity.clone());
+            Box::pin(async move {
+                let token = crate::job_tokens::fetch_job_token(
+                    &http,
+                    &address,
+                    &capability,
+                    identity.as_ref(),
+                    crate::http::JSON_CALL_TIMEOUT,
+                )
+                .await?;
+                Ok(gateway_core::vetting::job_token_info(&token, crate::selector::unix_now()))
+            })
+        })
+    }
+
     /// Stops the actors (payment schedulers included). Jobs already started keep their trickle
     /// channels until stopped; call their `stop` first.
     pub fn shutdown(&self) {

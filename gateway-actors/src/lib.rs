@@ -33,6 +33,7 @@ pub mod encoder;
 pub mod gateway;
 pub mod grpc;
 pub mod http;
+pub mod job_tokens;
 pub mod jobs;
 pub mod media;
 pub mod output_video;

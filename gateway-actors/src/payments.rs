@@ -107,9 +107,20 @@ impl PaymentSession {
         }
     }
 
-    /// Whether payments are made at all (a signer, and an orchestrator that charges).
+    /// Whether payments are made at all: a signer, and an orchestrator that charges. A price of
+    /// 0 pays nothing even when ticket parameters came with it (go's gateways skip payment
+    /// there, and a remote signer refuses it with "missing or zero priceInfo").
     pub fn is_paying(&self) -> bool {
-        self.signer.is_some() && !self.info.is_offchain()
+        self.signer.is_some() && self.info.charges()
+    }
+
+    /// Why this session does not pay, if it does not.
+    pub fn not_paying_reason(&self) -> Option<PaymentStop> {
+        match (&self.signer, self.info.charges()) {
+            (Some(_), true) => None,
+            (Some(_), false) => Some(PaymentStop::FreeOrchestrator),
+            (None, _) => Some(PaymentStop::NotPaying),
+        }
     }
 
     /// Sets the manifest id later payments must name (LV2V: the orchestrator's session id).
@@ -130,7 +141,7 @@ impl PaymentSession {
     /// Credentials for the next payment: from the signer, or offchain ones.
     pub async fn next_payment(&mut self) -> Result<PaymentCredentials, SignerError> {
         let signer = match &self.signer {
-            Some(s) if !self.info.is_offchain() => s.clone(),
+            Some(s) if self.info.charges() => s.clone(),
             _ => {
                 let segment = offchain_segment_credentials(&self.info, self.manifest_id.as_deref())
                     .map_err(|e| SignerError::InvalidRequest(e.to_string()))?;
@@ -239,18 +250,21 @@ pub enum PaymentStop {
     /// The scheduler went away without another reason (the gateway shut down).
     #[error("payment scheduler shut down")]
     Shutdown,
-    /// The job never paid (offchain orchestrators take no payment).
-    #[error("the job does not pay")]
+    /// The job never paid: no signer (offchain).
+    #[error("the job does not pay (no signer)")]
     NotPaying,
+    /// The job never paid: the orchestrator's price is 0, so no payment was sent.
+    #[error("the orchestrator charges nothing (price 0): no payment sent")]
+    FreeOrchestrator,
 }
 
 /// A job's view of its scheduler's stats.
 pub type PaymentStatsReceiver = watch::Receiver<PaymentStats>;
 
-/// Stats for a job that takes no payment: the sender is gone, so [`wait_for_stop`] answers
-/// [`PaymentStop::NotPaying`] at once.
-pub fn not_paying() -> PaymentStatsReceiver {
-    watch::channel(PaymentStats::default()).1
+/// Stats for a job that takes no payment, stopped for `reason` from the start, so
+/// [`wait_for_stop`] answers it at once.
+pub fn not_paying(reason: PaymentStop) -> PaymentStatsReceiver {
+    watch::channel(PaymentStats { stopped: Some(reason), ..Default::default() }).1
 }
 
 /// Resolves when payments stop for good, with why.

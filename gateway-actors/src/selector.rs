@@ -6,11 +6,15 @@
 //! [`select_orchestrators`], so command-line tools can select without an actix system; the
 //! actor only owns the clients and settings and runs selections as futures, never blocking.
 //!
+//! BYOC jobs (`byoc/NAME`) are selected the way go's BYOC gateway does it: BYOC never shows in
+//! an orchestrator's capability bit string, so each orchestrator is asked for a job token
+//! (`GET /process/token`, see [`crate::job_tokens`]) and kept when it has free capacity.
+//!
 //! Rules, after go-livepeer's selector (the Python SDK only keeps whoever answers first):
 //! an orchestrator is rejected, with the reason recorded, when its RPC fails or times out,
 //! its info lacks a `transcoder` URL or an auth token, its capabilities do not satisfy the
 //! request, its price is above the caller's maximum, or, when paying (a signer identity is
-//! given), it sent no ticket parameters. Survivors are ranked by `GetOrchestrator` round-trip
+//! given) an orchestrator that charges, it sent no ticket parameters. Survivors are ranked by `GetOrchestrator` round-trip
 //! latency, fastest first; the first is the choice and the rest are failovers.
 
 use std::collections::HashSet;
@@ -18,16 +22,18 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler, Message, ResponseFuture};
 use futures_util::stream::{self, StreamExt};
-use gateway_core::capabilities::{build_capabilities, CapabilityQuery};
+use gateway_core::capabilities::{build_capabilities, Capability, CapabilityQuery};
 use gateway_core::error::{redact_url, JobError, OrchestratorRejection, VettingError};
+use gateway_core::jobs::JobToken;
 use gateway_core::lp_rpc::{Capabilities, OrchestratorInfo, OrchestratorRequest};
 use gateway_core::signer::SignerIdentity;
 use gateway_core::token::NetworkSettings;
-use gateway_core::vetting::{vet_orchestrator_info, JobRequirements};
+use gateway_core::vetting::{job_token_info, vet_job_token, vet_orchestrator_info, JobRequirements};
 
 use crate::discovery::{discover_with_timeout, DiscoveryError};
 use crate::grpc::{OrchestratorRpc, OrchestratorTarget, GRPC_CALL_TIMEOUT};
 use crate::http::HttpClients;
+use crate::job_tokens::fetch_job_token;
 
 /// Default number of orchestrators asked at the same time.
 pub const DEFAULT_BATCH_SIZE: usize = 10;
@@ -62,10 +68,13 @@ pub struct Candidate {
     /// The address as discovered (what `GetOrchestrator` was called on).
     pub address: String,
     /// Its answer: transcoder URL, auth token, price, ticket parameters. Forward it to the
-    /// signer as is.
+    /// signer as is. For BYOC it is made from [`Candidate::token`].
     pub info: OrchestratorInfo,
-    /// `GetOrchestrator` round trip, connecting included when no channel was open.
+    /// `GetOrchestrator` (or, for BYOC, `/process/token`) round trip, connecting included when
+    /// no connection was open.
     pub latency: Duration,
+    /// BYOC: the orchestrator's `/process/token` answer (`info` is made from it).
+    pub token: Option<JobToken>,
 }
 
 /// The result of a selection.
@@ -155,7 +164,11 @@ pub async fn select_orchestrators(
 ) -> Result<Selection, JobError> {
     let deadline = tokio::time::Instant::now() + config.deadline;
     let discovery_timeout = config.per_call_timeout.min(config.deadline);
-    let addresses = match discover_with_timeout(http, settings, &request.queries, discovery_timeout).await {
+    let byoc = byoc_capability(&request.queries)?;
+    // go's discovery never lists BYOC capabilities (`byoc/NAME` filters match nothing), so a
+    // BYOC selection discovers every orchestrator and asks each for a token.
+    let discovery_queries: &[CapabilityQuery] = if byoc.is_some() { &[] } else { &request.queries };
+    let addresses = match discover_with_timeout(http, settings, discovery_queries, discovery_timeout).await {
         Ok(a) => a,
         Err(DiscoveryError::NotConfigured) => {
             return Err(JobError::InvalidRequest(DiscoveryError::NotConfigured.to_string()))
@@ -205,15 +218,22 @@ pub async fn select_orchestrators(
     let mut pending: Vec<String> = to_ask.clone();
     let mut answers = stream::iter(to_ask)
         .map(|address| {
-            let req = rpc_request.clone();
+            let (req, byoc) = (rpc_request.clone(), byoc.clone());
+            let requested = requested.as_ref();
             async move {
                 let started = Instant::now();
-                let result = match tokio::time::timeout(per_call, rpc.get_orchestrator(&address, req)).await {
-                    Ok(Ok(info)) => Ok(info),
-                    Ok(Err(e)) => Err(e.cause()),
-                    Err(_) => Err(format!("timed out: no answer within {per_call:?}")),
+                let asked = match &byoc {
+                    // BYOC is never in the bit string: go's gateways ask for a job token.
+                    Some(capability) => ask_for_token(http, &address, capability, request, per_call).await,
+                    None => ask_for_info(rpc, &address, req, requested, request, per_call).await,
                 };
-                (address, result, started.elapsed())
+                let candidate = asked.map(|(info, token)| Candidate {
+                    address: address.clone(),
+                    info,
+                    token,
+                    latency: started.elapsed(),
+                });
+                (address, candidate)
             }
         })
         .buffer_unordered(config.batch_size.max(1));
@@ -234,17 +254,10 @@ pub async fn select_orchestrators(
                 break;
             }
         };
-        let (address, result, latency) = next;
+        let (address, candidate) = next;
         pending.retain(|a| a != &address);
-        match result {
-            Ok(info) => match vet(&info, requested.as_ref(), request) {
-                Ok(()) => candidates.push(Candidate { address, info, latency }),
-                Err(unfit) => {
-                    // It answered but cannot take this job: no reason to keep its connection.
-                    rpc.forget(&address);
-                    rejections.push(reject(&address, unfit.to_string()));
-                }
-            },
+        match candidate {
+            Ok(c) => candidates.push(c),
             Err(reason) => rejections.push(reject(&address, reason)),
         }
     }
@@ -264,6 +277,66 @@ pub async fn select_orchestrators(
         "orchestrators selected"
     );
     Ok(Selection { candidates, rejections })
+}
+
+/// The BYOC capability a selection is for, if any: a BYOC job names exactly one.
+fn byoc_capability(queries: &[CapabilityQuery]) -> Result<Option<String>, JobError> {
+    let byoc: Vec<&CapabilityQuery> = queries.iter().filter(|q| q.capability == Capability::Byoc).collect();
+    match byoc.as_slice() {
+        [] => Ok(None),
+        [one] if queries.len() == 1 => Ok(Some(one.model.clone())),
+        _ => Err(JobError::InvalidRequest(
+            "a BYOC selection names exactly one byoc/NAME capability and nothing else".into(),
+        )),
+    }
+}
+
+/// `GetOrchestrator` on `address`, vetted.
+async fn ask_for_info(
+    rpc: &OrchestratorRpc,
+    address: &str,
+    req: OrchestratorRequest,
+    requested: Option<&Capabilities>,
+    request: &Select,
+    per_call: Duration,
+) -> Result<(OrchestratorInfo, Option<JobToken>), String> {
+    let info = match tokio::time::timeout(per_call, rpc.get_orchestrator(address, req)).await {
+        Ok(Ok(info)) => info,
+        Ok(Err(e)) => return Err(e.cause()),
+        Err(_) => return Err(format!("timed out: no answer within {per_call:?}")),
+    };
+    match vet(&info, requested, request) {
+        Ok(()) => Ok((info, None)),
+        Err(unfit) => {
+            // It answered but cannot take this job: no reason to keep its connection.
+            rpc.forget(address);
+            Err(unfit.to_string())
+        }
+    }
+}
+
+/// `GET /process/token` on `address` for BYOC `capability`, vetted; the info a signer needs is
+/// made from the token.
+async fn ask_for_token(
+    http: &HttpClients,
+    address: &str,
+    capability: &str,
+    request: &Select,
+    per_call: Duration,
+) -> Result<(OrchestratorInfo, Option<JobToken>), String> {
+    let token = fetch_job_token(http, address, capability, request.identity.as_ref(), per_call).await?;
+    vet_job_token(&token, capability, request.max_price_wei_per_unit, request.identity.is_some())
+        .map_err(|e| e.to_string())?;
+    let info = job_token_info(&token, unix_now());
+    Ok((info, Some(token)))
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Whether `info` can take the job described by `request` (the rules live in

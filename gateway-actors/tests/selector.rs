@@ -24,6 +24,7 @@ use gateway_testkit::orchestrator::OrchestratorConfig;
 use gateway_testkit::signer::SignerConfig;
 
 const TEXT_REVERSAL: &str = "byoc/text-reversal";
+const NOOP: &str = "live-video-to-video/noop";
 
 fn query(s: &str) -> CapabilityQuery {
     s.parse().expect("valid query")
@@ -88,6 +89,21 @@ fn no_orchestrator(
         }
         other => panic!("expected NoOrchestratorAvailable, got {other:?}"),
     }
+}
+
+/// The local signer's identity (address and its signature over it).
+async fn signer_identity(http: &HttpClients, net: &LocalNetwork) -> SignerIdentity {
+    let resp: SignOrchestratorInfoResponse = http
+        .signer
+        .post(format!("{}{SIGN_ORCHESTRATOR_INFO_PATH}", net.signer_url()))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    resp.identity().unwrap()
 }
 
 #[actix_rt::test]
@@ -163,7 +179,7 @@ async fn slow_and_dead_orchestrators_are_rejected_and_the_rest_ranked() {
     let config = SelectorConfig { per_call_timeout: Duration::from_secs(1), ..Default::default() };
 
     let started = Instant::now();
-    let select = Select { queries: vec![query(TEXT_REVERSAL)], ..Default::default() };
+    let select = Select { queries: vec![query(NOOP)], ..Default::default() };
     let selection = select_orchestrators(&rpc, &http, &list(candidates), &config, &select).await.unwrap();
     let took = started.elapsed();
 
@@ -208,30 +224,39 @@ async fn capabilities_and_price_filter_candidates() {
     let (rpc, http) = clients(&OrchestratorTrust::Insecure);
     let settings = list(vec![dear_url.clone(), cheap_url.clone()]);
     let config = SelectorConfig::default();
+    // go's orchestrators answer `/process/token` only to a signed sender.
+    let identity = Some(signer_identity(&http, &dear).await);
 
-    let ok = Select { queries: vec![query(TEXT_REVERSAL)], ..Default::default() };
-    let s = select_orchestrators(&rpc, &http, &settings, &config, &ok).await.unwrap();
-    assert_eq!(s.candidates.len(), 2);
-    assert!(s.rejections.is_empty());
-    let price = s.candidates.iter().find(|c| c.address == dear_url).unwrap().info.price_info.clone().unwrap();
-    assert_eq!((price.price_per_unit, price.pixels_per_unit), (100, 1), "priced for the requested model");
-
-    let unknown = Select { queries: vec![query("byoc/unknown")], ..Default::default() };
+    let unknown = Select { queries: vec![query("live-video-to-video/unknown")], ..Default::default() };
     let (rejections, _) =
         no_orchestrator(select_orchestrators(&rpc, &http, &settings, &config, &unknown).await);
     assert_eq!(rejections.len(), 2);
-    for r in &rejections {
-        assert!(r.reason.contains("\"unknown\""), "the model is named: {r}");
-    }
-    // Orchestrators that cannot take the job do not keep a connection open.
+    // Orchestrators that cannot take the job do not keep a gRPC connection open. (BYOC token
+    // requests below use the pooled HTTP client, which the job reuses.)
     for net in [&dear, &cheap] {
         let server = &net.orchestrators[0].server;
         let closed = wait_until(|| server.open_connections() == 0).await;
         assert!(closed, "{} connections still open", server.open_connections());
     }
 
+    let ok = Select { queries: vec![query(TEXT_REVERSAL)], identity: identity.clone(), ..Default::default() };
+    let s = select_orchestrators(&rpc, &http, &settings, &config, &ok).await.unwrap();
+    assert_eq!(s.candidates.len(), 2);
+    assert!(s.rejections.is_empty());
+    let price = s.candidates.iter().find(|c| c.address == dear_url).unwrap().info.price_info.clone().unwrap();
+    assert_eq!((price.price_per_unit, price.pixels_per_unit), (100, 1), "priced for the requested model");
+
+    let unknown =
+        Select { queries: vec![query("byoc/unknown")], identity: identity.clone(), ..Default::default() };
+    let (rejections, _) =
+        no_orchestrator(select_orchestrators(&rpc, &http, &settings, &config, &unknown).await);
+    assert_eq!(rejections.len(), 2);
+    for r in &rejections {
+        assert!(r.reason.contains("\"unknown\"") && r.reason.contains("capacity"), "the model is named: {r}");
+    }
     let capped = Select {
         queries: vec![query(TEXT_REVERSAL)],
+        identity,
         max_price_wei_per_unit: Some(50.0),
         ..Default::default()
     };
@@ -272,11 +297,17 @@ async fn paying_needs_ticket_params_and_sends_the_identity() {
     let settings = list(vec![on_url.clone(), off_url.clone()]);
     let config = SelectorConfig::default();
 
-    let paying =
-        Select { queries: vec![query(TEXT_REVERSAL)], identity: Some(identity), ..Default::default() };
+    let paying = Select { queries: vec![query(NOOP)], identity: Some(identity), ..Default::default() };
     let s = select_orchestrators(&rpc, &http, &settings, &config, &paying).await.unwrap();
-    assert_eq!(addresses(&s), [on_url.as_str()], "the on-chain orchestrator verified our signature");
-    assert!(rejection(&s.rejections, &off_url).contains("ticket parameters"));
+    assert_eq!(s.candidates.len(), 2, "{:?}", s.rejections);
+    // The offchain one quotes no price: free, so it needs no ticket parameters.
+    let off = s.candidates.iter().find(|c| c.address == off_url).unwrap();
+    assert!(off.info.ticket_params.is_none() && !off.info.charges());
+    let on = s.candidates.iter().find(|c| c.address == on_url).unwrap();
+    assert!(
+        on.info.ticket_params.is_some() && on.info.charges(),
+        "the on-chain orchestrator verified our signature"
+    );
 
     // A wrong signature is refused by the orchestrator, and the reason says so.
     let forged = SignerIdentity { signature: vec![7; 65], ..paying.identity.clone().unwrap() };
@@ -286,7 +317,7 @@ async fn paying_needs_ticket_params_and_sends_the_identity() {
     assert!(rejection(&rejections, &on_url).contains("PermissionDenied"), "{rejections:?}");
 
     // Offchain, both are fine.
-    let free = Select { identity: None, ..paying };
+    let free = Select { identity: None, ..paying.clone() };
     let s = select_orchestrators(&rpc, &http, &settings, &config, &free).await.unwrap();
     assert_eq!(s.candidates.len(), 2);
     onchain.shutdown().await;
@@ -314,11 +345,8 @@ async fn selector_actor_discovers_through_the_signer_with_caps() {
         OrchestratorSelector::new(rpc.clone(), http.clone(), settings.clone(), SelectorConfig::default())
             .start();
 
-    let s = selector
-        .send(Select { queries: vec![query(TEXT_REVERSAL)], ..Default::default() })
-        .await
-        .unwrap()
-        .unwrap();
+    let s =
+        selector.send(Select { queries: vec![query(NOOP)], ..Default::default() }).await.unwrap().unwrap();
     let mut found = addresses(&s);
     found.sort();
     let mut expected: Vec<&str> = urls.iter().map(String::as_str).collect();
@@ -326,12 +354,15 @@ async fn selector_actor_discovers_through_the_signer_with_caps() {
     assert_eq!(found, expected);
     assert_eq!(net.signer.stats().discover_orchestrators_calls, 1);
 
-    // The caps filter reaches the signer: nothing serves byoc/unknown, so nothing is discovered.
-    let r =
-        selector.send(Select { queries: vec![query("byoc/unknown")], ..Default::default() }).await.unwrap();
+    // The caps filter reaches the signer: nothing serves that model, so nothing is discovered.
+    let unknown = query("live-video-to-video/unknown");
+    let r = selector.send(Select { queries: vec![unknown], ..Default::default() }).await.unwrap();
     let (rejections, text) = no_orchestrator(r);
     assert_eq!(rejections.len(), 1, "{rejections:?}");
-    assert!(text.contains("discovery returned no orchestrator offering byoc/unknown"), "{text}");
+    assert!(
+        text.contains("discovery returned no orchestrator offering live-video-to-video/unknown"),
+        "{text}"
+    );
     assert_eq!(net.orchestrator().stats().get_orchestrator_calls, 1, "no orchestrator was asked");
 
     // Without the signer's credentials discovery fails, and the error does not leak them.
@@ -363,7 +394,7 @@ async fn explicit_discovery_url_wins_over_the_signer() {
         signer: Some(dead_signer),
         ..Default::default()
     };
-    let select = Select { queries: vec![query(TEXT_REVERSAL)], ..Default::default() };
+    let select = Select { queries: vec![query(NOOP)], ..Default::default() };
     let found = gateway_actors::discovery::discover(&http, &settings, &select.queries).await.unwrap();
     assert_eq!(found, net.orchestrator_urls());
     let s = select_orchestrators(&rpc, &http, &settings, &SelectorConfig::default(), &select).await.unwrap();
@@ -379,7 +410,7 @@ async fn no_orchestrator_available_lists_every_reason() {
     let healthy = net.orchestrator_urls()[0].clone();
     let dead = closed_port().await;
     let settings = list(vec![healthy.clone(), dead.clone(), "ftp://nowhere:1".into()]);
-    let select = Select { queries: vec![query("byoc/unknown")], ..Default::default() };
+    let select = Select { queries: vec![query("live-video-to-video/unknown")], ..Default::default() };
     let (rejections, text) = no_orchestrator(
         select_orchestrators(&rpc, &http, &settings, &SelectorConfig::default(), &select).await,
     );
@@ -457,4 +488,73 @@ async fn certificate_change_is_refused_when_pinned_and_accepted_when_insecure() 
     let info = insecure.get_orchestrator(&address, OrchestratorRequest::default()).await.unwrap();
     assert_eq!(info.transcoder, format!("https://{address}"));
     second.shutdown().await;
+}
+
+/// Issue 13.1: BYOC is never in go's capability bit string, so BYOC orchestrators are selected
+/// by their `/process/token` answers (`byoc/job_gateway.go`, `getJobOrchestrators`).
+#[actix_rt::test]
+async fn byoc_selection_asks_each_orchestrator_for_a_job_token() {
+    let serving = network(NetworkConfig::default()).await;
+    let mut lv2v_only = NetworkConfig::default();
+    lv2v_only.orchestrator.offers.retain(|o| o.capability != gateway_core::capabilities::Capability::Byoc);
+    let other = network(lv2v_only).await;
+    let mut free_config = NetworkConfig::default();
+    for offer in &mut free_config.orchestrator.offers {
+        offer.price_per_unit = 0;
+    }
+    let free = network(free_config).await;
+    let (rpc, http) = clients(&OrchestratorTrust::Insecure);
+    let identity = signer_identity(&http, &serving).await;
+    let (serving_url, other_url, free_url) = (
+        serving.orchestrator_urls()[0].clone(),
+        other.orchestrator_urls()[0].clone(),
+        free.orchestrator_urls()[0].clone(),
+    );
+
+    // The serving orchestrator's bit string has no 37, yet it is a candidate.
+    let info = rpc.get_orchestrator(&serving_url, OrchestratorRequest::default()).await.unwrap();
+    let bits = info.capabilities.as_ref().unwrap().bitstring.clone();
+    assert!(!gateway_core::capabilities::has_bit(&bits, 37), "go never sets bit 37");
+
+    let settings = list(vec![serving_url.clone(), other_url.clone(), free_url.clone()]);
+    let select = Select {
+        queries: vec![query(TEXT_REVERSAL)],
+        identity: Some(identity.clone()),
+        ..Default::default()
+    };
+    let s = select_orchestrators(&rpc, &http, &settings, &SelectorConfig::default(), &select).await.unwrap();
+    let mut found = addresses(&s);
+    found.sort();
+    let mut expected = vec![serving_url.as_str(), free_url.as_str()];
+    expected.sort();
+    assert_eq!(found, expected);
+    assert!(rejection(&s.rejections, &other_url).contains("no available capacity"), "{:?}", s.rejections);
+    let paid = s.candidates.iter().find(|c| c.address == serving_url).unwrap();
+    let token = paid.token.as_ref().expect("BYOC candidates carry their token");
+    assert_eq!((token.price().price_per_unit, token.price().pixels_per_unit), (100, 1));
+    assert!(token.available_capacity > 0 && token.ticket_params.is_some());
+    assert_eq!(paid.info.transcoder, token.service_addr);
+    assert!(paid.info.charges() && paid.info.ticket_params.is_some() && paid.info.auth_token.is_some());
+    let gratis = s.candidates.iter().find(|c| c.address == free_url).unwrap();
+    assert!(!gratis.info.charges(), "a zero price pays nothing");
+
+    // A forged signature over the address: go answers 400 "Invalid eth address header".
+    let forged = SignerIdentity { signature: vec![7; 65], ..identity };
+    let bad = Select { identity: Some(forged), ..select.clone() };
+    let r =
+        select_orchestrators(&rpc, &http, &list(vec![serving_url.clone()]), &SelectorConfig::default(), &bad)
+            .await;
+    let (rejections, _) = no_orchestrator(r);
+    assert!(rejection(&rejections, &serving_url).contains("Invalid eth address header"), "{rejections:?}");
+
+    // Discovery through the signer: go's discovery never lists BYOC, so every orchestrator it
+    // knows is asked.
+    let through_signer = NetworkSettings { signer: Some(serving.signer_url()), ..Default::default() };
+    let s = select_orchestrators(&rpc, &http, &through_signer, &SelectorConfig::default(), &select)
+        .await
+        .unwrap();
+    assert_eq!(addresses(&s), [serving_url.as_str()]);
+    for net in [serving, other, free] {
+        net.shutdown().await;
+    }
 }

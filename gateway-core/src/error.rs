@@ -260,6 +260,13 @@ pub enum VettingError {
     /// The gateway pays but the info has no ticket parameters.
     #[error("its info has no ticket parameters, which paying requires")]
     NoTicketParams,
+    /// Its `/process/token` answer shows no free capacity for the BYOC capability (go's
+    /// gateways drop such orchestrators; one that does not run the capability answers 0 too).
+    #[error("no available capacity for BYOC capability {capability:?} (/process/token says 0)")]
+    NoCapacity {
+        /// The capability name.
+        capability: String,
+    },
 }
 
 /// Why one orchestrator was not chosen.

@@ -9,6 +9,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{JobError, ProtoError};
+use crate::go_json::{self, is_zero, null_as_default};
 use crate::lp_rpc::{self, OrchestratorInfo, SegData};
 
 /// `POST`: start an LV2V session; answers [`LiveVideoToVideoResponse`].
@@ -125,50 +126,84 @@ impl LiveVideoToVideoResponse {
 
 /// Which orchestrators a BYOC job may use.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OrchestratorFilter {
     /// Only these.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub include: Vec<String>,
     /// Never these.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub exclude: Vec<String>,
 }
 
 /// BYOC `parameters` JSON: which channels the worker gets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct JobParameters {
     /// Orchestrator include/exclude lists.
-    #[serde(default)]
+    #[serde(deserialize_with = "null_as_default")]
     pub orchestrators: OrchestratorFilter,
     /// Gateway → worker media channel (`X-Publish-Url`).
-    #[serde(default)]
+    #[serde(deserialize_with = "null_as_default")]
     pub enable_video_ingress: bool,
     /// Worker → gateway media channel (`X-Subscribe-Url`).
-    #[serde(default)]
+    #[serde(deserialize_with = "null_as_default")]
     pub enable_video_egress: bool,
     /// Worker → gateway JSON lines channel (`X-Data-Url`).
-    #[serde(default)]
+    #[serde(deserialize_with = "null_as_default")]
     pub enable_data_output: bool,
 }
 
-/// The BYOC job description carried base64-encoded in the [`HEADER_JOB`] header.
+impl JobParameters {
+    /// Parses a job's `parameters` string as go's `/ai/stream/start` does (`byoc/stream_orchestrator.go`
+    /// `StartStream`): `null` and `{}` are empty parameters, an empty string is an error.
+    pub fn parse(raw: &str) -> Result<JobParameters, serde_json::Error> {
+        serde_json::from_str::<Option<JobParameters>>(raw).map(Option::unwrap_or_default)
+    }
+}
+
+/// The `request` JSON of a BYOC job (go's `JobRequestDetails`): an object or `null`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobRequestDetails {
+    /// The stream a stream route acts on (empty for single-shot requests).
+    #[serde(deserialize_with = "null_as_default")]
+    pub stream_id: String,
+}
+
+impl JobRequestDetails {
+    /// Parses a job's `request` string as every go BYOC route does (`byoc/job_orchestrator.go`
+    /// `setupOrchJob`): it must be a JSON object or `null`; an empty string is an error.
+    pub fn parse(raw: &str) -> Result<JobRequestDetails, serde_json::Error> {
+        serde_json::from_str::<Option<JobRequestDetails>>(raw).map(Option::unwrap_or_default)
+    }
+}
+
+/// The BYOC job description carried base64-encoded in the [`HEADER_JOB`] header. Decoded with
+/// go's tolerance ([`crate::go_json`]): the official Python SDK leaves out `parameters`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct JobRequest {
     /// Job id; for streams, the stream id and channel base name.
+    #[serde(deserialize_with = "null_as_default")]
     pub id: String,
-    /// JSON string, e.g. `{"stream_id":"..."}`.
+    /// JSON string, e.g. `{"stream_id":"..."}`; see [`JobRequestDetails`].
+    #[serde(deserialize_with = "null_as_default")]
     pub request: String,
     /// JSON string of [`JobParameters`].
+    #[serde(deserialize_with = "null_as_default")]
     pub parameters: String,
     /// Registered BYOC capability name.
+    #[serde(deserialize_with = "null_as_default")]
     pub capability: String,
     /// Sender address (`0x…`), empty offchain.
-    #[serde(default)]
+    #[serde(deserialize_with = "null_as_default")]
     pub sender: String,
     /// Signature hex (`0x` + 130 hex) over the job, empty offchain.
-    #[serde(default)]
+    #[serde(deserialize_with = "null_as_default")]
     pub sig: String,
     /// Seconds the job may run; 0 is refused by orchestrators.
+    #[serde(deserialize_with = "null_as_default")]
     pub timeout_seconds: u32,
 }
 
@@ -183,26 +218,30 @@ impl JobRequest {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(value.trim())
             .map_err(|e| JobError::InvalidRequest(format!("Livepeer header is not base64: {e}")))?;
-        serde_json::from_slice(&bytes)
+        go_json::from_slice(&bytes)
             .map_err(|e| JobError::InvalidRequest(format!("Livepeer header is not a job request: {e}")))
     }
 
-    /// The job's parameters.
+    /// The job's parameters (see [`JobParameters::parse`]; an empty string counts as none here,
+    /// for callers that only read them).
     pub fn parameters(&self) -> Result<JobParameters, JobError> {
         if self.parameters.trim().is_empty() {
             return Ok(JobParameters::default());
         }
-        serde_json::from_str(&self.parameters)
+        JobParameters::parse(&self.parameters)
             .map_err(|e| JobError::InvalidRequest(format!("invalid job parameters: {e}")))
     }
 }
 
 /// [`HEADER_ETH_ADDRESS`] value: the signer's address and its signature over that string.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EthAddressHeader {
     /// Address string exactly as the signer returned it (EIP-55 casing matters).
+    #[serde(deserialize_with = "null_as_default")]
     pub addr: String,
     /// Signature hex over `addr`.
+    #[serde(deserialize_with = "null_as_default")]
     pub sig: String,
 }
 
@@ -217,43 +256,160 @@ impl EthAddressHeader {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(value.trim())
             .map_err(|e| JobError::InvalidRequest(format!("Livepeer-Eth-Address is not base64: {e}")))?;
-        serde_json::from_slice(&bytes)
+        go_json::from_slice(&bytes)
             .map_err(|e| JobError::InvalidRequest(format!("Livepeer-Eth-Address is not JSON: {e}")))
     }
 }
 
-/// Price in a [`JobToken`]: wei per second = `price_per_unit / pixels_per_unit`.
+/// Price in a [`JobToken`] (go's `net.PriceInfo` through `encoding/json`): wei per second =
+/// `price_per_unit / pixels_per_unit`. go truncates BYOC prices to whole wei per second, so
+/// `pixels_per_unit` is 1 and a zero price is left out (`{"pixelsPerUnit":1}`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct JobPrice {
     /// Wei.
-    #[serde(rename = "pricePerUnit", default)]
+    #[serde(rename = "pricePerUnit", skip_serializing_if = "is_zero", deserialize_with = "null_as_default")]
     pub price_per_unit: i64,
     /// Units the price covers.
-    #[serde(rename = "pixelsPerUnit", default)]
+    #[serde(rename = "pixelsPerUnit", skip_serializing_if = "is_zero", deserialize_with = "null_as_default")]
     pub pixels_per_unit: i64,
 }
 
-/// Answer of `/process/token`: what a BYOC capability costs this sender, and its balance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl JobPrice {
+    /// Whether the orchestrator charges at all; go's gateway pays only when `pricePerUnit > 0`.
+    pub fn charges(&self) -> bool {
+        self.price_per_unit > 0 && self.pixels_per_unit > 0
+    }
+
+    /// Wei per second, `None` for a price that charges nothing or makes no sense.
+    pub fn wei_per_second(&self) -> Option<f64> {
+        self.charges().then(|| self.price_per_unit as f64 / self.pixels_per_unit as f64)
+    }
+}
+
+/// go's `net.TicketExpirationParams` through `encoding/json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobTicketExpirationParams {
+    /// Round the ticket parameters were created in.
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_as_default")]
+    pub creation_round: i64,
+    /// Block hash of that round.
+    #[serde(skip_serializing_if = "Vec::is_empty", with = "go_bytes")]
+    pub creation_round_block_hash: Vec<u8>,
+}
+
+/// Ticket parameters in a [`JobToken`]: go's `net.TicketParams` through `encoding/json`
+/// (snake_case keys, bytes as standard base64, empty fields left out).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobTicketParams {
+    /// Ticket recipient (the orchestrator's address).
+    #[serde(skip_serializing_if = "Vec::is_empty", with = "go_bytes")]
+    pub recipient: Vec<u8>,
+    /// Face value, big-endian wei.
+    #[serde(skip_serializing_if = "Vec::is_empty", with = "go_bytes")]
+    pub face_value: Vec<u8>,
+    /// Win probability, big-endian over 2^256 - 1.
+    #[serde(skip_serializing_if = "Vec::is_empty", with = "go_bytes")]
+    pub win_prob: Vec<u8>,
+    /// Commitment to the recipient's random number.
+    #[serde(skip_serializing_if = "Vec::is_empty", with = "go_bytes")]
+    pub recipient_rand_hash: Vec<u8>,
+    /// Seed of the recipient's random number.
+    #[serde(skip_serializing_if = "Vec::is_empty", with = "go_bytes")]
+    pub seed: Vec<u8>,
+    /// Block after which the parameters expire.
+    #[serde(skip_serializing_if = "Vec::is_empty", with = "go_bytes")]
+    pub expiration_block: Vec<u8>,
+    /// Round and block hash the parameters were created at.
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "null_as_default")]
+    pub expiration_params: Option<JobTicketExpirationParams>,
+}
+
+impl From<&lp_rpc::TicketParams> for JobTicketParams {
+    fn from(p: &lp_rpc::TicketParams) -> Self {
+        JobTicketParams {
+            recipient: p.recipient.clone(),
+            face_value: p.face_value.clone(),
+            win_prob: p.win_prob.clone(),
+            recipient_rand_hash: p.recipient_rand_hash.clone(),
+            seed: p.seed.clone(),
+            expiration_block: p.expiration_block.clone(),
+            expiration_params: p.expiration_params.as_ref().map(|e| JobTicketExpirationParams {
+                creation_round: e.creation_round,
+                creation_round_block_hash: e.creation_round_block_hash.clone(),
+            }),
+        }
+    }
+}
+
+impl From<&JobTicketParams> for lp_rpc::TicketParams {
+    fn from(p: &JobTicketParams) -> Self {
+        lp_rpc::TicketParams {
+            recipient: p.recipient.clone(),
+            face_value: p.face_value.clone(),
+            win_prob: p.win_prob.clone(),
+            recipient_rand_hash: p.recipient_rand_hash.clone(),
+            seed: p.seed.clone(),
+            expiration_block: p.expiration_block.clone(),
+            expiration_params: p.expiration_params.as_ref().map(|e| lp_rpc::TicketExpirationParams {
+                creation_round: e.creation_round,
+                creation_round_block_hash: e.creation_round_block_hash.clone(),
+            }),
+        }
+    }
+}
+
+/// Answer of `GET /process/token` (go's `JobToken`, `byoc/types.go`): what a BYOC capability
+/// costs this sender, its balance, and the orchestrator's free capacity. Zero values are left
+/// out on the wire, `LastNonce` never is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct JobToken {
-    /// The sender as the orchestrator saw it.
-    #[serde(default)]
+    /// The sender as the orchestrator saw it (echoed).
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "null_as_default")]
     pub sender_address: Option<EthAddressHeader>,
-    /// Ticket parameters (protobuf JSON form), absent offchain.
-    #[serde(default)]
-    pub ticket_params: Option<serde_json::Value>,
-    /// Sender's balance in wei (integer part).
-    #[serde(default)]
+    /// Ticket parameters bound to this sender and price; absent offchain.
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "null_as_default")]
+    pub ticket_params: Option<JobTicketParams>,
+    /// Sender's balance for the capability in whole wei (rounded down).
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_as_default")]
     pub balance: i64,
-    /// Price.
-    #[serde(default)]
+    /// Price per second.
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "null_as_default")]
     pub price: Option<JobPrice>,
-    /// Orchestrator service address.
-    #[serde(default)]
+    /// Orchestrator service address; every later call of the job goes there.
+    #[serde(skip_serializing_if = "String::is_empty", deserialize_with = "null_as_default")]
     pub service_addr: String,
-    /// Free capacity for the capability.
-    #[serde(default)]
+    /// Free capacity for the capability; 0 (left out) when it runs none or is full.
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_as_default")]
     pub available_capacity: i64,
+    /// Last ticket nonce the orchestrator saw (go always sends 0).
+    #[serde(rename = "LastNonce", deserialize_with = "null_as_default")]
+    pub last_nonce: u32,
+}
+
+impl JobToken {
+    /// The price, zero when the token names none.
+    pub fn price(&self) -> JobPrice {
+        self.price.unwrap_or_default()
+    }
+}
+
+/// `encoding/json`'s form of `[]byte`: standard base64, `null` or absent for empty.
+mod go_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = Option::<String>::deserialize(d)?.unwrap_or_default();
+        base64::engine::general_purpose::STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The trickle channels a BYOC stream start announced in `X-*-Url` headers.

@@ -13,6 +13,7 @@
 //! - [`trickle`]: the trickle pub/sub protocol.
 //! - [`jobs`]: LV2V and BYOC job endpoints and headers.
 //! - [`vetting`]: whether an orchestrator's `OrchestratorInfo` can take a job, and why not.
+//! - [`go_json`]: decoding go-shaped JSON with go's tolerance (missing and null are zero).
 //! - [`eth`]: keccak-256, checksummed addresses, the signature digest.
 //! - [`error`]: one error type per concern; none prints a secret.
 //!
@@ -28,6 +29,7 @@
 pub mod capabilities;
 pub mod error;
 pub mod eth;
+pub mod go_json;
 pub mod jobs;
 pub mod lp_rpc;
 pub mod signer;

@@ -219,22 +219,80 @@ pub async fn run_byoc_stream(
     cancel.cancel();
 }
 
-/// A single-shot BYOC request: `text-reversal` answers `{"reversed": ...}` for `{"text": ...}`
-/// (or reversed raw text for a text body).
-pub fn handle_request(capability: &str, _path: &str, body: &[u8]) -> (StatusCode, Bytes) {
+/// Where the orchestrator double's BYOC worker "listens" (it is called in-process; the URL
+/// only appears in go-shaped error texts).
+pub const WORKER_URL: &str = "http://127.0.0.1:9876";
+
+/// Single-shot path whose answer the worker streams as server-sent events, one event per word.
+pub const STREAM_REQUEST_PATH: &str = "stream";
+
+/// A worker's HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerAnswer {
+    /// Status code.
+    pub status: StatusCode,
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl WorkerAnswer {
+    fn json(status: StatusCode, value: Value) -> WorkerAnswer {
+        WorkerAnswer { status, content_type: "application/json", body: Bytes::from(value.to_string()) }
+    }
+
+    fn text(status: StatusCode, text: impl Into<String>) -> WorkerAnswer {
+        WorkerAnswer { status, content_type: "text/plain; charset=utf-8", body: Bytes::from(text.into()) }
+    }
+}
+
+/// A single-shot BYOC request: `text-reversal` answers `{"reversed": ...}` (JSON) for
+/// `{"text": ...}`, and reversed text (plain) for any other UTF-8 body.
+pub fn handle_request(capability: &str, _path: &str, body: &[u8]) -> WorkerAnswer {
     if capability != TEXT_REVERSAL {
-        return (StatusCode::NOT_FOUND, Bytes::from_static(b"unknown capability\n"));
+        return WorkerAnswer::text(StatusCode::NOT_FOUND, "unknown capability");
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(o)) => match o.get("text").and_then(Value::as_str) {
-            Some(t) => (StatusCode::OK, Bytes::from(json!({"reversed": reverse_text(t)}).to_string())),
-            None => (StatusCode::BAD_REQUEST, Bytes::from_static(b"missing \"text\"\n")),
+            Some(t) => WorkerAnswer::json(StatusCode::OK, json!({"reversed": reverse_text(t)})),
+            None => WorkerAnswer::text(StatusCode::BAD_REQUEST, "missing \"text\""),
         },
         _ => match std::str::from_utf8(body) {
-            Ok(t) => (StatusCode::OK, Bytes::from(reverse_text(t))),
-            Err(_) => (StatusCode::BAD_REQUEST, Bytes::from_static(b"body is not UTF-8\n")),
+            Ok(t) => WorkerAnswer::text(StatusCode::OK, reverse_text(t)),
+            Err(_) => WorkerAnswer::text(StatusCode::BAD_REQUEST, "body is not UTF-8"),
         },
     }
+}
+
+/// A streamed single-shot request ([`STREAM_REQUEST_PATH`]): the lines of a server-sent-event
+/// answer, one `data: {"reversed": word}` event per word of the text, then `data: [DONE]`.
+pub fn stream_request(capability: &str, body: &[u8]) -> tokio::sync::mpsc::Receiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let text = message_text(body).filter(|_| capability == TEXT_REVERSAL).unwrap_or_default();
+    tokio::spawn(async move {
+        for word in text.split_whitespace() {
+            let event = json!({"reversed": reverse_text(word)});
+            if tx.send(format!("data: {event}")).await.is_err() || tx.send(String::new()).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = tx.send("data: [DONE]".to_owned()).await;
+        let _ = tx.send(String::new()).await;
+    });
+    rx
+}
+
+/// The worker's `POST /stream/params`: a running stream (its events channel) announces the new
+/// parameters as a `params_updated` event; an unknown stream is a 404.
+pub async fn stream_params(trickle: &TrickleServer, events: Option<&str>, body: &[u8]) -> WorkerAnswer {
+    let Some(events) = events else {
+        return WorkerAnswer::text(StatusCode::NOT_FOUND, "stream not found");
+    };
+    let params = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+    publish_json(trickle, events, &json!({"type": "params_updated", "params": params})).await;
+    WorkerAnswer::json(StatusCode::OK, json!({"status": "ok"}))
 }
 
 #[cfg(test)]
@@ -249,10 +307,10 @@ mod tests {
         assert_eq!(message_text(br#"{"keep":"alive"}"#), None);
         assert_eq!(message_text(b"plain\n").as_deref(), Some("plain"));
         assert_eq!(
-            handle_request(TEXT_REVERSAL, "", br#"{"text":"ab"}"#).1,
+            handle_request(TEXT_REVERSAL, "", br#"{"text":"ab"}"#).body,
             Bytes::from(r#"{"reversed":"ba"}"#)
         );
-        assert_eq!(handle_request(TEXT_REVERSAL, "", b"xy").1, Bytes::from("yx"));
-        assert_eq!(handle_request("other", "", b"xy").0, StatusCode::NOT_FOUND);
+        assert_eq!(handle_request(TEXT_REVERSAL, "", b"xy").body, Bytes::from("yx"));
+        assert_eq!(handle_request("other", "", b"xy").status, StatusCode::NOT_FOUND);
     }
 }

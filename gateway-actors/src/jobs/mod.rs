@@ -82,7 +82,12 @@ impl Gateway {
     ) -> Result<Attempt, ClientBuildError> {
         let origin = candidate.info.transcoder.trim_end_matches('/').to_owned();
         let (http, actor_http) = self.orchestrator_clients(&origin)?;
-        let refresh = self.refresher(candidate.address.clone(), queries, identity);
+        let refresh = match queries {
+            [q] if candidate.token.is_some() => {
+                self.token_refresher(candidate.address.clone(), q.model.clone(), identity)
+            }
+            _ => self.refresher(candidate.address.clone(), queries, identity),
+        };
         let caps = build_capabilities(queries);
         let session =
             PaymentSession::new(self.signer_addr(), candidate.info.clone(), kind, &caps, Some(refresh));
@@ -97,8 +102,8 @@ impl Gateway {
         http: reqwest::Client,
         interval: Duration,
     ) -> (Option<Addr<PaymentScheduler>>, PaymentStatsReceiver) {
-        if !session.is_paying() {
-            return (None, payments::not_paying());
+        if let Some(reason) = session.not_paying_reason() {
+            return (None, payments::not_paying(reason));
         }
         let (scheduler, stats) = PaymentScheduler::new(session, target, http, interval);
         (Some(PaymentScheduler::start_in_arbiter(self.arbiter(), move |_| scheduler)), stats)

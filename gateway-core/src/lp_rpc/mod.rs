@@ -66,6 +66,13 @@ impl OrchestratorInfo {
         self.ticket_params.is_none() && self.price_info.as_ref().is_none_or(|p| p.price_per_unit == 0)
     }
 
+    /// Whether the orchestrator charges: a positive price. go's gateways and remote signer pay
+    /// only then (the signer answers 400 "missing or zero priceInfo" to a zero price), whatever
+    /// ticket parameters came with it.
+    pub fn charges(&self) -> bool {
+        self.price_info.as_ref().is_some_and(|p| p.price_per_unit > 0 && p.pixels_per_unit > 0)
+    }
+
     /// The capability-specific price for `(capability, constraint)`, from `capabilities_prices`.
     pub fn capability_price(&self, capability: u32, constraint: &str) -> Option<&PriceInfo> {
         self.capabilities_prices.iter().find(|p| p.capability == capability && p.constraint == constraint)

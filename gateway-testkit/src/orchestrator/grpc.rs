@@ -9,12 +9,14 @@ use gateway_core::lp_rpc::{
     OrchestratorRequest, PingPong, PriceInfo,
 };
 
-use super::{Inner, LocalOrchestrator};
+use super::byoc::byoc_price_per_second;
+use super::{GoVersion, Inner, LocalOrchestrator};
 use crate::keys;
 
 impl Inner {
-    /// The price for a request's capabilities: the sum over `capacities` keys with model
-    /// constraints (go-livepeer's rule), else the base price.
+    /// The price for a request's capabilities (`core/orchestrator.go` `priceInfo`): the sum over
+    /// `capacities` keys with model constraints, BYOC priced by capability name (#3869; master
+    /// adds nothing for BYOC); the base price when that sum is zero.
     pub(super) fn price_for(&self, caps: Option<&Capabilities>) -> PriceInfo {
         let base = PriceInfo {
             price_per_unit: self.config.price_per_unit,
@@ -31,6 +33,9 @@ impl Inner {
             else {
                 continue;
             };
+            if cap == Capability::Byoc && self.config.go_version == GoVersion::Master {
+                continue;
+            }
             for model in models.models.keys() {
                 if let Some((_, o)) = self.offer_for(cap, model) {
                     total += o.price_per_unit as f64 / o.pixels_per_unit.max(1) as f64;
@@ -38,14 +43,13 @@ impl Inner {
                     single = Some(PriceInfo {
                         price_per_unit: o.price_per_unit,
                         pixels_per_unit: o.pixels_per_unit,
-                        capability: cap.id(),
-                        constraint: model.clone(),
+                        ..Default::default()
                     });
                 }
             }
         }
         match (count, single) {
-            (0, _) => base,
+            _ if total <= 0.0 => base,
             (1, Some(p)) => p,
             _ => PriceInfo {
                 price_per_unit: (total * 1_000_000.0).round() as i64,
@@ -74,11 +78,20 @@ impl Inner {
                 self.config
                     .offers
                     .iter()
-                    .map(|o| PriceInfo {
-                        price_per_unit: o.price_per_unit,
-                        pixels_per_unit: o.pixels_per_unit,
-                        capability: o.capability.id(),
-                        constraint: o.model.clone(),
+                    .map(|o| match o.capability {
+                        // `GetCapabilitiesPrices`: BYOC at whole wei per second.
+                        Capability::Byoc => PriceInfo {
+                            price_per_unit: byoc_price_per_second(o),
+                            pixels_per_unit: 1,
+                            capability: o.capability.id(),
+                            constraint: o.model.clone(),
+                        },
+                        _ => PriceInfo {
+                            price_per_unit: o.price_per_unit,
+                            pixels_per_unit: o.pixels_per_unit,
+                            capability: o.capability.id(),
+                            constraint: o.model.clone(),
+                        },
                     })
                     .collect()
             } else {
@@ -127,7 +140,7 @@ impl OrchestratorRpc for GrpcService {
                                 .get(&i)
                                 .copied()
                                 .unwrap_or(0)
-                                < o.capacity
+                                < i64::from(o.capacity)
                         })
                     });
                     if !free {

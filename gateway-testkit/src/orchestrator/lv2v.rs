@@ -65,11 +65,10 @@ pub(super) async fn start_lv2v(
     inner.trickle.create_channel(&channels.control, MIME_JSON);
     inner.trickle.create_channel(&channels.events, MIME_JSON);
     let cancel = CancellationToken::new();
-    inner
-        .sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(mid.clone(), Session { channels: channels.clone(), cancel: cancel.clone(), offer_index });
+    inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        mid.clone(),
+        Session { channels: channels.clone(), cancel: cancel.clone(), offer_index, byoc: false },
+    );
     inner.counters.lv2v_sessions_started.fetch_add(1, Ordering::Relaxed);
     let activity = Arc::new(AtomicU64::new(0));
     tokio::spawn(workers::run_lv2v_passthrough(

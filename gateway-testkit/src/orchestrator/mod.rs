@@ -88,6 +88,23 @@ pub struct OrchestratorConfig {
     pub usage_time_scale: f64,
     /// Version string advertised in capabilities.
     pub version: String,
+    /// Which go-livepeer's BYOC rules to follow.
+    pub go_version: GoVersion,
+    /// How long the BYOC worker takes to answer a single-shot request (go's orchestrator gives
+    /// up after the job's `timeout_seconds`).
+    pub request_worker_delay: Duration,
+}
+
+/// The go-livepeer version whose BYOC behaviour the double copies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GoVersion {
+    /// The BYOC remote-signer branch (go-livepeer PR #3869): jobs signed over the V1 encoding,
+    /// a bad `Livepeer-Payment` answered 400 "Could not parse payment".
+    #[default]
+    Pr3869,
+    /// go-livepeer master (v0.9.1): jobs signed over `request + parameters`, and a bad
+    /// `Livepeer-Payment` on a priced route panics the handler (the connection drops).
+    Master,
 }
 
 impl Default for OrchestratorConfig {
@@ -125,6 +142,8 @@ impl Default for OrchestratorConfig {
             event_interval: Duration::from_secs(2),
             usage_time_scale: 1.0,
             version: "0.9.1-local".into(),
+            go_version: GoVersion::default(),
+            request_worker_delay: Duration::ZERO,
         }
     }
 }
@@ -158,6 +177,8 @@ struct Session {
     channels: ChannelNames,
     cancel: CancellationToken,
     offer_index: usize,
+    /// BYOC sessions free capacity go's way (the load may go negative).
+    byoc: bool,
 }
 
 struct Inner {
@@ -172,7 +193,9 @@ struct Inner {
     /// Ticket params we issued, by recipient rand hash, with the nonces seen.
     issued: Mutex<HashMap<Vec<u8>, IssuedParams>>,
     sessions: Mutex<HashMap<String, Session>>,
-    in_use: Mutex<HashMap<usize, u32>>,
+    /// Sessions per offer. go reserves BYOC capacity without enforcing it and frees it on some
+    /// routes that never reserved, so a BYOC load can go negative.
+    in_use: Mutex<HashMap<usize, i64>>,
     counters: Counters,
 }
 
@@ -359,10 +382,12 @@ impl Inner {
         }
         let in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
         let mut per: HashMap<u32, CapabilityConstraints> = HashMap::new();
-        for (i, o) in self.config.offers.iter().enumerate() {
+        // go never sets bit 37: BYOC capabilities show only in prices and `/process/token`.
+        for (i, o) in self.config.offers.iter().enumerate().filter(|(_, o)| o.capability != Capability::Byoc)
+        {
             let id = o.capability.id();
             set_bit(&mut caps.bitstring, id);
-            let used = in_use.get(&i).copied().unwrap_or(0);
+            let used = u32::try_from(in_use.get(&i).copied().unwrap_or(0).max(0)).unwrap_or(u32::MAX);
             *caps.capacities.entry(id).or_insert(0) += o.capacity;
             per.entry(id).or_default().models.insert(
                 o.model.clone(),
@@ -381,7 +406,7 @@ impl Inner {
     pub(super) fn reserve(&self, offer_index: usize) -> bool {
         let mut in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
         let used = in_use.entry(offer_index).or_insert(0);
-        if *used >= self.config.offers[offer_index].capacity {
+        if *used >= i64::from(self.config.offers[offer_index].capacity) {
             return false;
         }
         *used += 1;
@@ -391,20 +416,57 @@ impl Inner {
     pub(super) fn release(&self, offer_index: usize) {
         let mut in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(used) = in_use.get_mut(&offer_index) {
-            *used = used.saturating_sub(1);
+            *used = (*used - 1).max(0);
         }
     }
 
-    pub(super) fn stop_session(&self, id: &str) -> bool {
+    /// go's `ReserveExternalCapabilityCapacity`: one more BYOC session, never refused for load.
+    pub(super) fn byoc_reserve(&self, offer_index: usize) {
+        *self.in_use.lock().unwrap_or_else(|e| e.into_inner()).entry(offer_index).or_insert(0) += 1;
+    }
+
+    /// go's `FreeExternalCapabilityCapacity`: one fewer, even below zero.
+    pub(super) fn byoc_free(&self, offer_index: usize) {
+        *self.in_use.lock().unwrap_or_else(|e| e.into_inner()).entry(offer_index).or_insert(0) -= 1;
+    }
+
+    /// go's `CheckExternalCapabilityCapacity`: capacity minus load, 0 when full.
+    pub(super) fn byoc_available(&self, offer_index: usize) -> i64 {
+        let load =
+            self.in_use.lock().unwrap_or_else(|e| e.into_inner()).get(&offer_index).copied().unwrap_or(0);
+        let capacity = i64::from(self.config.offers[offer_index].capacity);
+        if load < capacity {
+            capacity - load
+        } else {
+            0
+        }
+    }
+
+    /// Ends session `id`: its worker stops and its channels close. Its capacity is freed unless
+    /// `free_capacity` is false (go leaks BYOC capacity when its balance monitor ends a stream).
+    pub(super) fn end_session(&self, id: &str, free_capacity: bool) -> bool {
         let Some(session) = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(id) else {
             return false;
         };
         session.cancel.cancel();
-        let c = &session.channels;
+        self.close_channels(&session.channels);
+        match (free_capacity, session.byoc) {
+            (false, _) => {}
+            (true, true) => self.byoc_free(session.offer_index),
+            (true, false) => self.release(session.offer_index),
+        }
+        true
+    }
+
+    /// Ends session `id` and frees its capacity.
+    pub(super) fn stop_session(&self, id: &str) -> bool {
+        self.end_session(id, true)
+    }
+
+    /// Closes every channel a session may have, by name.
+    pub(super) fn close_channels(&self, c: &ChannelNames) {
         for name in [&c.input, &c.output, &c.control, &c.events, &c.data] {
             self.trickle.close_channel(name);
         }
-        self.release(session.offer_index);
-        true
     }
 }
