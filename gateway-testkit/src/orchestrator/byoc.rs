@@ -75,7 +75,12 @@ pub(super) async fn process_token(State(orch): State<LocalOrchestrator>, headers
     let token = jobs::JobToken {
         sender_address: Some(eth.clone()),
         ticket_params: (!inner.config.offchain).then(|| {
-            let p = inner.ticket_params();
+            let price = gateway_core::lp_rpc::PriceInfo {
+                price_per_unit: offer.price_per_unit,
+                pixels_per_unit: offer.pixels_per_unit,
+                ..Default::default()
+            };
+            let p = inner.ticket_params(&addr, &price);
             let b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
             serde_json::json!({
                 "recipient": b64(&p.recipient), "face_value": b64(&p.face_value), "win_prob": b64(&p.win_prob),
