@@ -168,6 +168,14 @@ struct SenderNonces {
     expiration_block: u128,
 }
 
+/// Every `recipientRand`'s nonces, and the block at which expired entries were last dropped
+/// (go-livepeer drops them when a new L1 block arrives).
+#[derive(Default)]
+struct NonceBook {
+    by_rand: HashMap<[u8; 32], SenderNonces>,
+    cleaned_at_block: u128,
+}
+
 /// A running job on this orchestrator.
 struct Session {
     channels: ChannelNames,
@@ -188,7 +196,7 @@ struct Inner {
     /// Balances in wei: (sender, manifest id or capability name).
     balances: Mutex<HashMap<([u8; 20], String), f64>>,
     /// Nonces seen, by `recipientRand`.
-    sender_nonces: Mutex<HashMap<[u8; 32], SenderNonces>>,
+    sender_nonces: Mutex<NonceBook>,
     sessions: Mutex<HashMap<String, Session>>,
     in_use: Mutex<HashMap<usize, u32>>,
     counters: Counters,

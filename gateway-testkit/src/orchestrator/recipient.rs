@@ -158,13 +158,17 @@ impl Inner {
         let mut receive_error = None;
         let mut fatal = None;
         {
-            let mut nonces = self.sender_nonces.lock().unwrap_or_else(|e| e.into_inner());
-            // go-livepeer forgets a rand's nonces once its params expire.
-            nonces.retain(|_, n| n.expiration_block > last_seen);
+            let mut book = self.sender_nonces.lock().unwrap_or_else(|e| e.into_inner());
+            // go-livepeer forgets a rand's nonces once its params expire, when a block arrives.
+            if book.cleaned_at_block < last_seen {
+                book.by_rand.retain(|_, n| n.expiration_block > last_seen);
+                book.cleaned_at_block = last_seen;
+            }
+            let nonces = &mut book.by_rand;
             for tsp in &payment.ticket_sender_params {
                 let ticket = Ticket::new(params, Some(expiration), &sender, tsp.sender_nonce);
                 let received =
-                    self.receive_ticket(&ticket, &tsp.sig, &rand, expiration_block, last_seen, &mut nonces);
+                    self.receive_ticket(&ticket, &tsp.sig, &rand, expiration_block, last_seen, nonces);
                 match received {
                     Ok(()) => {}
                     Err(ReceiveError::Fatal(m)) => {
@@ -268,5 +272,134 @@ impl Inner {
         let b = balances.entry((sender, key.to_owned())).or_insert(0.0);
         *b -= wei;
         *b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gateway_core::lp_rpc::TicketSenderParams;
+
+    use super::*;
+    use crate::keys::EthKey;
+    use crate::orchestrator::{LocalOrchestrator, OrchestratorConfig};
+    use crate::trickle_server::{TrickleConfig, TrickleServer};
+
+    /// An orchestrator that is not served (the trickle server needs a runtime).
+    fn orchestrator() -> LocalOrchestrator {
+        let trickle = TrickleServer::new(TrickleConfig::default());
+        LocalOrchestrator::new(OrchestratorConfig::default(), "http://127.0.0.1:1".into(), trickle)
+    }
+
+    fn price() -> PriceInfo {
+        PriceInfo { price_per_unit: 100, pixels_per_unit: 1, ..Default::default() }
+    }
+
+    /// A payment from `key` on `params` with the given nonces, signed as go's sender signs.
+    fn payment(key: &EthKey, params: &TicketParams, nonces: impl IntoIterator<Item = u32>) -> Payment {
+        let expiration = params.expiration_params.clone();
+        let ticket_sender_params = nonces
+            .into_iter()
+            .map(|n| TicketSenderParams {
+                sender_nonce: n,
+                sig: Ticket::new(params, expiration.as_ref(), &key.address(), n).sign(key).to_vec(),
+            })
+            .collect();
+        Payment {
+            ticket_params: Some(TicketParams { expiration_params: None, ..params.clone() }),
+            sender: key.address().to_vec(),
+            expiration_params: expiration,
+            ticket_sender_params,
+            expected_price: Some(price()),
+        }
+    }
+
+    #[tokio::test]
+    async fn issued_params_follow_gos_recipient() {
+        let orch = orchestrator();
+        let inner = &orch.inner;
+        let sender = [7u8; 20];
+        let p = inner.ticket_params(&sender, &price());
+        assert_eq!(p.recipient, orch.address().to_vec());
+        assert_eq!(p.face_value, be_bytes(1_200_000_000_000_000));
+        assert_eq!(
+            crate::tickets::ticket_ev(&p.face_value, &p.win_prob).round(),
+            Rat::from_integer(8_000_000_000u64.into())
+        );
+        let rand = recipient_rand(
+            &inner.recipient_secret,
+            &p,
+            &sender,
+            &Rat::from_integer(100.into()),
+            p.expiration_params.as_ref(),
+        );
+        assert_eq!(p.recipient_rand_hash, recipient_rand_hash(&rand).to_vec());
+        assert_ne!(inner.ticket_params(&sender, &price()).seed, p.seed, "a fresh seed each time");
+        // Free: no face value, no win probability.
+        let free = inner.ticket_params(&sender, &PriceInfo { pixels_per_unit: 1, ..Default::default() });
+        assert!(free.face_value.is_empty() && free.win_prob.is_empty());
+    }
+
+    #[tokio::test]
+    async fn expired_params_use_up_the_nonce_and_credit_nothing() {
+        let orch = orchestrator();
+        let inner = &orch.inner;
+        let key = EthKey::random();
+        // Both payments below must fall in one simulated block (12 s).
+        if unix_now() % crate::tickets::BLOCK_TIME_SECS as i64 >= 10 {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        }
+        // Params whose expiration block is the current block: expired for go's recipient
+        // (expirationBlock <= last seen block), but correctly bound to this sender.
+        let mut params = inner.ticket_params(&key.address(), &price());
+        params.expiration_block = be_bytes(u128::from(block_at(unix_now())));
+        let rand = recipient_rand(
+            &inner.recipient_secret,
+            &params,
+            &key.address(),
+            &Rat::from_integer(100.into()),
+            params.expiration_params.as_ref(),
+        );
+        params.recipient_rand_hash = recipient_rand_hash(&rand).to_vec();
+        let p = payment(&key, &params, [1]);
+        let err = inner.process_payment(&p, "cap").unwrap_err();
+        assert_eq!((err.0, err.1.as_str()), (StatusCode::BAD_REQUEST, "TicketParams expired"));
+        assert_eq!(orch.balance(&key.address(), "cap"), 0.0);
+        // go counts the nonce before the expiry check; the entry goes when the next block comes.
+        let again = inner.process_payment(&p, "cap").unwrap_err();
+        assert!(again.1.starts_with("invalid ticket senderNonce: already seen"), "{}", again.1);
+    }
+
+    #[tokio::test]
+    async fn at_most_600_nonces_per_recipient_rand() {
+        let orch = orchestrator();
+        let inner = &orch.inner;
+        let key = EthKey::random();
+        let params = inner.ticket_params(&key.address(), &price());
+        inner.process_payment(&payment(&key, &params, 1..=600), "cap").unwrap();
+        let ev = rat_to_f64(&crate::tickets::ticket_ev(&params.face_value, &params.win_prob));
+        assert!((orch.balance(&key.address(), "cap") - 600.0 * ev).abs() < 1e3);
+        let err = inner.process_payment(&payment(&key, &params, [601]), "cap").unwrap_err();
+        let who = checksum_address(&key.address());
+        assert_eq!(err.1, format!("invalid ticket senderNonce: too many values sender={who} nonce=601"));
+    }
+
+    #[tokio::test]
+    async fn credit_stops_at_the_first_error_but_later_nonces_count() {
+        let orch = orchestrator();
+        let inner = &orch.inner;
+        let key = EthKey::random();
+        let params = inner.ticket_params(&key.address(), &price());
+        inner.process_payment(&payment(&key, &params, [2]), "cap").unwrap();
+        let one = orch.balance(&key.address(), "cap");
+        // 1 is credited, 2 was seen, 3 is received but no longer credited.
+        let err = inner.process_payment(&payment(&key, &params, [1, 2, 3]), "cap").unwrap_err();
+        assert!(err.1.contains("already seen") && err.1.ends_with("nonce=2"), "{}", err.1);
+        assert!((orch.balance(&key.address(), "cap") - 2.0 * one).abs() < 1.0);
+        let third = inner.process_payment(&payment(&key, &params, [3]), "cap").unwrap_err();
+        assert!(third.1.ends_with("nonce=3"), "{}", third.1);
+        // Missing expiration params: go panics (the connection is dropped).
+        let mut bare = payment(&key, &params, [4]);
+        bare.expiration_params = None;
+        assert_eq!(inner.process_payment(&bare, "cap").unwrap_err().0, Reject::panic_status());
     }
 }
