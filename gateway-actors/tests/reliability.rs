@@ -189,7 +189,15 @@ async fn a_dropped_connection_fails_one_segment_and_the_next_goes_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_orchestrator_dying_mid_job_ends_its_publisher_and_new_jobs_fail_over() {
-    let net = LocalNetwork::start(NetworkConfig { orchestrators: 2, ..Default::default() }).await.unwrap();
+    // 1e6 wei tickets (go's default is 8e9, which at the default price covers 80 hours of
+    // 720p30): one covers ~36 s, so the fast signer clock below keeps making payments fall due.
+    let orchestrator = OrchestratorConfig {
+        ticket_ev_wei: 1_000_000,
+        ticket_face_value_wei: 1_000_000_000,
+        ..Default::default()
+    };
+    let config = NetworkConfig { orchestrators: 2, orchestrator, ..Default::default() };
+    let net = LocalNetwork::start(config).await.unwrap();
     let gw = gateway_with(settings_for(&net));
     let job = gw.start_lv2v(Lv2vRequest::default()).await.unwrap();
     let urls = net.orchestrator_urls();
@@ -401,7 +409,8 @@ async fn a_byoc_stream_whose_payments_stop_is_ended_and_its_channels_close() {
         orchestrator: OrchestratorConfig {
             byoc_debit_interval: Duration::from_millis(100),
             usage_time_scale: 300.0,
-            ticket_face_value: 6_000_000,
+            ticket_ev_wei: 6_000,
+            ticket_face_value_wei: 6_000_000,
             ..Default::default()
         },
         ..Default::default()

@@ -8,7 +8,8 @@
 //! - [`keys`]: secp256k1 keys, go-livepeer-style signatures, address recovery.
 //! - [`trickle_server`]: the trickle pub/sub server (`/ai/trickle/`), with fault injection.
 //! - [`signer`]: the remote signer (`/sign-orchestrator-info`, `/generate-live-payment`, ...).
-//! - [`tickets`]: the block clock and payment messages signer and orchestrator share.
+//! - [`tickets`]: go-livepeer's pm ticket rules (hash, signature, recipientRand, EV) and the
+//!   simulated block clock that signer and orchestrator share.
 #![warn(missing_docs)]
 
 pub mod faults;

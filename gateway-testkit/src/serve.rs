@@ -4,6 +4,11 @@
 //! go-livepeer: HTTP/2 (ALPN `h2`, or prior knowledge in plaintext) carries gRPC, and both
 //! versions carry the HTTP routes. The server counts open connections so tests can check that
 //! clients do not leak them.
+//!
+//! A handler can answer [`dropped_connection`] to stand in for a go-livepeer handler panic:
+//! Go's `net/http` recovers the panic and answers nothing (HTTP/1.1: the connection is closed;
+//! HTTP/2: the stream is reset). Here the service fails for that request, and hyper does the
+//! same.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +19,40 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// Marks a response that must not be sent: the server drops the request instead (see the
+/// module docs). Put it in the response's extensions, or use [`dropped_connection`].
+#[derive(Debug, Clone, Copy)]
+pub struct DropConnection;
+
+/// A response the server never sends: HTTP/1.1 closes the connection, HTTP/2 resets the stream.
+pub fn dropped_connection() -> axum::response::Response {
+    let mut response = axum::response::Response::default();
+    response.extensions_mut().insert(DropConnection);
+    response
+}
+
+/// The service error that makes hyper drop a request marked with [`DropConnection`].
+#[derive(Debug, thiserror::Error)]
+#[error("handler asked to drop the connection")]
+pub struct ConnectionDropped;
+
+impl From<std::convert::Infallible> for ConnectionDropped {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
+fn drop_marked(
+    result: Result<axum::response::Response, std::convert::Infallible>,
+) -> Result<axum::response::Response, ConnectionDropped> {
+    match result {
+        Ok(response) if response.extensions().get::<DropConnection>().is_some() => Err(ConnectionDropped),
+        Ok(response) => Ok(response),
+        Err(never) => match never {},
+    }
+}
 
 /// A running server; dropping it does not stop it, call [`ServerHandle::shutdown`].
 #[derive(Debug)]
@@ -80,6 +119,7 @@ pub fn serve(
             tokio::spawn(async move {
                 counter.fetch_add(1, Ordering::SeqCst);
                 let _guard = CountGuard(counter);
+                let app = ServiceExt::<http::Request<hyper::body::Incoming>>::map_result(app, drop_marked);
                 let service = TowerToHyperService::new(app);
                 let builder = Builder::new(TokioExecutor::new());
                 match acceptor {

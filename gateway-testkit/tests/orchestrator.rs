@@ -26,7 +26,11 @@ async fn grpc_info(net: &LocalNetwork, req: OrchestratorRequest) -> Result<Orche
 }
 
 async fn signer_identity(http: &reqwest::Client, net: &LocalNetwork) -> SignOrchestratorInfoResponse {
-    http.post(format!("{}/sign-orchestrator-info", net.signer_url()))
+    identity_of(http, &net.signer_url()).await
+}
+
+async fn identity_of(http: &reqwest::Client, signer_url: &str) -> SignOrchestratorInfoResponse {
+    http.post(format!("{signer_url}/sign-orchestrator-info"))
         .json(&json!({}))
         .send()
         .await
@@ -38,7 +42,17 @@ async fn signer_identity(http: &reqwest::Client, net: &LocalNetwork) -> SignOrch
 
 /// GetOrchestrator with the signer's identity, as a gateway does.
 async fn signed_info(http: &reqwest::Client, net: &LocalNetwork, query: &str) -> OrchestratorInfo {
-    let id = signer_identity(http, net).await.identity().unwrap();
+    info_for(http, net, &net.signer_url(), query).await
+}
+
+/// GetOrchestrator with the identity of the signer at `signer_url`.
+async fn info_for(
+    http: &reqwest::Client,
+    net: &LocalNetwork,
+    signer_url: &str,
+    query: &str,
+) -> OrchestratorInfo {
+    let id = identity_of(http, signer_url).await.identity().unwrap();
     let caps = build_capabilities(&[query.parse::<CapabilityQuery>().unwrap()]);
     grpc_info(
         net,
@@ -59,10 +73,18 @@ async fn pay(
     info: &OrchestratorInfo,
     body: serde_json::Value,
 ) -> GenerateLivePaymentResponse {
+    pay_with(http, &net.signer_url(), info, body).await
+}
+
+async fn pay_with(
+    http: &reqwest::Client,
+    signer_url: &str,
+    info: &OrchestratorInfo,
+    body: serde_json::Value,
+) -> GenerateLivePaymentResponse {
     let mut body = body;
     body["orchestrator"] = json!(lp_rpc::to_base64(info));
-    let resp =
-        http.post(format!("{}/generate-live-payment", net.signer_url())).json(&body).send().await.unwrap();
+    let resp = http.post(format!("{signer_url}/generate-live-payment")).json(&body).send().await.unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     resp.json().await.unwrap()
 }
@@ -314,7 +336,8 @@ async fn byoc_stream_stops_when_payments_stop() {
     config.orchestrator.byoc_debit_interval = Duration::from_millis(100);
     config.orchestrator.usage_time_scale = 300.0;
     // One ticket is worth 6000 wei = 60 s at 100 wei/s, exactly what the first payment buys.
-    config.orchestrator.ticket_face_value = 6_000_000;
+    config.orchestrator.ticket_ev_wei = 6_000;
+    config.orchestrator.ticket_face_value_wei = 6_000_000;
     let net = LocalNetwork::start(config).await.unwrap();
     let http = common::http();
     let orch = net.orchestrator_urls()[0].clone();
@@ -423,9 +446,12 @@ fn python_sdk_gets_info_and_starts_lv2v_over_tls() {
 #[tokio::test]
 async fn lv2v_session_closes_when_its_balance_runs_out() {
     let mut config = plaintext();
-    // Each 100 ms accounting tick bills 30 s of 720p30 usage; the first payment buys 60 s.
+    // Each 100 ms accounting tick bills 30 s of 720p30 usage; the first payment buys 60 s
+    // (1.66e6 wei: two 1e6 wei tickets, ~72 s).
     config.orchestrator.lv2v_accounting_interval = Duration::from_millis(100);
     config.orchestrator.usage_time_scale = 300.0;
+    config.orchestrator.ticket_ev_wei = 1_000_000;
+    config.orchestrator.ticket_face_value_wei = 1_000_000_000;
     let net = LocalNetwork::start(config).await.unwrap();
     let http = common::http();
     let orch = net.orchestrator_urls()[0].clone();
@@ -454,5 +480,181 @@ async fn lv2v_session_closes_when_its_balance_runs_out() {
     }
     assert!(seq >= 2, "closed after {seq} segments: before the credit could have run out");
     assert_eq!(http.get(format!("{}/next", job.subscribe_url)).send().await.unwrap().status(), 404);
+    net.shutdown().await;
+}
+
+/// `POST /payment` (LV2V) with a payment and its segment credentials: status and body.
+async fn post_payment(
+    http: &reqwest::Client,
+    orch: &str,
+    payment: &lp_rpc::Payment,
+    seg_creds: &str,
+) -> reqwest::Result<(u16, String)> {
+    let r = http
+        .post(format!("{orch}/payment"))
+        .header(jobs::HEADER_PAYMENT, lp_rpc::to_base64(payment))
+        .header(jobs::HEADER_SEGMENT, seg_creds)
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    Ok((status, if status == 200 { String::new() } else { r.text().await? }))
+}
+
+fn payment_of(p: &GenerateLivePaymentResponse) -> lp_rpc::Payment {
+    lp_rpc::from_base64("payment", &p.payment).unwrap()
+}
+
+fn manifest_of(p: &GenerateLivePaymentResponse) -> String {
+    let seg: lp_rpc::SegData = lp_rpc::from_base64("seg", &p.seg_creds).unwrap();
+    String::from_utf8(seg.manifest_id).unwrap()
+}
+
+fn ev_of(info: &OrchestratorInfo) -> f64 {
+    let p = info.ticket_params.as_ref().unwrap();
+    gateway_testkit::tickets::rat_to_f64(&gateway_testkit::tickets::ticket_ev(&p.face_value, &p.win_prob))
+}
+
+#[tokio::test]
+async fn signer_tickets_pass_and_tampered_ones_get_go_errors() {
+    let net = LocalNetwork::start(plaintext()).await.unwrap();
+    let http = common::http();
+    let orch = net.orchestrator_urls()[0].clone();
+    let caps = lp_rpc::to_base64(&build_capabilities(&["live-video-to-video/noop".parse().unwrap()]));
+    let info = signed_info(&http, &net, "live-video-to-video/noop").await;
+    // Realistic params: go-livepeer's 8 gwei EV on a 0.0012 ETH face value.
+    let params = info.ticket_params.clone().unwrap();
+    assert_eq!(params.face_value, gateway_testkit::tickets::be_bytes(1_200_000_000_000_000));
+    assert!((ev_of(&info) - 8e9).abs() < 1.0);
+
+    // A payment minted by the signer is accepted and credited at EV per ticket.
+    let first = pay(&http, &net, &info, json!({"type": "lv2v", "capabilities": caps})).await;
+    let p1 = payment_of(&first);
+    let sender: [u8; 20] = p1.sender.clone().try_into().unwrap();
+    let mid = manifest_of(&first);
+    assert_eq!(post_payment(&http, &orch, &p1, &first.seg_creds).await.unwrap(), (200, String::new()));
+    let credited = net.orchestrator().balance(&sender, &mid);
+    let expected = p1.ticket_sender_params.len() as f64 * ev_of(&info);
+    assert!((credited - expected).abs() < 1.0, "credited {credited}, expected {expected}");
+
+    // The same tickets again: go's replay error, with the checksummed sender.
+    let (status, body) = post_payment(&http, &orch, &p1, &first.seg_creds).await.unwrap();
+    assert_eq!(status, 400);
+    let who = gateway_core::eth::checksum_address(&sender);
+    assert_eq!(body, format!("invalid ticket senderNonce: already seen sender={who} nonce=1\n"));
+
+    // The next payment on the same state, tampered in each field recipientRand binds.
+    let next = pay(
+        &http,
+        &net,
+        &info,
+        json!({"type": "lv2v", "capabilities": caps, "state": first.state, "ManifestID": mid}),
+    )
+    .await;
+    let p2 = payment_of(&next);
+    let rand_error = "invalid recipientRand for ticket recipientRandHash\n";
+    let mut dearer = p2.clone();
+    dearer.expected_price.as_mut().unwrap().price_per_unit *= 2;
+    assert_eq!(post_payment(&http, &orch, &dearer, &next.seg_creds).await.unwrap(), (400, rand_error.into()));
+    let mut other_round = p2.clone();
+    other_round.expiration_params.as_mut().unwrap().creation_round += 1;
+    assert_eq!(
+        post_payment(&http, &orch, &other_round, &next.seg_creds).await.unwrap(),
+        (400, rand_error.into())
+    );
+    let mut later = p2.clone();
+    let block = &mut later.ticket_params.as_mut().unwrap().expiration_block;
+    *block = gateway_testkit::tickets::be_bytes(gateway_testkit::tickets::from_be_bytes(block) + 1);
+    assert_eq!(post_payment(&http, &orch, &later, &next.seg_creds).await.unwrap(), (400, rand_error.into()));
+    let mut elsewhere = p2.clone();
+    elsewhere.ticket_params.as_mut().unwrap().recipient = vec![0x42; 20];
+    let wrong_recipient = post_payment(&http, &orch, &elsewhere, &next.seg_creds).await.unwrap();
+    assert_eq!(wrong_recipient, (400, "invalid ticket recipient\n".into()));
+    let mut forged = p2.clone();
+    forged.ticket_sender_params[0].sig[5] ^= 0x01;
+    let bad_sig = post_payment(&http, &orch, &forged, &next.seg_creds).await.unwrap();
+    assert_eq!(bad_sig, (400, "invalid ticket signature\n".into()));
+
+    // go-livepeer dereferences the missing expiration params: the handler panics and the
+    // connection drops without an answer.
+    let mut bare = p2.clone();
+    bare.expiration_params = None;
+    assert!(
+        post_payment(&http, &orch, &bare, &next.seg_creds).await.is_err(),
+        "expected a dropped connection"
+    );
+
+    // Rand and signature failures come before go records the nonce, and the server still
+    // answers after the dropped connection: the untouched payment is accepted.
+    assert_eq!(p2.ticket_sender_params.len(), 1);
+    assert_eq!(post_payment(&http, &orch, &p2, &next.seg_creds).await.unwrap(), (200, String::new()));
+    net.shutdown().await;
+}
+
+#[tokio::test]
+async fn ticket_params_are_bound_to_the_sender_that_asked() {
+    let net = LocalNetwork::start(plaintext()).await.unwrap();
+    let http = common::http();
+    let orch = net.orchestrator_urls()[0].clone();
+    let caps = lp_rpc::to_base64(&build_capabilities(&["live-video-to-video/noop".parse().unwrap()]));
+    // A second signer (another address) on its own socket.
+    let other = gateway_testkit::signer::LocalSigner::new(Default::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_url = format!("http://{}", listener.local_addr().unwrap());
+    let router = other.router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    // Params the first signer asked for, paid by the other: go's fatal rand error.
+    let info = signed_info(&http, &net, "live-video-to-video/noop").await;
+    let stolen = pay_with(&http, &other_url, &info, json!({"type": "lv2v", "capabilities": caps})).await;
+    let (status, body) = post_payment(&http, &orch, &payment_of(&stolen), &stolen.seg_creds).await.unwrap();
+    assert_eq!((status, body.as_str()), (400, "invalid recipientRand for ticket recipientRandHash\n"));
+    // Params the other signer asked for itself: accepted.
+    let own = info_for(&http, &net, &other_url, "live-video-to-video/noop").await;
+    let paid = pay_with(&http, &other_url, &own, json!({"type": "lv2v", "capabilities": caps})).await;
+    assert_eq!(post_payment(&http, &orch, &payment_of(&paid), &paid.seg_creds).await.unwrap().0, 200);
+    // Params asked for anonymously are bound to the zero address: nobody can pay with them.
+    let anonymous = grpc_info(
+        &net,
+        OrchestratorRequest {
+            capabilities: Some(build_capabilities(&["live-video-to-video/noop".parse().unwrap()])),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let unbound = pay(&http, &net, &anonymous, json!({"type": "lv2v", "capabilities": caps})).await;
+    let (status, _) = post_payment(&http, &orch, &payment_of(&unbound), &unbound.seg_creds).await.unwrap();
+    assert_eq!(status, 400);
+    net.shutdown().await;
+}
+
+#[tokio::test]
+async fn byoc_minutes_at_100_wei_per_second_are_one_ticket() {
+    let net = LocalNetwork::start(plaintext()).await.unwrap();
+    let http = common::http();
+    let orch = net.orchestrator_urls()[0].clone();
+    let info = signed_info(&http, &net, "byoc/text-reversal").await;
+    let price = info.price_info.clone().unwrap();
+    assert_eq!((price.price_per_unit, price.pixels_per_unit), (100, 1));
+    let caps = lp_rpc::to_base64(&build_capabilities(&[CapabilityQuery::byoc("text-reversal").unwrap()]));
+    // Five minutes at 100 wei/s is 30 000 wei: one 8 gwei ticket covers it many times over.
+    let payment =
+        pay(&http, &net, &info, json!({"type": "byoc", "capabilities": caps, "preloadSeconds": 300})).await;
+    let p = payment_of(&payment);
+    assert_eq!(p.ticket_sender_params.len(), 1);
+    let job = signed_job(&http, &net, "req-ev", &JobParameters::default()).await;
+    let r = http
+        .post(format!("{orch}/process/request/reverse"))
+        .header(jobs::HEADER_JOB, job.to_header())
+        .header(jobs::HEADER_PAYMENT, &payment.payment)
+        .json(&json!({"text": "abc"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let sender: [u8; 20] = p.sender.try_into().unwrap();
+    let balance = net.orchestrator().balance(&sender, "text-reversal");
+    // One ticket's EV less a second or so of work.
+    assert!(balance > ev_of(&info) - 1_000.0 && balance < ev_of(&info), "{balance}");
     net.shutdown().await;
 }

@@ -21,12 +21,13 @@ use axum::response::{IntoResponse, Response};
 use gateway_core::capabilities::Capability;
 use gateway_core::eth::parse_address;
 use gateway_core::jobs::{self, EthAddressHeader, JobParameters, JobRequest, JobRequestDetails};
+use gateway_core::lp_rpc::PriceInfo;
 use gateway_core::signer::{byoc_job_v1_encoding, SignByocJobRequest};
 use gateway_core::trickle::{channel_url, ChannelNames, MIME_JSON, MIME_JSONL, MIME_MPEGTS};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::{header, http_error, CapabilityOffer, GoVersion, Inner, LocalOrchestrator, Session};
+use super::{header, http_error, CapabilityOffer, GoVersion, Inner, LocalOrchestrator, Reject, Session};
 use crate::keys;
 use crate::workers;
 
@@ -54,6 +55,20 @@ enum SetupError {
     Payment,
     InsufficientBalance,
     RequestDetails(String),
+    /// Where go's handler panics (a nil balance on master, a payment without expiration
+    /// params): no answer, the connection drops.
+    Panic(String),
+}
+
+impl SetupError {
+    /// The answer to a refused job: `status` with `prefix` and go's text, or a dropped
+    /// connection where go panics.
+    fn respond(self, status: StatusCode, prefix: &str) -> Response {
+        match self {
+            SetupError::Panic(what) => Reject::panic(what).into_response(),
+            e => http_error(status, format!("{prefix}{e}")),
+        }
+    }
 }
 
 impl fmt::Display for SetupError {
@@ -65,6 +80,7 @@ impl fmt::Display for SetupError {
             SetupError::Payment => f.write_str(ERR_PAYMENT),
             SetupError::InsufficientBalance => f.write_str(ERR_INSUFFICIENT_BALANCE),
             SetupError::RequestDetails(e) => write!(f, "Unable to unmarshal job request details err={e}"),
+            SetupError::Panic(what) => write!(f, "handler panic: {what}"),
         }
     }
 }
@@ -173,12 +189,17 @@ fn confirm_payment(orch: &LocalOrchestrator, headers: &HeaderMap, job: &OrchJob)
         return Ok(());
     }
     let raw = header(headers, jobs::HEADER_PAYMENT).unwrap_or("");
-    if !raw.is_empty() && inner.accept_payment(headers, &job.req.capability).is_err() {
-        if inner.config.go_version == GoVersion::Master {
-            // master compares a nil balance and panics; net/http drops the connection.
-            panic!("go-livepeer master: nil balance after a bad Livepeer-Payment (connection dropped)");
+    if !raw.is_empty() {
+        if let Err(rejected) = inner.accept_payment(headers, &job.req.capability) {
+            if rejected.is_panic() {
+                return Err(SetupError::Panic(rejected.1));
+            }
+            if inner.config.go_version == GoVersion::Master {
+                // master goes on with a nil balance and panics comparing it.
+                return Err(SetupError::Panic("nil balance after a bad Livepeer-Payment (master)".into()));
+            }
+            return Err(SetupError::Payment);
         }
-        return Err(SetupError::Payment);
     }
     let minimum = (job.price as f64) * inner.config.byoc_min_balance_seconds as f64;
     if orch.balance(&job.sender, &job.req.capability) < minimum {
@@ -238,14 +259,10 @@ pub(super) async fn process_token(State(orch): State<LocalOrchestrator>, headers
     let price = inner.job_price(capability);
     let token = jobs::JobToken {
         sender_address: Some(eth),
+        // Bound to this sender and price; a free price gets zero face value and win probability.
         ticket_params: (!inner.config.offchain).then(|| {
-            let mut params = jobs::JobTicketParams::from(&inner.ticket_params());
-            if price <= 0 {
-                // go's recipient issues zero face value and win probability for a free price.
-                params.face_value.clear();
-                params.win_prob.clear();
-            }
-            params
+            let quoted = PriceInfo { price_per_unit: price, pixels_per_unit: 1, ..Default::default() };
+            jobs::JobTicketParams::from(&inner.ticket_params(&sender, &quoted))
         }),
         balance: orch.balance(&sender, capability).floor() as i64,
         price: Some(jobs::JobPrice { price_per_unit: price, pixels_per_unit: 1 }),
@@ -268,8 +285,8 @@ pub(super) async fn process_request(
     let inner = &orch.inner;
     let job = match setup_job(&orch, &headers, true) {
         Ok(j) => j,
-        Err(SetupError::NoCapacity) => return http_error(StatusCode::SERVICE_UNAVAILABLE, ERR_NO_CAPACITY),
-        Err(e) => return http_error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ SetupError::NoCapacity) => return e.respond(StatusCode::SERVICE_UNAVAILABLE, ""),
+        Err(e) => return e.respond(StatusCode::BAD_REQUEST, ""),
     };
     let offer = job.offer.expect("reserved routes have a registered offer");
     let started = Instant::now();
@@ -381,10 +398,8 @@ pub(super) async fn stream_start(
     let inner = &orch.inner;
     let job = match setup_job(&orch, &headers, true) {
         Ok(j) => j,
-        Err(SetupError::InsufficientBalance) => {
-            return http_error(StatusCode::PAYMENT_REQUIRED, ERR_INSUFFICIENT_BALANCE)
-        }
-        Err(e) => return http_error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ SetupError::InsufficientBalance) => return e.respond(StatusCode::PAYMENT_REQUIRED, ""),
+        Err(e) => return e.respond(StatusCode::BAD_REQUEST, ""),
     };
     let offer = job.offer.expect("reserved routes have a registered offer");
     // `parameters` is read only here, after the payment; a failure leaks the reservation.
@@ -496,10 +511,7 @@ pub(super) async fn stream_payment(State(orch): State<LocalOrchestrator>, header
     let job = match setup_job(&orch, &headers, false) {
         Ok(j) => j,
         Err(e) => {
-            return http_error(
-                StatusCode::BAD_REQUEST,
-                format!("Failed to process payment, request not valid err={e}"),
-            )
+            return e.respond(StatusCode::BAD_REQUEST, "Failed to process payment, request not valid err=")
         }
     };
     // Rounded down here, unlike start.

@@ -61,14 +61,16 @@ impl Inner {
 
     pub(super) fn orchestrator_info(
         &self,
+        sender: &[u8; 20],
         caps: Option<&Capabilities>,
         auth_token: Option<AuthToken>,
     ) -> OrchestratorInfo {
         let offchain = self.config.offchain;
+        let price = self.price_for(caps);
         OrchestratorInfo {
             transcoder: self.service_uri.clone(),
-            ticket_params: (!offchain).then(|| self.ticket_params()),
-            price_info: (!offchain).then(|| self.price_for(caps)),
+            ticket_params: (!offchain).then(|| self.ticket_params(sender, &price)),
+            price_info: (!offchain).then_some(price),
             address: self.key.address().to_vec(),
             capabilities: Some(self.capabilities()),
             auth_token: Some(auth_token.unwrap_or_else(|| self.auth_token(None))),
@@ -113,6 +115,8 @@ impl OrchestratorRpc for GrpcService {
     ) -> Result<tonic::Response<OrchestratorInfo>, tonic::Status> {
         let inner = &self.0.inner;
         let req = request.into_inner();
+        // Ticket params are bound to the requester (go: `BytesToAddress(req.Address)`).
+        let sender: [u8; 20] = crate::tickets::fixed_bytes(&req.address);
         if !req.address.is_empty() {
             let addr: [u8; 20] = req
                 .address
@@ -152,7 +156,7 @@ impl OrchestratorRpc for GrpcService {
             }
         }
         inner.counters.get_orchestrator_calls.fetch_add(1, Ordering::Relaxed);
-        Ok(tonic::Response::new(inner.orchestrator_info(req.capabilities.as_ref(), None)))
+        Ok(tonic::Response::new(inner.orchestrator_info(&sender, req.capabilities.as_ref(), None)))
     }
 
     async fn end_transcoding_session(

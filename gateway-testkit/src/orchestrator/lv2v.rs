@@ -9,12 +9,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gateway_core::capabilities::Capability;
 use gateway_core::jobs::{self, LiveVideoToVideoRequest};
-use gateway_core::lp_rpc::{self, PaymentResult, SegData};
+use gateway_core::lp_rpc::PaymentResult;
 use gateway_core::trickle::{channel_url, ChannelNames, MIME_JSON, MIME_MPEGTS};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::{header, http_error, CapabilityOffer, LocalOrchestrator, Session};
+use super::{http_error, CapabilityOffer, Inner, LocalOrchestrator, Session};
+use crate::tickets::fixed_bytes;
 use crate::workers;
 
 /// `POST /live-video-to-video`, in go-livepeer's order of checks.
@@ -41,21 +42,22 @@ pub(super) async fn start_lv2v(
         return http_error(StatusCode::SERVICE_UNAVAILABLE, "insufficient capacity");
     }
     let mid = hex::encode(rand::random::<[u8; 4]>());
-    // Payment first (402 if undecodable), then credentials (403), then balance (400).
-    let sender = match inner.accept_payment(&headers, &mid) {
+    // go-livepeer's order: decode the payment (402), check the credentials (403), process the
+    // payment (400), then the balance (400).
+    let paid = Inner::decode_payment(&headers).and_then(|payment| {
+        let sender = fixed_bytes(&payment.sender);
+        inner.check_segment(&headers, &sender)?;
+        inner.process_payment(&payment, &mid)
+    });
+    let sender = match paid {
         Ok(s) => s,
         Err(r) => {
             inner.release(offer_index);
             return r.into_response();
         }
     };
-    if let Err(r) = inner.check_segment(&headers, &sender) {
-        inner.release(offer_index);
-        return r.into_response();
-    }
-    let ticket_ev = inner.ticket_params().expected_value_wei();
-    if !inner.config.offchain && offer.price_per_unit > 0 && orch.balance(&sender, &mid) < ticket_ev.min(1.0)
-    {
+    let min_credit = (inner.config.ticket_ev_wei as f64).min(1.0);
+    if !inner.config.offchain && offer.price_per_unit > 0 && orch.balance(&sender, &mid) < min_credit {
         inner.release(offer_index);
         return http_error(StatusCode::BAD_REQUEST, "Insufficient balance");
     }
@@ -136,22 +138,19 @@ pub(super) async fn lv2v_accounting(
 /// `POST /payment`: credit an LV2V session, answer fresh orchestrator info.
 pub(super) async fn lv2v_payment(State(orch): State<LocalOrchestrator>, headers: HeaderMap) -> Response {
     let inner = &orch.inner;
-    let seg = match header(&headers, jobs::HEADER_SEGMENT)
-        .map(|s| lp_rpc::from_base64::<SegData>("segment credentials", s))
-    {
-        Some(Ok(seg)) => seg,
-        Some(Err(e)) => return http_error(StatusCode::FORBIDDEN, e.to_string()),
-        None => return http_error(StatusCode::FORBIDDEN, "missing Livepeer-Segment"),
-    };
-    let mid = String::from_utf8_lossy(&seg.manifest_id).into_owned();
-    let sender = match inner.accept_payment(&headers, &mid) {
-        Ok(s) => s,
+    // go-livepeer's order: decode the payment (402), check the credentials (403), fresh info for
+    // the payment's sender, process the payment (400).
+    let answered = Inner::decode_payment(&headers).and_then(|payment| {
+        let sender = fixed_bytes(&payment.sender);
+        let seg = inner.check_segment(&headers, &sender)?;
+        let info = inner.orchestrator_info(&sender, seg.capabilities.as_ref(), seg.auth_token.clone());
+        inner.process_payment(&payment, &String::from_utf8_lossy(&seg.manifest_id))?;
+        Ok(info)
+    });
+    let info = match answered {
+        Ok(info) => info,
         Err(r) => return r.into_response(),
     };
-    if let Err(r) = inner.check_segment(&headers, &sender) {
-        return r.into_response();
-    }
-    let info = inner.orchestrator_info(seg.capabilities.as_ref(), seg.auth_token.clone());
     let body = PaymentResult { info: Some(info) }.encode_to_vec();
     ([("content-type", "application/octet-stream")], body).into_response()
 }

@@ -1,8 +1,10 @@
 //! The orchestrator double: gRPC `GetOrchestrator` and the HTTP job endpoints on one port.
 //!
 //! It follows go-livepeer's orchestrator (`server/rpc.go`, `server/ai_http.go`, `byoc/*`): it
-//! quotes prices per capability and model, issues ticket parameters and HMAC-style auth tokens,
-//! checks `Livepeer-Segment` credentials and ticket signatures, keeps balances per (sender,
+//! quotes prices per capability and model, issues ticket parameters bound to the requesting
+//! sender and the quoted price and receives tickets with go-livepeer's exact pm rules (see
+//! [`crate::tickets`] and `recipient.rs`), issues HMAC-style auth tokens, checks
+//! `Livepeer-Segment` credentials, keeps balances per (sender,
 //! manifest) for LV2V and per (sender, capability) for BYOC, starts the worker doubles behind
 //! trickle channels, and stops sessions whose payments stop. Intervals are configurable so
 //! tests can run payment-exhaustion scenarios in seconds.
@@ -23,7 +25,7 @@ use gateway_core::lp_rpc::capabilities::{
     capability_constraints::ModelConstraint, CapabilityConstraints, Constraints,
 };
 use gateway_core::lp_rpc::orchestrator_server::OrchestratorServer;
-use gateway_core::lp_rpc::{Capabilities, TicketParams};
+use gateway_core::lp_rpc::Capabilities;
 use gateway_core::trickle::ChannelNames;
 use tokio_util::sync::CancellationToken;
 
@@ -58,6 +60,12 @@ pub struct CapabilityOffer {
     pub capacity: u32,
 }
 
+/// go-livepeer's default `-ticketEV`: 8 gwei.
+pub const DEFAULT_TICKET_EV_WEI: u128 = 8_000_000_000;
+/// A realistic face value: 1.2e6 redeem gas (Arbitrum) × 0.01 gwei × go-livepeer's
+/// `txCostMultiplier` of 100.
+pub const DEFAULT_TICKET_FACE_VALUE_WEI: u128 = 1_200_000_000_000_000;
+
 /// How the orchestrator double behaves.
 #[derive(Debug, Clone)]
 pub struct OrchestratorConfig {
@@ -71,10 +79,13 @@ pub struct OrchestratorConfig {
     pub pixels_per_unit: i64,
     /// What it serves.
     pub offers: Vec<CapabilityOffer>,
-    /// Ticket face value, wei.
-    pub ticket_face_value: u128,
-    /// Ticket win probability as `1 / win_odds`.
-    pub win_odds: u64,
+    /// Expected value of one ticket in wei (go-livepeer `-ticketEV`, default 8 gwei). The win
+    /// probability is derived from it and the face value with go-livepeer's formula.
+    pub ticket_ev_wei: u128,
+    /// Ticket face value in wei: what go-livepeer computes as redeem gas × gas price × 100
+    /// (default 1.2e6 gas × 0.01 gwei × 100 = 0.0012 ETH, an Arbitrum-like value). A face value
+    /// below the EV becomes EV × 100, as in go-livepeer.
+    pub ticket_face_value_wei: u128,
     /// LV2V accounting tick (go-livepeer: 5 s).
     pub lv2v_accounting_interval: Duration,
     /// BYOC debit tick (go-livepeer: 23 s).
@@ -134,8 +145,8 @@ impl Default for OrchestratorConfig {
                     capacity: 64,
                 },
             ],
-            ticket_face_value: 1_000_000_000,
-            win_odds: 1000,
+            ticket_ev_wei: DEFAULT_TICKET_EV_WEI,
+            ticket_face_value_wei: DEFAULT_TICKET_FACE_VALUE_WEI,
             lv2v_accounting_interval: jobs::LV2V_PAYMENT_INTERVAL,
             byoc_debit_interval: Duration::from_secs(23),
             byoc_min_balance_seconds: jobs::BYOC_MIN_BALANCE_SECONDS,
@@ -169,8 +180,20 @@ pub struct OrchestratorStats {
     pub active_sessions: u64,
 }
 
-/// Ticket params we issued and the sender nonces already used with them.
-type IssuedParams = (TicketParams, HashSet<u32>);
+/// The sender nonces seen with one `recipientRand`, until its ticket params expire
+/// (go-livepeer `recipient.senderNonces`).
+struct SenderNonces {
+    seen: HashSet<u32>,
+    expiration_block: u128,
+}
+
+/// Every `recipientRand`'s nonces, and the block at which expired entries were last dropped
+/// (go-livepeer drops them when a new L1 block arrives).
+#[derive(Default)]
+struct NonceBook {
+    by_rand: HashMap<[u8; 32], SenderNonces>,
+    cleaned_at_block: u128,
+}
 
 /// A running job on this orchestrator.
 struct Session {
@@ -184,14 +207,17 @@ struct Session {
 struct Inner {
     config: OrchestratorConfig,
     key: EthKey,
+    /// Keys auth tokens.
     secret: [u8; 32],
+    /// Keys `recipientRand` (go-livepeer's recipient secret).
+    recipient_secret: [u8; 32],
     service_uri: String,
     trickle: TrickleServer,
     faults: FaultRules,
     /// Balances in wei: (sender, manifest id or capability name).
     balances: Mutex<HashMap<([u8; 20], String), f64>>,
-    /// Ticket params we issued, by recipient rand hash, with the nonces seen.
-    issued: Mutex<HashMap<Vec<u8>, IssuedParams>>,
+    /// Nonces seen, by `recipientRand`.
+    sender_nonces: Mutex<NonceBook>,
     sessions: Mutex<HashMap<String, Session>>,
     /// Sessions per offer. go reserves BYOC capacity without enforcing it and frees it on some
     /// routes that never reserved, so a BYOC load can go negative.
@@ -229,12 +255,34 @@ fn http_error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, [("content-type", "text/plain; charset=utf-8")], body).into_response()
 }
 
-/// A refused request: status and message, rendered like [`http_error`].
+/// A refused request: status and message, rendered like [`http_error`]. [`Reject::panic`]
+/// stands for a go-livepeer handler panic and is never rendered: the connection is dropped.
 #[derive(Debug)]
 struct Reject(StatusCode, String);
 
+impl Reject {
+    /// Not a status on the wire: marks a [`Reject::panic`].
+    fn panic_status() -> StatusCode {
+        StatusCode::from_u16(599).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// Where go-livepeer's handler panics: `net/http` recovers and answers nothing.
+    fn panic(what: impl Into<String>) -> Reject {
+        Reject(Self::panic_status(), what.into())
+    }
+
+    /// Whether this stands for a go handler panic.
+    fn is_panic(&self) -> bool {
+        self.0 == Self::panic_status()
+    }
+}
+
 impl IntoResponse for Reject {
     fn into_response(self) -> Response {
+        if self.0 == Self::panic_status() {
+            tracing::warn!(reason = %self.1, "dropping the connection where go-livepeer panics");
+            return crate::serve::dropped_connection();
+        }
         http_error(self.0, self.1)
     }
 }
@@ -250,16 +298,19 @@ impl LocalOrchestrator {
         let key = config.key.clone().unwrap_or_else(EthKey::random);
         let mut secret = [0u8; 32];
         rand::fill(&mut secret);
+        let mut recipient_secret = [0u8; 32];
+        rand::fill(&mut recipient_secret);
         LocalOrchestrator {
             inner: Arc::new(Inner {
                 config,
                 key,
                 secret,
+                recipient_secret,
                 service_uri,
                 trickle,
                 faults: FaultRules::default(),
                 balances: Mutex::default(),
-                issued: Mutex::default(),
+                sender_nonces: Mutex::default(),
                 sessions: Mutex::default(),
                 in_use: Mutex::default(),
                 counters: Counters::default(),
