@@ -1,0 +1,166 @@
+//! Trickle edges found with go-livepeer's own client and server (issue 13), over real sockets:
+//! the testkit trickle server, or a raw-socket server where the order of requests on the wire
+//! is what is checked.
+//!
+//! - `close` deletes the channel before it drops the preconnected POST, so subscribers see a
+//!   clean end and no trailing empty segment (13.13).
+//!
+//! Every wait for something to happen is bounded by a generous deadline; nothing asserts on
+//! how long something took.
+
+mod common;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gateway_actors::http::HttpClients;
+use gateway_actors::tls::OrchestratorTrust;
+use gateway_actors::trickle::{
+    EndReason, PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber,
+};
+use gateway_core::trickle::{channel_url, SeqSpec, MIME_MPEGTS};
+use gateway_testkit::serve::{serve, ServerHandle};
+use gateway_testkit::trickle_server::{TrickleConfig, TrickleServer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use common::read_head;
+
+const GENEROUS: Duration = Duration::from_secs(20);
+
+/// Awaits `fut`, panicking if it takes longer than `within` (a hang is the failure).
+async fn bounded<T>(what: &str, within: Duration, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(within, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("{what} did not finish within {within:?}"),
+    }
+}
+
+/// A testkit trickle server on 127.0.0.1 with channel `name`, and a client for it.
+async fn trickle_channel(name: &str) -> (TrickleServer, ServerHandle, reqwest::Client, String) {
+    let server = TrickleServer::new(TrickleConfig::default());
+    assert!(server.create_channel(name, MIME_MPEGTS));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = serve(listener, server.router(), None);
+    let url = channel_url(&format!("http://{}", handle.addr), name);
+    let http = HttpClients::new(OrchestratorTrust::Insecure).unwrap().orchestrator(&url).unwrap();
+    (server, handle, http, url)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13.13: close deletes first, then drops the preconnect
+// ---------------------------------------------------------------------------------------------
+
+/// Subscribers waiting on the preconnected segment when the publisher closes see the channel
+/// closed, not an empty segment followed by a 404. Repeated, since the old order lost a race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_ends_the_stream_cleanly_without_a_trailing_empty_segment() {
+    for round in 0..20 {
+        let name = format!("close-{round}");
+        let (server, handle, http, url) = trickle_channel(&name).await;
+        let mut publisher = TricklePublisher::start(http.clone(), &url, PublisherConfig::default()).await;
+        let mut subscriber = TrickleSubscriber::new(
+            http.clone(),
+            &url,
+            SubscriberConfig { start: SeqSpec::At(0), ..Default::default() },
+        );
+        let (read_tx, mut read_rx) = tokio::sync::mpsc::unbounded_channel();
+        let reader = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while let Some(segment) = subscriber.next_segment().await.unwrap() {
+                let seq = segment.seq();
+                seen.push((seq, segment.read_all().await.unwrap().len()));
+                let _ = read_tx.send(seq);
+            }
+            (seen, subscriber.end_reason())
+        });
+        for i in 0..2u8 {
+            publisher.write_segment(Bytes::from(vec![i; 1000])).await.unwrap();
+        }
+        // The reader has both segments (the server let go of their GETs before their last
+        // byte went out) and waits on segment 2, the publisher's preconnect.
+        assert_eq!(bounded("segment 0", GENEROUS, read_rx.recv()).await, Some(0));
+        assert_eq!(bounded("segment 1", GENEROUS, read_rx.recv()).await, Some(1));
+        let deadline = tokio::time::Instant::now() + GENEROUS;
+        while server.stats().active_gets == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the reader never asked for segment 2");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        bounded("close", GENEROUS, publisher.close()).await;
+        let (seen, end) = bounded("the reader", GENEROUS, reader).await.unwrap();
+        assert_eq!(seen, vec![(0, 1000), (1, 1000)], "round {round}");
+        assert_eq!(end, Some(EndReason::Closed), "round {round}");
+        handle.shutdown().await;
+    }
+}
+
+/// On the wire: the DELETE of the channel reaches the server while the preconnected POST is
+/// still open (no end of body, no hang-up), as go-livepeer's publisher does it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_sends_the_delete_before_it_drops_the_preconnected_post() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let events = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let server_events = events.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let events = server_events.clone();
+            tokio::spawn(async move {
+                let mut data = Vec::new();
+                loop {
+                    let Some(head) = read_head(&mut socket, &mut data).await else { return };
+                    let request = head.lines().next().unwrap_or_default().to_owned();
+                    if request.starts_with("POST") {
+                        // The preconnect: note when its body ends or its connection goes.
+                        events.lock().unwrap().push(format!("open {request}"));
+                        let mut buf = vec![0u8; 4096];
+                        loop {
+                            if data.windows(5).any(|w| w == b"0\r\n\r\n") {
+                                events.lock().unwrap().push("post body ended".into());
+                                break;
+                            }
+                            match socket.read(&mut buf).await {
+                                Ok(n) if n > 0 => data.extend_from_slice(&buf[..n]),
+                                _ => {
+                                    events.lock().unwrap().push("post connection closed".into());
+                                    return;
+                                }
+                            }
+                        }
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                        let _ = socket.write_all(ok).await;
+                        return;
+                    }
+                    events.lock().unwrap().push(request.clone());
+                    let answer: &[u8] = if request.starts_with("GET") {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n0"
+                    } else {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+                    };
+                    if socket.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let url = format!("http://{addr}/ai/trickle/order");
+    let http = HttpClients::new(OrchestratorTrust::Insecure).unwrap().orchestrator(&url).unwrap();
+    let publisher = TricklePublisher::start(http, &url, PublisherConfig::default()).await;
+    let deadline = tokio::time::Instant::now() + GENEROUS;
+    while !events.lock().unwrap().iter().any(|e| e.starts_with("open POST")) {
+        assert!(tokio::time::Instant::now() < deadline, "the preconnect never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bounded("close", GENEROUS, publisher.close()).await;
+    let deadline = tokio::time::Instant::now() + GENEROUS;
+    while !events.lock().unwrap().iter().any(|e| e.starts_with("post ")) {
+        assert!(tokio::time::Instant::now() < deadline, "the preconnect was never dropped");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let events = events.lock().unwrap().clone();
+    let delete = events.iter().position(|e| e.starts_with("DELETE /ai/trickle/order ")).expect("no DELETE");
+    let ended = events.iter().position(|e| e.starts_with("post ")).unwrap();
+    assert!(delete < ended, "the preconnect ended before the DELETE: {events:?}");
+}
