@@ -2,6 +2,8 @@
 //! the testkit trickle server, or a raw-socket server where the order of requests on the wire
 //! is what is checked.
 //!
+//! - A segment that fails mid-piece drains the rest of its piece, and the next piece rolls into
+//!   the next segment; once the publisher gives up, every write fails at once (13.11, 13.12).
 //! - `close` deletes the channel before it drops the preconnected POST, so subscribers see a
 //!   clean end and no trailing empty segment (13.13).
 //!
@@ -18,16 +20,19 @@ use bytes::Bytes;
 use gateway_actors::http::HttpClients;
 use gateway_actors::tls::OrchestratorTrust;
 use gateway_actors::trickle::{
-    EndReason, PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber,
+    EndReason, LedgerTotals, PublisherConfig, SegmentedPublisher, SubscriberConfig, TricklePublisher,
+    TrickleSubscriber,
 };
+use gateway_core::error::TrickleError;
 use gateway_core::trickle::{channel_url, SeqSpec, MIME_MPEGTS};
 use gateway_testkit::serve::{serve, ServerHandle};
-use gateway_testkit::trickle_server::{TrickleConfig, TrickleServer};
+use gateway_testkit::trickle_server::{TrickleConfig, TrickleFault, TrickleServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::read_head;
 
 const GENEROUS: Duration = Duration::from_secs(20);
+const STALL: Duration = Duration::from_millis(800);
 
 /// Awaits `fut`, panicking if it takes longer than `within` (a hang is the failure).
 async fn bounded<T>(what: &str, within: Duration, fut: impl Future<Output = T>) -> T {
@@ -46,6 +51,115 @@ async fn trickle_channel(name: &str) -> (TrickleServer, ServerHandle, reqwest::C
     let url = channel_url(&format!("http://{}", handle.addr), name);
     let http = HttpClients::new(OrchestratorTrust::Insecure).unwrap().orchestrator(&url).unwrap();
     (server, handle, http, url)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13.11 and 13.12: drain and roll over a plain publisher; giving up
+// ---------------------------------------------------------------------------------------------
+
+/// Five pieces, the second one's connection dropped early in it: its segment fails, the rest
+/// of the piece is drained (never written into the dead segment), and pieces 3 to 5 go out
+/// whole as segments 2 to 4. Every byte is counted as published or drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_failing_mid_piece_drains_the_piece_and_the_next_piece_rolls_into_the_next_segment() {
+    const PIECE: usize = 4 * 1024 * 1024;
+    const CHUNK: usize = 64 * 1024;
+    let (server, handle, http, url) = trickle_channel("roll").await;
+    let config = PublisherConfig { stall_timeout: STALL, ..Default::default() };
+    let mut stream = SegmentedPublisher::new(TricklePublisher::start(http.clone(), &url, config).await);
+    let mut subscriber = TrickleSubscriber::new(
+        http.clone(),
+        &url,
+        SubscriberConfig { start: SeqSpec::At(0), ..Default::default() },
+    );
+    let (read_tx, mut read_rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(segment) = subscriber.next_segment().await.unwrap() {
+            let seq = segment.seq();
+            let data = segment.read_all().await.unwrap();
+            let fill = data.first().copied();
+            seen.push((seq, data.len(), data.iter().all(|&b| Some(b) == fill).then_some(fill).flatten()));
+            let _ = read_tx.send(seq);
+        }
+        seen
+    });
+    let mut failures = Vec::new();
+    for piece in 0..5u8 {
+        if piece == 1 {
+            server.set_fault("roll", TrickleFault::DropSegments { after_bytes: CHUNK as u64, count: 1 });
+        }
+        for _ in 0..PIECE / CHUNK {
+            if let Err(e) = stream.write(Bytes::from(vec![piece; CHUNK])).await {
+                failures.push(e);
+            }
+            assert_eq!(stream.piece_bytes() % CHUNK as u64, 0);
+        }
+        if let Err(e) = stream.cut().await {
+            failures.push(e);
+        }
+    }
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(matches!(failures[0], TrickleError::Segment { seq: 1, .. }), "{failures:?}");
+    let piece = PIECE as u64;
+    assert_eq!(
+        stream.totals(),
+        LedgerTotals {
+            segments_published: 4,
+            segments_failed: 1,
+            bytes_in: 5 * piece,
+            bytes_published: 4 * piece,
+            bytes_drained: piece,
+        }
+    );
+    let on_server = server.channel_totals("roll");
+    assert_eq!((on_server.segments_completed, on_server.bytes_completed), (4, 4 * piece));
+    // Deleting the channel ends it for readers still behind: let the reader catch up first.
+    while bounded("the reader", GENEROUS, read_rx.recv()).await.is_some_and(|seq| seq < 4) {}
+    let publisher = stream.into_publisher();
+    assert!(publisher.terminal_error().is_none());
+    publisher.close().await;
+    // Readers get each published piece whole, in one segment; the failed segment has only
+    // what the server read before the connection dropped.
+    let seen = bounded("the reader", GENEROUS, reader).await.unwrap();
+    assert_eq!(
+        seen,
+        vec![
+            (0, PIECE, Some(0)),
+            (1, CHUNK, Some(1)),
+            (2, PIECE, Some(2)),
+            (3, PIECE, Some(3)),
+            (4, PIECE, Some(4))
+        ]
+    );
+    handle.shutdown().await;
+}
+
+/// Once the channel is gone, the next write fails with a terminal error and so does every
+/// later one, at once: a caller reading a live source can stop instead of reading forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_the_channel_is_gone_writes_fail_with_a_terminal_error() {
+    let (server, handle, http, url) = trickle_channel("gone").await;
+    let config = PublisherConfig { stall_timeout: STALL, ..Default::default() };
+    let mut stream = SegmentedPublisher::new(TricklePublisher::start(http, &url, config).await);
+    stream.write(Bytes::from_static(b"first")).await.unwrap();
+    stream.cut().await.unwrap();
+    assert!(server.close_channel("gone"));
+    let mut first_error = None;
+    for _ in 0..100 {
+        let written = bounded("a write", GENEROUS, stream.write(Bytes::from(vec![1u8; 4096]))).await;
+        let cut = bounded("a cut", GENEROUS, stream.cut()).await;
+        if let Some(e) = written.err().or(cut.err()) {
+            first_error = Some(e);
+            break;
+        }
+    }
+    let error = first_error.expect("writes to a deleted channel kept succeeding");
+    assert!(error.is_terminal(), "{error:?}");
+    let again = bounded("a write", GENEROUS, stream.write(Bytes::from_static(b"more"))).await;
+    assert!(again.is_err_and(|e| e.is_terminal()));
+    assert_eq!(stream.totals().segments_published, 1);
+    handle.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------------------------
