@@ -223,6 +223,11 @@ impl Progress {
         format!("{}/s", human_bytes((bytes as f64 / secs) as u64))
     }
 
+    /// Prints a line on stderr above the progress line.
+    pub fn println(&self, line: impl fmt::Display) {
+        self.bar.suspend(|| eprintln!("{line}"));
+    }
+
     /// Removes the progress line (before the final summary is printed).
     pub fn finish(&self) {
         self.bar.finish_and_clear();
