@@ -177,8 +177,8 @@ impl Console {
 }
 
 /// A progress line on stderr when stderr is a terminal; invisible otherwise, so pipes and
-/// logs stay machine-readable.
-#[derive(Debug)]
+/// logs stay machine-readable. Clones draw the same line.
+#[derive(Debug, Clone)]
 pub struct Progress {
     bar: ProgressBar,
     started: Instant,

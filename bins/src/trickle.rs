@@ -17,10 +17,11 @@ use clap::{Args, Subcommand};
 use gateway_actors::http::HttpClients;
 use gateway_actors::tls::OrchestratorTrust;
 use gateway_actors::trickle::{
-    EndReason, PublisherConfig, SegmentedPublisher, SubscriberConfig, TricklePublisher, TrickleSubscriber,
+    BehindWindow, EndReason, PublisherConfig, SegmentedPublisher, SubscriberConfig, SubscriberNotice,
+    TricklePublisher, TrickleSubscriber,
 };
 use gateway_core::error::{redact_url, TrickleError};
-use gateway_core::trickle::SeqSpec;
+use gateway_core::trickle::{SeqSpec, SERVER_RING_SIZE};
 use tokio::io::AsyncWriteExt;
 
 use crate::cli::{self, human_bytes, Progress};
@@ -36,6 +37,11 @@ pub enum TrickleCommand {
     /// up (channel gone or closed, 3 failures in a row), which also stops reading stdin.
     Publish(PublishArgs),
     /// Read a channel's segments to stdout or into a folder.
+    ///
+    /// A server keeps only the last few segments: a reader that falls out of that window skips
+    /// to the live edge, with a warning on stderr and the count in the summary, unless
+    /// --strict-window makes it an error (exit code 1), as go-livepeer's subscriber does. A
+    /// --start index ahead of the live edge is waited for, --ahead-timeout seconds at most.
     Subscribe(SubscribeArgs),
 }
 
@@ -86,7 +92,13 @@ pub struct SubscribeArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// Where to start: -1 the next segment, -2 the one being written now, N that index.
-    #[arg(long, default_value = "-1", allow_negative_numbers = true, value_parser = parse_seq)]
+    #[arg(
+        long,
+        value_name = "-1|-2|N",
+        default_value = "-1",
+        allow_negative_numbers = true,
+        value_parser = parse_start
+    )]
     pub start: SeqSpec,
     /// Stop after this many segments (0: until the channel ends).
     #[arg(long, default_value_t = 0)]
@@ -94,10 +106,22 @@ pub struct SubscribeArgs {
     /// `-` writes the bytes to stdout; a folder gets one file per segment, named by its index.
     #[arg(long, value_name = "-|DIR", default_value = "-")]
     pub output: String,
+    /// Fail (exit code 1) when the next segment has fallen out of the server's window, instead
+    /// of skipping to the live edge (go-livepeer's subscriber behaviour).
+    #[arg(long)]
+    pub strict_window: bool,
+    /// Seconds to wait for a --start index ahead of the live edge before failing (0: fail at
+    /// once, as go-livepeer's subscriber does).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub ahead_timeout: u64,
 }
 
-fn parse_seq(s: &str) -> Result<SeqSpec, String> {
-    s.parse::<SeqSpec>().map_err(|e| e.to_string())
+/// Parses `--start`: `-1`, `-2` or an index, with a message that says so.
+fn parse_start(s: &str) -> Result<SeqSpec, String> {
+    s.trim().parse::<i64>().ok().and_then(SeqSpec::from_wire).ok_or_else(|| {
+        "must be -1 (the next segment), -2 (the segment being written now) or a segment index, 0 or above"
+            .to_owned()
+    })
 }
 
 /// Runs a `trickle` subcommand.
@@ -276,14 +300,20 @@ async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     }
-    let config = SubscriberConfig { start: args.start, ..Default::default() };
+    let config = SubscriberConfig {
+        start: args.start,
+        behind_window: if args.strict_window { BehindWindow::Fail } else { BehindWindow::Skip },
+        ahead_timeout: Duration::from_secs(args.ahead_timeout),
+        ..Default::default()
+    };
     let mut subscriber = TrickleSubscriber::new(http, &args.connect.url, config);
     let progress = Progress::new(None);
+    let notices = tokio::spawn(print_notices(subscriber.notices(), progress.clone()));
     let (mut segments, mut bytes) = (0u64, 0u64);
     let mut stdout = tokio::io::stdout();
     let outcome = cli::interruptible(async {
         while args.count == 0 || segments < args.count {
-            let Some(mut segment) = subscriber.next_segment().await? else { break };
+            let Some(mut segment) = subscriber.next_segment().await.map_err(subscribe_error)? else { break };
             let seq = segment.seq();
             let mut file = match &dir {
                 Some(dir) => Some(create_segment_file(dir, seq, segment.content_type()).await?),
@@ -309,21 +339,69 @@ async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
         anyhow::Ok(())
     })
     .await;
-    progress.finish();
     let end_reason = subscriber.end_reason();
-    subscriber.close();
-    outcome?;
+    let skipped = subscriber.stats().segments_skipped;
+    drop(subscriber); // ends the notices, so every one is printed before the summary
+    let _ = notices.await;
+    progress.finish();
     let url = redact_url(&args.connect.url);
-    if segments == 0 && end_reason == Some(EndReason::NotFound) {
+    if outcome.is_ok() && segments == 0 && end_reason == Some(EndReason::NotFound) {
         anyhow::bail!("channel {url} not found");
     }
+    let skipped = match skipped {
+        0 => String::new(),
+        n => format!("; skipped {n} segment(s) that fell out of the server's window"),
+    };
     let end = match end_reason {
         Some(EndReason::Closed) => "; the channel was closed",
         Some(EndReason::NotFound) => "; the channel is gone",
         None => "",
     };
-    eprintln!("received {segments} segment(s) / {} from {url}{end}", human_bytes(bytes));
-    Ok(())
+    eprintln!("received {segments} segment(s) / {} from {url}{skipped}{end}", human_bytes(bytes));
+    outcome
+}
+
+/// Prints the subscriber's notices (waiting ahead of the live edge, skipped segments) as
+/// warnings, until the subscriber is dropped.
+async fn print_notices(
+    mut notices: tokio::sync::mpsc::UnboundedReceiver<SubscriberNotice>,
+    progress: Progress,
+) {
+    while let Some(notice) = notices.recv().await {
+        let line = match notice {
+            SubscriberNotice::WaitingAhead { requested, latest, timeout } => {
+                let at = latest.map_or_else(|| "an unknown index".to_owned(), |l| l.to_string());
+                format!(
+                    "segment {requested} is ahead of the live edge (the server is at {at}): \
+                     waiting up to {} s for it (--ahead-timeout)",
+                    timeout.as_secs()
+                )
+            }
+            SubscriberNotice::Skipped { first, last } => {
+                let which = if first == last {
+                    format!("segment {first}")
+                } else {
+                    format!("segments {first}..{last}")
+                };
+                format!(
+                    "warning: {which} fell out of the server's window (it keeps the last \
+                     {SERVER_RING_SIZE}): skipped to {} (--strict-window fails instead)",
+                    last.saturating_add(1)
+                )
+            }
+        };
+        progress.println(line);
+    }
+}
+
+/// Says what to do about the subscriber errors a user can act on.
+fn subscribe_error(e: TrickleError) -> anyhow::Error {
+    let what = match &e {
+        TrickleError::FellBehind { .. } => "stopped (--strict-window)",
+        TrickleError::AheadOfLiveEdge { .. } => "gave up waiting (--ahead-timeout)",
+        _ => return e.into(),
+    };
+    anyhow::Error::new(e).context(what)
 }
 
 async fn create_segment_file(

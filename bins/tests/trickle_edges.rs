@@ -10,7 +10,8 @@ mod common;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{spawn, wait_with};
+use bytes::Bytes;
+use common::{run, spawn, wait_with};
 use gateway_core::trickle::{channel_url, MIME_MPEGTS};
 use gateway_testkit::serve::{serve, ServerHandle};
 use gateway_testkit::trickle_server::{TrickleConfig, TrickleFault, TrickleServer};
@@ -23,7 +24,7 @@ struct Server {
     base: String,
     /// Dropping the handle stops the server.
     _handle: ServerHandle,
-    _rt: tokio::runtime::Runtime,
+    rt: tokio::runtime::Runtime,
 }
 
 impl Server {
@@ -36,13 +37,32 @@ impl Server {
             (trickle, handle)
         });
         let base = format!("http://{}", handle.addr);
-        Server { trickle, base, _handle: handle, _rt: rt }
+        Server { trickle, base, _handle: handle, rt }
     }
 
     /// Creates channel `name`; answers its URL.
     fn channel(&self, name: &str) -> String {
         assert!(self.trickle.create_channel(name, MIME_MPEGTS));
         channel_url(&self.base, name)
+    }
+
+    /// Publishes `n` small segments to channel `name` in process.
+    fn publish(&self, name: &str, n: u8) {
+        let mut publisher = self.trickle.local_publisher(name).unwrap();
+        self.rt.block_on(async {
+            for i in 0..n {
+                publisher.write_segment(Bytes::from(vec![i; 10])).await.unwrap();
+            }
+        });
+    }
+
+    /// Waits until a segment GET is held open (a reader waits for its segment).
+    fn wait_reader(&self) {
+        let deadline = Instant::now() + GENEROUS;
+        while self.trickle.stats().active_gets == 0 {
+            assert!(Instant::now() < deadline, "no reader ever waited");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Waits until channel `name` has `n` completed segments.
@@ -124,4 +144,100 @@ fn a_closed_channel_stops_the_command_while_a_live_source_keeps_writing() {
     );
     assert!(r.stderr.contains("published "), "{}", r.stderr);
     feeder.join().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13.14: subscribe out of the window, ahead of the live edge, bad --start
+// ---------------------------------------------------------------------------------------------
+
+/// Segments 0..8 are out: `--start 0` has fallen out of the 5-slot window. By default the
+/// command warns, skips to the live edge and reports the 8 skipped in its summary (exit 0);
+/// with `--strict-window` it fails (exit 1), as go-livepeer's subscriber does.
+#[test]
+fn subscribe_behind_the_window_warns_and_counts_or_fails_with_strict_window() {
+    let server = Server::start();
+    let url = server.channel("behind");
+    server.publish("behind", 8);
+
+    let r = run(&["trickle", "subscribe", &url, "--start", "0", "--strict-window"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "error: stopped (--strict-window): trickle segment 0 fell out of the server's window; \
+             the live edge is 8"
+        ),
+        "{}",
+        r.stderr
+    );
+
+    let args = ["trickle", "subscribe", url.as_str(), "--start", "0", "--count", "1"];
+    let child = spawn(&args);
+    server.wait_reader(); // it skipped to 8 and waits for it
+    let mut publisher = server.trickle.local_publisher("behind").unwrap();
+    server.rt.block_on(publisher.write_segment(Bytes::from_static(b"eight"))).unwrap();
+    let r = wait_with(child, &args, GENEROUS);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(r.stdout, "eight");
+    assert!(
+        r.stderr.contains(
+            "warning: segments 0..7 fell out of the server's window (it keeps the last 5): skipped to 8 \
+             (--strict-window fails instead)"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("received 1 segment(s) / 5 B from")
+            && r.stderr.contains("; skipped 8 segment(s) that fell out of the server's window"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// `--start` far ahead of the live edge: the command says that it waits and for how long, then
+/// gives up with exit code 1; `--ahead-timeout 0` gives up at once.
+#[test]
+fn subscribe_ahead_of_the_live_edge_says_so_and_gives_up_after_the_timeout() {
+    let server = Server::start();
+    let url = server.channel("ahead");
+    server.publish("ahead", 3);
+    let r = run(&["trickle", "subscribe", &url, "--start", "1000", "--ahead-timeout", "1"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "segment 1000 is ahead of the live edge (the server is at 3): waiting up to 1 s for it \
+             (--ahead-timeout)"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(
+            "error: gave up waiting (--ahead-timeout): trickle segment 1000 still ahead of the live edge"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["trickle", "subscribe", &url, "--start", "1000", "--ahead-timeout", "0"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(!r.stderr.contains("waiting up to"), "{}", r.stderr);
+    assert!(r.stderr.contains("error: gave up waiting (--ahead-timeout)"), "{}", r.stderr);
+}
+
+/// A `--start` that is not -1, -2 or an index is a usage error that says what is allowed.
+#[test]
+fn a_bad_start_is_a_usage_error_that_says_what_is_allowed() {
+    for bad in ["-3", "x", "99999999999999999999"] {
+        let r = run(&["trickle", "subscribe", "http://127.0.0.1:1/ai/trickle/x", "--start", bad]);
+        assert_eq!(r.code, Some(2), "{r:?}");
+        assert!(
+            r.stderr.contains(
+                "must be -1 (the next segment), -2 (the segment being written now) or a segment index, 0 \
+                 or above"
+            ),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("header"), "{}", r.stderr);
+    }
 }

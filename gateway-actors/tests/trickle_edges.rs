@@ -6,6 +6,9 @@
 //!   the next segment; once the publisher gives up, every write fails at once (13.11, 13.12).
 //! - `close` deletes the channel before it drops the preconnected POST, so subscribers see a
 //!   clean end and no trailing empty segment (13.13).
+//! - A subscriber that fell out of the server's window skips to the live edge, counts and
+//!   announces what it skipped, or fails as go's does; one ahead of the live edge announces
+//!   its wait and gives up after its timeout (13.14).
 //!
 //! Every wait for something to happen is bounded by a generous deadline; nothing asserts on
 //! how long something took.
@@ -20,8 +23,8 @@ use bytes::Bytes;
 use gateway_actors::http::HttpClients;
 use gateway_actors::tls::OrchestratorTrust;
 use gateway_actors::trickle::{
-    EndReason, LedgerTotals, PublisherConfig, SegmentedPublisher, SubscriberConfig, TricklePublisher,
-    TrickleSubscriber,
+    BehindWindow, EndReason, LedgerTotals, PublisherConfig, SegmentedPublisher, SubscriberConfig,
+    SubscriberNotice, TricklePublisher, TrickleSubscriber,
 };
 use gateway_core::error::TrickleError;
 use gateway_core::trickle::{channel_url, SeqSpec, MIME_MPEGTS};
@@ -277,4 +280,76 @@ async fn close_sends_the_delete_before_it_drops_the_preconnected_post() {
     let delete = events.iter().position(|e| e.starts_with("DELETE /ai/trickle/order ")).expect("no DELETE");
     let ended = events.iter().position(|e| e.starts_with("post ")).unwrap();
     assert!(delete < ended, "the preconnect ended before the DELETE: {events:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13.14: out of the window, ahead of the live edge
+// ---------------------------------------------------------------------------------------------
+
+/// Segments 0..8 published: segment 0 fell out of the 5-slot window. By default the reader
+/// skips to the live edge (8), counts the 8 skipped and says so; with `BehindWindow::Fail` it
+/// fails with the indices, as go-livepeer's subscriber does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_behind_the_window_skips_and_says_so_or_fails_when_strict() {
+    let (server, handle, http, url) = trickle_channel("behind").await;
+    let mut publisher = server.local_publisher("behind").unwrap();
+    for i in 0..8u8 {
+        publisher.write_segment(Bytes::from(vec![i; 10])).await.unwrap();
+    }
+    let strict =
+        SubscriberConfig { start: SeqSpec::At(0), behind_window: BehindWindow::Fail, ..Default::default() };
+    let mut reader = TrickleSubscriber::new(http.clone(), &url, strict);
+    let err = bounded("a strict reader", GENEROUS, reader.next_segment()).await.unwrap_err();
+    assert_eq!(err, TrickleError::FellBehind { requested: 0, latest: 8 });
+    assert_eq!(reader.stats().segments_skipped, 0);
+
+    let mut reader = TrickleSubscriber::new(
+        http.clone(),
+        &url,
+        SubscriberConfig { start: SeqSpec::At(0), ..Default::default() },
+    );
+    let mut notices = reader.notices();
+    let next = tokio::spawn(async move {
+        let segment = reader.next_segment().await.unwrap().unwrap();
+        (segment.seq(), segment.read_all().await.unwrap(), reader)
+    });
+    let notice = bounded("a notice", GENEROUS, notices.recv()).await;
+    assert_eq!(notice, Some(SubscriberNotice::Skipped { first: 0, last: 7 }));
+    publisher.write_segment(Bytes::from_static(b"eight")).await.unwrap();
+    let (seq, data, reader) = bounded("segment 8", GENEROUS, next).await.unwrap();
+    assert_eq!((seq, data.as_ref()), (8, b"eight".as_ref()));
+    assert_eq!((reader.stats().segments_skipped, reader.stats().jumps), (8, 1));
+    handle.shutdown().await;
+}
+
+/// An index far ahead of the live edge: the reader announces that it waits, and for how long,
+/// then fails with the indices; a zero timeout fails at the first answer, without a notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_ahead_of_the_live_edge_announces_its_wait_and_gives_up() {
+    let (server, handle, http, url) = trickle_channel("ahead").await;
+    server.local_publisher("ahead").unwrap().write_segment(Bytes::from_static(b"zero")).await.unwrap();
+    let timeout = Duration::from_millis(300);
+    let config = SubscriberConfig { start: SeqSpec::At(100), ahead_timeout: timeout, ..Default::default() };
+    let mut reader = TrickleSubscriber::new(http.clone(), &url, config);
+    let mut notices = reader.notices();
+    let err = bounded("an ahead reader", GENEROUS, reader.next_segment()).await.unwrap_err();
+    assert!(
+        matches!(err, TrickleError::AheadOfLiveEdge { requested: 100, latest: Some(1), waited } if waited >= timeout),
+        "{err:?}"
+    );
+    assert_eq!(
+        notices.try_recv().ok(),
+        Some(SubscriberNotice::WaitingAhead { requested: 100, latest: Some(1), timeout })
+    );
+    assert!(reader.stats().waits_ahead >= 1);
+
+    let config =
+        SubscriberConfig { start: SeqSpec::At(100), ahead_timeout: Duration::ZERO, ..Default::default() };
+    let mut reader = TrickleSubscriber::new(http, &url, config);
+    let mut notices = reader.notices();
+    let err = bounded("an ahead reader", GENEROUS, reader.next_segment()).await.unwrap_err();
+    assert!(matches!(err, TrickleError::AheadOfLiveEdge { requested: 100, latest: Some(1), .. }), "{err:?}");
+    assert_eq!(reader.stats().get_attempts, 1);
+    assert!(notices.try_recv().is_err());
+    handle.shutdown().await;
 }

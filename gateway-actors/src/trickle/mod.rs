@@ -10,4 +10,7 @@ pub mod subscriber;
 
 pub use publisher::{PublisherConfig, PublisherStats, SegmentSink, TricklePublisher};
 pub use segmented::{LedgerTotals, Route, SegmentLedger, SegmentedPublisher};
-pub use subscriber::{EndReason, IncomingSegment, SubscriberConfig, SubscriberStats, TrickleSubscriber};
+pub use subscriber::{
+    BehindWindow, EndReason, IncomingSegment, SubscriberConfig, SubscriberNotice, SubscriberStats,
+    TrickleSubscriber,
+};
