@@ -177,8 +177,8 @@ impl Console {
 }
 
 /// A progress line on stderr when stderr is a terminal; invisible otherwise, so pipes and
-/// logs stay machine-readable.
-#[derive(Debug)]
+/// logs stay machine-readable. Clones draw the same line.
+#[derive(Debug, Clone)]
 pub struct Progress {
     bar: ProgressBar,
     started: Instant,
@@ -221,6 +221,11 @@ impl Progress {
     pub fn rate(&self, bytes: u64) -> String {
         let secs = self.elapsed().as_secs_f64().max(0.001);
         format!("{}/s", human_bytes((bytes as f64 / secs) as u64))
+    }
+
+    /// Prints a line on stderr above the progress line.
+    pub fn println(&self, line: impl fmt::Display) {
+        self.bar.suspend(|| eprintln!("{line}"));
     }
 
     /// Removes the progress line (before the final summary is printed).

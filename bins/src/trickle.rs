@@ -1,10 +1,14 @@
 //! `livepeer-gateway trickle publish|subscribe`: a curl for trickle channels, usable against any
 //! trickle server (an orchestrator's `/ai/trickle/{channel}`, the local network's).
 //!
-//! `publish` cuts stdin into segments (by size or by time) and posts them; at the end of input it
-//! deletes the channel, which tells subscribers the stream ended (`--keep-open` leaves it for
-//! late readers). `subscribe` writes segments to stdout, or one file per segment into a folder.
+//! `publish` cuts stdin into segments (by size or by time) and posts them through the library's
+//! [`SegmentedPublisher`]: a failed segment drops the rest of its piece of input and the next
+//! piece goes on in the next segment, and only confirmed bytes count as published. Once the
+//! publisher gives up it stops reading stdin. At the end of input it deletes the channel, which
+//! tells subscribers the stream ended (`--keep-open` leaves it for late readers). `subscribe`
+//! writes segments to stdout, or one file per segment into a folder.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,11 +17,12 @@ use clap::{Args, Subcommand};
 use gateway_actors::http::HttpClients;
 use gateway_actors::tls::OrchestratorTrust;
 use gateway_actors::trickle::{
-    EndReason, PublisherConfig, SegmentSink, SubscriberConfig, TricklePublisher, TrickleSubscriber,
+    BehindWindow, EndReason, PublisherConfig, SegmentedPublisher, SubscriberConfig, SubscriberNotice,
+    TricklePublisher, TrickleSubscriber,
 };
-use gateway_core::error::redact_url;
-use gateway_core::trickle::SeqSpec;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use gateway_core::error::{redact_url, TrickleError};
+use gateway_core::trickle::{SeqSpec, SERVER_RING_SIZE};
+use tokio::io::AsyncWriteExt;
 
 use crate::cli::{self, human_bytes, Progress};
 
@@ -25,8 +30,18 @@ use crate::cli::{self, human_bytes, Progress};
 #[derive(Debug, Subcommand)]
 pub enum TrickleCommand {
     /// Publish stdin to a channel, cut into segments.
+    ///
+    /// A segment that fails (stall, dropped connection, error status) is reported and the rest
+    /// of its input dropped; the next cut goes on in the next segment. The summary counts only
+    /// confirmed segments and bytes. Exit code 1 if a segment failed, or once the publisher gave
+    /// up (channel gone or closed, 3 failures in a row), which also stops reading stdin.
     Publish(PublishArgs),
     /// Read a channel's segments to stdout or into a folder.
+    ///
+    /// A server keeps only the last few segments: a reader that falls out of that window skips
+    /// to the live edge, with a warning on stderr and the count in the summary, unless
+    /// --strict-window makes it an error (exit code 1), as go-livepeer's subscriber does. A
+    /// --start index ahead of the live edge is waited for, --ahead-timeout seconds at most.
     Subscribe(SubscribeArgs),
 }
 
@@ -77,7 +92,13 @@ pub struct SubscribeArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// Where to start: -1 the next segment, -2 the one being written now, N that index.
-    #[arg(long, default_value = "-1", allow_negative_numbers = true, value_parser = parse_seq)]
+    #[arg(
+        long,
+        value_name = "-1|-2|N",
+        default_value = "-1",
+        allow_negative_numbers = true,
+        value_parser = parse_start
+    )]
     pub start: SeqSpec,
     /// Stop after this many segments (0: until the channel ends).
     #[arg(long, default_value_t = 0)]
@@ -85,10 +106,22 @@ pub struct SubscribeArgs {
     /// `-` writes the bytes to stdout; a folder gets one file per segment, named by its index.
     #[arg(long, value_name = "-|DIR", default_value = "-")]
     pub output: String,
+    /// Fail (exit code 1) when the next segment has fallen out of the server's window, instead
+    /// of skipping to the live edge (go-livepeer's subscriber behaviour).
+    #[arg(long)]
+    pub strict_window: bool,
+    /// Seconds to wait for a --start index ahead of the live edge before failing (0: fail at
+    /// once, as go-livepeer's subscriber does).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub ahead_timeout: u64,
 }
 
-fn parse_seq(s: &str) -> Result<SeqSpec, String> {
-    s.parse::<SeqSpec>().map_err(|e| e.to_string())
+/// Parses `--start`: `-1`, `-2` or an index, with a message that says so.
+fn parse_start(s: &str) -> Result<SeqSpec, String> {
+    s.trim().parse::<i64>().ok().and_then(SeqSpec::from_wire).ok_or_else(|| {
+        "must be -1 (the next segment), -2 (the segment being written now) or a segment index, 0 or above"
+            .to_owned()
+    })
 }
 
 /// Runs a `trickle` subcommand.
@@ -105,123 +138,157 @@ const READ_CHUNK: usize = 64 * 1024;
 async fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let http = args.connect.client()?;
     let config = PublisherConfig { mime: args.mime.clone(), ..Default::default() };
-    let mut publisher = cli::interruptible(async {
+    let publisher = cli::interruptible(async {
         anyhow::Ok(TricklePublisher::start(http, &args.connect.url, config).await)
     })
     .await?;
+    let first_seq = publisher.next_seq();
+    let mut stream = SegmentedPublisher::new(publisher);
     let cut_bytes = args.segment_bytes.unwrap_or(DEFAULT_SEGMENT_BYTES);
     let cut_after = args.segment_ms.map(Duration::from_millis);
-
-    // stdin is read on its own task so the time-based cut can fire while a read waits.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-    tokio::spawn(async move {
-        let mut stdin = tokio::io::stdin();
-        loop {
-            let mut buf = vec![0u8; READ_CHUNK];
-            let read = stdin.read(&mut buf).await;
-            let done = matches!(read, Ok(0) | Err(_));
-            let item = read.map(|n| {
-                buf.truncate(n);
-                Bytes::from(buf)
-            });
-            if tx.send(item).await.is_err() || done {
-                return;
-            }
-        }
-    });
+    let mut input = read_stdin();
 
     let progress = Progress::new(None);
-    let (mut segments, mut bytes, mut failed) = (0u64, 0u64, 0u64);
-    let mut first_seq = None;
     let outcome = cli::interruptible(async {
-        let mut open: Option<(SegmentSink, tokio::time::Instant)> = None;
+        // When the current piece started (for cuts by time).
+        let mut piece_started: Option<tokio::time::Instant> = None;
         loop {
-            let cut_at = open.as_ref().and_then(|(_, opened)| cut_after.map(|d| *opened + d));
+            let cut_at = piece_started.and_then(|at| cut_after.map(|d| at + d));
             let item = tokio::select! {
-                item = rx.recv() => item,
+                item = input.recv() => item,
                 _ = sleep_until(cut_at) => {
-                    let (sink, _) = open.take().expect("a cut time implies an open segment");
-                    close_segment(sink, &mut segments, &mut failed).await;
+                    piece_started = None;
+                    settle(stream.cut().await, &progress)?;
                     continue;
                 }
             };
             let mut chunk = match item {
-                Some(Ok(c)) if c.is_empty() => break,
                 Some(Ok(c)) => c,
                 Some(Err(e)) => anyhow::bail!("reading stdin: {e}"),
                 None => break,
             };
             while !chunk.is_empty() {
-                if open.is_none() {
-                    let sink = publisher.next_segment()?;
-                    first_seq.get_or_insert(sink.seq());
-                    open = Some((sink, tokio::time::Instant::now()));
-                }
-                let (sink, _) = open.as_mut().expect("opened above");
-                // With size cuts, a chunk may straddle two segments.
+                piece_started.get_or_insert_with(tokio::time::Instant::now);
+                // With size cuts, a chunk may straddle two pieces.
                 let room =
-                    if cut_after.is_some() { chunk.len() as u64 } else { cut_bytes - sink.bytes_written() };
+                    if cut_after.is_some() { chunk.len() as u64 } else { cut_bytes - stream.piece_bytes() };
                 let part = chunk.split_to((room as usize).min(chunk.len()));
-                bytes += part.len() as u64;
-                if let Err(e) = sink.write(part).await {
-                    tracing::debug!(error = %e, "segment write failed");
-                }
-                if cut_after.is_none() && sink.bytes_written() >= cut_bytes {
-                    let (sink, _) = open.take().expect("open");
-                    close_segment(sink, &mut segments, &mut failed).await;
+                settle(stream.write(part).await, &progress)?;
+                if cut_after.is_none() && stream.piece_bytes() >= cut_bytes {
+                    piece_started = None;
+                    settle(stream.cut().await, &progress)?;
                 }
             }
+            let t = stream.totals();
             progress.update(
-                segments,
-                format!("{segments} segments, {} ({})", human_bytes(bytes), progress.rate(bytes)),
+                t.segments_published,
+                format!(
+                    "{} segments, {} ({})",
+                    t.segments_published,
+                    human_bytes(t.bytes_published),
+                    progress.rate(t.bytes_in)
+                ),
             );
         }
-        if let Some((sink, _)) = open.take() {
-            close_segment(sink, &mut segments, &mut failed).await;
-        }
-        anyhow::Ok(())
+        settle(stream.cut().await, &progress)
     })
     .await;
     progress.finish();
-    let terminal = publisher.terminal_error();
+    let totals = stream.totals();
+    let started = stream.publisher().stats().segments_started;
+    // An unfinished segment (Ctrl-C) is abandoned: deleted, never completed short.
+    let publisher = stream.into_publisher();
     if !args.keep_open {
         publisher.close().await;
     }
-    outcome?;
-    let range = match first_seq {
-        Some(first) => format!(" (segments {first}..{})", first + segments + failed - 1),
-        None => String::new(),
+    let range = match started {
+        0 => String::new(),
+        n => format!(" (segments {first_seq}..{})", first_seq + n - 1),
+    };
+    let failed = match (totals.segments_failed, totals.bytes_drained) {
+        (0, 0) => String::new(),
+        (n, drained) => format!("; {n} failed, {} not published", human_bytes(drained)),
     };
     eprintln!(
-        "published {segments} segment(s) / {} to {}{range}{}",
-        human_bytes(bytes),
+        "published {} segment(s) / {} to {}{range}{failed}",
+        totals.segments_published,
+        human_bytes(totals.bytes_published),
         redact_url(&args.connect.url),
-        if failed > 0 { format!(", {failed} failed") } else { String::new() }
     );
-    if let Some(e) = terminal {
-        anyhow::bail!("the publisher gave up: {e}");
-    }
-    if failed > 0 {
-        anyhow::bail!("{failed} segment(s) failed");
+    outcome?;
+    if totals.segments_failed > 0 {
+        anyhow::bail!("{} segment(s) failed", totals.segments_failed);
     }
     Ok(())
+}
+
+/// The publisher stopped for good (the channel is gone or closed, or too many segments failed
+/// in a row): `trickle publish` stops reading its input and exits with 1.
+#[derive(Debug)]
+struct PublisherGaveUp(TrickleError);
+
+impl std::fmt::Display for PublisherGaveUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let why = match &self.0 {
+            TrickleError::ChannelNotFound { .. } => "the channel is gone (HTTP 404)".to_owned(),
+            TrickleError::EndOfStream => "the server closed the channel".to_owned(),
+            TrickleError::Terminal { consecutive_failures } => {
+                format!("{consecutive_failures} segments failed in a row")
+            }
+            other => other.to_string(),
+        };
+        write!(f, "the publisher gave up: {why}; stopped reading the input")
+    }
+}
+
+impl std::error::Error for PublisherGaveUp {}
+
+/// What a segment's failure means for the command: a terminal one stops it; any other is
+/// reported (the rest of that segment's input is dropped) and publishing goes on.
+fn settle(result: Result<(), TrickleError>, progress: &Progress) -> anyhow::Result<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_terminal() => Err(PublisherGaveUp(e).into()),
+        Err(e) => {
+            progress.println(format!(
+                "warning: {e}; the rest of its input is dropped, publishing goes on with the next segment"
+            ));
+            Ok(())
+        }
+    }
+}
+
+/// Reads stdin on a thread of its own, so cuts by time can fire while a read waits, and a read
+/// that never returns (a live source gone quiet) cannot hold the command when it stops early:
+/// a read on tokio's blocking pool would keep the runtime from shutting down.
+fn read_stdin() -> tokio::sync::mpsc::Receiver<std::io::Result<Bytes>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let mut buf = vec![0u8; READ_CHUNK];
+            let item = match stdin.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Ok(Bytes::from(buf))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+            let failed = item.is_err();
+            if tx.blocking_send(item).is_err() || failed {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-async fn close_segment(sink: SegmentSink, completed: &mut u64, failed: &mut u64) {
-    let seq = sink.seq();
-    match sink.finish().await {
-        Ok(()) => *completed += 1,
-        Err(e) => {
-            eprintln!("warning: segment {seq} failed: {e}");
-            *failed += 1;
-        }
     }
 }
 
@@ -233,14 +300,20 @@ async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     }
-    let config = SubscriberConfig { start: args.start, ..Default::default() };
+    let config = SubscriberConfig {
+        start: args.start,
+        behind_window: if args.strict_window { BehindWindow::Fail } else { BehindWindow::Skip },
+        ahead_timeout: Duration::from_secs(args.ahead_timeout),
+        ..Default::default()
+    };
     let mut subscriber = TrickleSubscriber::new(http, &args.connect.url, config);
     let progress = Progress::new(None);
+    let notices = tokio::spawn(print_notices(subscriber.notices(), progress.clone()));
     let (mut segments, mut bytes) = (0u64, 0u64);
     let mut stdout = tokio::io::stdout();
     let outcome = cli::interruptible(async {
         while args.count == 0 || segments < args.count {
-            let Some(mut segment) = subscriber.next_segment().await? else { break };
+            let Some(mut segment) = subscriber.next_segment().await.map_err(subscribe_error)? else { break };
             let seq = segment.seq();
             let mut file = match &dir {
                 Some(dir) => Some(create_segment_file(dir, seq, segment.content_type()).await?),
@@ -266,21 +339,69 @@ async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
         anyhow::Ok(())
     })
     .await;
-    progress.finish();
     let end_reason = subscriber.end_reason();
-    subscriber.close();
-    outcome?;
+    let skipped = subscriber.stats().segments_skipped;
+    drop(subscriber); // ends the notices, so every one is printed before the summary
+    let _ = notices.await;
+    progress.finish();
     let url = redact_url(&args.connect.url);
-    if segments == 0 && end_reason == Some(EndReason::NotFound) {
+    if outcome.is_ok() && segments == 0 && end_reason == Some(EndReason::NotFound) {
         anyhow::bail!("channel {url} not found");
     }
+    let skipped = match skipped {
+        0 => String::new(),
+        n => format!("; skipped {n} segment(s) that fell out of the server's window"),
+    };
     let end = match end_reason {
         Some(EndReason::Closed) => "; the channel was closed",
         Some(EndReason::NotFound) => "; the channel is gone",
         None => "",
     };
-    eprintln!("received {segments} segment(s) / {} from {url}{end}", human_bytes(bytes));
-    Ok(())
+    eprintln!("received {segments} segment(s) / {} from {url}{skipped}{end}", human_bytes(bytes));
+    outcome
+}
+
+/// Prints the subscriber's notices (waiting ahead of the live edge, skipped segments) as
+/// warnings, until the subscriber is dropped.
+async fn print_notices(
+    mut notices: tokio::sync::mpsc::UnboundedReceiver<SubscriberNotice>,
+    progress: Progress,
+) {
+    while let Some(notice) = notices.recv().await {
+        let line = match notice {
+            SubscriberNotice::WaitingAhead { requested, latest, timeout } => {
+                let at = latest.map_or_else(|| "an unknown index".to_owned(), |l| l.to_string());
+                format!(
+                    "segment {requested} is ahead of the live edge (the server is at {at}): \
+                     waiting up to {} s for it (--ahead-timeout)",
+                    timeout.as_secs()
+                )
+            }
+            SubscriberNotice::Skipped { first, last } => {
+                let which = if first == last {
+                    format!("segment {first}")
+                } else {
+                    format!("segments {first}..{last}")
+                };
+                format!(
+                    "warning: {which} fell out of the server's window (it keeps the last \
+                     {SERVER_RING_SIZE}): skipped to {} (--strict-window fails instead)",
+                    last.saturating_add(1)
+                )
+            }
+        };
+        progress.println(line);
+    }
+}
+
+/// Says what to do about the subscriber errors a user can act on.
+fn subscribe_error(e: TrickleError) -> anyhow::Error {
+    let what = match &e {
+        TrickleError::FellBehind { .. } => "stopped (--strict-window)",
+        TrickleError::AheadOfLiveEdge { .. } => "gave up waiting (--ahead-timeout)",
+        _ => return e.into(),
+    };
+    anyhow::Error::new(e).context(what)
 }
 
 async fn create_segment_file(

@@ -8,6 +8,8 @@
 //!   error status) is drained: its remaining bytes are consumed and counted, never sent, so the
 //!   encoder is never blocked or killed; the writer restarts itself under its `Supervisor`, and
 //!   the next media segment (which starts with a keyframe) rolls into the next sequence number.
+//!   Those rules and the byte counts are [`SegmentLedger`]'s, shared with
+//!   [`SegmentedPublisher`](crate::trickle::SegmentedPublisher).
 //! - A trickle segment stays open at least [`MIN_SEGMENT_WALLCLOCK`]: shorter media segments are
 //!   joined into it.
 //! - With no media bytes for [`IDLE_CUTOVER`] the open segment is closed and a fresh one opened
@@ -28,6 +30,7 @@ use gateway_media::FrameQueue;
 use tokio::sync::oneshot;
 
 use crate::encoder::{EncodeFrame, FlushEncoder, FrameEncoder};
+use crate::trickle::{Route, SegmentLedger};
 use crate::writer::{BeginSegment, EndSegment, SegmentWriter, Settle, WriteChunk, WriterStats};
 
 /// Timing rules of a stream.
@@ -127,11 +130,10 @@ pub struct StreamSupervisor {
     finishing: Option<oneshot::Sender<MediaStats>>,
     steps: VecDeque<Step>,
     writing: bool,
-    open: bool,
-    draining: bool,
+    /// Open segment, drain state and the segment and byte counts of `stats`.
+    ledger: SegmentLedger,
     opened_at: Instant,
     last_bytes: Instant,
-    in_flight: u64,
 }
 
 impl StreamSupervisor {
@@ -156,11 +158,9 @@ impl StreamSupervisor {
             finishing: None,
             steps: VecDeque::new(),
             writing: false,
-            open: false,
-            draining: false,
+            ledger: SegmentLedger::new(),
             opened_at: Instant::now(),
             last_bytes: Instant::now(),
-            in_flight: 0,
         }
     }
 
@@ -172,6 +172,12 @@ impl StreamSupervisor {
         s.drops.debt = q.dropped_debt;
         s.drops.non_monotonic = q.dropped_non_monotonic;
         s.frames_dropped = s.drops.total();
+        let t = self.ledger.totals();
+        s.segments_published = t.segments_published;
+        s.segments_failed = t.segments_failed;
+        s.bytes_encoded = t.bytes_in;
+        s.bytes_published = t.bytes_published;
+        s.bytes_drained = t.bytes_drained;
         s
     }
 
@@ -243,13 +249,13 @@ impl StreamSupervisor {
             };
             let fut: Option<ResponseActFuture<Self, Outcome>> = match step {
                 Step::Media(SegmentEvent::SegmentStart { .. }) => {
-                    if self.open && self.opened_at.elapsed() < self.timing.min_segment_wallclock {
-                        self.stats.segments_joined += 1;
-                        None // join this media segment to the open trickle segment
-                    } else if self.open {
-                        None // still open after a join: keep writing into it
+                    if self.ledger.is_open() {
+                        if self.opened_at.elapsed() < self.timing.min_segment_wallclock {
+                            self.stats.segments_joined += 1; // join it to the open segment
+                        }
+                        None // (or still open after a join: keep writing into it)
                     } else {
-                        self.draining = false;
+                        self.ledger.start_piece();
                         Some(Box::pin(
                             self.writer
                                 .send(BeginSegment)
@@ -260,50 +266,44 @@ impl StreamSupervisor {
                 }
                 Step::Media(SegmentEvent::Chunk(bytes)) => {
                     let len = bytes.len() as u64;
-                    self.stats.bytes_encoded += len;
                     self.last_bytes = Instant::now();
-                    if self.draining || !self.open {
-                        self.stats.bytes_drained += len;
-                        None
-                    } else {
-                        Some(Box::pin(
+                    match self.ledger.route(len) {
+                        Route::Drain => None,
+                        Route::Write => Some(Box::pin(
                             self.writer
                                 .send(WriteChunk(bytes))
                                 .into_actor(self)
                                 .map(move |r, _, _| Outcome::Wrote(len, flatten(r))),
-                        ))
+                        )),
                     }
                 }
                 Step::Media(SegmentEvent::SegmentEnd(_)) => {
-                    if self.draining {
-                        self.draining = false; // the failed segment is over: roll into the next
+                    // A failed segment's media segment is over: the next rolls into the next.
+                    let drained = self.ledger.end_drain();
+                    // Too short: the next media segment joins it.
+                    let too_short = self.opened_at.elapsed() < self.timing.min_segment_wallclock
+                        && self.finishing.is_none();
+                    if drained || !self.ledger.is_open() || too_short {
                         None
-                    } else if self.open
-                        && self.opened_at.elapsed() < self.timing.min_segment_wallclock
-                        && self.finishing.is_none()
-                    {
-                        None // too short: the next media segment joins it
-                    } else if self.open {
+                    } else {
                         Some(Box::pin(
                             self.writer
                                 .send(EndSegment)
                                 .into_actor(self)
                                 .map(|r, _, _| Outcome::Ended(flatten(r))),
                         ))
-                    } else {
-                        None
                     }
                 }
-                Step::Close if self.open => Some(Box::pin(
+                Step::Close if self.ledger.is_open() => Some(Box::pin(
                     self.writer.send(EndSegment).into_actor(self).map(|r, _, _| Outcome::Ended(flatten(r))),
                 )),
                 Step::Close => None,
                 Step::Cutover => {
-                    if !self.open || self.last_bytes.elapsed() < self.timing.idle_cutover {
+                    if !self.ledger.is_open() || self.last_bytes.elapsed() < self.timing.idle_cutover {
                         None
                     } else {
                         self.stats.idle_cutovers += 1;
-                        let mid_segment = self.in_flight > 0;
+                        let mid_segment = self.ledger.in_flight() > 0;
                         let writer = self.writer.clone();
                         Some(Box::pin(
                             async move {
@@ -340,18 +340,19 @@ impl StreamSupervisor {
         match outcome {
             Outcome::Began(Ok(_)) => self.opened(),
             Outcome::Began(Err(e)) => self.begin_failed(e),
-            Outcome::Wrote(len, Ok(())) => self.in_flight += len,
+            Outcome::Wrote(len, Ok(())) => self.ledger.wrote(len, true),
             Outcome::Wrote(len, Err(e)) => {
                 tracing::warn!(error = %e, "segment failed; draining the rest of it");
-                self.segment_failed(len, &e);
+                self.ledger.wrote(len, false);
+                self.note_terminal(&e);
             }
             Outcome::Ended(r) => self.ended(r),
             Outcome::CutoverDone(ended, began) => {
-                let mid = self.in_flight > 0;
+                let mid = self.ledger.in_flight() > 0;
                 self.ended(ended);
                 match began {
                     Ok(_) => self.opened(),
-                    Err(_) if mid => self.draining = true,
+                    Err(_) if mid => self.ledger.drain_rest(),
                     Err(e) => self.begin_failed(e),
                 }
             }
@@ -359,45 +360,27 @@ impl StreamSupervisor {
     }
 
     fn opened(&mut self) {
-        self.open = true;
-        self.draining = false;
+        self.ledger.began(true);
         self.opened_at = Instant::now();
         self.last_bytes = Instant::now();
-        self.in_flight = 0;
     }
 
     fn begin_failed(&mut self, e: TrickleError) {
-        self.open = false;
-        self.draining = true;
-        if e.is_terminal() {
-            self.stats.terminal_error = Some(e.to_string());
-        }
+        self.ledger.began(false);
+        self.note_terminal(&e);
     }
 
-    fn segment_failed(&mut self, extra: u64, e: &TrickleError) {
-        self.stats.segments_failed += 1;
-        self.stats.bytes_drained += self.in_flight + extra;
-        self.in_flight = 0;
-        self.open = false;
-        self.draining = true;
+    fn note_terminal(&mut self, e: &TrickleError) {
         if e.is_terminal() {
             self.stats.terminal_error = Some(e.to_string());
         }
     }
 
     fn ended(&mut self, r: Result<(), TrickleError>) {
-        match r {
-            Ok(()) => {
-                self.stats.segments_published += 1;
-                self.stats.bytes_published += self.in_flight;
-                self.in_flight = 0;
-                self.open = false;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "segment failed at its end");
-                self.segment_failed(0, &e);
-                self.draining = false; // the media segment is over
-            }
+        self.ledger.ended(r.is_ok());
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "segment failed at its end");
+            self.note_terminal(&e);
         }
     }
 
@@ -410,7 +393,7 @@ impl StreamSupervisor {
             self.pump(ctx);
             return;
         }
-        if self.open {
+        if self.ledger.is_open() {
             // A segment kept open by the minimum wall-clock rule: close it now.
             self.steps.push_back(Step::Close);
             self.drive(ctx);
@@ -453,7 +436,7 @@ impl Actor for StreamSupervisor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let every = (self.timing.idle_cutover / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         ctx.run_interval(every, |act, ctx| {
-            if act.open && !act.writing && act.last_bytes.elapsed() >= act.timing.idle_cutover {
+            if act.ledger.is_open() && !act.writing && act.last_bytes.elapsed() >= act.timing.idle_cutover {
                 act.steps.push_back(Step::Cutover);
                 act.drive(ctx);
             }

@@ -21,6 +21,8 @@
 //! Every wait for something to happen is a poll with a generous deadline. The only fixed sleep
 //! checks that something does *not* happen (no payment after a 481), which cannot flake.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +46,8 @@ use gateway_testkit::orchestrator::OrchestratorConfig;
 use gateway_testkit::signer::{SignerConfig, SignerFault};
 use gateway_testkit::trickle_server::TrickleFault;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use common::read_head;
 
 const STALL: Duration = Duration::from_millis(800);
 const GENEROUS: Duration = Duration::from_secs(20);
@@ -748,23 +752,6 @@ async fn early_503_server() -> (String, tokio::sync::mpsc::UnboundedReceiver<(us
         }
     });
     (format!("http://{addr}/ai/trickle/early"), rx)
-}
-
-/// Reads one request head from `socket` (after what `data` already holds), returns it and
-/// leaves in `data` whatever followed it; `None` when the connection ends first.
-async fn read_head(socket: &mut tokio::net::TcpStream, data: &mut Vec<u8>) -> Option<String> {
-    let mut buf = vec![0u8; 16 * 1024];
-    let head_end = loop {
-        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match socket.read(&mut buf).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => data.extend_from_slice(&buf[..n]),
-        }
-    };
-    let head: Vec<u8> = data.drain(..head_end).collect();
-    Some(String::from_utf8_lossy(&head).into_owned())
 }
 
 /// The payload of the complete chunks of a chunked body (stops at the first incomplete one).

@@ -189,6 +189,30 @@ pub enum TrickleError {
         /// Server's next write index, if it said.
         latest: Option<i64>,
     },
+    /// The requested segment fell out of the server's window (HTTP 470 with a later
+    /// `Lp-Trickle-Latest`), and the subscriber was told not to skip ahead.
+    #[error("trickle segment {requested} fell out of the server's window; the live edge is {latest}")]
+    FellBehind {
+        /// Requested sequence number.
+        requested: i64,
+        /// The server's next write index.
+        latest: i64,
+    },
+    /// The requested segment stayed ahead of the live edge for longer than the subscriber
+    /// waits.
+    #[error(
+        "trickle segment {requested} still ahead of the live edge after {:.1} s (the server is at {})",
+        waited.as_secs_f64(),
+        latest.map_or_else(|| "an unknown index".to_owned(), |l| l.to_string())
+    )]
+    AheadOfLiveEdge {
+        /// Requested sequence number.
+        requested: i64,
+        /// The server's next write index, if it said.
+        latest: Option<i64>,
+        /// How long the subscriber waited.
+        waited: std::time::Duration,
+    },
     /// Too many segments failed in a row: terminal.
     #[error("trickle publisher gave up after {consecutive_failures} consecutive failed segments")]
     Terminal {

@@ -41,6 +41,24 @@ pub fn run_with(args: &[&str], stdin: Option<&[u8]>, envs: &[(&str, &str)], limi
             let _ = pipe.write_all(&input);
         });
     }
+    wait_with(child, args, limit)
+}
+
+/// Starts the binary with `args` and a piped stdin for the caller to feed (take it with
+/// `child.stdin.take()`); finish with [`wait_with`].
+pub fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn livepeer-gateway")
+}
+
+/// Waits for `child` (started with `args`) to exit, killing it after `limit`, and collects
+/// what it printed.
+pub fn wait_with(mut child: Child, args: &[&str], limit: Duration) -> Run {
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let out_thread = std::thread::spawn(move || {

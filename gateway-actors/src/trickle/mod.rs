@@ -1,10 +1,16 @@
 //! Trickle transport: the publisher and subscriber engines the actors drive.
 //!
 //! These are plain async types (tokio, `Send`), usable without actix; the [`crate::writer`]
-//! actor and the job APIs wrap them.
+//! actor and the job APIs wrap them. [`segmented`] holds the drain and roll rules of a stream
+//! cut into segments, shared by the stream supervisor and `livepeer-gateway trickle publish`.
 
 pub mod publisher;
+pub mod segmented;
 pub mod subscriber;
 
 pub use publisher::{PublisherConfig, PublisherStats, SegmentSink, TricklePublisher};
-pub use subscriber::{EndReason, IncomingSegment, SubscriberConfig, SubscriberStats, TrickleSubscriber};
+pub use segmented::{LedgerTotals, Route, SegmentLedger, SegmentedPublisher};
+pub use subscriber::{
+    BehindWindow, EndReason, IncomingSegment, SubscriberConfig, SubscriberNotice, SubscriberStats,
+    TrickleSubscriber,
+};

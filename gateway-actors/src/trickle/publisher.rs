@@ -15,7 +15,8 @@
 //! - A POST that failed before it was handed any body byte is retried once, with every byte;
 //!   after that, never.
 //! - 404 is terminal (the channel is gone); so are 3 failed segments in a row.
-//! - `close` deletes the channel, which ends the stream for every subscriber.
+//! - `close` deletes the channel, which ends the stream for every subscriber, and only then
+//!   drops the preconnected POST (see [`TricklePublisher::close`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -293,13 +294,19 @@ impl TricklePublisher {
         Ok(seq)
     }
 
-    /// Ends the stream: cancels the preconnected POST and deletes the channel.
+    /// Ends the stream: deletes the channel, then drops the preconnected POST.
+    ///
+    /// The order matters (go-livepeer's publisher deletes first too): dropping the preconnect
+    /// ends its body, and a server that sees that end before the DELETE completes it as an
+    /// empty segment, so subscribers would get a trailing 0-byte segment and then a 404
+    /// instead of a clean end. Deleted first, the server answers the preconnect itself (end of
+    /// stream) and its readers see the channel closed.
     pub async fn close(mut self) {
         self.shared.closed.store(true, Ordering::Relaxed);
+        let _ = tokio::time::timeout(JSON_CALL_TIMEOUT, self.http.delete(&self.url).send()).await;
         if let Some(p) = self.pending.take() {
             p.task.abort();
         }
-        let _ = tokio::time::timeout(JSON_CALL_TIMEOUT, self.http.delete(&self.url).send()).await;
     }
 
     fn preconnect(&mut self) {

@@ -5,8 +5,11 @@
 //! - Start at `-2` (the segment being written, from its start), `-1` (the next one) or an
 //!   absolute index; afterwards follow `Lp-Trickle-Seq + 1`.
 //! - 470 with `Lp-Trickle-Latest` at or below the requested index means we are ahead of the live
-//!   edge: wait briefly and ask for the same index again (jumping would rewind timestamps).
-//!   Behind the window: jump to `Latest`. Waiting does not use up the retry budget.
+//!   edge: wait briefly and ask for the same index again (jumping would rewind timestamps), for
+//!   at most [`SubscriberConfig::ahead_timeout`]. Behind the window: jump to `Latest`, counting
+//!   the segments skipped, or fail as go-livepeer's subscriber does
+//!   ([`SubscriberConfig::behind_window`]). Waiting does not use up the retry budget. Callers
+//!   that tell a user about either can take [`TrickleSubscriber::notices`].
 //! - 404 or `Lp-Trickle-Closed` is the end of the stream.
 //! - A preconnected GET that has no response headers after 20 s is re-issued (servers and load
 //!   balancers drop long idle requests).
@@ -20,12 +23,13 @@ use gateway_core::trickle::{
     classify_get, segment_url, GetOutcome, SeqSpec, TrickleHeaders, HEADER_SEQ, SUBSCRIBER_AHEAD_PAUSE,
     SUBSCRIBER_MAX_RETRIES, SUBSCRIBER_PRECONNECT_REFRESH, SUBSCRIBER_RETRY_PAUSE,
 };
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::http::{describe, read_body_capped};
 
-/// Most consecutive "ahead of the live edge" waits before giving up (about a minute).
-const MAX_AHEAD_WAITS: u32 = 240;
+/// How long a subscriber waits by default for an index ahead of the live edge.
+pub const DEFAULT_AHEAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most 470 "jump to latest" answers for one segment: an honest server needs one; a hostile or
 /// broken one could keep moving the live edge forever.
 const MAX_JUMPS: u32 = 8;
@@ -41,6 +45,45 @@ pub struct SubscriberConfig {
     pub preconnect_refresh: Duration,
     /// Refuse segments larger than this.
     pub max_segment_bytes: Option<usize>,
+    /// What to do when the wanted segment has fallen out of the server's window.
+    pub behind_window: BehindWindow,
+    /// How long to wait for an index ahead of the live edge before failing with
+    /// [`TrickleError::AheadOfLiveEdge`]; zero fails at the first such answer, as go-livepeer's
+    /// subscriber does.
+    pub ahead_timeout: Duration,
+}
+
+/// What a subscriber does when the segment it wants has fallen out of the server's window
+/// (the server keeps the last few segments only, so a slow reader or an old `start` falls out).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BehindWindow {
+    /// Jump to the live edge and go on, counting the segments skipped
+    /// ([`SubscriberStats::segments_skipped`], [`SubscriberNotice::Skipped`]).
+    #[default]
+    Skip,
+    /// Fail with [`TrickleError::FellBehind`], as go-livepeer's subscriber does.
+    Fail,
+}
+
+/// News a caller may pass on to its user, from [`TrickleSubscriber::notices`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscriberNotice {
+    /// The requested index is ahead of the live edge: waiting for it, `timeout` at most.
+    WaitingAhead {
+        /// The requested index.
+        requested: i64,
+        /// The server's next write index, if it said.
+        latest: Option<i64>,
+        /// How long the subscriber will wait.
+        timeout: Duration,
+    },
+    /// Segments `first..=last` fell out of the server's window and were skipped.
+    Skipped {
+        /// First index skipped.
+        first: i64,
+        /// Last index skipped.
+        last: i64,
+    },
 }
 
 impl Default for SubscriberConfig {
@@ -50,6 +93,8 @@ impl Default for SubscriberConfig {
             max_retries: SUBSCRIBER_MAX_RETRIES,
             preconnect_refresh: SUBSCRIBER_PRECONNECT_REFRESH,
             max_segment_bytes: None,
+            behind_window: BehindWindow::Skip,
+            ahead_timeout: DEFAULT_AHEAD_TIMEOUT,
         }
     }
 }
@@ -80,6 +125,8 @@ pub struct SubscriberStats {
     pub preconnect_refreshes: u64,
     /// Delivered segments whose index was not the one expected.
     pub seq_gaps: u64,
+    /// Segments skipped: fallen out of the server's window, or jumped over by the server.
+    pub segments_skipped: u64,
     /// Latest index the server reported.
     pub latest_seq: Option<i64>,
 }
@@ -95,6 +142,7 @@ pub struct TrickleSubscriber {
     preconnect: Option<(i64, PendingGet)>,
     ended: Option<EndReason>,
     stats: SubscriberStats,
+    notices: Option<mpsc::UnboundedSender<SubscriberNotice>>,
 }
 
 impl std::fmt::Debug for TrickleSubscriber {
@@ -117,6 +165,31 @@ impl TrickleSubscriber {
             preconnect: None,
             ended: None,
             stats: SubscriberStats::default(),
+            notices: None,
+        }
+    }
+
+    /// Notices of waits ahead of the live edge and of skipped segments, from now on (a second
+    /// call replaces the first receiver). Unbounded, but there are few: one per wait, one per
+    /// skip.
+    pub fn notices(&mut self) -> mpsc::UnboundedReceiver<SubscriberNotice> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.notices = Some(tx);
+        rx
+    }
+
+    fn notify(&self, notice: SubscriberNotice) {
+        if let Some(tx) = &self.notices {
+            let _ = tx.send(notice);
+        }
+    }
+
+    /// Counts `first..=last` as skipped.
+    fn skipped(&mut self, first: i64, last: i64) {
+        if last >= first {
+            let n = u64::try_from(last.saturating_sub(first)).unwrap_or(u64::MAX).saturating_add(1);
+            self.stats.segments_skipped = self.stats.segments_skipped.saturating_add(n);
+            self.notify(SubscriberNotice::Skipped { first, last });
         }
     }
 
@@ -136,7 +209,7 @@ impl TrickleSubscriber {
             return Ok(None);
         }
         let mut failures = 0;
-        let mut ahead_waits = 0;
+        let mut ahead_since: Option<tokio::time::Instant> = None;
         let mut jumps = 0;
         loop {
             let requested = self.next;
@@ -169,6 +242,7 @@ impl TrickleSubscriber {
                 }
                 if requested >= 0 && seq != requested {
                     self.stats.seq_gaps += 1;
+                    self.skipped(requested, seq - 1);
                 }
                 self.next = seq.saturating_add(1);
                 self.stats.segments_delivered += 1;
@@ -192,17 +266,38 @@ impl TrickleSubscriber {
                 }
                 Ok(GetOutcome::WaitForSame) => {
                     self.stats.waits_ahead += 1;
-                    ahead_waits += 1;
-                    if ahead_waits > MAX_AHEAD_WAITS {
-                        return Err(TrickleError::SequenceNotAvailable { requested, latest: headers.latest });
+                    let timeout = self.config.ahead_timeout;
+                    let since = match ahead_since {
+                        Some(since) => since,
+                        None => {
+                            if !timeout.is_zero() {
+                                let latest = headers.latest;
+                                self.notify(SubscriberNotice::WaitingAhead { requested, latest, timeout });
+                            }
+                            *ahead_since.insert(tokio::time::Instant::now())
+                        }
+                    };
+                    let waited = since.elapsed();
+                    if waited >= timeout {
+                        return Err(TrickleError::AheadOfLiveEdge {
+                            requested,
+                            latest: headers.latest,
+                            waited,
+                        });
                     }
-                    tokio::time::sleep(SUBSCRIBER_AHEAD_PAUSE).await;
+                    tokio::time::sleep(SUBSCRIBER_AHEAD_PAUSE.min(timeout - waited)).await;
                 }
                 Ok(GetOutcome::JumpTo(latest)) => {
+                    if requested >= 0 && self.config.behind_window == BehindWindow::Fail {
+                        return Err(TrickleError::FellBehind { requested, latest });
+                    }
                     self.stats.jumps += 1;
                     jumps += 1;
                     if jumps > MAX_JUMPS {
                         return Err(TrickleError::SequenceNotAvailable { requested, latest: Some(latest) });
+                    }
+                    if requested >= 0 {
+                        self.skipped(requested, latest - 1);
                     }
                     self.next = latest;
                 }
