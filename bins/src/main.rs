@@ -7,6 +7,7 @@
 //! `--orchestrator`, `--signer`, `--discovery` or `--token` they run against the embedded local
 //! network, so each works out of the box.
 
+mod byoc_request;
 mod byoc_text_reversal;
 mod byoc_write_frames;
 mod byoc_write_text;
@@ -55,6 +56,8 @@ enum Command {
     GetOrchestratorInfo(orchestrator_info::OrchestratorInfoArgs),
     /// Select orchestrators for a job and print the ranking and every rejection.
     SelectOrchestrator(select::SelectArgs),
+    /// Send one single-shot BYOC request (/process/request) and stream its answer.
+    ByocRequest(byoc_request::ByocRequestArgs),
     /// Send one text to a BYOC text-reversal job and print the reply.
     ByocTextReversal(byoc_text_reversal::TextReversalArgs),
     /// Stream text lines (stdin or --text) to a BYOC job and print each reply.
@@ -111,6 +114,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Capabilities { queries } => print_capabilities(queries),
         Command::GetOrchestratorInfo(args) => orchestrator_info::run(args).await,
         Command::SelectOrchestrator(args) => select::run(args).await,
+        Command::ByocRequest(args) => byoc_request::run(args).await,
         Command::ByocTextReversal(args) => byoc_text_reversal::run(args).await,
         Command::ByocWriteText(args) => byoc_write_text::run(args).await,
         Command::WriteFrames(args) => write_frames::run(args).await,

@@ -7,7 +7,9 @@
 //! `POST /ai/stream/payment` every 50 s. A 482 skips the cycle; 480 refreshes the
 //! orchestrator info (bounded); a price rise (481) or a refusal by the orchestrator stops the
 //! payments, and so do [`MAX_FAILED_CYCLES`] failed cycles in a row (a dead orchestrator or
-//! signer). Why they stopped is a [`PaymentStop`] in [`PaymentStats::stopped`]; the stats live
+//! signer; for BYOC also 400 and 402, which go's orchestrator answers to a payment it credited
+//! while the balance stays short, and which go's gateway keeps paying through). A BYOC stop
+//! carries a [`FinalPayment`]. Why they stopped is a [`PaymentStop`] in [`PaymentStats::stopped`]; the stats live
 //! in a watch channel, so [`wait_for_stop`] can await it.
 
 use std::future::Future;
@@ -136,6 +138,22 @@ impl PaymentSession {
     /// The orchestrator info in use.
     pub fn info(&self) -> &OrchestratorInfo {
         &self.info
+    }
+
+    /// Starts the payment session over: fresh orchestrator info (new ticket parameters, so the
+    /// restarted nonces cannot collide with used ones) and no signer state, so the next payment
+    /// preloads again. For an orchestrator that wants more credit than the signer's state says
+    /// it has (a 402 the signer would answer with 482).
+    pub async fn restart(&mut self) -> Result<(), SignerError> {
+        let refresh = self
+            .refresh
+            .clone()
+            .ok_or_else(|| SignerError::InvalidRequest("no way to refresh the orchestrator info".into()))?;
+        self.info = refresh().await.map_err(|reason| {
+            SignerError::InvalidRequest(format!("cannot refresh orchestrator info: {reason}"))
+        })?;
+        self.state = None;
+        Ok(())
     }
 
     /// Credentials for the next payment: from the signer, or offchain ones.
@@ -394,6 +412,32 @@ impl Handler<StopPayments> for PaymentScheduler {
     }
 }
 
+/// The job is stopping: payments end, and this answers the credentials of one last payment
+/// (`None` when the credit still covers the time so far), for the stop call to carry: go's
+/// BYOC orchestrator refuses a stop, and keeps the stream running, without 60 s of balance.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<PaymentCredentials>, SignerError>")]
+pub struct FinalPayment;
+
+impl Handler<FinalPayment> for PaymentScheduler {
+    type Result = ResponseActFuture<Self, Result<Option<PaymentCredentials>, SignerError>>;
+
+    fn handle(&mut self, _: FinalPayment, _: &mut Context<Self>) -> Self::Result {
+        let session = self.session.clone();
+        let fut = async move {
+            match session.lock().await.next_payment().await {
+                Ok(creds) => Ok(Some(creds)),
+                Err(SignerError::SkipCycle) => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        Box::pin(fut.into_actor(self).map(|result, act, ctx| {
+            act.stop_for_good(PaymentStop::JobEnded, ctx);
+            result
+        }))
+    }
+}
+
 /// Pay right away (outside the timer), e.g. before a long pause.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -451,6 +495,13 @@ async fn pay_once(
     let body = read_body_capped(resp, MAX_RESPONSE_BYTES).await.unwrap_or_default();
     if status >= 500 || status == 408 || status == 429 {
         return PayOutcome::Failed(format!("orchestrator answered HTTP {status}"));
+    }
+    // go's BYOC orchestrator answers 400 to every setup error of a payment, including a
+    // balance still short of 60 s after it credited this one; go's gateway keeps paying. We
+    // retry too, bounded by `MAX_FAILED_CYCLES`. A 404 or 410 means the stream is gone.
+    if matches!(target, PaymentTarget::Byoc { .. }) && matches!(status, 400 | 402) {
+        let message = gateway_core::error::body_excerpt(&body, 300);
+        return PayOutcome::Failed(format!("orchestrator answered HTTP {status}: {message}"));
     }
     if status >= 400 {
         let err = JobError::Http {

@@ -148,6 +148,18 @@ pub enum SignerError {
     /// The request could not be built (bad input from the caller).
     #[error("invalid signer request: {0}")]
     InvalidRequest(String),
+    /// The signer lacks what the job needs: go-livepeer master has no `/sign-byoc-job` and
+    /// refuses payment type `byoc` ("invalid job type"). BYOC through a remote signer needs
+    /// go-livepeer with the BYOC remote-signer work (PR #3869).
+    #[error("the remote signer does not support {what} ({endpoint} answered HTTP {status}); BYOC through a remote signer needs go-livepeer with PR #3869 (master lacks it)")]
+    Unsupported {
+        /// What is missing, e.g. "BYOC job signing".
+        what: &'static str,
+        /// Endpoint path.
+        endpoint: &'static str,
+        /// The status it answered.
+        status: u16,
+    },
 }
 
 impl SignerError {

@@ -39,6 +39,9 @@ pub const HEADER_PAYMENT: &str = "Livepeer-Payment";
 pub const HEADER_SEGMENT: &str = "Livepeer-Segment";
 /// Response header: the sender's remaining balance on the orchestrator (wei).
 pub const HEADER_BALANCE: &str = "Livepeer-Balance";
+/// Response header of a single-shot answer streamed as server-sent events: the sender's balance
+/// before the request (go names it differently from [`HEADER_BALANCE`] there).
+pub const HEADER_PAYMENT_BALANCE: &str = "Livepeer-Payment-Balance";
 /// Request header on `/process/token`: base64 JSON [`EthAddressHeader`].
 pub const HEADER_ETH_ADDRESS: &str = "Livepeer-Eth-Address";
 /// Authorization value go-livepeer gateways send on `/live-video-to-video` (not checked).
@@ -67,8 +70,27 @@ pub const LV2V_PAYMENT_INTERVAL: std::time::Duration = std::time::Duration::from
 pub const BYOC_PAYMENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(50);
 /// An orchestrator refuses to start a BYOC job with less than this many seconds of credit.
 pub const BYOC_MIN_BALANCE_SECONDS: u64 = 60;
+/// go's BYOC gateway waits this long beyond a job's `timeout_seconds` for an orchestrator's
+/// answer (`byoc/job_gateway.go`, `sendJobToOrch`).
+pub const BYOC_START_GRACE_SECONDS: u64 = 5;
+/// go's BYOC gateway reads a server-sent-event answer for at most this long beyond the job's
+/// `timeout_seconds`.
+pub const BYOC_STREAM_GRACE_SECONDS: u64 = 10;
 /// `timeout_seconds` go-livepeer gateways put in BYOC stream payment jobs.
 pub const BYOC_PAYMENT_JOB_TIMEOUT_SECONDS: u32 = 70;
+
+/// go's BYOC orchestrators answer 400 with this text when a job's signature does not verify
+/// (`byoc/types.go`, `errNoJobCreds`).
+pub const ERR_NO_JOB_CREDS: &str = "Could not verify job creds";
+
+/// Added to a refusal with [`ERR_NO_JOB_CREDS`] of a job a remote signer signed: the two go
+/// versions verify different signatures, and neither accepts the other's.
+pub const JOB_CREDS_VERSION_HINT: &str = " (jobs signed by a remote signer's /sign-byoc-job use the V1 encoding of go-livepeer PR #3869; an orchestrator on go-livepeer master verifies the older request+parameters signature and refuses them)";
+
+/// Whether an orchestrator's answer is go's refusal of a job's signature.
+pub fn is_job_creds_refusal(status: u16, body: &[u8]) -> bool {
+    status == 400 && std::str::from_utf8(body).is_ok_and(|b| b.trim_end() == ERR_NO_JOB_CREDS)
+}
 
 /// Body of `/live-video-to-video`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

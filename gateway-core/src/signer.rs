@@ -242,7 +242,12 @@ pub fn error_message(body: &[u8]) -> String {
         .unwrap_or_else(|_| body_excerpt(body, 500))
 }
 
-/// Maps a signer HTTP status to success or a typed error.
+/// go-livepeer master's `/generate-live-payment` message for a payment type it lacks (`byoc`).
+pub const INVALID_JOB_TYPE_MESSAGE: &str = "invalid job type";
+
+/// Maps a signer HTTP status to success or a typed error. A signer without BYOC support
+/// (go-livepeer master: no `/sign-byoc-job` route, no `byoc` payment type) is
+/// [`SignerError::Unsupported`].
 pub fn check_status(
     endpoint: &'static str,
     status: u16,
@@ -256,6 +261,12 @@ pub fn check_status(
         }),
         STATUS_PRICE_EXCEEDED => Err(SignerError::PriceExceeded { message: error_message(body) }),
         STATUS_NO_TICKETS => Err(SignerError::SkipCycle),
+        404 | 405 if endpoint == SIGN_BYOC_JOB_PATH => {
+            Err(SignerError::Unsupported { what: "BYOC job signing", endpoint, status })
+        }
+        400 if endpoint == GENERATE_LIVE_PAYMENT_PATH && error_message(body) == INVALID_JOB_TYPE_MESSAGE => {
+            Err(SignerError::Unsupported { what: "this payment type (byoc)", endpoint, status })
+        }
         _ => Err(SignerError::Http { status, endpoint, message: error_message(body) }),
     }
 }

@@ -22,3 +22,15 @@ pub mod tickets;
 pub mod tls;
 pub mod trickle_server;
 pub mod workers;
+
+/// The go-livepeer version whose BYOC behaviour the doubles copy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GoVersion {
+    /// The BYOC remote-signer branch (go-livepeer PR #3869): jobs signed over the V1 encoding,
+    /// a bad `Livepeer-Payment` answered 400 "Could not parse payment".
+    #[default]
+    Pr3869,
+    /// go-livepeer master (v0.9.1): jobs signed over `request + parameters`, and a bad
+    /// `Livepeer-Payment` on a priced route panics the handler (the connection drops).
+    Master,
+}

@@ -1,14 +1,17 @@
 //! BYOC ("bring your own container") jobs: streams on `/ai/stream/start|payment|stop` and
 //! single-shot requests on `/process/request/*`.
 //!
-//! A stream start is: select an orchestrator serving `byoc/{capability}`, pay up front (the
-//! orchestrator wants 60 s of credit), sign the job (`/sign-byoc-job`, V1 encoding), then
-//! `POST /ai/stream/start`. A 402 means the credit did not arrive or was not enough: pay again
-//! and retry, a bounded number of times ([`JobError::PaymentRequired`] after that). `stop`
-//! always tells the orchestrator, also after errors.
+//! A stream start is: select an orchestrator serving `byoc/{capability}` (by its
+//! `/process/token` answer), pay up front (the orchestrator wants 60 s of credit; nothing when
+//! it charges nothing), sign the job (`/sign-byoc-job`, V1 encoding), then
+//! `POST /ai/stream/start`, waiting as long as go's gateway does (the job timeout plus 5 s). A
+//! start we give up on is stopped on that orchestrator before the next is tried. A 402 means the
+//! credit did not arrive or was not enough: start the payment session over and pay a fresh
+//! preload, a bounded number of times ([`JobError::PaymentRequired`] after that). `stop` always
+//! tells the orchestrator, also after errors, with a last payment when one is due.
+//! Single-shot requests live in [`super::byoc_request`].
 
 use actix::prelude::*;
-use bytes::Bytes;
 use gateway_core::capabilities::CapabilityQuery;
 use gateway_core::error::JobError;
 use gateway_core::jobs::{self, JobParameters, JobRequest, StreamUrls};
@@ -16,12 +19,12 @@ use gateway_core::signer::SignByocJobRequest;
 use gateway_core::trickle::SeqSpec;
 use serde_json::Value;
 
-use super::{rejection, send, Attempt};
+use super::{rejection, send, send_within, Attempt};
 use crate::channels::{ControlWriter, JsonReader};
 use crate::gateway::{Gateway, GatewayError};
 use crate::payments::{
-    self, PaymentCredentials, PaymentKind, PaymentScheduler, PaymentStats, PaymentStatsReceiver, PaymentStop,
-    PaymentTarget, StopPayments,
+    self, FinalPayment, PaymentCredentials, PaymentKind, PaymentScheduler, PaymentStats,
+    PaymentStatsReceiver, PaymentStop, PaymentTarget,
 };
 use crate::signer_client::SignByocJob;
 use crate::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
@@ -100,7 +103,7 @@ impl std::fmt::Debug for ByocJob {
 }
 
 impl Gateway {
-    async fn signed_job(&self, mut job: JobRequest) -> Result<JobRequest, GatewayError> {
+    pub(super) async fn signed_job(&self, mut job: JobRequest) -> Result<JobRequest, GatewayError> {
         if let Some(signer) = self.signer_addr() {
             let req = SignByocJobRequest {
                 id: job.id.clone(),
@@ -159,6 +162,7 @@ impl Gateway {
         let selection =
             self.select_as(&queries, identity.clone(), request.max_price_wei_per_unit, Vec::new()).await?;
         let mut rejections = selection.rejections.clone();
+        let start_timeout = start_timeout(request.timeout_seconds);
         'candidates: for candidate in &selection.candidates {
             let kind = PaymentKind::Byoc { preload_seconds: request.preload_seconds };
             let Attempt { origin, http, actor_http, mut session } =
@@ -169,6 +173,8 @@ impl Gateway {
                         continue;
                     }
                 };
+            // The BYOC remote-signer work names the job in its payments.
+            session.set_manifest_id(stream_id.clone());
             let mut attempts = 0;
             let answer = loop {
                 let creds = match session.next_payment().await {
@@ -188,22 +194,37 @@ impl Gateway {
                     .header(jobs::HEADER_PAYMENT, &creds.payment)
                     .header(jobs::HEADER_SEGMENT, &creds.segment)
                     .json(&serde_json::json!({ "params": request.params }));
-                let answer = match send(req, jobs::STREAM_START_PATH).await {
+                let answer = match start_call(req, &http, &origin, &job_header, start_timeout).await {
                     Ok(a) => a,
                     Err(e) => {
                         rejections.push(rejection(&candidate.address, e));
                         continue 'candidates;
                     }
                 };
-                if answer.status == jobs::STATUS_PAYMENT_REQUIRED && attempts < request.payment_retries {
+                if answer.status == jobs::STATUS_PAYMENT_REQUIRED
+                    && attempts < request.payment_retries
+                    && session.is_paying()
+                {
                     attempts += 1;
+                    // The signer's state may say the credit covers the start (it would answer
+                    // 482 and we would resend nothing): start its session over on fresh ticket
+                    // parameters so the retry carries a real preload.
                     tracing::info!(orchestrator = %origin, attempts, "BYOC start wants payment (402); paying again");
+                    if let Err(e) = session.restart().await {
+                        rejections
+                            .push(rejection(&candidate.address, format!("payment after HTTP 402: {e}")));
+                        continue 'candidates;
+                    }
                     continue;
                 }
                 break answer;
             };
             if answer.status != 200 {
-                rejections.push(rejection(&candidate.address, answer.error(jobs::STREAM_START_PATH)));
+                let mut reason = answer.error(jobs::STREAM_START_PATH).to_string();
+                if jobs::is_job_creds_refusal(answer.status, &answer.body) && !job.sig.is_empty() {
+                    reason.push_str(jobs::JOB_CREDS_VERSION_HINT);
+                }
+                rejections.push(rejection(&candidate.address, reason));
                 continue;
             }
             let urls = StreamUrls::from_headers(|n| answer.headers.get(n).and_then(|v| v.to_str().ok()));
@@ -230,77 +251,6 @@ impl Gateway {
                 message: rejections.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
             }
             .into());
-        }
-        Err(JobError::NoOrchestratorAvailable { rejections }.into())
-    }
-
-    /// A single-shot BYOC request: `POST /process/request/{path}` with `body`, paid up front.
-    /// Returns the worker's status and body; [`GatewayError::Stopped`] if the gateway shuts down
-    /// meanwhile.
-    pub async fn byoc_request(
-        &self,
-        capability: &str,
-        path: &str,
-        body: Bytes,
-    ) -> Result<(u16, Bytes), GatewayError> {
-        self.until_shutdown(self.byoc_request_until_shutdown(capability, path, body)).await
-    }
-
-    async fn byoc_request_until_shutdown(
-        &self,
-        capability: &str,
-        path: &str,
-        body: Bytes,
-    ) -> Result<(u16, Bytes), GatewayError> {
-        let queries =
-            vec![CapabilityQuery::byoc(capability).map_err(|e| JobError::InvalidRequest(e.to_string()))?];
-        let id = format!("req-{}", hex::encode(rand::random::<[u8; 6]>()));
-        let job = self
-            .signed_job(JobRequest {
-                id: id.clone(),
-                request: serde_json::json!({ "request_id": id }).to_string(),
-                parameters: "{}".into(),
-                capability: capability.to_owned(),
-                timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
-                ..Default::default()
-            })
-            .await?;
-        let identity = self.identity().await?;
-        let selection = self.select_as(&queries, identity.clone(), None, Vec::new()).await?;
-        let mut rejections = selection.rejections.clone();
-        let path = path.trim_start_matches('/');
-        for candidate in &selection.candidates {
-            let kind = PaymentKind::Byoc { preload_seconds: gateway_core::signer::BYOC_MIN_PRELOAD_SECONDS };
-            let Attempt { origin, http, mut session, .. } =
-                match self.attempt(candidate, &queries, identity.clone(), kind) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        rejections.push(rejection(&candidate.address, e));
-                        continue;
-                    }
-                };
-            let creds = match session.next_payment().await {
-                Ok(c) => c,
-                Err(e) => {
-                    rejections.push(rejection(&candidate.address, format!("payment: {e}")));
-                    continue;
-                }
-            };
-            let req = http
-                .post(format!("{origin}{}{path}", jobs::PROCESS_REQUEST_PREFIX))
-                .header(jobs::HEADER_JOB, job.to_header())
-                .header(jobs::HEADER_PAYMENT, &creds.payment)
-                .header(jobs::HEADER_SEGMENT, &creds.segment)
-                .body(body.clone());
-            match send(req, jobs::PROCESS_REQUEST_PREFIX).await {
-                Ok(a) if a.status < 500 && a.status != 402 && a.status != 503 => {
-                    return Ok((a.status, a.body))
-                }
-                Ok(a) => {
-                    rejections.push(rejection(&candidate.address, a.error(jobs::PROCESS_REQUEST_PREFIX)))
-                }
-                Err(e) => rejections.push(rejection(&candidate.address, e)),
-            }
         }
         Err(JobError::NoOrchestratorAvailable { rejections }.into())
     }
@@ -357,20 +307,108 @@ impl ByocJob {
     }
 
     /// Stops payments and the stream on the orchestrator. Always sends the stop, and reports
-    /// its failure only after cleaning up locally.
+    /// its failure only after cleaning up locally. The stop carries a last payment when the
+    /// signer says one is due: go's orchestrator checks the balance on stop too, and refuses a
+    /// stop without 60 s of credit (the stream would keep running).
     pub async fn stop(self) -> Result<(), JobError> {
-        if let Some(p) = &self.payments {
-            let _ = p.send(StopPayments).await;
-        }
-        let req = self
+        let last_payment = match &self.payments {
+            Some(p) => match p.send(FinalPayment).await {
+                Ok(Ok(creds)) => creds,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "no payment for the stop; sending it without");
+                    None
+                }
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let mut req = self
             .http
             .post(format!("{}{}", self.orchestrator, jobs::STREAM_STOP_PATH))
             .header(jobs::HEADER_JOB, &self.job_header);
+        if let Some(creds) = last_payment {
+            req = req.header(jobs::HEADER_PAYMENT, creds.payment).header(jobs::HEADER_SEGMENT, creds.segment);
+        }
         let answer = send(req, jobs::STREAM_STOP_PATH).await?;
         if answer.status >= 300 {
             return Err(answer.error(jobs::STREAM_STOP_PATH));
         }
         Ok(())
+    }
+}
+
+/// How long a start may take: go's gateway waits for the job's timeout plus 5 s
+/// (`byoc/job_gateway.go`, `sendJobToOrch`).
+pub fn start_timeout(timeout_seconds: u32) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::from(timeout_seconds) + jobs::BYOC_START_GRACE_SECONDS)
+}
+
+/// Sends a start and waits `timeout` for its answer. A start we give up on may still start
+/// the stream: it is stopped at once, and again if its late answer says it started, so nothing
+/// runs and bills behind our back (go's gateway leaves such streams to the orchestrator).
+async fn start_call(
+    req: reqwest::RequestBuilder,
+    http: &reqwest::Client,
+    origin: &str,
+    job_header: &str,
+    timeout: std::time::Duration,
+) -> Result<super::Answer, JobError> {
+    let mut pending = tokio::spawn(req.send());
+    let resp = match tokio::time::timeout(timeout, &mut pending).await {
+        Ok(Ok(Ok(resp))) => resp,
+        Ok(Ok(Err(e))) => {
+            let message = crate::http::describe(&e);
+            stop_abandoned(http, origin, job_header).await;
+            return Err(JobError::Http { status: 0, endpoint: jobs::STREAM_START_PATH.into(), message });
+        }
+        Ok(Err(join)) => {
+            return Err(JobError::InvalidResponse {
+                endpoint: jobs::STREAM_START_PATH.into(),
+                reason: join.to_string(),
+            })
+        }
+        Err(_) => {
+            let (http, origin, job_header) = (http.clone(), origin.to_owned(), job_header.to_owned());
+            tokio::spawn(async move {
+                stop_abandoned(&http, &origin, &job_header).await;
+                let late = tokio::time::timeout(ABANDONED_START_WATCH, pending).await;
+                if let Ok(Ok(Ok(resp))) = late {
+                    if resp.status().is_success() {
+                        stop_abandoned(&http, &origin, &job_header).await;
+                    }
+                }
+            });
+            return Err(JobError::Http {
+                status: 0,
+                endpoint: jobs::STREAM_START_PATH.into(),
+                message: format!(
+                    "no answer within {timeout:?} (the job's timeout plus 5 s); the start was stopped"
+                ),
+            });
+        }
+    };
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = crate::http::read_body_capped(resp, crate::http::MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|reason| JobError::InvalidResponse { endpoint: jobs::STREAM_START_PATH.into(), reason })?;
+    Ok(super::Answer { status, headers, body })
+}
+
+/// How long a start we gave up on is watched for a late success that must be stopped.
+const ABANDONED_START_WATCH: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Best-effort stop of a start we gave up on (timed out or cut off).
+async fn stop_abandoned(http: &reqwest::Client, origin: &str, job_header: &str) {
+    let req = http.post(format!("{origin}{}", jobs::STREAM_STOP_PATH)).header(jobs::HEADER_JOB, job_header);
+    match send_within(req, jobs::STREAM_STOP_PATH, super::START_TIMEOUT).await {
+        Ok(a) if a.status < 300 => tracing::info!(orchestrator = %origin, "stopped an abandoned BYOC start"),
+        Ok(a) => {
+            tracing::warn!(orchestrator = %origin, status = a.status, "stop of an abandoned BYOC start refused")
+        }
+        Err(e) => {
+            tracing::warn!(orchestrator = %origin, error = %e, "stop of an abandoned BYOC start failed")
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! next candidate when a start fails, and keeps paying on a timer until the job is stopped.
 
 pub mod byoc;
+pub mod byoc_request;
 pub mod lv2v;
 
 use std::time::Duration;
@@ -29,9 +30,19 @@ pub(crate) struct Answer {
     pub body: bytes::Bytes,
 }
 
-/// Sends `req` and reads the answer (capped), mapping transport failures to `JobError`.
+/// Sends `req` and reads the answer (capped) within [`START_TIMEOUT`], mapping transport
+/// failures to `JobError`.
 pub(crate) async fn send(req: reqwest::RequestBuilder, endpoint: &str) -> Result<Answer, JobError> {
-    let resp = req.timeout(START_TIMEOUT).send().await.map_err(|e| JobError::Http {
+    send_within(req, endpoint, START_TIMEOUT).await
+}
+
+/// [`send`] with its own time limit.
+pub(crate) async fn send_within(
+    req: reqwest::RequestBuilder,
+    endpoint: &str,
+    timeout: Duration,
+) -> Result<Answer, JobError> {
+    let resp = req.timeout(timeout).send().await.map_err(|e| JobError::Http {
         status: 0,
         endpoint: endpoint.to_owned(),
         message: describe(&e),

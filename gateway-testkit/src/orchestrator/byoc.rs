@@ -35,14 +35,10 @@ use crate::workers;
 const ERR_NO_TIMEOUT: &str = "no timeout_seconds set with request, timeout_seconds is required";
 /// go's `errNoCapabilityCapacity`: the capability is not registered.
 const ERR_NO_CAPACITY: &str = "No capacity available for capability";
-/// go's `errNoJobCreds`: the job header or its signature is bad.
-const ERR_NO_JOB_CREDS: &str = "Could not verify job creds";
 /// go's `errPaymentError` (#3869).
 const ERR_PAYMENT: &str = "Could not parse payment";
 /// go's `errInsufficientBalance`.
 const ERR_INSUFFICIENT_BALANCE: &str = "Insufficient balance for request";
-/// Response header on single-shot server-sent-event answers (go uses another name there).
-const HEADER_PAYMENT_BALANCE: &str = "Livepeer-Payment-Balance";
 /// go's single-shot SSE answers debit this many seconds of price every as many seconds.
 const SSE_DEBIT_SECONDS: u64 = 5;
 
@@ -74,7 +70,7 @@ impl SetupError {
 impl fmt::Display for SetupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SetupError::Creds => f.write_str(ERR_NO_JOB_CREDS),
+            SetupError::Creds => f.write_str(jobs::ERR_NO_JOB_CREDS),
             SetupError::NoTimeout => f.write_str(ERR_NO_TIMEOUT),
             SetupError::NoCapacity => f.write_str(ERR_NO_CAPACITY),
             SetupError::Payment => f.write_str(ERR_PAYMENT),
@@ -275,6 +271,15 @@ pub(super) async fn process_token(State(orch): State<LocalOrchestrator>, headers
     ([("content-type", "application/json")], body).into_response()
 }
 
+/// `POST /process/request/` with no path below it.
+pub(super) async fn process_request_bare(
+    State(orch): State<LocalOrchestrator>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    process_request(State(orch), Path(String::new()), headers, body).await
+}
+
 /// `POST /process/request/{path}` (`ProcessJob`).
 pub(super) async fn process_request(
     State(orch): State<LocalOrchestrator>,
@@ -366,7 +371,7 @@ async fn sse_answer(orch: LocalOrchestrator, job: OrchJob, offer: usize, body: B
     let mut resp = Response::new(Body::from_stream(stream));
     set_header(&mut resp, "content-type", "text/event-stream");
     set_header(&mut resp, "cache-control", "no-cache");
-    set_header(&mut resp, HEADER_PAYMENT_BALANCE, &rounded_balance(balance_before));
+    set_header(&mut resp, jobs::HEADER_PAYMENT_BALANCE, &rounded_balance(balance_before));
     resp
 }
 

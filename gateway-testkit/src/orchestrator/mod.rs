@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,13 +34,17 @@ use crate::faults::{FaultAction, FaultRules, OrchestratorFault};
 use crate::keys::EthKey;
 use crate::trickle_server::TrickleServer;
 use crate::workers;
+pub use crate::GoVersion;
 
 mod byoc;
 mod grpc;
 mod lv2v;
 mod recipient;
 
-use byoc::{process_request, process_token, stream_payment, stream_start, stream_stop, stream_update};
+use byoc::{
+    process_request, process_request_bare, process_token, stream_payment, stream_start, stream_stop,
+    stream_update,
+};
 use grpc::GrpcService;
 use lv2v::{lv2v_payment, start_lv2v};
 
@@ -104,18 +109,6 @@ pub struct OrchestratorConfig {
     /// How long the BYOC worker takes to answer a single-shot request (go's orchestrator gives
     /// up after the job's `timeout_seconds`).
     pub request_worker_delay: Duration,
-}
-
-/// The go-livepeer version whose BYOC behaviour the double copies.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum GoVersion {
-    /// The BYOC remote-signer branch (go-livepeer PR #3869): jobs signed over the V1 encoding,
-    /// a bad `Livepeer-Payment` answered 400 "Could not parse payment".
-    #[default]
-    Pr3869,
-    /// go-livepeer master (v0.9.1): jobs signed over `request + parameters`, and a bad
-    /// `Livepeer-Payment` on a priced route panics the handler (the connection drops).
-    Master,
 }
 
 impl Default for OrchestratorConfig {
@@ -386,7 +379,9 @@ impl LocalOrchestrator {
             .route(jobs::LIVE_VIDEO_TO_VIDEO_PATH, post(start_lv2v))
             .route(jobs::PAYMENT_PATH, post(lv2v_payment))
             .route(jobs::PROCESS_TOKEN_PATH, get(process_token))
-            .route("/process/request/{*path}", post(process_request))
+            // go's mux serves the bare prefix too, and reads bodies of any size.
+            .route("/process/request/", post(process_request_bare).layer(DefaultBodyLimit::disable()))
+            .route("/process/request/{*path}", post(process_request).layer(DefaultBodyLimit::disable()))
             .route(jobs::STREAM_START_PATH, post(stream_start))
             .route(jobs::STREAM_PAYMENT_PATH, post(stream_payment))
             .route(jobs::STREAM_UPDATE_PATH, post(stream_update))

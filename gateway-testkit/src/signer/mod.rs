@@ -67,6 +67,9 @@ pub struct SignerConfig {
     /// The signer's own price ceiling in wei per unit (`pricePerUnit / pixelsPerUnit`), like
     /// go-livepeer's `-maxPricePerUnit`; an orchestrator priced above it gets 481.
     pub max_price_wei_per_unit: Option<f64>,
+    /// Which go-livepeer signer to copy: master has no `/sign-byoc-job` and refuses payment
+    /// type `byoc` ("invalid job type").
+    pub go_version: crate::GoVersion,
 }
 
 impl std::fmt::Debug for SignerConfig {
@@ -75,6 +78,7 @@ impl std::fmt::Debug for SignerConfig {
             .field("key", &self.key)
             .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<redacted>"))
             .field("max_price_wei_per_unit", &self.max_price_wei_per_unit)
+            .field("go_version", &self.go_version)
             .finish()
     }
 }
@@ -179,6 +183,10 @@ pub struct SignerStats {
     pub faults_injected: u64,
     /// Calls refused with 401.
     pub unauthorized: u64,
+    /// The `ManifestID` the last `/generate-live-payment` request named, as sent.
+    pub last_manifest_id: Option<String>,
+    /// The payment `type` of that request.
+    pub last_payment_type: Option<String>,
 }
 
 /// The local remote signer. Cheap to clone; clones share state.
@@ -191,6 +199,7 @@ struct Inner {
     key: EthKey,
     bearer_token: Option<String>,
     max_price_wei_per_unit: Option<f64>,
+    go_version: crate::GoVersion,
     discovery: Mutex<Vec<DiscoveredOrchestrator>>,
     faults: Mutex<Vec<ActiveFault>>,
     stats: Mutex<SignerStats>,
@@ -211,6 +220,7 @@ impl LocalSigner {
                 key: config.key.unwrap_or_else(EthKey::random),
                 bearer_token: config.bearer_token,
                 max_price_wei_per_unit: config.max_price_wei_per_unit,
+                go_version: config.go_version,
                 discovery: Mutex::new(Vec::new()),
                 faults: Mutex::new(Vec::new()),
                 stats: Mutex::new(SignerStats::default()),
@@ -222,17 +232,20 @@ impl LocalSigner {
     /// The HTTP API with this signer's state baked in; serve it with `axum::serve`.
     pub fn router(&self) -> Router {
         let inner = self.inner.clone();
-        Router::new()
-            .route(SIGN_ORCHESTRATOR_INFO_PATH, post(sign_orchestrator_info))
-            .route(
+        let mut router =
+            Router::new().route(SIGN_ORCHESTRATOR_INFO_PATH, post(sign_orchestrator_info)).route(
                 GENERATE_LIVE_PAYMENT_PATH,
                 post(generate_live_payment)
                     .layer(DefaultBodyLimit::max(GENERATE_LIVE_PAYMENT_MAX_BODY_BYTES)),
-            )
-            .route(
+            );
+        // go-livepeer master has no BYOC job signing.
+        if inner.go_version == crate::GoVersion::Pr3869 {
+            router = router.route(
                 SIGN_BYOC_JOB_PATH,
                 post(sign_byoc_job).layer(DefaultBodyLimit::max(SIGN_BYOC_JOB_MAX_BODY_BYTES)),
-            )
+            );
+        }
+        router
             .route(DISCOVER_ORCHESTRATORS_PATH, get(discover_orchestrators))
             .fallback(|| async { ApiError::NotFound })
             .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -224,6 +224,11 @@ impl Inner {
         // The manifest in the segment credentials: BYOC pins the state id; otherwise the
         // caller's, required once there is state. Not compared with anything: go-livepeer's
         // state does not hold a manifest id, so a new one on a later call is accepted.
+        let (sent_manifest, sent_type) = (req.manifest_id.clone(), job_type.clone());
+        self.count(|s| {
+            s.last_manifest_id = sent_manifest;
+            s.last_payment_type = Some(sent_type);
+        });
         let manifest_id = match req.manifest_id.filter(|m| !m.is_empty()) {
             _ if job_type == "byoc" => state.state_id.clone(),
             Some(m) => m,
@@ -243,7 +248,9 @@ impl Inner {
 
         // 4. Billable units.
         let kind = serde_json::from_value::<PaymentType>(Value::String(job_type.clone()))
-            .map_err(|_| ApiError::BadRequest("invalid job type".into()))?;
+            .ok()
+            .filter(|k| *k != PaymentType::Byoc || self.go_version == crate::GoVersion::Pr3869)
+            .ok_or_else(|| ApiError::BadRequest(gateway_core::signer::INVALID_JOB_TYPE_MESSAGE.into()))?;
         let elapsed = (state.last_update_unix_nano > 0)
             .then(|| now_nanos.saturating_sub(state.last_update_unix_nano) as f64 / 1e9);
         let units = billable_units(kind, elapsed, req.in_pixels, req.preload_seconds, &price)?;
