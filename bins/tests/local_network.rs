@@ -30,9 +30,12 @@ fn local_network_prints_json_and_serves() {
     }
     assert_eq!(v["orchestrators"].as_array().unwrap().len(), 2);
     let signer = v["signer"].as_str().unwrap().trim_start_matches("http://").to_owned();
-    let answer = http_get(&signer, "/discover-orchestrators?caps=byoc/text-reversal");
+    let answer = http_get(&signer, "/discover-orchestrators?caps=live-video-to-video/noop");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains(v["orchestrator"].as_str().unwrap()), "{answer}");
+    // As go's discovery: BYOC capabilities are never listed, so a BYOC filter matches nothing.
+    let byoc = http_get(&signer, "/discover-orchestrators?caps=byoc/text-reversal");
+    assert!(byoc.starts_with("HTTP/1.1 200") && byoc.ends_with("[]"), "{byoc}");
     let orch = v["orchestrator"].as_str().unwrap().trim_start_matches("http://").to_owned();
     let missing = http_get(&orch, "/ai/trickle/nope/next");
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");

@@ -138,10 +138,13 @@ impl LocalNetwork {
                 .map(|o| DiscoveredOrchestrator {
                     address: o.orchestrator.service_uri().to_owned(),
                     score: Some(1.0),
+                    // go's discovery lists what the capability bit string and constraints hold:
+                    // never BYOC, so `caps=byoc/NAME` matches nothing.
                     capabilities: config
                         .orchestrator
                         .offers
                         .iter()
+                        .filter(|c| c.capability != Capability::Byoc)
                         .map(|c| format!("{}/{}", c.capability.pipeline_id(), c.model))
                         .collect(),
                 })
