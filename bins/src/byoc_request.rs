@@ -105,6 +105,10 @@ async fn send(net: &Network, request: ByocRequest, output: Option<&std::path::Pa
             let mut stdout = tokio::io::stdout();
             let n = response.write_to(&mut stdout).await?;
             stdout.flush().await?;
+            // The answer is written as is; on a terminal, keep the status line on its own.
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                eprintln!();
+            }
             n
         }
     };

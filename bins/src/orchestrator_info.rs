@@ -67,7 +67,10 @@ pub async fn run(mut args: OrchestratorInfoArgs) -> anyhow::Result<()> {
 async fn ask_all(net: &Network, queries: &[CapabilityQuery], format: Format) -> anyhow::Result<()> {
     let gw = &net.gateway;
     let settings = &gw.config().network;
-    let addresses = discover(gw.http(), settings, queries).await?;
+    // go's discovery never lists BYOC capabilities: filter by the others only.
+    let listed: Vec<CapabilityQuery> =
+        queries.iter().filter(|q| q.capability != Capability::Byoc).cloned().collect();
+    let addresses = discover(gw.http(), settings, &listed).await?;
     if addresses.is_empty() {
         anyhow::bail!("discovery returned no orchestrators");
     }
@@ -78,9 +81,7 @@ async fn ask_all(net: &Network, queries: &[CapabilityQuery], format: Format) -> 
         queries.iter().filter(|q| q.capability == Capability::Byoc).map(|q| q.model.clone()).collect();
     let mut seen = std::collections::HashSet::new();
     byoc.retain(|name| seen.insert(name.clone()));
-    let others: Vec<CapabilityQuery> =
-        queries.iter().filter(|q| q.capability != Capability::Byoc).cloned().collect();
-    let judged = (!others.is_empty()).then(|| build_capabilities(&others));
+    let judged = (!listed.is_empty()).then(|| build_capabilities(&listed));
     let request = OrchestratorRequest {
         address: identity.as_ref().map(|i| i.address_bytes.to_vec()).unwrap_or_default(),
         sig: identity.as_ref().map(|i| i.signature.clone()).unwrap_or_default(),
