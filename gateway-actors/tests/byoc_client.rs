@@ -274,3 +274,24 @@ async fn go_livepeer_master_is_named_in_the_error() {
     gw.shutdown();
     net.shutdown().await;
 }
+
+/// Issue 13.2: an orchestrator whose price is 0 still sends ticket parameters; go's gateway and
+/// the Python SDK pay nothing there (a signer refuses it: "missing or zero priceInfo").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_orchestrator_is_not_paid_and_the_stats_say_so() {
+    let mut config = plaintext(1);
+    for offer in &mut config.orchestrator.offers {
+        offer.price_per_unit = 0;
+    }
+    let net = LocalNetwork::start(config).await.unwrap();
+    let gw = gateway_for(&net, Duration::from_millis(200));
+    let job = gw.start_byoc_job(ByocJobRequest::new("text-reversal")).await.unwrap();
+    assert_eq!(job.payments_stopped().await, gateway_actors::payments::PaymentStop::FreeOrchestrator);
+    let (status, _) = gw.byoc_request("text-reversal", "", Bytes::from_static(b"ab")).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(net.signer.stats().generate_live_payment_calls, 0, "the signer was never asked");
+    job.stop().await.unwrap();
+    assert_eq!(net.orchestrator().stats().active_sessions, 0);
+    gw.shutdown();
+    net.shutdown().await;
+}
