@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
                 match vet_orchestrator_info(&info, &requirements) {
                     Ok(()) => {
                         assert!(!info.transcoder.trim().is_empty());
-                        assert!(!paying || info.ticket_params.is_some());
+                        assert!(!paying || !info.charges() || info.ticket_params.is_some());
                         if let (Some(max), Some(p)) = (max, &info.price_info) {
                             if p.price_per_unit != 0 {
                                 let per_unit = p.wei_per_unit().expect("an accepted price is usable");

@@ -102,11 +102,17 @@ async fn not_found_is_terminal_and_a_5xx_before_any_byte_is_retried() {
 
     // The channel disappears: 404, terminal, and later segments are refused.
     net.orchestrator().trickle().close_channel("faulty");
+    // The POST preconnected before the close may still complete one segment (go's server has
+    // the same window); every later one is refused.
+    let mut accepted_after_close = 0;
     let err = loop {
         match publisher.write_segment(Bytes::from_static(b"b")).await {
             Err(e) if e.is_terminal() => break e,
             Err(_) => continue,
-            Ok(seq) => panic!("segment {seq} accepted by a deleted channel"),
+            Ok(seq) => {
+                accepted_after_close += 1;
+                assert!(accepted_after_close == 1, "segment {seq} accepted by a deleted channel");
+            }
         }
     };
     assert!(matches!(err, TrickleError::ChannelNotFound { .. } | TrickleError::EndOfStream), "{err:?}");
