@@ -12,6 +12,7 @@ mod harness;
 
 mod payments;
 mod pricing;
+mod python_sdk;
 mod requests;
 mod streams;
 mod versions;
