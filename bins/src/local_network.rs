@@ -31,6 +31,38 @@ pub struct LocalNetworkArgs {
     /// (the official Python SDK offchain, curl) can then run jobs.
     #[arg(long)]
     pub offchain: bool,
+    /// Ticket face value in wei (default 1.2e15, an Arbitrum-like redeem cost × go-livepeer's
+    /// txCostMultiplier of 100). Accepts `1200000000000000` or `1.2e15`; a face value below the
+    /// EV becomes EV × 100, as in go-livepeer.
+    #[arg(long, value_name = "WEI", value_parser = parse_wei)]
+    pub ticket_face_value: Option<u128>,
+    /// Expected value of one ticket in wei, go-livepeer's `-ticketEV` (default 8e9).
+    #[arg(long, value_name = "WEI", value_parser = parse_wei)]
+    pub ticket_ev: Option<u128>,
+}
+
+/// A positive whole number of wei: digits, or a decimal with an exponent (`8e9`, `1.2e15`)
+/// that names a whole number exactly.
+fn parse_wei(s: &str) -> Result<u128, String> {
+    let bad = || format!("{s:?} is not a positive whole number of wei (e.g. 8000000000 or 8e9)");
+    let (mantissa, exp) = match s.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.strip_prefix('+').unwrap_or(e).parse::<u32>().map_err(|_| bad())?),
+        None => (s, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    // The fraction's digits shift into the integer; whatever is left over must be zeros.
+    let frac = frac.trim_end_matches('0');
+    let shift = exp.checked_sub(u32::try_from(frac.len()).map_err(|_| bad())?).ok_or_else(bad)?;
+    let digits: u128 = format!("{int}{frac}").parse().map_err(|_| bad())?;
+    let wei = 10u128.checked_pow(shift).and_then(|p| digits.checked_mul(p)).ok_or_else(bad)?;
+    if wei == 0 {
+        return Err(bad());
+    }
+    Ok(wei)
 }
 
 /// Starts the network and serves until Ctrl-C.
@@ -44,6 +76,12 @@ pub async fn run(args: LocalNetworkArgs) -> anyhow::Result<()> {
     };
     config.trickle.autocreate = args.trickle_autocreate;
     config.orchestrator.offchain = args.offchain;
+    if let Some(wei) = args.ticket_face_value {
+        config.orchestrator.ticket_face_value_wei = wei;
+    }
+    if let Some(wei) = args.ticket_ev {
+        config.orchestrator.ticket_ev_wei = wei;
+    }
     let net = LocalNetwork::start(config).await?;
     let urls = net.orchestrator_urls();
     if args.json {
@@ -73,4 +111,20 @@ pub async fn run(args: LocalNetworkArgs) -> anyhow::Result<()> {
     crate::cli::interrupted().await;
     net.shutdown().await;
     Err(crate::cli::Interrupted.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_wei;
+
+    #[test]
+    fn wei_amounts() {
+        assert_eq!(parse_wei("8000000000"), Ok(8_000_000_000));
+        assert_eq!(parse_wei("8e9"), Ok(8_000_000_000));
+        assert_eq!(parse_wei("1.2e15"), Ok(1_200_000_000_000_000));
+        assert_eq!(parse_wei("1.50E+1"), Ok(15));
+        for bad in ["", "0", "-1", "1.5", "1.25e1", "e9", "1e", "8 e9", "1e40", "0x10"] {
+            assert!(parse_wei(bad).is_err(), "{bad:?}");
+        }
+    }
 }

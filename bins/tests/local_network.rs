@@ -58,3 +58,54 @@ fn bad_arguments_exit_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--orchestrators"));
 }
+
+#[test]
+fn ticket_flags_set_the_face_value_and_ev_the_orchestrator_quotes() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
+        .args([
+            "local-network",
+            "--json",
+            "--plaintext",
+            "--listen",
+            "127.0.0.1:0",
+            "--signer-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--ticket-face-value", "2e15", "--ticket-ev", "5000000000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
+    let orch = v["orchestrator"].as_str().unwrap().trim_start_matches("http://").to_owned();
+    // A signed `/process/token` request: the ticket parameters bound to this sender.
+    let key = gateway_testkit::keys::EthKey::random();
+    let addr = key.checksum_address();
+    let eth = gateway_core::jobs::EthAddressHeader {
+        sig: format!("0x{}", hex::encode(key.sign(addr.as_bytes()))),
+        addr,
+    };
+    let mut s = TcpStream::connect(&orch).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /process/token HTTP/1.1\r\nHost: {orch}\r\nLivepeer-Eth-Address: {}\r\nLivepeer-Capability: text-reversal\r\nConnection: close\r\n\r\n",
+        eth.to_header()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    let token: gateway_core::jobs::JobToken = serde_json::from_str(body.trim()).unwrap();
+    let params = token.ticket_params.unwrap();
+    assert_eq!(gateway_testkit::tickets::from_be_bytes(&params.face_value), 2_000_000_000_000_000);
+    let ev = gateway_testkit::tickets::rat_to_f64(&gateway_testkit::tickets::ticket_ev(
+        &params.face_value,
+        &params.win_prob,
+    ));
+    assert!((ev - 5e9).abs() < 1.0, "EV {ev}");
+}

@@ -7,8 +7,8 @@
 //! spent there, as in go); any other answer, 4xx included, is the caller's. The request's
 //! `Content-Type` goes through, and the answer is not buffered: a caller reads it in chunks
 //! ([`ByocResponse::chunk`]), writes it to a file ([`ByocResponse::write_to`]), or collects a
-//! bounded amount ([`ByocResponse::bytes`]). Server-sent-event answers are read until the job's
-//! timeout plus 10 s, as go's gateway does.
+//! bounded amount ([`ByocResponse::bytes`]). Server-sent-event answers end at `data: [DONE]`,
+//! and are read until the job's timeout plus 10 s at most, as go's gateway does.
 
 use std::time::Duration;
 
@@ -77,7 +77,15 @@ pub struct ByocResponse {
     pub balance: Option<String>,
     response: reqwest::Response,
     deadline: tokio::time::Instant,
+    /// Event streams end at `data: [DONE]`, as go's gateway reads them (go's orchestrator keeps
+    /// the answer open with blank lines until the job's timeout).
+    done: bool,
+    /// The last bytes seen, to find `[DONE]` across chunk boundaries.
+    tail: Vec<u8>,
 }
+
+/// The event that ends a server-sent-event answer.
+const EVENT_STREAM_DONE: &[u8] = b"[DONE]";
 
 impl ByocResponse {
     /// Whether the answer is a server-sent-event stream.
@@ -85,10 +93,23 @@ impl ByocResponse {
         self.content_type.as_deref().is_some_and(|t| t.contains("text/event-stream"))
     }
 
-    /// The next piece of the body as it arrives; `None` at its end.
+    /// The next piece of the body as it arrives; `None` at its end (for an event stream, after
+    /// the piece that holds `[DONE]`).
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, JobError> {
+        if self.done {
+            return Ok(None);
+        }
         match tokio::time::timeout_at(self.deadline, self.response.chunk()).await {
-            Ok(Ok(chunk)) => Ok(chunk),
+            Ok(Ok(Some(chunk))) => {
+                if self.is_event_stream() {
+                    self.tail.extend_from_slice(&chunk);
+                    self.done = self.tail.windows(EVENT_STREAM_DONE.len()).any(|w| w == EVENT_STREAM_DONE);
+                    let keep = self.tail.len().saturating_sub(EVENT_STREAM_DONE.len() - 1);
+                    self.tail.drain(..keep);
+                }
+                Ok(Some(chunk))
+            }
+            Ok(Ok(None)) => Ok(None),
             Ok(Err(e)) => Err(body_error(&describe(&e))),
             Err(_) => Err(body_error("the answer did not end within the job's timeout")),
         }
@@ -240,6 +261,8 @@ impl Gateway {
                 balance,
                 response,
                 deadline,
+                done: false,
+                tail: Vec::new(),
             });
         }
         Err(JobError::NoOrchestratorAvailable { rejections }.into())

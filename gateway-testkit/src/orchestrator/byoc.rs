@@ -19,14 +19,17 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gateway_core::capabilities::Capability;
-use gateway_core::eth::parse_address;
-use gateway_core::jobs::{self, EthAddressHeader, JobParameters, JobRequest, JobRequestDetails};
-use gateway_core::lp_rpc::PriceInfo;
-use gateway_core::signer::{byoc_job_v1_encoding, SignByocJobRequest};
+use gateway_core::jobs::{
+    self, EthAddressHeader, JobParameters, JobRequest, JobRequestDetails, OrchestratorFilter,
+};
+use gateway_core::lp_rpc::{Payment, PriceInfo};
+use gateway_core::signer::BYOC_JOB_V1_PREFIX;
 use gateway_core::trickle::{channel_url, ChannelNames, MIME_JSON, MIME_JSONL, MIME_MPEGTS};
-use serde_json::{Map, Value};
+use prost::Message;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::go_json::{self, GoValue};
 use super::{header, http_error, CapabilityOffer, GoVersion, Inner, LocalOrchestrator, Reject, Session};
 use crate::keys;
 use crate::workers;
@@ -41,6 +44,9 @@ const ERR_PAYMENT: &str = "Could not parse payment";
 const ERR_INSUFFICIENT_BALANCE: &str = "Insufficient balance for request";
 /// go's single-shot SSE answers debit this many seconds of price every as many seconds.
 const SSE_DEBIT_SECONDS: u64 = 5;
+/// How often the double writes the blank line go writes in a tight loop once the worker's
+/// answer is over.
+const SSE_BLANK_LINE_PACE: Duration = Duration::from_millis(20);
 
 /// Why `setupOrchJob` refused a job; `Display` is go's error text.
 #[derive(Debug)]
@@ -121,33 +127,61 @@ fn decode_sig(sig: &str) -> Option<Vec<u8>> {
     hex::decode(digits).ok()
 }
 
-/// The message a job signature covers: the V1 encoding (#3869) or `request + parameters` (master).
-fn job_message(version: GoVersion, job: &JobRequest) -> Option<Vec<u8>> {
-    match version {
-        GoVersion::Pr3869 => byoc_job_v1_encoding(&SignByocJobRequest {
-            id: job.id.clone(),
-            capability: job.capability.clone(),
-            request: job.request.clone(),
-            parameters: job.parameters.clone(),
-            timeout_seconds: job.timeout_seconds,
-        })
-        .ok(),
-        GoVersion::Master => Some(format!("{}{}", job.request, job.parameters).into_bytes()),
+/// go's `FlattenBYOCJob` (#3869): the V1 prefix, the timeout as a big-endian u32, then each of
+/// id, capability, request and parameters with its length. Unlike the signer, the orchestrator
+/// takes empty fields (go's gateway pays with an empty job id).
+fn flatten_byoc_job(job: &JobRequest) -> Vec<u8> {
+    let fields = [&job.id, &job.capability, &job.request, &job.parameters];
+    let mut out = Vec::with_capacity(20 + fields.iter().map(|f| 4 + f.len()).sum::<usize>());
+    out.extend_from_slice(BYOC_JOB_V1_PREFIX);
+    out.extend_from_slice(&job.timeout_seconds.to_be_bytes());
+    for field in fields {
+        // go writes `uint32(len(field))`.
+        out.extend_from_slice(&(field.len() as u32).to_be_bytes());
+        out.extend_from_slice(field.as_bytes());
     }
+    out
+}
+
+/// The message a job signature covers: the V1 encoding (#3869) or `request + parameters` (master).
+fn job_message(version: GoVersion, job: &JobRequest) -> Vec<u8> {
+    match version {
+        GoVersion::Pr3869 => flatten_byoc_job(job),
+        GoVersion::Master => format!("{}{}", job.request, job.parameters).into_bytes(),
+    }
+}
+
+/// go's `parseJobRequest`: base64, then `encoding/json` into `JobRequest`, then the timeout
+/// (0: its own error; #3869 also wants 1..=2^32-1). Any other failure is "bad creds".
+fn parse_job_request(raw: &str) -> Result<JobRequest, SetupError> {
+    let bytes = go_json::std_base64(raw).ok_or(SetupError::Creds)?;
+    let v = go_json::unmarshal(&bytes, &go_json::JOB_REQUEST).map_err(|_| SetupError::Creds)?;
+    let timeout = v.int("timeout_seconds");
+    if timeout == 0 {
+        return Err(SetupError::NoTimeout);
+    }
+    // master would take a negative or huge timeout; the double refuses it on both (left out).
+    let timeout_seconds = u32::try_from(timeout).map_err(|_| SetupError::Creds)?;
+    Ok(JobRequest {
+        id: v.str("id"),
+        request: v.str("request"),
+        parameters: v.str("parameters"),
+        capability: v.str("capability"),
+        sender: v.str("sender"),
+        sig: v.str("sig"),
+        timeout_seconds,
+    })
 }
 
 /// go's `verifyJobCreds`: decode, timeout, signature (skipped offchain, but the hex must decode),
 /// then reserve capacity when asked.
 fn verify_job_creds(inner: &Inner, headers: &HeaderMap, reserve: bool) -> Result<OrchJob, SetupError> {
     let raw = header(headers, jobs::HEADER_JOB).unwrap_or("");
-    let req = JobRequest::from_header(raw).map_err(|_| SetupError::Creds)?;
-    if req.timeout_seconds == 0 {
-        return Err(SetupError::NoTimeout);
-    }
+    let req = parse_job_request(raw)?;
     let sig = decode_sig(&req.sig).ok_or(SetupError::Creds)?;
-    let sender = parse_address(&req.sender).unwrap_or([0u8; 20]);
+    let sender = go_json::hex_to_address(&req.sender);
     if !inner.config.offchain {
-        let msg = job_message(inner.config.go_version, &req).ok_or(SetupError::Creds)?;
+        let msg = job_message(inner.config.go_version, &req);
         if !keys::verify(&msg, &sig, &sender) {
             return Err(SetupError::Creds);
         }
@@ -165,16 +199,32 @@ fn setup_job(orch: &LocalOrchestrator, headers: &HeaderMap, reserve: bool) -> Re
     let inner = &orch.inner;
     let mut job = verify_job_creds(inner, headers, reserve)?;
     if let Err(e) = confirm_payment(orch, headers, &job) {
-        // go frees here whether or not this route reserved.
-        if let Some(i) = job.offer {
+        // go frees here whether or not this route reserved; a panic never gets here.
+        if let (Some(i), false) = (job.offer, matches!(e, SetupError::Panic(_))) {
             inner.byoc_free(i);
         }
         return Err(e);
     }
     // After the payment was credited; a failure here leaks the reservation, as in go.
-    job.details =
-        JobRequestDetails::parse(&job.req.request).map_err(|e| SetupError::RequestDetails(e.to_string()))?;
+    let details = go_json::unmarshal(job.req.request.as_bytes(), &go_json::JOB_REQUEST_DETAILS)
+        .map_err(SetupError::RequestDetails)?;
+    job.details = JobRequestDetails { stream_id: details.str("stream_id") };
     Ok(job)
+}
+
+/// go's `json.Unmarshal` of a job's `parameters` into `JobParameters` (`/ai/stream/start` only).
+fn parse_parameters(raw: &str) -> Result<JobParameters, String> {
+    let v = go_json::unmarshal(raw.as_bytes(), &go_json::JOB_PARAMETERS)?;
+    let filter = v.field("orchestrators").cloned().unwrap_or(GoValue::Struct(Vec::new()));
+    Ok(JobParameters {
+        orchestrators: OrchestratorFilter {
+            include: filter.strings("include"),
+            exclude: filter.strings("exclude"),
+        },
+        enable_video_ingress: v.bool("enable_video_ingress"),
+        enable_video_egress: v.bool("enable_video_egress"),
+        enable_data_output: v.bool("enable_data_output"),
+    })
 }
 
 /// go's `confirmPayment`: free jobs skip payment; priced ones credit the payment (to the
@@ -186,12 +236,22 @@ fn confirm_payment(orch: &LocalOrchestrator, headers: &HeaderMap, job: &OrchJob)
     }
     let raw = header(headers, jobs::HEADER_PAYMENT).unwrap_or("");
     if !raw.is_empty() {
-        if let Err(rejected) = inner.accept_payment(headers, &job.req.capability) {
-            if rejected.is_panic() {
-                return Err(SetupError::Panic(rejected.1));
+        // go's `getPayment` (lenient base64, then protobuf), then `ProcessPayment`.
+        let processed = match go_json::std_base64(raw).and_then(|b| Payment::decode(b.as_slice()).ok()) {
+            None => Err(None),
+            Some(payment) => inner.process_payment(&payment, &job.req.capability).map_err(Some),
+        };
+        if let Err(rejected) = processed {
+            if let Some(r) = rejected.as_ref().filter(|r| r.is_panic()) {
+                // go panics inside `ProcessPayment`: nothing is freed.
+                return Err(SetupError::Panic(r.1.clone()));
             }
             if inner.config.go_version == GoVersion::Master {
-                // master goes on with a nil balance and panics comparing it.
+                // master logs the error and goes on with a nil balance, whose comparison panics;
+                // a `ProcessPayment` failure first frees the capability once.
+                if let (Some(i), Some(_)) = (job.offer, &rejected) {
+                    inner.byoc_free(i);
+                }
                 return Err(SetupError::Panic("nil balance after a bad Livepeer-Payment (master)".into()));
             }
             return Err(SetupError::Payment);
@@ -220,9 +280,38 @@ fn set_header(resp: &mut Response, name: &'static str, value: &str) {
     }
 }
 
-/// `Livepeer-Balance` on start and single-shot answers: rounded half away from zero.
+/// `Livepeer-Balance` on start and single-shot answers: go's `big.Rat.FloatString(0)`, rounded
+/// half away from zero, with the sign kept on a negative that rounds to zero (`-0`).
 fn rounded_balance(balance: f64) -> String {
-    format!("{}", balance.round() as i64)
+    let rounded = balance.abs().round() as i64;
+    if balance < 0.0 {
+        format!("-{rounded}")
+    } else {
+        rounded.to_string()
+    }
+}
+
+/// What go's `net/http` sniffs for a body written without a `Content-Type`
+/// (`http.DetectContentType`, for the bodies the worker double answers): nothing for an empty
+/// body, `text/plain; charset=utf-8` for text, `application/octet-stream` otherwise.
+fn sniffed_content_type(body: &[u8]) -> Option<&'static str> {
+    if body.is_empty() {
+        return None;
+    }
+    let binary =
+        body.iter().take(512).any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | 0x0c | b'\r' | 0x1b));
+    Some(if binary { "application/octet-stream" } else { "text/plain; charset=utf-8" })
+}
+
+/// A worker's answer relayed as go's `w.WriteHeader(status); w.Write(body)`: status and body
+/// verbatim, the content type sniffed from the body.
+fn relayed(answer: workers::WorkerAnswer) -> Response {
+    let mut resp = Response::new(Body::from(answer.body.clone()));
+    *resp.status_mut() = answer.status;
+    if let Some(ct) = sniffed_content_type(&answer.body) {
+        set_header(&mut resp, "content-type", ct);
+    }
+    resp
 }
 
 /// `GET /process/token` (`GetJobToken`).
@@ -235,12 +324,16 @@ pub(super) async fn process_token(State(orch): State<LocalOrchestrator>, headers
             "Must have eth address and signature on address in Livepeer-Eth-Address header",
         );
     }
-    let verified = EthAddressHeader::from_header(raw).ok().filter(|eth| {
-        let (Some(sig), addr) = (decode_sig(&eth.sig), parse_address(&eth.addr).unwrap_or([0u8; 20])) else {
-            return false;
-        };
-        inner.config.offchain || keys::verify(eth.addr.as_bytes(), &sig, &addr)
-    });
+    // go's `verifyTokenCreds`: base64 JSON `{addr, sig}`, the sig's hex, then the signature over
+    // the address string exactly as sent (skipped offchain).
+    let verified = go_json::std_base64(raw)
+        .and_then(|b| go_json::unmarshal(&b, &go_json::JOB_SENDER).ok())
+        .map(|v| EthAddressHeader { addr: v.str("addr"), sig: v.str("sig") })
+        .filter(|eth| {
+            let Some(sig) = decode_sig(&eth.sig) else { return false };
+            let addr = go_json::hex_to_address(&eth.addr);
+            inner.config.offchain || keys::verify(eth.addr.as_bytes(), &sig, &addr)
+        });
     let Some(eth) = verified else {
         return http_error(StatusCode::BAD_REQUEST, "Invalid eth address header ");
     };
@@ -251,7 +344,7 @@ pub(super) async fn process_token(State(orch): State<LocalOrchestrator>, headers
             "Job capabilities not provided, must provide comma separated capabilities in Livepeer-Capability header",
         );
     }
-    let sender = parse_address(&eth.addr).unwrap_or([0u8; 20]);
+    let sender = go_json::hex_to_address(&eth.addr);
     let price = inner.job_price(capability);
     let token = jobs::JobToken {
         sender_address: Some(eth),
@@ -271,13 +364,18 @@ pub(super) async fn process_token(State(orch): State<LocalOrchestrator>, headers
     ([("content-type", "application/json")], body).into_response()
 }
 
-/// `POST /process/request/` with no path below it.
-pub(super) async fn process_request_bare(
-    State(orch): State<LocalOrchestrator>,
+/// go's answer to a method its handler does not take.
+pub(super) async fn method_not_allowed() -> Response {
+    http_error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+}
+
+/// `POST /process/request/` with no worker path: the worker's base URL is called.
+pub(super) async fn process_request_root(
+    orch: State<LocalOrchestrator>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    process_request(State(orch), Path(String::new()), headers, body).await
+    process_request(orch, Path(String::new()), headers, body).await
 }
 
 /// `POST /process/request/{path}` (`ProcessJob`).
@@ -301,12 +399,14 @@ pub(super) async fn process_request(
         // go's worker call ends with the job's timeout; the reservation leaks.
         tokio::time::sleep(timeout).await;
         let balance = charge(&orch, &job, started);
+        let url = if path.is_empty() {
+            workers::WORKER_URL.to_owned()
+        } else {
+            format!("{}/{path}", workers::WORKER_URL)
+        };
         let mut resp = http_error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!(
-                "job not able to be processed, removing capability err=Post \"{}/{path}\": context canceled",
-                workers::WORKER_URL
-            ),
+            format!("job not able to be processed, removing capability err=Post \"{url}\": context canceled"),
         );
         set_header(&mut resp, jobs::HEADER_BALANCE, &rounded_balance(balance));
         return resp;
@@ -320,40 +420,39 @@ pub(super) async fn process_request(
     inner.byoc_free(offer);
     inner.counters.requests_served.fetch_add(1, Ordering::Relaxed);
     let mut resp = if answer.status.as_u16() > 399 {
-        let mut text = String::from_utf8_lossy(&answer.body).into_owned();
-        text.push('\n');
-        (answer.status, [("content-type", "text/plain; charset=utf-8")], text).into_response()
+        // `http.Error(w, string(data), status)`.
+        let mut resp = http_error(answer.status, String::from_utf8_lossy(&answer.body).into_owned());
+        set_header(&mut resp, "x-metadata", "");
+        resp
     } else {
-        // Any worker success is a 200; its content type passes through.
-        (StatusCode::OK, [("content-type", answer.content_type)], answer.body).into_response()
+        // Any worker success is a 200; its content type and `X-Metadata` pass through.
+        let mut resp = (StatusCode::OK, [("content-type", answer.content_type)], answer.body).into_response();
+        set_header(&mut resp, "x-metadata", "");
+        resp
     };
     set_header(&mut resp, jobs::HEADER_BALANCE, &rounded_balance(balance));
     resp
 }
 
-/// A single-shot answer the worker streams as server-sent events: relayed line by line, the
-/// balance announced before `[DONE]`, 5 s of price debited every 5 s.
+/// A single-shot answer the worker streams as server-sent events, as go's `processJob` relays
+/// it: each worker line passed on with a newline, the balance announced before `[DONE]`, 5 s of
+/// price debited every 5 s (the stream cut short when the balance goes negative), and, go's
+/// bug, the response kept open after the worker is done, writing blank lines, until the job's
+/// `timeout_seconds` have passed since the answer began.
 async fn sse_answer(orch: LocalOrchestrator, job: OrchJob, offer: usize, body: Bytes) -> Response {
     let balance_before = orch.balance(&job.sender, &job.req.capability);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let mut lines = workers::stream_request(&job.req.capability, &body);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(job.req.timeout_seconds));
     tokio::spawn(async move {
         let inner = &orch.inner;
         let mut debit = tokio::time::interval(Duration::from_secs(SSE_DEBIT_SECONDS));
         debit.tick().await;
+        let mut worker_done = false;
         loop {
-            tokio::select! {
-                line = lines.recv() => {
-                    let Some(line) = line else { break };
-                    if line.contains("[DONE]") {
-                        let balance = orch.balance(&job.sender, &job.req.capability);
-                        let note = format!("data: {{\"balance\": {balance:.3}}}\n\n\n");
-                        let _ = tx.send(Ok(Bytes::from(note))).await;
-                    }
-                    if tx.send(Ok(Bytes::from(format!("{line}\n")))).await.is_err() {
-                        break;
-                    }
-                }
+            let line: String = tokio::select! {
+                biased;
+                _ = tokio::time::sleep_until(deadline) => break,
                 _ = debit.tick(), if job.price > 0 => {
                     let wei = (SSE_DEBIT_SECONDS * job.price as u64) as f64;
                     if inner.debit(job.sender, &job.req.capability, wei) < 0.0 {
@@ -361,7 +460,28 @@ async fn sse_answer(orch: LocalOrchestrator, job: OrchJob, offer: usize, body: B
                         let _ = tx.send(Ok(Bytes::from_static(end.as_bytes()))).await;
                         break;
                     }
+                    continue;
                 }
+                line = lines.recv(), if !worker_done => match line {
+                    None => {
+                        worker_done = true;
+                        continue;
+                    }
+                    Some(line) if line.contains("[DONE]") => {
+                        let balance = orch.balance(&job.sender, &job.req.capability);
+                        let note = format!("data: {{\"balance\": {balance:.3}}}\n\n\n");
+                        if tx.send(Ok(Bytes::from(note))).await.is_err() {
+                            break;
+                        }
+                        line
+                    }
+                    Some(line) => line,
+                },
+                // go reads its closed line channel as "" forever (paced here, not a busy loop).
+                _ = tokio::time::sleep(SSE_BLANK_LINE_PACE), if worker_done => String::new(),
+            };
+            if tx.send(Ok(Bytes::from(format!("{line}\n")))).await.is_err() {
+                break;
             }
         }
         inner.byoc_free(offer);
@@ -371,6 +491,7 @@ async fn sse_answer(orch: LocalOrchestrator, job: OrchJob, offer: usize, body: B
     let mut resp = Response::new(Body::from_stream(stream));
     set_header(&mut resp, "content-type", "text/event-stream");
     set_header(&mut resp, "cache-control", "no-cache");
+    set_header(&mut resp, "x-metadata", "");
     set_header(&mut resp, jobs::HEADER_PAYMENT_BALANCE, &rounded_balance(balance_before));
     resp
 }
@@ -408,12 +529,9 @@ pub(super) async fn stream_start(
     };
     let offer = job.offer.expect("reserved routes have a registered offer");
     // `parameters` is read only here, after the payment; a failure leaks the reservation.
-    let params = match JobParameters::parse(&job.req.parameters) {
+    let params = match parse_parameters(&job.req.parameters) {
         Ok(p) => p,
-        Err(_) if job.req.parameters.trim().is_empty() => {
-            return http_error(StatusCode::BAD_REQUEST, "unexpected end of JSON input")
-        }
-        Err(e) => return http_error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return http_error(StatusCode::BAD_REQUEST, e),
     };
     let mid = job.req.id.clone();
     let channels = stream_channels(&mid, &params);
@@ -433,12 +551,15 @@ pub(super) async fn stream_start(
         *resp.status_mut() = status;
         *resp.body_mut() = Body::from(format!("{body}\n"));
         set_header(&mut resp, "content-type", "text/plain; charset=utf-8");
+        set_header(&mut resp, "x-content-type-options", "nosniff");
         resp
     };
-    let start_params = match serde_json::from_slice::<Option<Map<String, Value>>>(&body) {
-        Ok(p) => p.map(Value::Object).unwrap_or(Value::Null),
-        Err(_) => return fail(resp, StatusCode::BAD_REQUEST, "Invalid JSON body".into()),
-    };
+    // go: `json.Unmarshal(body, &map[string]interface{})`.
+    if !go_json::is_object_or_null(&body) {
+        return fail(resp, StatusCode::BAD_REQUEST, "Invalid JSON body".into());
+    }
+    // What the worker double is told (serde keeps the last duplicate, as go's map does).
+    let start_params = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
     // The worker's `/stream/start` comes first, and is charged, even for a duplicate id.
     let started = Instant::now();
     let balance = charge(&orch, &job, started);
@@ -536,12 +657,7 @@ pub(super) async fn stream_update(
     let inner = &orch.inner;
     let job = match setup_job(&orch, &headers, false) {
         Ok(j) => j,
-        Err(e) => {
-            return http_error(
-                StatusCode::BAD_REQUEST,
-                format!("Failed to stop stream, request not valid err={e}"),
-            )
-        }
+        Err(e) => return e.respond(StatusCode::BAD_REQUEST, "Failed to stop stream, request not valid err="),
     };
     if job.offer.is_none() {
         // No worker URL for an unregistered capability: the POST fails.
@@ -554,8 +670,7 @@ pub(super) async fn stream_update(
         .unwrap_or_else(|e| e.into_inner())
         .get(stream_id)
         .map(|s| s.channels.events.clone());
-    let answer = workers::stream_params(&inner.trickle, events.as_deref(), &body).await;
-    (answer.status, [("content-type", answer.content_type)], answer.body).into_response()
+    relayed(workers::stream_params(&inner.trickle, events.as_deref(), &body).await)
 }
 
 /// `POST /ai/stream/stop` (`StopStream`): balance checked like every route (a stop without
@@ -565,13 +680,39 @@ pub(super) async fn stream_stop(State(orch): State<LocalOrchestrator>, headers: 
     let inner = &orch.inner;
     let job = match setup_job(&orch, &headers, false) {
         Ok(j) => j,
-        Err(e) => {
-            return http_error(
-                StatusCode::BAD_REQUEST,
-                format!("Failed to stop stream, request not valid err={e}"),
-            )
-        }
+        Err(e) => return e.respond(StatusCode::BAD_REQUEST, "Failed to stop stream, request not valid err="),
     };
     inner.stop_session(&job.details.stream_id);
     StatusCode::OK.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balances_render_as_go_renders_them() {
+        // `FloatString(0)`: half away from zero, and a negative that rounds to zero keeps its sign.
+        assert_eq!(rounded_balance(2.5), "3");
+        assert_eq!(rounded_balance(2.4), "2");
+        assert_eq!(rounded_balance(-2.5), "-3");
+        assert_eq!(rounded_balance(-0.3), "-0");
+        assert_eq!(rounded_balance(0.0), "0");
+    }
+
+    #[test]
+    fn sniffing_and_signatures() {
+        assert_eq!(sniffed_content_type(b""), None);
+        assert_eq!(sniffed_content_type(br#"{"a":1}"#), Some("text/plain; charset=utf-8"));
+        assert_eq!(sniffed_content_type(b"\x00\x01"), Some("application/octet-stream"));
+        assert_eq!(decode_sig(""), Some(vec![]));
+        assert_eq!(decode_sig("0x"), None);
+        assert_eq!(decode_sig(&format!("0x{}", "ab".repeat(65))).map(|s| s.len()), Some(65));
+        assert_eq!(decode_sig(&format!("xx{}", "ab".repeat(65))).map(|s| s.len()), Some(65));
+        let job = JobRequest { capability: "c".into(), timeout_seconds: 7, ..Default::default() };
+        let flat = flatten_byoc_job(&job);
+        assert_eq!(&flat[..16], BYOC_JOB_V1_PREFIX);
+        assert_eq!(&flat[16..24], &[0, 0, 0, 7, 0, 0, 0, 0]);
+        assert_eq!(flat.len(), 16 + 4 + 4 * 4 + 1);
+    }
 }

@@ -9,14 +9,43 @@ use gateway_core::lp_rpc::{
     OrchestratorRequest, PingPong, PriceInfo,
 };
 
+use num_traits::{ToPrimitive, Zero};
+
 use super::byoc::byoc_price_per_second;
-use super::{GoVersion, Inner, LocalOrchestrator};
+use super::{CapabilityOffer, GoVersion, Inner, LocalOrchestrator};
 use crate::keys;
+use crate::tickets::{price_rat, Rat};
+
+/// An offer's price as go's `big.Rat` (`None` with no unit).
+fn offer_rat(o: &CapabilityOffer) -> Option<Rat> {
+    price_rat(&PriceInfo {
+        price_per_unit: o.price_per_unit,
+        pixels_per_unit: o.pixels_per_unit,
+        ..Default::default()
+    })
+}
+
+/// go's `common.PriceToInt64`: the floor of a price, whole wei per unit.
+fn price_floor(price: &Rat) -> Option<i64> {
+    price.floor().to_integer().to_i64()
+}
+
+/// A price as go puts a `big.Rat` on the wire: reduced, or floored when it does not fit in int64.
+fn rat_price_info(price: &Rat) -> PriceInfo {
+    match (price.numer().to_i64(), price.denom().to_i64()) {
+        (Some(n), Some(d)) => PriceInfo { price_per_unit: n, pixels_per_unit: d, ..Default::default() },
+        _ => PriceInfo {
+            price_per_unit: price_floor(price).unwrap_or(0),
+            pixels_per_unit: 1,
+            ..Default::default()
+        },
+    }
+}
 
 impl Inner {
-    /// The price for a request's capabilities (`core/orchestrator.go` `priceInfo`): the sum over
-    /// `capacities` keys with model constraints, BYOC priced by capability name (#3869; master
-    /// adds nothing for BYOC); the base price when that sum is zero.
+    /// The price for a request's capabilities (`core/orchestrator.go` `priceInfo`): the exact sum
+    /// over `capacities` keys with model constraints, BYOC priced by capability name (#3869; master
+    /// adds nothing for BYOC); the base price when that sum is zero. (AutoAdjustPrice is off.)
     pub(super) fn price_for(&self, caps: Option<&Capabilities>) -> PriceInfo {
         let base = PriceInfo {
             price_per_unit: self.config.price_per_unit,
@@ -25,9 +54,7 @@ impl Inner {
         };
         let Some(caps) = caps else { return base };
         let Some(constraints) = &caps.constraints else { return base };
-        let mut total = 0.0f64;
-        let mut single: Option<PriceInfo> = None;
-        let mut count = 0;
+        let mut total = Rat::zero();
         for id in caps.capacities.keys() {
             let (Some(cap), Some(models)) = (Capability::from_id(*id), constraints.per_capability.get(id))
             else {
@@ -37,26 +64,15 @@ impl Inner {
                 continue;
             }
             for model in models.models.keys() {
-                if let Some((_, o)) = self.offer_for(cap, model) {
-                    total += o.price_per_unit as f64 / o.pixels_per_unit.max(1) as f64;
-                    count += 1;
-                    single = Some(PriceInfo {
-                        price_per_unit: o.price_per_unit,
-                        pixels_per_unit: o.pixels_per_unit,
-                        ..Default::default()
-                    });
+                if let Some(price) = self.offer_for(cap, model).and_then(|(_, o)| offer_rat(o)) {
+                    total += price;
                 }
             }
         }
-        match (count, single) {
-            _ if total <= 0.0 => base,
-            (1, Some(p)) => p,
-            _ => PriceInfo {
-                price_per_unit: (total * 1_000_000.0).round() as i64,
-                pixels_per_unit: 1_000_000,
-                ..Default::default()
-            },
+        if total.is_zero() {
+            return base;
         }
+        rat_price_info(&total)
     }
 
     pub(super) fn orchestrator_info(
@@ -76,24 +92,24 @@ impl Inner {
             auth_token: Some(auth_token.unwrap_or_else(|| self.auth_token(None))),
             hardware: vec![],
             storage: vec![],
-            capabilities_prices: if caps.is_none() && !offchain {
+            // `GetCapabilitiesPrices`: every priced capability and model at whole wei per unit
+            // (go floors them all), BYOC under its name; only when no capabilities were asked.
+            capabilities_prices: if caps.is_none() {
                 self.config
                     .offers
                     .iter()
-                    .map(|o| match o.capability {
-                        // `GetCapabilitiesPrices`: BYOC at whole wei per second.
-                        Capability::Byoc => PriceInfo {
-                            price_per_unit: byoc_price_per_second(o),
+                    .filter_map(|o| {
+                        let floor = match o.capability {
+                            Capability::Byoc if o.price_per_unit < 0 => return None,
+                            Capability::Byoc => byoc_price_per_second(o),
+                            _ => price_floor(&offer_rat(o)?)?,
+                        };
+                        (floor >= 0).then(|| PriceInfo {
+                            price_per_unit: floor,
                             pixels_per_unit: 1,
                             capability: o.capability.id(),
                             constraint: o.model.clone(),
-                        },
-                        _ => PriceInfo {
-                            price_per_unit: o.price_per_unit,
-                            pixels_per_unit: o.pixels_per_unit,
-                            capability: o.capability.id(),
-                            constraint: o.model.clone(),
-                        },
+                        })
                     })
                     .collect()
             } else {

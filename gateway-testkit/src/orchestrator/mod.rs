@@ -18,7 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use gateway_core::capabilities::{set_bit, Capability, DEFAULT_CAPABILITIES};
 use gateway_core::jobs;
@@ -37,13 +37,14 @@ use crate::workers;
 pub use crate::GoVersion;
 
 mod byoc;
+mod go_json;
 mod grpc;
 mod lv2v;
 mod recipient;
 
 use byoc::{
-    process_request, process_request_bare, process_token, stream_payment, stream_start, stream_stop,
-    stream_update,
+    method_not_allowed, process_request, process_request_root, process_token, stream_payment, stream_start,
+    stream_stop, stream_update,
 };
 use grpc::GrpcService;
 use lv2v::{lv2v_payment, start_lv2v};
@@ -241,11 +242,13 @@ impl std::fmt::Debug for LocalOrchestrator {
     }
 }
 
-/// An HTTP error answer in go-livepeer's style (`text/plain`, message and newline).
+/// An HTTP error answer as go's `http.Error` writes it (`text/plain`, `nosniff`, message and
+/// newline).
 fn http_error(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut body = msg.into();
     body.push('\n');
-    (status, [("content-type", "text/plain; charset=utf-8")], body).into_response()
+    (status, [("content-type", "text/plain; charset=utf-8"), ("x-content-type-options", "nosniff")], body)
+        .into_response()
 }
 
 /// A refused request: status and message, rendered like [`http_error`]. [`Reject::panic`]
@@ -378,14 +381,22 @@ impl LocalOrchestrator {
         let http = Router::new()
             .route(jobs::LIVE_VIDEO_TO_VIDEO_PATH, post(start_lv2v))
             .route(jobs::PAYMENT_PATH, post(lv2v_payment))
-            .route(jobs::PROCESS_TOKEN_PATH, get(process_token))
-            // go's mux serves the bare prefix too, and reads bodies of any size.
-            .route("/process/request/", post(process_request_bare).layer(DefaultBodyLimit::disable()))
-            .route("/process/request/{*path}", post(process_request).layer(DefaultBodyLimit::disable()))
-            .route(jobs::STREAM_START_PATH, post(stream_start))
-            .route(jobs::STREAM_PAYMENT_PATH, post(stream_payment))
-            .route(jobs::STREAM_UPDATE_PATH, post(stream_update))
-            .route(jobs::STREAM_STOP_PATH, post(stream_stop))
+            // go checks the method on these two and answers 405 "Method not allowed"...
+            .route(jobs::PROCESS_TOKEN_PATH, get(process_token).fallback(method_not_allowed))
+            // go reads request bodies of any size.
+            .route(
+                "/process/request/",
+                post(process_request_root).fallback(method_not_allowed).layer(DefaultBodyLimit::disable()),
+            )
+            .route(
+                "/process/request/{*path}",
+                post(process_request).fallback(method_not_allowed).layer(DefaultBodyLimit::disable()),
+            )
+            // ...and on none of the stream routes.
+            .route(jobs::STREAM_START_PATH, any(stream_start))
+            .route(jobs::STREAM_PAYMENT_PATH, any(stream_payment))
+            .route(jobs::STREAM_UPDATE_PATH, any(stream_update))
+            .route(jobs::STREAM_STOP_PATH, any(stream_stop))
             .with_state(self.clone());
         grpc.merge(http)
             .merge(self.inner.trickle.router())

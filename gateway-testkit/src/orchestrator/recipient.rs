@@ -118,13 +118,6 @@ impl Inner {
             .map_err(|e| Reject(StatusCode::PAYMENT_REQUIRED, format!("protobuf unmarshal error: {e}")))
     }
 
-    /// Decodes `Livepeer-Payment` ([`Inner::decode_payment`]) and processes it
-    /// ([`Inner::process_payment`]). Returns the sender (all zeros when the payment is empty).
-    pub(super) fn accept_payment(&self, headers: &HeaderMap, key: &str) -> Result<[u8; 20], Reject> {
-        let payment = Self::decode_payment(headers)?;
-        self.process_payment(&payment, key)
-    }
-
     /// go-livepeer's `orchestrator.ProcessPayment`: receives every ticket and credits the
     /// expected value of those received before the first error to `(payment sender, key)`. 400
     /// with go-livepeer's message on an error (tickets credited before it stay credited).
