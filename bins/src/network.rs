@@ -98,7 +98,7 @@ impl NetworkArgs {
         Ok(if self.insecure {
             OrchestratorTrust::Insecure
         } else if let Some(path) = &self.pin_store {
-            OrchestratorTrust::TrustOnFirstUse(PinStore::persistent(path)?)
+            OrchestratorTrust::Pinned(PinStore::persistent(path)?)
         } else {
             OrchestratorTrust::default()
         })
