@@ -28,11 +28,13 @@
 //! not use), so naming the pinned address is a *claim*, which anyone who knows the public
 //! address can make. What the rule guarantees is narrower and real: every ticket made from
 //! answers over pinned connections names the recipient first pinned for that `host:port`, and
-//! winning tickets pay that recipient on chain, so a host that takes over the address after a
-//! certificate change cannot redirect payments to itself; and a different operator behind the
-//! same address (a reassigned IP, a moved DNS name) is refused instead of silently trusted. It
-//! does **not** stop an active attacker who answers with the pinned identity from reading or
-//! altering media after a certificate change: use `Strict` (or `CertificateAuthority`) for that.
+//! winning tickets pay that recipient on chain, so whoever answers there cannot redirect
+//! payments to itself; a different operator behind the same address (a reassigned IP, a moved
+//! DNS name) is refused instead of silently trusted; and every certificate change is logged. It
+//! does **not** stop an active attacker on the path, at any time (not only at restarts), from
+//! presenting its own certificate, naming the pinned identity, being re-pinned (with the
+//! warning) and then reading or altering media: use `Strict` (or `CertificateAuthority`) for
+//! that.
 
 use std::collections::BTreeMap;
 use std::fmt;
