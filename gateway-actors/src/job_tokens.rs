@@ -8,11 +8,10 @@
 //! queries, and payments re-fetch a token for fresh ticket parameters.
 //!
 //! Tokens come over HTTP, which never accepts an unconfirmed certificate. Under
-//! [`OrchestratorTrust::Pinned`](crate::tls::OrchestratorTrust::Pinned), a restarted
-//! orchestrator's new certificate is therefore confirmed first with a `GetOrchestrator` call
-//! (go's BYOC orchestrators answer it on the same port), then the token is asked for again
-//! ([`fetch_job_token_confirmed`]). A token's ticket recipient is checked against the pins like
-//! a `GetOrchestrator` answer's.
+//! [`OrchestratorTrust::Pinned`], a restarted orchestrator's new certificate is therefore
+//! confirmed first with a `GetOrchestrator` call (go's BYOC orchestrators answer it on the same
+//! port), then the token is asked for again ([`fetch_job_token_confirmed`]). A token's ticket
+//! recipient is checked against the pins like a `GetOrchestrator` answer's.
 
 use std::time::Duration;
 
