@@ -78,7 +78,11 @@ enum Command {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    // Re-pins are told once per orchestrator by the command itself (`network::repin_notice`),
+    // so the library's log line of the same event is off unless RUST_LOG asks for it; so is the
+    // platform verifier's, whose refusals reach the user as the orchestrator's typed error.
+    let default = format!("warn,{}=off,rustls_platform_verifier=off", gateway_actors::tls::REPIN_LOG_TARGET);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 

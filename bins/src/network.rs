@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Args};
-use gateway_actors::tls::{OrchestratorTrust, PinStore};
+use clap::{ArgAction, Args, ValueEnum};
+use gateway_actors::tls::{CaRoots, OrchestratorTrust, PinStore, Repin};
 use gateway_actors::{Gateway, GatewayConfig};
 use gateway_core::token::{split_orchestrator_list, NetworkSettings};
 use gateway_testkit::network::{LocalNetwork, NetworkConfig};
@@ -38,13 +38,40 @@ pub struct NetworkArgs {
     /// win over the flags.
     #[arg(long, value_name = "BASE64")]
     pub token: Option<String>,
-    /// Accept any orchestrator certificate instead of pinning the first one seen per host:port.
-    #[arg(long, conflicts_with = "pin_store")]
+    /// How orchestrator certificates are checked. pinned (default): pin each host:port's
+    /// certificate and ETH identity; a new certificate (orchestrators make one at every start)
+    /// is accepted, with a warning, once the orchestrator names the pinned ETH address and
+    /// ticket recipient, and refused otherwise. strict: refuse any certificate change. ca:
+    /// verify against the system roots and --orchestrator-ca. insecure: accept any certificate.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub orchestrator_tls: Option<TlsMode>,
+    /// Same as --orchestrator-tls insecure (go-livepeer's behaviour).
+    #[arg(long)]
     pub insecure: bool,
-    /// Keep orchestrator certificate pins in this JSON file across runs (ignored for the
-    /// embedded network, whose certificates and ports change every run).
+    /// Keep orchestrator pins (certificate, ETH address, ticket recipient) in this JSON file
+    /// across runs, for pinned and strict (ignored for the embedded network, whose certificates
+    /// and ports change every run).
     #[arg(long, value_name = "FILE")]
     pub pin_store: Option<PathBuf>,
+    /// A PEM file of root certificates to trust for orchestrators besides the system roots,
+    /// with --orchestrator-tls ca (repeatable).
+    #[arg(long = "orchestrator-ca", value_name = "PEM", action = ArgAction::Append)]
+    pub orchestrator_ca: Vec<PathBuf>,
+}
+
+/// `--orchestrator-tls` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum TlsMode {
+    /// Pin certificate and ETH identity; re-pin, with a warning, a new certificate that names
+    /// the pinned identity.
+    #[default]
+    Pinned,
+    /// Pin the certificate; refuse any change.
+    Strict,
+    /// Verify the certificate chain against certificate authorities.
+    Ca,
+    /// Accept any certificate.
+    Insecure,
 }
 
 impl std::fmt::Debug for NetworkArgs {
@@ -55,8 +82,10 @@ impl std::fmt::Debug for NetworkArgs {
             .field("signer_headers", &format!("<{} hidden>", self.signer_headers.len()))
             .field("discovery", &self.discovery)
             .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("orchestrator_tls", &self.orchestrator_tls)
             .field("insecure", &self.insecure)
             .field("pin_store", &self.pin_store)
+            .field("orchestrator_ca", &self.orchestrator_ca)
             .finish()
     }
 }
@@ -94,14 +123,72 @@ impl NetworkArgs {
         })
     }
 
-    fn trust(&self) -> anyhow::Result<OrchestratorTrust> {
-        Ok(if self.insecure {
-            OrchestratorTrust::Insecure
-        } else if let Some(path) = &self.pin_store {
-            OrchestratorTrust::TrustOnFirstUse(PinStore::persistent(path)?)
-        } else {
-            OrchestratorTrust::default()
+    /// The `--orchestrator-tls` mode, `--insecure` folded in.
+    fn tls_mode(&self) -> Result<TlsMode, UsageError> {
+        let mode = match (self.insecure, self.orchestrator_tls) {
+            (true, None | Some(TlsMode::Insecure)) => TlsMode::Insecure,
+            (true, Some(other)) => {
+                return Err(UsageError(format!(
+                    "--insecure contradicts --orchestrator-tls {}",
+                    other.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default()
+                )))
+            }
+            (false, mode) => mode.unwrap_or_default(),
+        };
+        if self.pin_store.is_some() && !matches!(mode, TlsMode::Pinned | TlsMode::Strict) {
+            return Err(UsageError("--pin-store needs --orchestrator-tls pinned or strict".into()));
+        }
+        if !self.orchestrator_ca.is_empty() && mode != TlsMode::Ca {
+            return Err(UsageError("--orchestrator-ca needs --orchestrator-tls ca".into()));
+        }
+        Ok(mode)
+    }
+
+    /// The trust policy the flags describe. `embedded`: the embedded network, whose certificates
+    /// change every run, so no pin file.
+    fn trust(&self, embedded: bool) -> anyhow::Result<OrchestratorTrust> {
+        let pins = || -> anyhow::Result<PinStore> {
+            let pins = match &self.pin_store {
+                Some(path) if !embedded => PinStore::persistent(path)?,
+                _ => PinStore::in_memory(),
+            };
+            pins.on_repin(repin_notice());
+            Ok(pins)
+        };
+        Ok(match self.tls_mode()? {
+            TlsMode::Pinned => OrchestratorTrust::Pinned(pins()?),
+            TlsMode::Strict => OrchestratorTrust::Strict(pins()?),
+            TlsMode::Ca => {
+                let mut roots = CaRoots::system();
+                for path in &self.orchestrator_ca {
+                    let bad = |e: &dyn std::fmt::Display| {
+                        UsageError(format!("--orchestrator-ca {}: {e}", path.display()))
+                    };
+                    let pem = std::fs::read(path).map_err(|e| bad(&e))?;
+                    roots = roots.with_pem(&pem).map_err(|e| bad(&e))?;
+                }
+                OrchestratorTrust::certificate_authority(roots)?
+            }
+            TlsMode::Insecure => {
+                if !embedded {
+                    eprintln!(
+                        "warning: --orchestrator-tls insecure: orchestrator certificates are not checked; anyone on the path can read and alter jobs and name another ticket recipient"
+                    );
+                }
+                OrchestratorTrust::Insecure
+            }
         })
+    }
+}
+
+/// Prints each re-pin once per orchestrator on stderr (the default log filter silences the
+/// library's own log line, so the user sees this one).
+fn repin_notice() -> impl Fn(&Repin) + Send + Sync + 'static {
+    let told = std::sync::Mutex::new(std::collections::HashSet::new());
+    move |repin: &Repin| {
+        if told.lock().unwrap_or_else(|e| e.into_inner()).insert(repin.origin.clone()) {
+            eprintln!("warning: {repin} (--orchestrator-tls strict)");
+        }
     }
 }
 
@@ -142,7 +229,8 @@ impl Network {
     pub async fn connect(args: &NetworkArgs, tweaks: EmbeddedTweaks) -> anyhow::Result<Network> {
         let settings = args.settings()?;
         if args.names_a_network() {
-            let mut config = GatewayConfig { network: settings, trust: args.trust()?, ..Default::default() };
+            let mut config =
+                GatewayConfig { network: settings, trust: args.trust(false)?, ..Default::default() };
             if let Some(token) = &args.token {
                 config = config.with_token(token).map_err(|e| UsageError(format!("--token: {e}")))?;
             }
@@ -156,8 +244,7 @@ impl Network {
         );
         // Only the signer, as with a hosted signer: orchestrators are discovered through it.
         let network = NetworkSettings { signer: Some(local.signer_url()), ..Default::default() };
-        let trust = if args.insecure { OrchestratorTrust::Insecure } else { OrchestratorTrust::default() };
-        let mut config = GatewayConfig { network, trust, ..Default::default() };
+        let mut config = GatewayConfig { network, trust: args.trust(true)?, ..Default::default() };
         if let Some(interval) = tweaks.lv2v_payment_interval {
             config.lv2v_payment_interval = interval;
         }
@@ -210,6 +297,41 @@ mod tests {
         let orch = NetworkArgs { orchestrators: vec!["a:1".into()], ..Default::default() };
         assert!(orch.names_a_network());
         assert!(NetworkArgs { token: Some("t".into()), ..Default::default() }.names_a_network());
+    }
+
+    #[test]
+    fn orchestrator_tls_flags() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            network: NetworkArgs,
+        }
+        let parse = |args: &[&str]| {
+            Cmd::try_parse_from(std::iter::once("cmd").chain(args.iter().copied())).map(|c| c.network)
+        };
+        let mode = |args: &[&str]| parse(args).unwrap().tls_mode();
+        assert_eq!(mode(&[]).unwrap(), TlsMode::Pinned);
+        assert_eq!(mode(&["--orchestrator-tls", "strict"]).unwrap(), TlsMode::Strict);
+        assert_eq!(mode(&["--orchestrator-tls", "ca"]).unwrap(), TlsMode::Ca);
+        assert_eq!(mode(&["--insecure"]).unwrap(), TlsMode::Insecure);
+        assert_eq!(mode(&["--insecure", "--orchestrator-tls", "insecure"]).unwrap(), TlsMode::Insecure);
+        assert!(parse(&["--orchestrator-tls", "maybe"]).is_err());
+        let e = mode(&["--insecure", "--orchestrator-tls", "strict"]).unwrap_err();
+        assert!(e.to_string().contains("contradicts --orchestrator-tls strict"), "{e}");
+        assert!(mode(&["--orchestrator-tls", "ca", "--pin-store", "p.json"]).is_err());
+        assert!(mode(&["--insecure", "--pin-store", "p.json"]).is_err());
+        assert!(mode(&["--orchestrator-tls", "strict", "--pin-store", "p.json"]).is_ok());
+        assert!(mode(&["--orchestrator-ca", "ca.pem"]).is_err());
+
+        let trust = |args: &[&str]| parse(args).unwrap().trust(true).unwrap();
+        assert!(matches!(trust(&[]), OrchestratorTrust::Pinned(_)));
+        assert!(matches!(trust(&["--orchestrator-tls", "strict"]), OrchestratorTrust::Strict(_)));
+        assert!(matches!(trust(&["--insecure"]), OrchestratorTrust::Insecure));
+        let missing =
+            parse(&["--orchestrator-tls", "ca", "--orchestrator-ca", "/nonexistent/ca.pem"]).unwrap();
+        let e = missing.trust(false).unwrap_err();
+        assert!(e.is::<UsageError>() && e.to_string().contains("/nonexistent/ca.pem"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use clap::{ArgAction, Args, ValueEnum};
 use futures_util::stream::{self, StreamExt};
 use gateway_actors::discovery::discover;
 use gateway_actors::grpc::OrchestratorRpc;
-use gateway_actors::job_tokens::fetch_job_token;
+use gateway_actors::job_tokens::fetch_job_token_confirmed;
 use gateway_core::capabilities::{
     build_capabilities, check_compatible, has_bit, Capability, CapabilityQuery,
 };
@@ -99,9 +99,16 @@ async fn ask_all(net: &Network, queries: &[CapabilityQuery], format: Format) -> 
                 let mut tokens = Vec::new();
                 if info.is_ok() {
                     for name in byoc {
-                        let token =
-                            fetch_job_token(gw.http(), &address, name, identity.as_ref(), token_timeout)
-                                .await;
+                        let token = fetch_job_token_confirmed(
+                            gw.http(),
+                            &rpc,
+                            &address,
+                            name,
+                            identity.as_ref(),
+                            token_timeout,
+                        )
+                        .await
+                        .map_err(String::from);
                         tokens.push((name.clone(), token));
                     }
                 }

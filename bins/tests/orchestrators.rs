@@ -124,3 +124,88 @@ fn select_lists_candidates_and_every_rejection() {
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(r.stdout.contains("Invalid eth address header"), "{}", r.stdout);
 }
+
+/// `--orchestrator-tls` against a TLS `local-network` child, with `--pin-store` files standing in
+/// for an orchestrator restart (a pinned fingerprint that is not the one presented).
+#[test]
+fn orchestrator_tls_modes_on_the_command_line() {
+    let net = LocalNet::start_tls(&[]);
+    let orch = net.url("orchestrator");
+    let addr = orch.trim_start_matches("https://").to_owned();
+    let dir = std::env::temp_dir().join(format!("lpgw-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pin_file = dir.join("pins.json");
+    let _ = std::fs::remove_file(&pin_file);
+    let pins = pin_file.to_str().unwrap();
+    let info = |extra: &[&str]| {
+        let mut args = vec!["get-orchestrator-info", "--format", "json", addr.as_str()];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+
+    // First contact pins the certificate and the ETH identity.
+    let r = info(&["--pin-store", pins]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let eth = v[0]["eth_address"].as_str().unwrap().to_owned();
+    let read =
+        || -> serde_json::Value { serde_json::from_slice(&std::fs::read(&pin_file).unwrap()).unwrap() };
+    let pinned = read()[&addr].clone();
+    assert!(pinned["address"].as_str().unwrap().eq_ignore_ascii_case(&eth), "{pinned}");
+    let real = pinned["fingerprint"].as_str().unwrap().to_owned();
+    let restarted = |address: &str| {
+        let file = serde_json::json!({ &addr: { "fingerprint": "00".repeat(32), "address": address } });
+        std::fs::write(&pin_file, file.to_string()).unwrap();
+    };
+
+    // Default: the new certificate names the pinned identity, so it is re-pinned, told once.
+    restarted(&eth);
+    let r = info(&["--pin-store", pins]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(r.stderr.matches("presented a new TLS certificate").count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("warning: orchestrator") && r.stderr.contains("--orchestrator-tls strict"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(read()[&addr]["fingerprint"].as_str(), Some(real.as_str()), "re-pinned in the file");
+
+    // Strict refuses the change.
+    restarted(&eth);
+    let r = info(&["--orchestrator-tls", "strict", "--pin-store", pins]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.all().contains(&format!("certificate of {addr} changed")) && r.all().contains("strict"),
+        "{r:?}"
+    );
+
+    // Another ETH identity is refused by the default too.
+    restarted("0x1111111111111111111111111111111111111111");
+    let r = info(&["--pin-store", pins]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.all().contains("names ETH address"), "{r:?}");
+    assert!(!r.stderr.contains("presented a new TLS certificate"), "{}", r.stderr);
+
+    // CA mode refuses the self-signed orchestrator.
+    let ca = gateway_testkit::tls::TestCa::generate("cli test CA").unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca.certificate_pem).unwrap();
+    let r = info(&["--orchestrator-tls", "ca", "--orchestrator-ca", ca_file.to_str().unwrap()]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.all().contains("not trusted by the configured certificate authorities"), "{r:?}");
+    assert!(!r.stderr.contains("ERROR"), "the refusal is told once, as the orchestrator's error: {r:?}");
+
+    // Contradictions and bad files are usage errors; --insecure still works, with a warning.
+    for bad in [
+        vec!["--insecure", "--orchestrator-tls", "strict"],
+        vec!["--orchestrator-tls", "ca", "--pin-store", pins],
+        vec!["--orchestrator-tls", "ca", "--orchestrator-ca", pins],
+    ] {
+        let r = info(&bad);
+        assert_eq!(r.code, Some(2), "{bad:?}: {r:?}");
+    }
+    let r = info(&["--insecure"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(r.stderr.matches("warning: --orchestrator-tls insecure").count(), 1, "{}", r.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -264,13 +264,14 @@ impl Gateway {
         capability: String,
         identity: Option<SignerIdentity>,
     ) -> RefreshInfo {
-        let http = self.inner.http.clone();
+        let (http, rpc) = (self.inner.http.clone(), self.inner.rpc.clone());
         Arc::new(move || {
-            let (http, address, capability, identity) =
-                (http.clone(), address.clone(), capability.clone(), identity.clone());
+            let (http, rpc, address, capability, identity) =
+                (http.clone(), rpc.clone(), address.clone(), capability.clone(), identity.clone());
             Box::pin(async move {
-                let token = crate::job_tokens::fetch_job_token(
+                let token = crate::job_tokens::fetch_job_token_confirmed(
                     &http,
+                    &rpc,
                     &address,
                     &capability,
                     identity.as_ref(),

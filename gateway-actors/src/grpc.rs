@@ -1,11 +1,16 @@
-//! The orchestrator's gRPC side: `Orchestrator.GetOrchestrator` over TLS (trust-on-first-use
-//! pinned) or plaintext HTTP/2.
+//! The orchestrator's gRPC side: `Orchestrator.GetOrchestrator` over TLS (checked by the
+//! [`OrchestratorTrust`] policy) or plaintext HTTP/2.
 //!
-//! The TLS handshake is ours, not tonic's: a tower connector dials TCP and runs rustls with
-//! [`orchestrator_client_config`], so the certificate pins that guard orchestrator HTTP calls
-//! guard gRPC too, and a certificate change surfaces as [`RpcErrorKind::Tls`] instead of a
-//! generic transport failure. Channels are cached per address; a channel whose call failed at
-//! the transport level is dropped so the next call dials afresh (and re-checks the pin).
+//! The TLS handshake is ours, not tonic's: a tower connector dials TCP and runs rustls with the
+//! policy's verifier, so the pins that guard orchestrator HTTP calls guard gRPC too, and a
+//! refusal surfaces as [`RpcErrorKind::Untrusted`] with the typed [`TrustError`] instead of a
+//! generic transport failure. Under [`OrchestratorTrust::Pinned`] this is also where a restarted
+//! orchestrator's new certificate is confirmed: the handshake lets it through provisionally, and
+//! the answer is judged by [`crate::tls::PinStore::observe`] (same ETH identity: re-pinned with a
+//! warning; another: refused) before anything else may use the certificate. Every answer over a
+//! pinned certificate is checked against the pinned identity the same way. Channels are cached
+//! per address; a channel whose call failed at the transport level, or whose answer was
+//! refused, is dropped so the next call dials afresh (and re-checks the pin).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,7 +27,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::tls::{orchestrator_client_config, OrchestratorTrust};
+use crate::tls::{client_config, trust_error, OrchestratorTrust, Role, TrustError};
 
 /// go-livepeer's gRPC connect timeout (`GRPCConnectTimeout`).
 pub const GRPC_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -56,8 +61,12 @@ pub enum RpcErrorKind {
     InvalidAddress,
     /// TCP connection or HTTP/2 set-up failed (refused, unreachable, reset).
     Connect,
-    /// The TLS handshake failed, e.g. the certificate differs from the pinned one.
+    /// The TLS handshake failed for a reason other than the trust policy (a plaintext port,
+    /// an alert, a protocol error).
     Tls,
+    /// The trust policy refused the orchestrator: its certificate (changed under strict
+    /// pinning, not CA-verified, ...) or the ETH identity its answer names.
+    Untrusted(TrustError),
     /// Connecting or the call took longer than allowed.
     Timeout,
     /// The orchestrator answered with a gRPC error status.
@@ -83,6 +92,7 @@ impl OrchestratorRpcError {
             RpcErrorKind::InvalidAddress => format!("invalid address: {}", self.message),
             RpcErrorKind::Connect => format!("cannot connect: {}", self.message),
             RpcErrorKind::Tls => format!("TLS handshake failed: {}", self.message),
+            RpcErrorKind::Untrusted(e) => format!("not trusted: {e}"),
             RpcErrorKind::Timeout => format!("timed out: {}", self.message),
             RpcErrorKind::Status(code) => format!("gRPC status {:?}: {}", code, self.message),
         }
@@ -187,8 +197,6 @@ impl fmt::Display for DialError {
         match self {
             DialError::Tcp(e) => write!(f, "{e}"),
             DialError::Tls(e) => match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-                // Our pin check's own words, without rustls's "unexpected error" prefix.
-                Some(rustls::Error::General(reason)) => write!(f, "{reason}"),
                 Some(rustls::Error::InvalidMessage(_)) => {
                     write!(f, "{e} (is it a plaintext orchestrator? then use http://host:port)")
                 }
@@ -230,12 +238,22 @@ async fn dial(
     tokio::time::timeout(timeout, connect).await.map_err(|_| DialError::Timeout(timeout))?
 }
 
+/// The `host:port` and certificate fingerprint the current connection of a channel presented.
+type Presented = Arc<Mutex<Option<(String, String)>>>;
+
+/// A cached channel and what its connection presented.
+#[derive(Clone)]
+struct Cached {
+    channel: Channel,
+    presented: Presented,
+}
+
 /// `GetOrchestrator` client. Cheap to clone, `Send + Sync`; clones share the channel cache.
 #[derive(Clone)]
 pub struct OrchestratorRpc {
     trust: OrchestratorTrust,
     config: RpcConfig,
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    channels: Arc<Mutex<HashMap<String, Cached>>>,
 }
 
 impl fmt::Debug for OrchestratorRpc {
@@ -277,18 +295,21 @@ impl OrchestratorRpc {
         let key = target.origin();
         let call_timeout = self.config.call_timeout;
         let call = async {
-            let (channel, cached) = self.channel(&target).await?;
-            match call_once(channel, request.clone(), call_timeout).await {
+            let (conn, cached) = self.channel(&target).await?;
+            let result = match call_once(conn.channel.clone(), request.clone(), call_timeout).await {
                 // A cached channel whose connection died (the orchestrator restarted, an idle
                 // connection was cut) fails once before reconnecting; that says nothing about
                 // the orchestrator, so dial afresh and ask again.
                 Err((kind, _)) if cached && !matches!(kind, RpcErrorKind::Status(_)) => {
                     self.forget_channel(&key);
-                    let (channel, _) = self.channel(&target).await?;
-                    call_once(channel, request, call_timeout).await
+                    let (conn, _) = self.channel(&target).await?;
+                    call_once(conn.channel.clone(), request, call_timeout).await.map(|info| (info, conn))
                 }
-                result => result,
-            }
+                result => result.map(|info| (info, conn)),
+            };
+            let (info, conn) = result?;
+            self.judge(&conn, &info).map_err(|e| (RpcErrorKind::Untrusted(e), String::new()))?;
+            Ok(info)
         };
         let result = match tokio::time::timeout(call_timeout, call).await {
             Ok(r) => r,
@@ -296,7 +317,8 @@ impl OrchestratorRpc {
         };
         result.map_err(|(kind, message)| {
             // A status from the server proves the channel works; anything else may mean a dead
-            // connection or a changed certificate, so the next call must dial again.
+            // connection, a changed certificate or a refused identity, so the next call must
+            // dial again.
             if !matches!(kind, RpcErrorKind::Status(_)) {
                 self.forget_channel(&key);
             }
@@ -312,12 +334,22 @@ impl OrchestratorRpc {
         }
     }
 
+    /// Checks an answer against the pins (`Pinned` and `Strict` over TLS): the identity it
+    /// names, and, when the connection presented a new certificate, whether it may be re-pinned.
+    fn judge(&self, conn: &Cached, info: &OrchestratorInfo) -> Result<(), TrustError> {
+        let Some(pins) = self.trust.pins() else { return Ok(()) };
+        let presented = conn.presented.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some((origin, fingerprint)) = presented else { return Ok(()) };
+        let allow_repin = matches!(self.trust, OrchestratorTrust::Pinned(_));
+        pins.observe(&origin, &fingerprint, info, allow_repin).map(|_| ())
+    }
+
     fn forget_channel(&self, key: &str) {
         self.channels.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
 
     /// The cached channel for `target` (`true`), or a newly connected one (`false`).
-    async fn channel(&self, target: &OrchestratorTarget) -> Result<(Channel, bool), (RpcErrorKind, String)> {
+    async fn channel(&self, target: &OrchestratorTarget) -> Result<(Cached, bool), (RpcErrorKind, String)> {
         let key = target.origin();
         if let Some(c) = self.channels.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok((c.clone(), true));
@@ -332,8 +364,10 @@ impl OrchestratorRpc {
             .connect_timeout(self.config.connect_timeout)
             .tcp_nodelay(true);
         // Pins are per host:port, so the TLS config is made for this target's port.
+        let presented = Presented::default();
         let tls = target.tls.then(|| {
-            TlsConnector::from(Arc::new(orchestrator_client_config(&self.trust, &[b"h2"], target.port)))
+            let role = Role::Probe(presented.clone());
+            TlsConnector::from(Arc::new(client_config(&self.trust, &[b"h2"], target.port, role)))
         });
         let (target, connect_timeout) = (target.clone(), self.config.connect_timeout);
         let connector =
@@ -346,8 +380,9 @@ impl OrchestratorRpc {
                 channels.remove(&victim);
             }
         }
-        channels.insert(key, channel.clone());
-        Ok((channel, false))
+        let cached = Cached { channel, presented };
+        channels.insert(key, cached.clone());
+        Ok((cached, false))
     }
 }
 
@@ -370,6 +405,11 @@ fn classify_transport(e: &(dyn std::error::Error + 'static)) -> (RpcErrorKind, S
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if let Some(dial) = s.downcast_ref::<DialError>() {
+            if let DialError::Tls(io) = dial {
+                if let Some(refusal) = trust_error(io) {
+                    return (RpcErrorKind::Untrusted(refusal.clone()), String::new());
+                }
+            }
             let kind = match dial {
                 DialError::Tcp(_) => RpcErrorKind::Connect,
                 DialError::Tls(_) | DialError::ServerName(_) => RpcErrorKind::Tls,

@@ -11,10 +11,13 @@
 //! segment must reach the network chunk by chunk and never time out while healthy, so every
 //! call here goes through [`HttpClients`], which makes the choice in one place.
 //!
-//! Orchestrator clients (self-signed certificates, pinned per `host:port` by
-//! [`crate::tls::OrchestratorTrust`]) are made per orchestrator origin and cached; one client
-//! serves signers and discovery (system roots). None has an overall request timeout: long-lived trickle requests are bounded by the stall timeout
-//! of the code that uses them; JSON calls set their own per-request timeouts.
+//! Orchestrator clients (certificates checked by the [`crate::tls::OrchestratorTrust`] policy;
+//! under pinning, an HTTP connection never accepts a certificate a `GetOrchestrator` answer has
+//! not confirmed) are made per orchestrator origin and cached; one client serves signers and
+//! discovery (system roots). A policy refusal stays typed inside the reqwest error: find it with
+//! [`crate::tls::trust_error`]. None has an overall request timeout: long-lived trickle requests
+//! are bounded by the stall timeout of the code that uses them; JSON calls set their own
+//! per-request timeouts.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -33,7 +33,7 @@ use gateway_core::vetting::{job_token_info, vet_job_token, vet_orchestrator_info
 use crate::discovery::{discover_with_timeout, DiscoveryError};
 use crate::grpc::{OrchestratorRpc, OrchestratorTarget, GRPC_CALL_TIMEOUT};
 use crate::http::HttpClients;
-use crate::job_tokens::fetch_job_token;
+use crate::job_tokens::fetch_job_token_confirmed;
 
 /// Default number of orchestrators asked at the same time.
 pub const DEFAULT_BATCH_SIZE: usize = 10;
@@ -224,7 +224,9 @@ pub async fn select_orchestrators(
                 let started = Instant::now();
                 let asked = match &byoc {
                     // BYOC is never in the bit string: go's gateways ask for a job token.
-                    Some(capability) => ask_for_token(http, &address, capability, request, per_call).await,
+                    Some(capability) => {
+                        ask_for_token(rpc, http, &address, capability, request, per_call).await
+                    }
                     None => ask_for_info(rpc, &address, req, requested, request, per_call).await,
                 };
                 let candidate = asked.map(|(info, token)| Candidate {
@@ -316,15 +318,18 @@ async fn ask_for_info(
 }
 
 /// `GET /process/token` on `address` for BYOC `capability`, vetted; the info a signer needs is
-/// made from the token.
+/// made from the token. A restarted orchestrator's new certificate is confirmed through `rpc`
+/// first (see [`fetch_job_token_confirmed`]).
 async fn ask_for_token(
+    rpc: &OrchestratorRpc,
     http: &HttpClients,
     address: &str,
     capability: &str,
     request: &Select,
     per_call: Duration,
 ) -> Result<(OrchestratorInfo, Option<JobToken>), String> {
-    let token = fetch_job_token(http, address, capability, request.identity.as_ref(), per_call).await?;
+    let identity = request.identity.as_ref();
+    let token = fetch_job_token_confirmed(http, rpc, address, capability, identity, per_call).await?;
     vet_job_token(&token, capability, request.max_price_wei_per_unit, request.identity.is_some())
         .map_err(|e| e.to_string())?;
     let info = job_token_info(&token, unix_now());

@@ -1,7 +1,8 @@
 //! Orchestrator info and selection over real sockets against the testkit's local network:
 //! GetOrchestrator over TLS (pinned) and plaintext, discovery through the signer and an explicit
 //! URL, the selection rules (health, capabilities, price, ticket parameters) and ranking, and a
-//! certificate change on the same port being refused.
+//! certificate change on the same port being refused under strict pinning (the other trust
+//! policies are in `orchestrator_tls.rs`).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use gateway_actors::http::HttpClients;
 use gateway_actors::selector::{
     select_orchestrators, OrchestratorSelector, Select, Selection, SelectorConfig,
 };
-use gateway_actors::tls::{fingerprint, OrchestratorTrust, PinStore};
+use gateway_actors::tls::{fingerprint, OrchestratorTrust, PinStore, TrustError};
 use gateway_core::capabilities::CapabilityQuery;
 use gateway_core::error::JobError;
 use gateway_core::lp_rpc::OrchestratorRequest;
@@ -110,7 +111,7 @@ async fn signer_identity(http: &HttpClients, net: &LocalNetwork) -> SignerIdenti
 async fn tls_get_orchestrator_pins_the_certificate() {
     let net = network(NetworkConfig::default()).await;
     let pins = PinStore::in_memory();
-    let (rpc, _) = clients(&OrchestratorTrust::TrustOnFirstUse(pins.clone()));
+    let (rpc, _) = clients(&OrchestratorTrust::Pinned(pins.clone()));
     let url = net.orchestrator_urls()[0].clone();
 
     let info = rpc.get_orchestrator(&authority(&url), OrchestratorRequest::default()).await.unwrap();
@@ -119,6 +120,8 @@ async fn tls_get_orchestrator_pins_the_certificate() {
     let cert = &net.orchestrators[0].tls.as_ref().unwrap().certificate_der;
     let key = authority(&url);
     assert_eq!(pins.get(&key), Some(fingerprint(cert)), "the gRPC handshake pinned the certificate of {key}");
+    let address = net.orchestrator().address();
+    assert_eq!(pins.pin(&key).unwrap().address, Some(address), "and the answer its ETH address");
 
     // The URL form reaches the same orchestrator.
     rpc.get_orchestrator(&url, OrchestratorRequest::default()).await.unwrap();
@@ -447,12 +450,12 @@ async fn network_on(addr: SocketAddr) -> LocalNetwork {
 }
 
 #[actix_rt::test]
-async fn certificate_change_is_refused_when_pinned_and_accepted_when_insecure() {
+async fn certificate_change_is_refused_when_strict_and_accepted_when_insecure() {
     let first = network(NetworkConfig::default()).await;
     let addr = first.orchestrators[0].server.addr;
     let address = addr.to_string();
     let pins = PinStore::in_memory();
-    let tofu = OrchestratorTrust::TrustOnFirstUse(pins.clone());
+    let tofu = OrchestratorTrust::Strict(pins.clone());
     let (rpc, http) = clients(&tofu);
     rpc.get_orchestrator(&address, OrchestratorRequest::default()).await.unwrap();
     let pinned = pins.get(&address).unwrap();
@@ -464,11 +467,13 @@ async fn certificate_change_is_refused_when_pinned_and_accepted_when_insecure() 
 
     // The cached channel must not carry on over the old connection: it dials again and refuses.
     let e = rpc.get_orchestrator(&address, OrchestratorRequest::default()).await.unwrap_err();
-    assert_eq!(e.kind, RpcErrorKind::Tls, "{e}");
-    assert!(
-        e.to_string().contains(&format!("TLS handshake failed: certificate of {address} changed")),
-        "{e}"
-    );
+    let refusal = TrustError::CertificateChanged {
+        origin: address.clone(),
+        pinned: pinned.clone(),
+        presented: new_cert.clone(),
+    };
+    assert_eq!(e.kind, RpcErrorKind::Untrusted(refusal), "{e}");
+    assert!(e.to_string().contains(&format!("not trusted: certificate of {address} changed")), "{e}");
     // A fresh client with the same pins refuses too, and selection says why.
     let select = Select::default();
     let (rejections, _) = no_orchestrator(

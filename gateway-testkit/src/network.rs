@@ -40,6 +40,8 @@ pub struct NetworkConfig {
     pub orchestrators: usize,
     /// Serve orchestrators over TLS with a self-signed certificate (as go-livepeer does).
     pub tls: bool,
+    /// With `tls`: certificates issued by this CA instead of self-signed ones.
+    pub certificate_authority: Option<crate::tls::TestCa>,
     /// Address of the first orchestrator (`127.0.0.1:0` picks a free port); later ones use
     /// free ports.
     pub listen: SocketAddr,
@@ -58,6 +60,7 @@ impl Default for NetworkConfig {
         NetworkConfig {
             orchestrators: 1,
             tls: true,
+            certificate_authority: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             signer_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             orchestrator: OrchestratorConfig::default(),
@@ -123,7 +126,11 @@ impl LocalNetwork {
             let listener =
                 TcpListener::bind(addr).await.map_err(|source| NetworkError::Bind { addr, source })?;
             let bound = listener.local_addr().map_err(|source| NetworkError::Bind { addr, source })?;
-            let tls = if config.tls { Some(SelfSignedTls::generate(&[])?) } else { None };
+            let tls = match (&config.certificate_authority, config.tls) {
+                (_, false) => None,
+                (Some(ca), true) => Some(SelfSignedTls::issued_by(ca, &[])?),
+                (None, true) => Some(SelfSignedTls::generate(&[])?),
+            };
             let scheme = if tls.is_some() { "https" } else { "http" };
             let uri = format!("{scheme}://{bound}");
             let trickle = TrickleServer::new(config.trickle.clone());

@@ -95,7 +95,8 @@ pub fn run(args: &[&str]) -> Run {
     run_with(args, None, &[], Duration::from_secs(30))
 }
 
-/// A `local-network --json --plaintext` child process, killed on drop.
+/// A `local-network --json` child process (plaintext unless started with
+/// [`LocalNet::start_tls`]), killed on drop.
 pub struct LocalNet {
     child: Child,
     /// Its JSON line.
@@ -105,8 +106,16 @@ pub struct LocalNet {
 impl LocalNet {
     /// Starts it on free ports; `extra` adds flags such as `--trickle-autocreate`.
     pub fn start(extra: &[&str]) -> LocalNet {
+        let mut args = vec!["--plaintext"];
+        args.extend_from_slice(extra);
+        LocalNet::start_tls(&args)
+    }
+
+    /// Like [`LocalNet::start`], serving TLS with a self-signed certificate unless `extra`
+    /// says `--plaintext`.
+    pub fn start_tls(extra: &[&str]) -> LocalNet {
         let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
-            .args(["local-network", "--json", "--plaintext", "--listen", "127.0.0.1:0"])
+            .args(["local-network", "--json", "--listen", "127.0.0.1:0"])
             .args(["--signer-listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
