@@ -13,8 +13,8 @@ use gateway_core::error::SignerError;
 use gateway_core::signer::{
     byoc_job_v1_encoding, check_status, error_message, parse_discovery_response, GenerateLivePaymentRequest,
     GenerateLivePaymentResponse, SignByocJobRequest, SignByocJobResponse, SignOrchestratorInfoResponse,
-    SignerState, BYOC_JOB_V1_PREFIX, GENERATE_LIVE_PAYMENT_PATH, STATUS_NO_TICKETS, STATUS_PRICE_EXCEEDED,
-    STATUS_REFRESH_SESSION,
+    SignerState, BYOC_JOB_V1_PREFIX, GENERATE_LIVE_PAYMENT_PATH, INVALID_JOB_TYPE_MESSAGE, STATUS_NO_TICKETS,
+    STATUS_PRICE_EXCEEDED, STATUS_REFRESH_SESSION,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -130,6 +130,11 @@ fuzz_target!(|body: &[u8]| {
                     }
                     SignerError::PriceExceeded { .. } => assert_eq!(status, STATUS_PRICE_EXCEEDED),
                     SignerError::SkipCycle => assert_eq!(status, STATUS_NO_TICKETS),
+                    // go-livepeer master refusing payment type `byoc`.
+                    SignerError::Unsupported { status: s, .. } => {
+                        assert_eq!((*s, error_message(body).as_str()), (400, INVALID_JOB_TYPE_MESSAGE));
+                        assert!(!e.is_retryable());
+                    }
                     SignerError::Http { status: s, .. } => {
                         assert_eq!(*s, status);
                         assert_eq!(e.is_retryable(), status >= 500 || status == 429 || status == 408);
