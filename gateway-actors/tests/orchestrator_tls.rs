@@ -4,10 +4,14 @@
 //! refused when its key changed; `Strict` refuses any certificate change; the CA mode refuses a
 //! self-signed orchestrator and accepts one whose certificate chains to a CA the test provides.
 
+mod common;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use common::signer_identity;
 
 use gateway_actors::grpc::{OrchestratorRpc, RpcErrorKind};
 use gateway_actors::http::HttpClients;
@@ -17,7 +21,6 @@ use gateway_actors::tls::{
     fingerprint, trust_error, CaRoots, OrchestratorTrust, Pin, PinStore, Repin, TrustError, REPIN_LOG_TARGET,
 };
 use gateway_core::lp_rpc::OrchestratorRequest;
-use gateway_core::signer::{SignOrchestratorInfoResponse, SignerIdentity, SIGN_ORCHESTRATOR_INFO_PATH};
 use gateway_core::token::NetworkSettings;
 use gateway_testkit::keys::EthKey;
 use gateway_testkit::network::{LocalNetwork, NetworkConfig, NetworkError};
@@ -212,21 +215,6 @@ async fn same_port_new_certificate_and_another_eth_key_is_refused_under_pinned()
     get_info(&rpc, &address).await.unwrap();
     assert_eq!(pins.get(&address), Some(cert(&third)));
     third.shutdown().await;
-}
-
-/// The local signer's identity (address and its signature over it): BYOC tokens need one.
-async fn signer_identity(http: &HttpClients, net: &LocalNetwork) -> SignerIdentity {
-    let resp: SignOrchestratorInfoResponse = http
-        .signer
-        .post(format!("{}{SIGN_ORCHESTRATOR_INFO_PATH}", net.signer_url()))
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    resp.identity().unwrap()
 }
 
 /// BYOC selection asks `/process/token` over HTTP, which never accepts an unconfirmed

@@ -4,8 +4,12 @@
 //! certificate change on the same port being refused under strict pinning (the other trust
 //! policies are in `orchestrator_tls.rs`).
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use common::signer_identity;
 
 use actix::Actor;
 use gateway_actors::grpc::{OrchestratorRpc, RpcConfig, RpcErrorKind};
@@ -17,7 +21,7 @@ use gateway_actors::tls::{fingerprint, OrchestratorTrust, PinStore, TrustError};
 use gateway_core::capabilities::CapabilityQuery;
 use gateway_core::error::JobError;
 use gateway_core::lp_rpc::OrchestratorRequest;
-use gateway_core::signer::{SignOrchestratorInfoResponse, SignerIdentity, SIGN_ORCHESTRATOR_INFO_PATH};
+use gateway_core::signer::SignerIdentity;
 use gateway_core::token::NetworkSettings;
 use gateway_testkit::faults::OrchestratorFault;
 use gateway_testkit::network::{LocalNetwork, NetworkConfig, NetworkError};
@@ -90,21 +94,6 @@ fn no_orchestrator(
         }
         other => panic!("expected NoOrchestratorAvailable, got {other:?}"),
     }
-}
-
-/// The local signer's identity (address and its signature over it).
-async fn signer_identity(http: &HttpClients, net: &LocalNetwork) -> SignerIdentity {
-    let resp: SignOrchestratorInfoResponse = http
-        .signer
-        .post(format!("{}{SIGN_ORCHESTRATOR_INFO_PATH}", net.signer_url()))
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    resp.identity().unwrap()
 }
 
 #[actix_rt::test]
@@ -285,17 +274,7 @@ async fn paying_needs_ticket_params_and_sends_the_identity() {
     })
     .await;
     let (rpc, http) = clients(&OrchestratorTrust::Insecure);
-    let resp: SignOrchestratorInfoResponse = http
-        .signer
-        .post(format!("{}{SIGN_ORCHESTRATOR_INFO_PATH}", onchain.signer_url()))
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let identity = resp.identity().unwrap();
+    let identity = signer_identity(&http, &onchain).await;
     let (on_url, off_url) = (onchain.orchestrator_urls()[0].clone(), offchain.orchestrator_urls()[0].clone());
     let settings = list(vec![on_url.clone(), off_url.clone()]);
     let config = SelectorConfig::default();

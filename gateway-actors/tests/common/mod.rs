@@ -1,4 +1,4 @@
-//! Helpers shared by the test binaries that run raw-socket HTTP servers.
+//! Helpers shared by the test binaries: raw-socket HTTP servers, the local signer's identity.
 #![allow(dead_code)] // each test binary uses a different subset
 
 use tokio::io::AsyncReadExt;
@@ -18,4 +18,15 @@ pub async fn read_head(socket: &mut tokio::net::TcpStream, data: &mut Vec<u8>) -
     };
     let head: Vec<u8> = data.drain(..head_end).collect();
     Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// The local signer's identity (address and its signature over it): BYOC tokens need one.
+pub async fn signer_identity(
+    http: &gateway_actors::http::HttpClients,
+    net: &gateway_testkit::network::LocalNetwork,
+) -> gateway_core::signer::SignerIdentity {
+    let url = format!("{}{}", net.signer_url(), gateway_core::signer::SIGN_ORCHESTRATOR_INFO_PATH);
+    let resp: gateway_core::signer::SignOrchestratorInfoResponse =
+        http.signer.post(url).json(&serde_json::json!({})).send().await.unwrap().json().await.unwrap();
+    resp.identity().unwrap()
 }
