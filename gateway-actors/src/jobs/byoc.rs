@@ -103,7 +103,7 @@ impl std::fmt::Debug for ByocJob {
 }
 
 impl Gateway {
-    pub(super) async fn signed_job(&self, mut job: JobRequest) -> Result<JobRequest, GatewayError> {
+    async fn signed_job(&self, mut job: JobRequest) -> Result<JobRequest, GatewayError> {
         if let Some(signer) = self.signer_addr() {
             let req = SignByocJobRequest {
                 id: job.id.clone(),
@@ -119,6 +119,25 @@ impl Gateway {
         Ok(job)
     }
 
+    /// What every BYOC job does before it meets an orchestrator: check the timeout, sign `job`
+    /// (its `capability` names the `byoc/NAME` query) and select orchestrators for it.
+    pub(super) async fn prepare_byoc(
+        &self,
+        job: JobRequest,
+        max_price_wei_per_unit: Option<f64>,
+    ) -> Result<PreparedByoc, GatewayError> {
+        if job.timeout_seconds == 0 {
+            return Err(JobError::InvalidRequest("timeout_seconds must be positive".into()).into());
+        }
+        let queries = vec![CapabilityQuery::byoc(job.capability.clone())
+            .map_err(|e| JobError::InvalidRequest(e.to_string()))?];
+        let job = self.signed_job(job).await?;
+        let identity = self.identity().await?;
+        let selection =
+            self.select_as(&queries, identity.clone(), max_price_wei_per_unit, Vec::new()).await?;
+        Ok(PreparedByoc { queries, job, identity, selection })
+    }
+
     /// Starts a BYOC stream (see the module docs for the steps).
     /// Ends with [`GatewayError::Stopped`] when the gateway shuts down meanwhile.
     pub async fn start_byoc_job(&self, request: ByocJobRequest) -> Result<ByocJob, GatewayError> {
@@ -126,11 +145,6 @@ impl Gateway {
     }
 
     async fn start_byoc_job_until_shutdown(&self, request: ByocJobRequest) -> Result<ByocJob, GatewayError> {
-        if request.timeout_seconds == 0 {
-            return Err(JobError::InvalidRequest("timeout_seconds must be positive".into()).into());
-        }
-        let queries = vec![CapabilityQuery::byoc(request.capability.clone())
-            .map_err(|e| JobError::InvalidRequest(e.to_string()))?];
         let stream_id = request
             .stream_id
             .clone()
@@ -147,20 +161,17 @@ impl Gateway {
             enable_data_output: request.enable_data_output,
             ..Default::default()
         };
-        let job = self
-            .signed_job(JobRequest {
-                id: stream_id.clone(),
-                request: serde_json::json!({ "stream_id": stream_id }).to_string(),
-                parameters: serde_json::to_string(&parameters).unwrap_or_default(),
-                capability: request.capability.clone(),
-                timeout_seconds: request.timeout_seconds,
-                ..Default::default()
-            })
-            .await?;
+        let job = JobRequest {
+            id: stream_id.clone(),
+            request: serde_json::json!({ "stream_id": stream_id }).to_string(),
+            parameters: serde_json::to_string(&parameters).unwrap_or_default(),
+            capability: request.capability.clone(),
+            timeout_seconds: request.timeout_seconds,
+            ..Default::default()
+        };
+        let PreparedByoc { queries, job, identity, selection } =
+            self.prepare_byoc(job, request.max_price_wei_per_unit).await?;
         let job_header = job.to_header();
-        let identity = self.identity().await?;
-        let selection =
-            self.select_as(&queries, identity.clone(), request.max_price_wei_per_unit, Vec::new()).await?;
         let mut rejections = selection.rejections.clone();
         let start_timeout = start_timeout(request.timeout_seconds);
         'candidates: for candidate in &selection.candidates {
@@ -335,6 +346,18 @@ impl ByocJob {
         }
         Ok(())
     }
+}
+
+/// A signed BYOC job and the orchestrators selected for it.
+pub(super) struct PreparedByoc {
+    /// The `byoc/NAME` query.
+    pub queries: Vec<CapabilityQuery>,
+    /// The job, signed when a signer is configured.
+    pub job: JobRequest,
+    /// The signer's identity (`None` offchain).
+    pub identity: Option<gateway_core::signer::SignerIdentity>,
+    /// Candidates and rejections.
+    pub selection: crate::selector::Selection,
 }
 
 /// How long a start may take: go's gateway waits for the job's timeout plus 5 s

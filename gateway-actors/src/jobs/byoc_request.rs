@@ -13,12 +13,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_core::capabilities::CapabilityQuery;
 use gateway_core::error::{JobError, SignerError};
 use gateway_core::jobs::{self, JobRequest};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::byoc::DEFAULT_TIMEOUT_SECONDS;
+use super::byoc::{PreparedByoc, DEFAULT_TIMEOUT_SECONDS};
 use super::{rejection, Attempt};
 use crate::gateway::{Gateway, GatewayError};
 use crate::http::describe;
@@ -167,26 +166,18 @@ impl Gateway {
     }
 
     async fn byoc_request_until_shutdown(&self, request: ByocRequest) -> Result<ByocResponse, GatewayError> {
-        if request.timeout_seconds == 0 {
-            return Err(JobError::InvalidRequest("timeout_seconds must be positive".into()).into());
-        }
-        let queries = vec![CapabilityQuery::byoc(request.capability.clone())
-            .map_err(|e| JobError::InvalidRequest(e.to_string()))?];
         let id = format!("req-{}", hex::encode(rand::random::<[u8; 6]>()));
-        let job = self
-            .signed_job(JobRequest {
-                id: id.clone(),
-                request: serde_json::json!({ "request_id": id }).to_string(),
-                parameters: "{}".into(),
-                capability: request.capability.clone(),
-                timeout_seconds: request.timeout_seconds,
-                ..Default::default()
-            })
-            .await?
-            .to_header();
-        let identity = self.identity().await?;
-        let selection =
-            self.select_as(&queries, identity.clone(), request.max_price_wei_per_unit, Vec::new()).await?;
+        let job = JobRequest {
+            id: id.clone(),
+            request: serde_json::json!({ "request_id": id }).to_string(),
+            parameters: "{}".into(),
+            capability: request.capability.clone(),
+            timeout_seconds: request.timeout_seconds,
+            ..Default::default()
+        };
+        let PreparedByoc { queries, job, identity, selection } =
+            self.prepare_byoc(job, request.max_price_wei_per_unit).await?;
+        let job = job.to_header();
         let mut rejections = selection.rejections.clone();
         let path = request.path.trim_start_matches('/');
         let answer_within =
