@@ -4,7 +4,15 @@
 //! and remote signer) using `gateway-core`'s constants and types, and never `gateway-actors`: a
 //! double that shared the client's code would share its bugs. It is not a production server.
 //!
+//! Its answers are go-livepeer's, quirks included; `CONFORMANCE.md` names go's function for each
+//! and the test that holds the double to it. [`GoVersion`] picks the BYOC branch (#3869) or
+//! master where they differ.
+//!
 //! Layout:
+//! - [`network`]: starts orchestrators, signer and admin API together ([`network::LocalNetwork`]).
+//! - [`orchestrator`]: gRPC `GetOrchestrator`, LV2V and BYOC routes, the recipient side of
+//!   payments, and go's `encoding/json` texts for the BYOC routes.
+//! - [`workers`]: the in-process runner and BYOC worker behind the orchestrator.
 //! - [`keys`]: secp256k1 keys, go-livepeer-style signatures, address recovery.
 //! - [`trickle_server`]: the trickle pub/sub server (`/ai/trickle/`), with fault injection.
 //! - [`signer`]: the remote signer (`/sign-orchestrator-info`, `/generate-live-payment`, ...).
