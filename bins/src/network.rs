@@ -114,8 +114,18 @@ impl NetworkArgs {
         if !headers.is_empty() && self.signer.is_none() && self.token.is_none() {
             return Err(UsageError("--signer-header needs --signer (or a --token with a signer)".into()));
         }
+        let orchestrators = split_orchestrator_list(&self.orchestrators);
+        // A malformed address is a usage error, found before any network work.
+        for address in &orchestrators {
+            if let Err(why) = gateway_actors::grpc::OrchestratorTarget::parse(address) {
+                return Err(UsageError(format!(
+                    "--orchestrator {}: {why}",
+                    gateway_core::error::redact_url(address)
+                )));
+            }
+        }
         Ok(NetworkSettings {
-            orchestrators: split_orchestrator_list(&self.orchestrators),
+            orchestrators,
             signer: self.signer.clone(),
             signer_headers: headers,
             discovery: self.discovery.clone(),

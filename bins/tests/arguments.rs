@@ -73,3 +73,19 @@ fn signer_headers_never_appear_in_output_or_errors() {
     assert_eq!(r.stdout.trim(), "ko");
     assert!(!r.all().contains(SECRET), "the secret leaked");
 }
+
+/// Issue 19.3: a malformed `--orchestrator` address is a usage error (exit 2) before any network
+/// work, whatever the command.
+#[test]
+fn a_malformed_orchestrator_address_is_a_usage_error() {
+    for args in [
+        &["select-orchestrator", "--orchestrator", "ftp://nowhere:1"][..],
+        &["byoc-request", "--orchestrator", "127.0.0.1:1,https://user:secret@o.example:8935/x"][..],
+        &["get-orchestrator-info", "host:notaport"][..],
+    ] {
+        let r = run(args);
+        assert_eq!(r.code, Some(2), "{args:?}: {r:?}");
+        assert!(r.stderr.contains("--orchestrator"), "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("secret"), "credentials are not echoed: {}", r.stderr);
+    }
+}
