@@ -44,6 +44,10 @@ pub struct FrameArgs {
     /// Write the job's output stream here: `-` for stdout (pipe into `ffplay -`), or a file.
     #[arg(long, value_name = "-|FILE")]
     pub output: Option<OutputSpec>,
+    /// Exit 0 even when the job did not do all that was asked (the stream ended early, segments
+    /// failed, frames were lost with the stream); the summary still says what was lost.
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 impl FrameArgs {
@@ -106,6 +110,43 @@ impl FrameReport {
             payments.failures,
             payments.stopped.as_ref().map(|s| format!(" (stopped: {s})")).unwrap_or_default()
         ));
+    }
+}
+
+impl FrameReport {
+    /// Why the run did not do what was asked, in one line; `None` when it did. Frames dropped
+    /// to keep up with real time (overflow, debt) are the publisher working as designed.
+    pub fn shortfall(&self) -> Option<String> {
+        let m = &self.media;
+        if let Some(e) = &m.terminal_error {
+            return Some(format!(
+                "the stream ended early ({e}): {} of {} frames never encoded",
+                m.drops.stream_ended, m.frames_in
+            ));
+        }
+        if m.segments_failed > 0 {
+            return Some(format!(
+                "{} segment(s) failed: {} not published",
+                m.segments_failed,
+                human_bytes(m.bytes_drained)
+            ));
+        }
+        if m.segments_published == 0 {
+            return Some("no segment was published".into());
+        }
+        self.out_error.as_ref().map(|e| format!("reading the output stopped early: {e}"))
+    }
+
+    /// The exit verdict: an error naming the shortfall, unless `allow_partial` (then a warning).
+    pub fn verdict(&self, allow_partial: bool) -> anyhow::Result<()> {
+        match self.shortfall() {
+            Some(why) if allow_partial => {
+                eprintln!("warning: partial result accepted (--allow-partial): {why}");
+                Ok(())
+            }
+            Some(why) => anyhow::bail!("{why} (--allow-partial accepts a partial result)"),
+            None => Ok(()),
+        }
     }
 }
 
