@@ -12,6 +12,7 @@ use gateway_actors::media::{MediaStats, VideoPublisher, VideoPublisherConfig};
 use gateway_actors::payments::PaymentStats;
 use gateway_actors::trickle::{TricklePublisher, TrickleSubscriber};
 use gateway_media::encoder::Codec;
+use gateway_media::ivf::{IvfJoin, IVF_FRAME_COUNT_OFFSET};
 use gateway_media::{Rational, TestPattern};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::MissedTickBehavior;
@@ -154,6 +155,22 @@ impl FrameReport {
 struct OutCounters {
     segments: AtomicU64,
     bytes: AtomicU64,
+    /// Frames in the joined IVF output (AV1).
+    ivf_frames: AtomicU64,
+}
+
+/// Gives an IVF file's header its frame count (unknown, 0, while it streamed).
+fn write_ivf_frame_count(path: &std::path::Path, frames: u32) -> anyhow::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("finishing {}: {e}", path.display()))?;
+    if file.metadata()?.len() >= gateway_media::ivf::IVF_HEADER_LEN as u64 {
+        file.seek(SeekFrom::Start(IVF_FRAME_COUNT_OFFSET as u64))?;
+        file.write_all(&frames.to_le_bytes())?;
+    }
+    Ok(())
 }
 
 /// Publishes `args.count` test-pattern frames through `publisher` and reads `output` until it
@@ -169,7 +186,9 @@ pub async fn stream_frames(
         None => None,
     };
     let counters = Arc::new(OutCounters::default());
-    let reader = tokio::spawn(read_output(output, sink, counters.clone()));
+    // AV1 output is IVF, one file header per segment: joined into one stream a player reads.
+    let ivf = (codec == Codec::Av1).then(IvfJoin::new);
+    let reader = tokio::spawn(read_output(output, sink, ivf, counters.clone()));
     let result = publish(publisher, args, codec, &counters).await;
     let media = match result {
         Ok(m) => m,
@@ -190,6 +209,10 @@ pub async fn stream_frames(
         reader.abort();
         None
     };
+    if let (Some(OutputSpec::File(path)), Codec::Av1) = (&args.output, codec) {
+        let frames = counters.ivf_frames.load(Ordering::Relaxed);
+        write_ivf_frame_count(path, u32::try_from(frames).unwrap_or(u32::MAX))?;
+    }
     Ok(FrameReport {
         media,
         send_time,
@@ -266,12 +289,25 @@ async fn wait_for_output(
 async fn read_output(
     mut output: TrickleSubscriber,
     mut sink: Option<Box<dyn AsyncWrite + Unpin + Send>>,
+    mut ivf: Option<IvfJoin>,
     counters: Arc<OutCounters>,
 ) -> anyhow::Result<()> {
     while let Some(mut segment) = output.next_segment().await? {
+        if let Some(join) = ivf.as_mut() {
+            join.begin_segment();
+        }
         while let Some(chunk) = segment.chunk().await? {
             if let Some(sink) = sink.as_mut() {
-                sink.write_all(&chunk).await.map_err(|e| anyhow::anyhow!("writing the output: {e}"))?;
+                let joined;
+                let bytes = match ivf.as_mut() {
+                    Some(join) => {
+                        joined = join.push(&chunk);
+                        counters.ivf_frames.store(u64::from(join.frames()), Ordering::Relaxed);
+                        &joined[..]
+                    }
+                    None => &chunk[..],
+                };
+                sink.write_all(bytes).await.map_err(|e| anyhow::anyhow!("writing the output: {e}"))?;
             }
             counters.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }

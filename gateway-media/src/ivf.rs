@@ -86,10 +86,125 @@ impl SegmentMuxer for IvfMuxer {
     }
 }
 
+/// Byte offset of the frame count in the IVF file header.
+pub const IVF_FRAME_COUNT_OFFSET: usize = 24;
+
+/// Joins IVF segments, as they arrive in chunks, into one IVF stream a player reads whole: the
+/// first segment's file header is kept, later segments' headers are dropped (their frames
+/// carry continuous pts on the packets' 90 kHz clock), and frames are counted so a file's
+/// header can be given the right count at the end ([`IvfJoin::frames`],
+/// [`IVF_FRAME_COUNT_OFFSET`]). No I/O: bytes in, bytes out.
+#[derive(Debug, Default, Clone)]
+pub struct IvfJoin {
+    /// Segments begun so far.
+    segments: u64,
+    /// Header bytes of the current segment still to skip (or, for the first, to pass).
+    header_left: usize,
+    /// Bytes of the current frame header seen so far.
+    frame_header: Vec<u8>,
+    /// Payload bytes of the current frame still to pass.
+    payload_left: u64,
+    /// Complete frame headers seen.
+    frames: u32,
+}
+
+impl IvfJoin {
+    /// A joiner before its first segment.
+    pub fn new() -> IvfJoin {
+        IvfJoin::default()
+    }
+
+    /// A new segment starts (the next bytes are its file header).
+    pub fn begin_segment(&mut self) {
+        self.segments += 1;
+        self.header_left = IVF_HEADER_LEN;
+        self.frame_header.clear();
+        self.payload_left = 0;
+    }
+
+    /// The bytes of `chunk` (part of the current segment) that belong in the joined stream.
+    pub fn push(&mut self, mut chunk: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(chunk.len());
+        while !chunk.is_empty() {
+            if self.header_left > 0 {
+                let n = self.header_left.min(chunk.len());
+                if self.segments <= 1 {
+                    out.extend_from_slice(&chunk[..n]);
+                }
+                self.header_left -= n;
+                chunk = &chunk[n..];
+            } else if self.payload_left > 0 {
+                let n = usize::try_from(self.payload_left).unwrap_or(usize::MAX).min(chunk.len());
+                out.extend_from_slice(&chunk[..n]);
+                self.payload_left -= n as u64;
+                chunk = &chunk[n..];
+            } else {
+                let n = (IVF_FRAME_HEADER_LEN - self.frame_header.len()).min(chunk.len());
+                self.frame_header.extend_from_slice(&chunk[..n]);
+                out.extend_from_slice(&chunk[..n]);
+                chunk = &chunk[n..];
+                if self.frame_header.len() == IVF_FRAME_HEADER_LEN {
+                    let size = [
+                        self.frame_header[0],
+                        self.frame_header[1],
+                        self.frame_header[2],
+                        self.frame_header[3],
+                    ];
+                    self.payload_left = u64::from(u32::from_le_bytes(size));
+                    self.frame_header.clear();
+                    self.frames = self.frames.saturating_add(1);
+                }
+            }
+        }
+        out
+    }
+
+    /// Frames passed so far.
+    pub fn frames(&self) -> u32 {
+        self.frames
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::Bytes;
+
+    fn segment(m: &IvfMuxer, pts: &[i64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        m.write_header(&mut out);
+        for p in pts {
+            let packet = EncodedPacket {
+                codec: Codec::Av1,
+                data: Bytes::from(vec![*p as u8; 5 + (*p as usize % 7)]),
+                pts: *p,
+                dts: *p,
+                keyframe: true,
+            };
+            m.write_frame(&packet, &mut out).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn joined_segments_are_one_ivf_stream_whatever_the_chunking() {
+        let m = IvfMuxer::new(64, 48).unwrap();
+        let (a, b) = (segment(&m, &[0, 3000, 6000]), segment(&m, &[9000, 12000]));
+        let mut expected = a.clone();
+        expected.extend_from_slice(&b[IVF_HEADER_LEN..]);
+        for chunk in [1, 5, 12, 13, 31, 33, 1000] {
+            let mut join = IvfJoin::new();
+            let mut out = Vec::new();
+            for seg in [&a, &b] {
+                join.begin_segment();
+                for piece in seg.chunks(chunk) {
+                    out.extend(join.push(piece));
+                }
+            }
+            assert_eq!(out, expected, "chunks of {chunk}");
+            assert_eq!(join.frames(), 5);
+        }
+    }
 
     #[test]
     fn header_and_frame_layout() {

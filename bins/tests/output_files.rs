@@ -1,0 +1,50 @@
+//! Issue 19.1: an `--output` file is one valid file a player reads whole. AV1 output arrives as
+//! one IVF file per trickle segment; the command joins them (one header, the right frame count).
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::run_with;
+
+#[test]
+fn av1_output_across_segments_is_one_ivf_file_ffprobe_reads_whole() {
+    let dir = std::env::temp_dir().join(format!("lpgw-output-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("out.ivf");
+    // 90 frames at 30 fps: three seconds, more than one trickle segment.
+    let r = run_with(
+        &["byoc-write-frames", "--codec", "av1", "--count", "90", "--output", path.to_str().unwrap()],
+        None,
+        &[],
+        Duration::from_secs(90),
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let all = format!("{}{}", r.stdout, r.stderr);
+    let segments: u64 = all
+        .split("video out: ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("a video out line");
+    assert!(segments >= 2, "the test needs more than one segment: {all}");
+
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(&bytes[..4], b"DKIF");
+    assert_eq!(bytes.windows(4).filter(|w| w == b"DKIF").count(), 1, "one file header");
+    let header_frames = u32::from_le_bytes(bytes[24..28].try_into().unwrap());
+
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "default=nw=1:nk=1"])
+        .arg(&path)
+        .output()
+        .expect("ffprobe runs (scripts/setup.sh installs it)");
+    let errors = String::from_utf8_lossy(&probe.stderr);
+    assert!(errors.trim().is_empty(), "ffprobe complains: {errors}");
+    let read: u32 = String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap();
+    assert_eq!(read, header_frames, "the header counts every frame");
+    assert!(read >= 85, "a real-time publisher may drop a few frames, not more: {read} of 90");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
