@@ -48,3 +48,39 @@ fn av1_output_across_segments_is_one_ivf_file_ffprobe_reads_whole() {
     assert!(read >= 85, "a real-time publisher may drop a few frames, not more: {read} of 90");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn mpegts_output_across_segments_is_read_whole_without_warnings() {
+    let dir = std::env::temp_dir().join(format!("lpgw-output-ts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("out.ts");
+    let r = run_with(
+        &["write-frames", "--count", "150", "--output", path.to_str().unwrap()],
+        None,
+        &[],
+        Duration::from_secs(90),
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let probe = Command::new("ffprobe")
+        .args(["-v", "warning", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "default=nw=1:nk=1"])
+        .arg(&path)
+        .output()
+        .expect("ffprobe runs (scripts/setup.sh installs it)");
+    let warnings = String::from_utf8_lossy(&probe.stderr);
+    assert!(warnings.trim().is_empty(), "ffprobe complains: {warnings}");
+    // MPEG-TS lists the stream under its program too: the first line is enough.
+    let read: u64 =
+        String::from_utf8_lossy(&probe.stdout).lines().next().unwrap_or_default().trim().parse().unwrap();
+    let encoded: u64 = r
+        .stderr
+        .lines()
+        .chain(r.stdout.lines())
+        .find_map(|l| l.strip_prefix("video in: "))
+        .and_then(|l| l.split(", ").nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("a video in line");
+    assert_eq!(read, encoded, "every encoded frame comes back and is read");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
