@@ -229,7 +229,7 @@ async fn signed_job(
     id: &str,
     params: &JobParameters,
 ) -> JobRequest {
-    let mut job = JobRequest {
+    let job = JobRequest {
         id: id.into(),
         request: json!({"stream_id": id}).to_string(),
         parameters: serde_json::to_string(params).unwrap(),
@@ -237,18 +237,7 @@ async fn signed_job(
         timeout_seconds: 70,
         ..Default::default()
     };
-    let signed: serde_json::Value = http
-        .post(format!("{}/sign-byoc-job", net.signer_url()))
-        .json(&json!({"id": job.id, "capability": job.capability, "request": job.request, "parameters": job.parameters, "timeout_seconds": job.timeout_seconds}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    job.sender = signed["sender"].as_str().unwrap().into();
-    job.sig = signed["signature"].as_str().unwrap().into();
-    job
+    common::sign_byoc_job(http, &net.signer_url(), job).await
 }
 
 #[tokio::test]

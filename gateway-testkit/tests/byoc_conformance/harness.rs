@@ -106,23 +106,8 @@ impl Net {
     }
 
     /// Signs `job` through the signer's `/sign-byoc-job`, as a gateway does.
-    pub async fn sign(&self, mut job: JobRequest) -> JobRequest {
-        let signed: Value = self
-            .http
-            .post(format!("{}/sign-byoc-job", self.net.signer_url()))
-            .json(&json!({
-                "id": job.id, "capability": job.capability, "request": job.request,
-                "parameters": job.parameters, "timeout_seconds": job.timeout_seconds,
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        job.sender = signed["sender"].as_str().unwrap().into();
-        job.sig = signed["signature"].as_str().unwrap().into();
-        job
+    pub async fn sign(&self, job: JobRequest) -> JobRequest {
+        common::sign_byoc_job(&self.http, &self.net.signer_url(), job).await
     }
 
     /// Signs `job` with the signer's key directly, over what `version` verifies (for jobs the

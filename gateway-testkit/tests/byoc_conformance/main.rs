@@ -2,7 +2,7 @@
 //! says so), over real HTTP against [`LocalNetwork`]: one test per behaviour, each asserting go's
 //! exact status and body text. Where a behaviour is a go quirk (capacity leaked or freed twice,
 //! the low-balance warning never reset, a payment credited before the request is refused), the
-//! test holds the quirk. `/tmp/research/conformance_double.md` maps each test to go's code.
+//! test holds the quirk. `CONFORMANCE.md` ("BYOC orchestrator (double)") maps each test to go's code.
 //!
 //! [`LocalNetwork`]: gateway_testkit::network::LocalNetwork
 
