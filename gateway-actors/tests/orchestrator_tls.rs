@@ -30,6 +30,15 @@ fn clients(trust: &OrchestratorTrust) -> (OrchestratorRpc, HttpClients) {
     (OrchestratorRpc::new(trust.clone()), HttpClients::new(trust.clone()).expect("clients"))
 }
 
+/// An orchestrator with a fresh ETH key on a free port: the key, the network, its socket
+/// address and its `host:port`.
+async fn first_orchestrator() -> (EthKey, LocalNetwork, SocketAddr, String) {
+    let key = EthKey::random();
+    let net = orchestrator_on(any_port(), &key, None).await;
+    let addr = net.orchestrators[0].server.addr;
+    (key, net, addr, addr.to_string())
+}
+
 /// Starts a network whose orchestrator has ETH key `key` (certificate issued by `ca`, or
 /// self-signed) on `addr`, retrying while the port is still held by the previous one.
 async fn orchestrator_on(addr: SocketAddr, key: &EthKey, ca: Option<&TestCa>) -> LocalNetwork {
@@ -99,10 +108,7 @@ async fn restarted_orchestrator_with_the_same_eth_key_is_repinned_with_a_warning
     let subscriber = tracing_subscriber::fmt().with_writer(move || sink.clone()).with_ansi(false).finish();
     let _log = tracing::subscriber::set_default(subscriber);
 
-    let key = EthKey::random();
-    let first = orchestrator_on(any_port(), &key, None).await;
-    let addr = first.orchestrators[0].server.addr;
-    let address = addr.to_string();
+    let (key, first, addr, address) = first_orchestrator().await;
     let pins = PinStore::in_memory();
     let repins = repin_log();
     let seen = repins.clone();
@@ -153,10 +159,7 @@ async fn restarted_orchestrator_with_the_same_eth_key_is_repinned_with_a_warning
 
 #[actix_rt::test]
 async fn restarted_orchestrator_is_refused_under_strict() {
-    let key = EthKey::random();
-    let first = orchestrator_on(any_port(), &key, None).await;
-    let addr = first.orchestrators[0].server.addr;
-    let address = addr.to_string();
+    let (key, first, addr, address) = first_orchestrator().await;
     let pins = PinStore::in_memory();
     let (rpc, http) = clients(&OrchestratorTrust::Strict(pins.clone()));
     get_info(&rpc, &address).await.unwrap();
@@ -181,10 +184,7 @@ async fn restarted_orchestrator_is_refused_under_strict() {
 
 #[actix_rt::test]
 async fn same_port_new_certificate_and_another_eth_key_is_refused_under_pinned() {
-    let key = EthKey::random();
-    let first = orchestrator_on(any_port(), &key, None).await;
-    let addr = first.orchestrators[0].server.addr;
-    let address = addr.to_string();
+    let (key, first, addr, address) = first_orchestrator().await;
     let pins = PinStore::in_memory();
     let (rpc, http) = clients(&OrchestratorTrust::Pinned(pins.clone()));
     get_info(&rpc, &address).await.unwrap();
@@ -221,10 +221,7 @@ async fn same_port_new_certificate_and_another_eth_key_is_refused_under_pinned()
 /// certificate: after a restart it confirms the certificate with GetOrchestrator first.
 #[actix_rt::test]
 async fn byoc_selection_confirms_a_restarted_orchestrator_through_get_orchestrator() {
-    let key = EthKey::random();
-    let first = orchestrator_on(any_port(), &key, None).await;
-    let addr = first.orchestrators[0].server.addr;
-    let address = addr.to_string();
+    let (key, first, addr, address) = first_orchestrator().await;
     let pins = PinStore::in_memory();
     let (rpc, http) = clients(&OrchestratorTrust::Pinned(pins.clone()));
     let identity = signer_identity(&http, &first).await;
