@@ -306,6 +306,12 @@ impl TricklePublisher {
         let _ = tokio::time::timeout(JSON_CALL_TIMEOUT, self.http.delete(&self.url).send()).await;
         if let Some(p) = self.pending.take() {
             p.task.abort();
+            // A preconnected POST that left after the DELETE would, on a server that creates
+            // channels on POST, bring the channel back: once it is surely gone, delete again
+            // (a 404 then is the normal answer).
+            if p.task.await.is_err() {
+                let _ = tokio::time::timeout(JSON_CALL_TIMEOUT, self.http.delete(&self.url).send()).await;
+            }
         }
     }
 
