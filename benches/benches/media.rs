@@ -187,7 +187,7 @@ fn frame_queue(c: &mut Criterion) {
             pts += 1;
             queue.push(f);
             let out = queue.pop().unwrap();
-            queue.record_encode(&out, Duration::from_millis(10));
+            queue.record_encode(out.pts_90k(), Duration::from_millis(10));
             out
         })
     });

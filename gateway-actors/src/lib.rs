@@ -30,7 +30,6 @@ pub use jobs::lv2v::{Lv2vJob, Lv2vRequest};
 
 pub mod channels;
 pub mod discovery;
-pub mod encoder;
 pub mod gateway;
 pub mod grpc;
 pub mod http;
@@ -42,7 +41,7 @@ pub mod payments;
 pub mod reader;
 pub mod selector;
 pub mod signer_client;
-pub mod supervisor;
+pub mod stream;
 pub mod tls;
 pub mod trickle;
-pub mod writer;
+pub(crate) mod writer;

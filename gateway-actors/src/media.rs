@@ -1,24 +1,27 @@
-//! Publishing raw video frames: the user-facing [`VideoPublisher`] handle over the actors that
-//! do the work — frames → [`FrameQueue`] → [`FrameEncoder`](crate::encoder::FrameEncoder)
-//! (SyncArbiter) → segmenter → [`SegmentWriter`] (supervised) → network, driven by a
-//! [`StreamSupervisor`].
+//! Publishing raw video frames: the user-facing [`VideoPublisher`] handle over one stream
+//! (see [`crate::stream`]): frames -> bounded frame inbox -> encoder (on the shared CPU pool)
+//! -> segmenter -> [`SegmentWriter`] (supervised) -> network, carried out by the stream's
+//! driver actor on the shared media runtime.
 //!
 //! The handle is `Send` and never blocks: `write_frame` puts the frame in the bounded queue
-//! (drop-oldest) and wakes the supervisor. The actors run on an actix System of the publisher's
-//! own, on its own thread, so the handle works from any tokio runtime.
+//! (drop-oldest) and wakes the driver. Streams share a fixed set of threads sized by the
+//! machine's cores, whatever their number, so the handle works from any tokio runtime and a
+//! thousand streams do not cost a thousand threads.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use gateway_core::trickle::{MIME_IVF, MIME_MPEGTS};
 use gateway_media::encoder::{Codec, EncodeError};
-use gateway_media::{FrameQueue, H264EncoderPool, PushOutcome, Rational, VideoFrame};
+use gateway_media::{FrameQueue, H264EncoderPool, Rational, VideoFrame};
 
-use crate::encoder::{start_frame_encoder, EncoderSettings};
-use crate::supervisor::{Finish, FramesAvailable, GetMediaStats, StreamSupervisor};
-pub use crate::supervisor::{FrameDrops, MediaStats, StreamTiming};
+use crate::stream::driver::{Abandon, Finish, FramesAvailable, GetMediaStats, StreamDriver};
+use crate::stream::encoder::{EncoderSettings, StreamEncoder};
+use crate::stream::inbox::FrameInbox;
+use crate::stream::plan::StreamPlan;
+use crate::stream::runtime::MediaRuntime;
+pub use crate::stream::stats::{FrameDrops, MediaStats, StreamTiming};
 use crate::trickle::TricklePublisher;
 use crate::writer::SegmentWriter;
 
@@ -86,14 +89,18 @@ pub enum MediaError {
     Stopped(String),
 }
 
+/// Starts the process-wide media runtime now instead of with the first [`VideoPublisher`], and
+/// returns how many threads it runs (its arbiters plus its CPU workers). The runtime is fixed
+/// for the life of the process, sized by cores: a service can start it at boot so the first
+/// stream does not pay for it, and a leak check can count its threads as a baseline.
+pub fn start_media_runtime() -> Result<usize, MediaError> {
+    MediaRuntime::shared().map(MediaRuntime::thread_count).map_err(MediaError::Stopped)
+}
+
 /// Publishes frames as encoded segments on one trickle channel.
 pub struct VideoPublisher {
-    queue: Arc<Mutex<FrameQueue>>,
-    capacity: usize,
-    notified: Arc<AtomicBool>,
-    supervisor: Addr<StreamSupervisor>,
-    system: actix::System,
-    thread: Option<JoinHandle<()>>,
+    inbox: Arc<FrameInbox>,
+    driver: Addr<StreamDriver>,
 }
 
 impl std::fmt::Debug for VideoPublisher {
@@ -103,109 +110,80 @@ impl std::fmt::Debug for VideoPublisher {
 }
 
 impl VideoPublisher {
-    /// Starts the stream's actors; segments go out through `publisher`.
+    /// Starts the stream on the shared media runtime; segments go out through `publisher`.
     pub fn start(
         publisher: TricklePublisher,
         config: VideoPublisherConfig,
     ) -> Result<VideoPublisher, MediaError> {
+        let runtime = MediaRuntime::shared().map_err(MediaError::Stopped)?;
         let mut queue =
             FrameQueue::new(config.queue_frames.max(1)).map_err(|e| MediaError::Stopped(e.to_string()))?;
         queue.set_debt_skip(config.debt_skipping);
-        let queue = Arc::new(Mutex::new(queue));
-        let notified = Arc::new(AtomicBool::new(false));
-        let settings = EncoderSettings {
+        let inbox = Arc::new(FrameInbox::new(queue));
+        let encoder = StreamEncoder::new(&EncoderSettings {
             codec: config.codec,
             width: config.width,
             height: config.height,
             frame_rate: config.frame_rate,
             bitrate_bps: config.bitrate_bps,
             pool: config.encoder_pool.clone(),
-        };
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (q, n, timing) = (queue.clone(), notified.clone(), config.timing);
-        let thread = std::thread::Builder::new()
-            .name("livepeer-video".into())
-            .spawn(move || {
-                let system = actix_rt::System::new();
-                system.block_on(async move {
-                    let started = start_frame_encoder(&settings).map(|encoder| {
-                        let writer = Supervisor::start(move |_| SegmentWriter::new(publisher));
-                        let supervisor = StreamSupervisor::new(encoder, writer, q, n, timing).start();
-                        (supervisor, actix::System::current())
-                    });
-                    let _ = tx.send(started);
-                });
-                let _ = system.run();
-            })
-            .map_err(|e| MediaError::Stopped(format!("cannot start the stream thread: {e}")))?;
-        let (supervisor, system) =
-            rx.recv().map_err(|_| MediaError::Stopped("the stream thread ended".into()))??;
-        Ok(VideoPublisher {
-            queue,
-            capacity: config.queue_frames.max(1),
-            notified,
-            supervisor,
-            system,
-            thread: Some(thread),
-        })
+        })?;
+        let (driver_inbox, cpu, timing) = (inbox.clone(), runtime.cpu().clone(), config.timing);
+        let driver = StreamDriver::start_in_arbiter(&runtime.arbiter(), move |_| {
+            // On the stream's arbiter, so the writer runs beside its driver.
+            let writer = Supervisor::start(move |_| SegmentWriter::new(publisher));
+            let plan = StreamPlan::new(timing, Instant::now());
+            StreamDriver::new(plan, driver_inbox, encoder, cpu, writer)
+        });
+        Ok(VideoPublisher { inbox, driver })
     }
 
     /// Queues a frame without blocking; when the encoder is behind, the oldest queued frame is
     /// dropped (counted).
     pub fn write_frame(&self, frame: VideoFrame) -> Result<(), MediaError> {
-        if !self.supervisor.connected() {
-            return Err(MediaError::Stopped("the stream supervisor ended".into()));
+        if !self.driver.connected() {
+            return Err(MediaError::Stopped("the stream driver ended".into()));
         }
-        let outcome = self.queue.lock().unwrap_or_else(|e| e.into_inner()).push(frame);
-        if outcome != PushOutcome::DroppedNonMonotonic && !self.notified.swap(true, Ordering::SeqCst) {
-            // A control message, coalesced by the flag: never more than one in the mailbox.
-            self.supervisor.do_send(FramesAvailable);
+        if self.inbox.push(frame) {
+            // Coalesced by the inbox: never more than one in the mailbox.
+            self.driver.do_send(FramesAvailable);
         }
         Ok(())
     }
 
     /// Like [`VideoPublisher::write_frame`], but first waits until the queue has room, so a
     /// producer faster than the encoder (a file, a benchmark) loses no frame. Live sources should
-    /// use `write_frame` and let old frames go.
+    /// use `write_frame` and let old frames go. Fails once the stream has ended for good.
     pub async fn write_frame_when_ready(&self, frame: VideoFrame) -> Result<(), MediaError> {
-        // The supervisor takes frames on its own thread; poll briefly instead of sharing a waker
-        // across the two runtimes.
-        while self.queued_frames() >= self.capacity {
-            if !self.supervisor.connected() {
-                return Err(MediaError::Stopped("the stream supervisor ended".into()));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        if !self.inbox.wait_for_room().await {
+            let reason = match self.stats().await {
+                Ok(MediaStats { terminal_error: Some(e), .. }) => e,
+                _ => "the stream driver ended".into(),
+            };
+            return Err(MediaError::Stopped(reason));
         }
         self.write_frame(frame)
     }
 
     /// Frames waiting for the encoder now.
     pub fn queued_frames(&self) -> usize {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.inbox.len()
     }
 
     /// Totals so far.
     pub async fn stats(&self) -> Result<MediaStats, MediaError> {
-        self.supervisor.send(GetMediaStats).await.map_err(|e| MediaError::Stopped(e.to_string()))
+        self.driver.send(GetMediaStats).await.map_err(|e| MediaError::Stopped(e.to_string()))
     }
 
     /// Encodes what is queued, flushes, publishes the last segment and returns the totals.
-    pub async fn finish(mut self) -> Result<MediaStats, MediaError> {
-        let stats = self.supervisor.send(Finish).await.map_err(|e| MediaError::Stopped(e.to_string()))?;
-        self.stop_thread().await;
-        Ok(stats)
-    }
-
-    async fn stop_thread(&mut self) {
-        self.system.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
-        }
+    pub async fn finish(self) -> Result<MediaStats, MediaError> {
+        self.driver.send(Finish).await.map_err(|e| MediaError::Stopped(e.to_string()))
     }
 }
 
 impl Drop for VideoPublisher {
     fn drop(&mut self) {
-        self.system.stop();
+        // After `finish` the driver has stopped already and this is not delivered.
+        self.driver.do_send(Abandon);
     }
 }

@@ -12,7 +12,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use gateway_core::error::TrickleError;
 
-use crate::trickle::{PublisherStats, SegmentSink, TricklePublisher};
+use crate::trickle::{SegmentSink, TricklePublisher};
 
 /// The writer actor.
 pub struct SegmentWriter {
@@ -58,30 +58,16 @@ pub struct WriteChunk(pub Bytes);
 #[rtype(result = "Result<(), TrickleError>")]
 pub struct EndSegment;
 
-/// Close the channel (end of stream).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct CloseChannel;
-
 /// Wait until the DELETEs of failed segments have been sent (before the stream's runtime
 /// stops, which would cancel them).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Settle;
 
-/// Ask for the publisher's counters and the writer's restart count.
+/// Ask how many times the writer was restarted after a failed segment.
 #[derive(Debug, Message)]
-#[rtype(result = "WriterReport")]
-pub struct WriterStats;
-
-/// Answer to [`WriterStats`].
-#[derive(Debug, Clone, Copy, MessageResponse)]
-pub struct WriterReport {
-    /// The trickle publisher's counters.
-    pub publisher: PublisherStats,
-    /// Times the writer was restarted after a failed segment.
-    pub restarts: u32,
-}
+#[rtype(result = "u32")]
+pub struct WriterRestarts;
 
 impl Handler<BeginSegment> for SegmentWriter {
     type Result = Result<u64, TrickleError>;
@@ -136,22 +122,6 @@ impl Handler<EndSegment> for SegmentWriter {
     }
 }
 
-impl Handler<CloseChannel> for SegmentWriter {
-    type Result = AtomicResponse<Self, ()>;
-    fn handle(&mut self, _: CloseChannel, _: &mut Context<Self>) -> Self::Result {
-        self.sink = None;
-        let publisher = self.publisher.take();
-        AtomicResponse::new(Box::pin(
-            async move {
-                if let Some(p) = publisher {
-                    p.close().await;
-                }
-            }
-            .into_actor(self),
-        ))
-    }
-}
-
 impl Handler<Settle> for SegmentWriter {
     type Result = ResponseFuture<()>;
     fn handle(&mut self, _: Settle, _: &mut Context<Self>) -> Self::Result {
@@ -162,12 +132,9 @@ impl Handler<Settle> for SegmentWriter {
     }
 }
 
-impl Handler<WriterStats> for SegmentWriter {
-    type Result = WriterReport;
-    fn handle(&mut self, _: WriterStats, _: &mut Context<Self>) -> WriterReport {
-        WriterReport {
-            publisher: self.publisher.as_ref().map(TricklePublisher::stats).unwrap_or_default(),
-            restarts: self.restarts,
-        }
+impl Handler<WriterRestarts> for SegmentWriter {
+    type Result = u32;
+    fn handle(&mut self, _: WriterRestarts, _: &mut Context<Self>) -> u32 {
+        self.restarts
     }
 }

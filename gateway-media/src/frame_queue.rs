@@ -187,12 +187,14 @@ impl FrameQueue {
         Some(candidate)
     }
 
-    /// Reports that `frame` (just popped) took `encode_duration` to encode; updates the debt.
-    pub fn record_encode(&mut self, frame: &VideoFrame, encode_duration: Duration) {
+    /// Reports that the frame with presentation time `pts_90k` (just popped) took
+    /// `encode_duration` to encode; updates the debt. Only the pts is needed, so the frame
+    /// itself can go on to the encoder and never come back.
+    pub fn record_encode(&mut self, pts_90k: i64, encode_duration: Duration) {
         if !self.debt_skip {
             return;
         }
-        let pts = frame.pts_90k();
+        let pts = pts_90k;
         match self.last_encoded_pts {
             None => self.debt_90k = 0,
             Some(last) => {
@@ -259,7 +261,7 @@ mod tests {
             let frame = q.pop().unwrap();
             assert_eq!(frame.pts(), i);
             // 10 ms per 33 ms frame: never behind.
-            q.record_encode(&frame, ms(10));
+            q.record_encode(frame.pts_90k(), ms(10));
         }
         assert!(q.pop().is_none());
         let s = q.stats();
@@ -300,19 +302,19 @@ mod tests {
         }
         // Frame 0: the first encode only sets the reference, debt stays 0.
         let a = q.pop().unwrap();
-        q.record_encode(&a, ms(100));
+        q.record_encode(a.pts_90k(), ms(100));
         assert_eq!(q.stats().time_debt, Duration::ZERO);
         // Frame 1 advances 33.3 ms >= debt 0: accepted. 100 ms encode -> debt 66.7 ms.
         let b = q.pop().unwrap();
         assert_eq!(b.pts(), 1);
-        q.record_encode(&b, ms(100));
+        q.record_encode(b.pts_90k(), ms(100));
         assert_eq!(q.stats().time_debt, Duration::from_nanos(66_666_666));
         // Frame 2 advances 33 ms < 66.7: dropped; frame 3 advances 66.7 ms >= debt: taken.
         let c = q.pop().unwrap();
         assert_eq!(c.pts(), 3);
         assert_eq!(q.stats().dropped_debt, 1);
         // Encode of 10 ms, advance 66.7 ms -> debt 66.7 + 10 - 66.7 = 10 ms.
-        q.record_encode(&c, ms(10));
+        q.record_encode(c.pts_90k(), ms(10));
         assert_eq!(q.stats().time_debt, ms(10));
         // Frame 4 advances 33 ms >= 10 ms: accepted.
         assert_eq!(q.pop().unwrap().pts(), 4);
@@ -323,10 +325,10 @@ mod tests {
         let mut q = FrameQueue::new(4).unwrap();
         q.push(f(0));
         let a = q.pop().unwrap();
-        q.record_encode(&a, ms(0));
+        q.record_encode(a.pts_90k(), ms(0));
         q.push(f(1));
         let b = q.pop().unwrap();
-        q.record_encode(&b, ms(500));
+        q.record_encode(b.pts_90k(), ms(500));
         // Debt is now ~467 ms; frame 2 advances only 33 ms but is the only one queued.
         q.push(f(2));
         assert_eq!(q.pop().unwrap().pts(), 2);
@@ -350,7 +352,7 @@ mod tests {
             q.push(f(i));
         }
         let a = q.pop().unwrap();
-        q.record_encode(&a, Duration::from_secs(5));
+        q.record_encode(a.pts_90k(), Duration::from_secs(5));
         assert_eq!(q.pop().unwrap().pts(), 1);
         assert_eq!(q.stats().time_debt, Duration::ZERO);
     }

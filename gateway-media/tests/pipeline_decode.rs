@@ -41,7 +41,7 @@ fn slow_encoder_drops_by_debt_and_segments_still_decode() {
         };
         let packets = encoder.encode(&frame).unwrap();
         now += encode_cost;
-        queue.record_encode(&frame, encode_cost);
+        queue.record_encode(frame.pts_90k(), encode_cost);
         for p in packets {
             encoded_pts.push(p.pts);
             if p.keyframe {

@@ -890,6 +890,9 @@ async fn run_async(addrs: &ServerAddrs, config: SoakConfig) -> anyhow::Result<So
     let faults = schedule(config.seed, config.streams, config.seconds);
     let pattern = TestPattern::new(WIDTH, HEIGHT, Rational::new(FPS, 1))?;
     let control = reqwest::Client::builder().pool_max_idle_per_host(4).build()?;
+    // The media runtime's threads are fixed for the process (sized by cores), not per stream:
+    // start it first so the leak check below counts them in the baseline.
+    gateway_actors::media::start_media_runtime()?;
     let tasks_before = tokio::runtime::Handle::current().metrics().num_alive_tasks();
     let client_before = proc_sample(0.0);
     let started = Instant::now() + Duration::from_millis(100);

@@ -2,7 +2,7 @@
 //!
 //! These are plain async types (tokio, `Send`), usable without actix; the [`crate::writer`]
 //! actor and the job APIs wrap them. [`segmented`] holds the drain and roll rules of a stream
-//! cut into segments, shared by the stream supervisor and `livepeer-gateway trickle publish`.
+//! cut into segments, shared by video streams and `livepeer-gateway trickle publish`.
 
 pub mod publisher;
 pub mod segmented;

@@ -139,6 +139,9 @@ struct PendingPost {
 
 /// Publishes segments to one trickle channel.
 pub struct TricklePublisher {
+    /// The runtime it was started on: every POST and DELETE of the channel runs there,
+    /// whichever thread or actor drives the publisher.
+    runtime: tokio::runtime::Handle,
     /// For `/next` and DELETEs.
     http: reqwest::Client,
     /// For segment POSTs, the hot path (see [`StreamingPost`]).
@@ -184,6 +187,7 @@ impl TricklePublisher {
             None => fetch_next(&http, channel_url).await.unwrap_or(0),
         };
         let mut p = TricklePublisher {
+            runtime: tokio::runtime::Handle::current(),
             http,
             transport,
             url: channel_url.trim_end_matches('/').to_owned(),
@@ -261,6 +265,7 @@ impl TricklePublisher {
         self.shared.segments_started.fetch_add(1, Ordering::Relaxed);
         self.preconnect();
         Ok(SegmentSink {
+            runtime: self.runtime.clone(),
             seq: post.seq,
             tx: Some(post.tx),
             task: Some(post.task),
@@ -326,7 +331,7 @@ impl TricklePublisher {
     fn open_post(&mut self, seq: u64) -> PendingPost {
         let (tx, rx) = mpsc::channel::<Bytes>(CHUNK_QUEUE);
         let reset = std::mem::take(&mut self.reset_pending);
-        let task = tokio::spawn(run_post(
+        let task = self.runtime.spawn(run_post(
             self.transport.clone(),
             segment_url(&self.url, SeqSpec::At(seq)),
             seq,
@@ -446,6 +451,7 @@ impl Drop for CloseOnExit {
 /// unfinished abandons the segment (the POST is aborted and the segment deleted), so a
 /// half-written segment never looks complete.
 pub struct SegmentSink {
+    runtime: tokio::runtime::Handle,
     seq: u64,
     tx: Option<mpsc::Sender<Bytes>>,
     task: Option<JoinHandle<Result<(), TrickleError>>>,
@@ -584,7 +590,7 @@ impl SegmentSink {
     fn delete_segment(&self) {
         let http = self.http.clone();
         let url = self.url.clone();
-        let task = tokio::spawn(async move {
+        let task = self.runtime.spawn(async move {
             let _ = tokio::time::timeout(JSON_CALL_TIMEOUT, http.delete(url).send()).await;
         });
         let mut deletes = self.shared.deletes.lock().unwrap_or_else(|e| e.into_inner());
@@ -603,9 +609,7 @@ impl Drop for SegmentSink {
                 let result = Err(TrickleError::Segment { seq: self.seq as i64, reason: "abandoned".into() });
                 self.shared.record_outcome(&result, self.max_failures);
             }
-            if tokio::runtime::Handle::try_current().is_ok() {
-                self.delete_segment();
-            }
+            self.delete_segment();
         }
     }
 }

@@ -2,16 +2,16 @@
 //! media path: when a segment fails, the rest of its piece of input is drained (counted, never
 //! sent) and the next piece rolls into the next sequence number.
 //!
-//! The input is a sequence of *pieces* (a media segment for the stream supervisor, a
+//! The input is a sequence of *pieces* (a media segment for a video stream, a
 //! `--segment-bytes` or `--segment-ms` cut for `livepeer-gateway trickle publish`). Each piece
 //! goes into one trickle segment. A segment that fails mid-piece (stall, dropped connection,
 //! error status) must not take the rest of that piece: a segment that starts mid-piece would
 //! start without its keyframe, and writing into the failed one loses everything. So the rest is
 //! drained, and the next piece opens the next segment.
 //!
-//! [`SegmentLedger`] holds those rules and the counts, without I/O; the
-//! [`StreamSupervisor`](crate::supervisor::StreamSupervisor) drives it through its segment
-//! writer actor, and [`SegmentedPublisher`] drives it over a [`TricklePublisher`] directly.
+//! [`SegmentLedger`] holds those rules and the counts, without I/O; a video stream's plan
+//! ([`crate::stream`]) drives it through its segment writer actor, and
+//! [`SegmentedPublisher`] drives it over a [`TricklePublisher`] directly.
 //! Every byte is counted where it ends: `bytes_in = bytes_published + bytes_drained +` the
 //! bytes of the segment still open.
 

@@ -1,0 +1,235 @@
+//! The `StreamDriver` actor: carries out one video stream's [`StreamPlan`].
+//!
+//! It owns the plan and the stream's encoder, and does only I/O: it lends the encoder to the
+//! shared CPU pool one frame at a time, sends the plan's writer commands to the
+//! [`SegmentWriter`] (which the actix `Supervisor` restarts after a failed segment), arms one
+//! timer for the plan's next deadline, and answers `Finish` with the totals once the plan is
+//! done. Every rule (joins, drains, rolls, cutovers, counts) is the plan's.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use gateway_core::error::TrickleError;
+use tokio::sync::oneshot;
+
+use super::encoder::StreamEncoder;
+use super::inbox::FrameInbox;
+use super::plan::{StreamPlan, WriterCommand};
+use super::runtime::{CpuWorker, EncodeFrame, FlushEncoder};
+use super::stats::MediaStats;
+use crate::writer::{BeginSegment, EndSegment, SegmentWriter, Settle, WriteChunk, WriterRestarts};
+
+/// The driver of one stream.
+pub(crate) struct StreamDriver {
+    plan: StreamPlan,
+    inbox: Arc<FrameInbox>,
+    /// `None` while lent to the CPU pool, and once flushed or lost.
+    encoder: Option<StreamEncoder>,
+    cpu: Addr<CpuWorker>,
+    writer: Addr<SegmentWriter>,
+    /// The armed timer and when it fires.
+    deadline: Option<(Instant, SpawnHandle)>,
+    /// Answered with the totals once the plan is done.
+    finished: Option<oneshot::Sender<MediaStats>>,
+}
+
+impl StreamDriver {
+    pub(crate) fn new(
+        plan: StreamPlan,
+        inbox: Arc<FrameInbox>,
+        encoder: StreamEncoder,
+        cpu: Addr<CpuWorker>,
+        writer: Addr<SegmentWriter>,
+    ) -> StreamDriver {
+        StreamDriver { plan, inbox, encoder: Some(encoder), cpu, writer, deadline: None, finished: None }
+    }
+
+    fn stats(&self) -> MediaStats {
+        self.plan.stats(&self.inbox.stats())
+    }
+
+    /// Runs whatever the plan asks for now.
+    fn drive(&mut self, ctx: &mut Context<Self>) {
+        self.feed_encoder(ctx);
+        self.feed_writer(ctx);
+        if self.plan.is_terminal() {
+            // No frame will be taken again: release producers waiting for room.
+            self.inbox.close();
+        }
+        self.arm_deadline(ctx);
+        self.answer_finish(ctx);
+    }
+
+    fn feed_encoder(&mut self, ctx: &mut Context<Self>) {
+        if !self.plan.encoder_ready() {
+            return;
+        }
+        let Some(encoder) = self.encoder.take() else { return };
+        if let Some(frame) = self.inbox.pop() {
+            self.plan.frame_sent();
+            let job = self.cpu.send(EncodeFrame { encoder, frame });
+            ctx.spawn(job.into_actor(self).map(|res, act, ctx| {
+                match res {
+                    Ok((encoder, result)) => {
+                        act.encoder = Some(encoder);
+                        match result {
+                            Ok(encoded) => {
+                                act.inbox.record_encode(encoded.pts_90k, encoded.took);
+                                act.plan.frame_encoded(encoded.events);
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "frame not encoded");
+                                act.plan.frame_refused();
+                            }
+                        }
+                    }
+                    Err(_) => act.plan.encoder_lost(),
+                }
+                act.drive(ctx);
+            }));
+        } else if self.plan.flush_due() {
+            self.plan.flush_sent();
+            let job = self.cpu.send(FlushEncoder { encoder });
+            ctx.spawn(job.into_actor(self).map(|res, act, ctx| {
+                // The encoder itself was released by the flush; the rest of it goes here.
+                let events = match res {
+                    Ok((_, Ok(events))) => events,
+                    Ok((_, Err(e))) => {
+                        tracing::warn!(error = %e, "encoder flush failed");
+                        Vec::new()
+                    }
+                    Err(_) => Vec::new(),
+                };
+                act.plan.flushed(events);
+                act.drive(ctx);
+            }));
+        } else {
+            self.encoder = Some(encoder);
+        }
+    }
+
+    fn feed_writer(&mut self, ctx: &mut Context<Self>) {
+        let Some(cmd) = self.plan.poll_writer(Instant::now()) else { return };
+        let writer = self.writer.clone();
+        let call = async move {
+            match cmd {
+                WriterCommand::Begin => flatten(writer.send(BeginSegment).await).map(drop),
+                WriterCommand::Write(bytes) => flatten(writer.send(WriteChunk(bytes)).await),
+                WriterCommand::End => flatten(writer.send(EndSegment).await),
+            }
+        };
+        ctx.spawn(call.into_actor(self).map(|result, act, ctx| {
+            act.plan.writer_done(result, Instant::now());
+            act.drive(ctx);
+        }));
+    }
+
+    /// Keeps one timer armed no later than the plan's next deadline. A timer that fires when
+    /// nothing is due costs one look, so it is left armed rather than re-armed on every chunk.
+    fn arm_deadline(&mut self, ctx: &mut Context<Self>) {
+        let Some(want) = self.plan.next_deadline() else { return };
+        if matches!(self.deadline, Some((armed, _)) if armed <= want) {
+            return;
+        }
+        if let Some((_, handle)) = self.deadline.take() {
+            ctx.cancel_future(handle);
+        }
+        let handle = ctx.run_later(want.saturating_duration_since(Instant::now()), |act, ctx| {
+            act.deadline = None;
+            act.plan.on_deadline(Instant::now());
+            act.drive(ctx);
+        });
+        self.deadline = Some((want, handle));
+    }
+
+    /// Once finishing and the plan is done: counts frames that will never be encoded, lets
+    /// failed segments' DELETEs leave, answers the totals and stops.
+    fn answer_finish(&mut self, ctx: &mut Context<Self>) {
+        if !self.plan.is_done() {
+            return;
+        }
+        let Some(tx) = self.finished.take() else { return };
+        if self.plan.is_terminal() {
+            let abandoned = self.inbox.abandon();
+            self.plan.frames_abandoned(abandoned);
+        }
+        let totals = self.stats();
+        let writer = self.writer.clone();
+        let settle = async move {
+            // The caller may stop its runtime once answered: let DELETEs reach the server
+            // first, or it keeps failed segments (and their readers) open.
+            let _ = writer.send(Settle).await;
+            let restarts = writer.send(WriterRestarts).await.unwrap_or(0);
+            let _ = tx.send(MediaStats { writer_restarts: restarts, ..totals });
+        };
+        ctx.spawn(settle.into_actor(self).map(|_, _, ctx| ctx.stop()));
+    }
+}
+
+fn flatten<T>(r: Result<Result<T, TrickleError>, MailboxError>) -> Result<T, TrickleError> {
+    r.unwrap_or_else(|e| {
+        Err(TrickleError::Segment { seq: -1, reason: format!("segment writer unavailable: {e}") })
+    })
+}
+
+impl Actor for StreamDriver {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.inbox.close();
+    }
+}
+
+/// Frames were queued; take them.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct FramesAvailable;
+
+impl Handler<FramesAvailable> for StreamDriver {
+    type Result = ();
+    fn handle(&mut self, _: FramesAvailable, ctx: &mut Context<Self>) {
+        self.drive(ctx);
+    }
+}
+
+/// Encode what is queued, flush, publish the rest, answer the totals, and stop.
+#[derive(Debug, Message)]
+#[rtype(result = "MediaStats")]
+pub(crate) struct Finish;
+
+impl Handler<Finish> for StreamDriver {
+    type Result = ResponseFuture<MediaStats>;
+    fn handle(&mut self, _: Finish, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.finished = Some(tx);
+        self.plan.finish();
+        self.drive(ctx);
+        let fallback = self.stats();
+        Box::pin(async move { rx.await.unwrap_or(fallback) })
+    }
+}
+
+/// Current totals.
+#[derive(Debug, Message)]
+#[rtype(result = "MediaStats")]
+pub(crate) struct GetMediaStats;
+
+impl Handler<GetMediaStats> for StreamDriver {
+    type Result = MediaStats;
+    fn handle(&mut self, _: GetMediaStats, _: &mut Context<Self>) -> MediaStats {
+        self.stats()
+    }
+}
+
+/// The caller let go of the stream without finishing it: stop now.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Abandon;
+
+impl Handler<Abandon> for StreamDriver {
+    type Result = ();
+    fn handle(&mut self, _: Abandon, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

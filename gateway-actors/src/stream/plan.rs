@@ -1,0 +1,333 @@
+//! The rules of one video stream, as a state machine with no I/O and no clock reads.
+//!
+//! Events go in (a frame was encoded, the writer answered, time passed, the caller finished),
+//! with the time `now` given by the caller; commands come out: what the encoder should do next
+//! ([`StreamPlan::encoder_ready`], [`StreamPlan::flush_due`]), what the segment writer should do
+//! next ([`StreamPlan::poll_writer`]), and when to look again ([`StreamPlan::next_deadline`]).
+//! The [`driver`](super::driver) runs the commands; tests run them against synthetic time.
+//!
+//! The rules:
+//! - One writer command at a time, in media order, so chunks reach the network in order.
+//! - A trickle segment stays open at least `min_segment_wallclock`: shorter media segments are
+//!   joined into it.
+//! - A failed segment (stall, error status) is drained: the rest of its media segment is
+//!   counted, never sent, and the next media segment (which starts with a keyframe) rolls into
+//!   the next sequence number. Those rules and the byte counts are [`SegmentLedger`]'s.
+//! - With no media bytes for `idle_cutover`, the open segment is closed and a fresh one opened;
+//!   mid media segment, the rest of it is drained instead, as a segment must start on a keyframe.
+//! - On finish: everything queued is encoded, the encoder flushed, the last segment closed.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+use gateway_core::error::TrickleError;
+use gateway_media::frame_queue::FrameQueueStats;
+use gateway_media::segmenter::SegmentEvent;
+
+use super::stats::{MediaStats, StreamTiming};
+use crate::trickle::{Route, SegmentLedger};
+
+/// What the segment writer should do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WriterCommand {
+    /// Open the next segment.
+    Begin,
+    /// Append this chunk to the open segment.
+    Write(Bytes),
+    /// Complete the open segment and wait for the server's answer.
+    End,
+}
+
+/// Work waiting for the writer.
+#[derive(Debug)]
+enum Step {
+    Media(SegmentEvent),
+    /// Cut the open segment over if it is still idle.
+    Cutover,
+    /// Open the segment after an idle cutover closed the last one at a media-segment boundary.
+    Reopen,
+}
+
+/// What follows the end of a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterEnd {
+    Nothing,
+    /// An idle cutover at a media-segment boundary: open the next segment at once.
+    Reopen,
+    /// An idle cutover mid media segment: drain the rest of it.
+    DrainRest,
+}
+
+/// The writer command being carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Begin,
+    Write(u64),
+    End(AfterEnd),
+}
+
+/// One stream's rules and counts.
+#[derive(Debug)]
+pub(crate) struct StreamPlan {
+    timing: StreamTiming,
+    steps: VecDeque<Step>,
+    pending: Option<Pending>,
+    /// Open segment, drain state, and the segment and byte counts.
+    ledger: SegmentLedger,
+    opened_at: Instant,
+    last_bytes: Instant,
+    encoding: bool,
+    flushed: bool,
+    finishing: bool,
+    /// Frame and segment counts the ledger and the queue do not keep.
+    stats: MediaStats,
+}
+
+impl StreamPlan {
+    /// A stream starting at `now`.
+    pub(crate) fn new(timing: StreamTiming, now: Instant) -> StreamPlan {
+        StreamPlan {
+            timing,
+            steps: VecDeque::new(),
+            pending: None,
+            ledger: SegmentLedger::new(),
+            opened_at: now,
+            last_bytes: now,
+            encoding: false,
+            flushed: false,
+            finishing: false,
+            stats: MediaStats::default(),
+        }
+    }
+
+    // ---- the encoder side ----
+
+    /// Whether the encoder may take the next frame: it is idle and the stream goes on.
+    pub(crate) fn encoder_ready(&self) -> bool {
+        !self.encoding && self.stats.terminal_error.is_none() && !self.flushed
+    }
+
+    /// A frame went to the encoder.
+    pub(crate) fn frame_sent(&mut self) {
+        self.encoding = true;
+    }
+
+    /// The encoder answered a frame with these segment events.
+    pub(crate) fn frame_encoded(&mut self, events: Vec<SegmentEvent>) {
+        self.encoding = false;
+        self.stats.frames_encoded += 1;
+        self.steps.extend(events.into_iter().map(Step::Media));
+    }
+
+    /// The encoder refused a frame (counted as dropped).
+    pub(crate) fn frame_refused(&mut self) {
+        self.encoding = false;
+        self.stats.drops.encode_failed += 1;
+    }
+
+    /// The encoder is gone: the stream ends for good.
+    pub(crate) fn encoder_lost(&mut self) {
+        self.encoding = false;
+        self.stats.terminal_error.get_or_insert_with(|| "the encoder stopped".into());
+    }
+
+    /// Whether to flush the encoder now: finishing, every frame encoded (the caller has just
+    /// found the queue empty), not flushed yet.
+    pub(crate) fn flush_due(&self) -> bool {
+        self.finishing && self.encoder_ready()
+    }
+
+    /// The flush went to the encoder.
+    pub(crate) fn flush_sent(&mut self) {
+        self.flushed = true;
+        self.encoding = true;
+    }
+
+    /// The flush's last segment events (none if it failed).
+    pub(crate) fn flushed(&mut self, events: Vec<SegmentEvent>) {
+        self.encoding = false;
+        self.steps.extend(events.into_iter().map(Step::Media));
+    }
+
+    /// Frames still queued when the stream ended for good (never encoded).
+    pub(crate) fn frames_abandoned(&mut self, n: u64) {
+        self.stats.drops.stream_ended += n;
+    }
+
+    // ---- the writer side ----
+
+    /// The next writer command, if the writer is free and has work. Steps that need no I/O
+    /// (a joined segment start, a drained chunk, a cutover no longer due) are settled here.
+    pub(crate) fn poll_writer(&mut self, now: Instant) -> Option<WriterCommand> {
+        if self.pending.is_some() {
+            return None;
+        }
+        while let Some(step) = self.steps.pop_front() {
+            if let Some(cmd) = self.step(step, now) {
+                return Some(cmd);
+            }
+        }
+        if self.finishing && !self.encoding && self.ledger.is_open() && self.encoder_done() {
+            // A segment kept open by the minimum wall-clock rule: close it now.
+            return Some(self.send(Pending::End(AfterEnd::Nothing), WriterCommand::End));
+        }
+        None
+    }
+
+    fn step(&mut self, step: Step, now: Instant) -> Option<WriterCommand> {
+        let young = now.saturating_duration_since(self.opened_at) < self.timing.min_segment_wallclock;
+        match step {
+            Step::Media(SegmentEvent::SegmentStart { .. }) => {
+                if self.ledger.is_open() {
+                    if young {
+                        self.stats.segments_joined += 1;
+                    }
+                    None // joined, or still open after a join: keep writing into it
+                } else {
+                    self.ledger.start_piece();
+                    Some(self.send(Pending::Begin, WriterCommand::Begin))
+                }
+            }
+            Step::Media(SegmentEvent::Chunk(bytes)) => {
+                let len = bytes.len() as u64;
+                self.last_bytes = now;
+                match self.ledger.route(len) {
+                    Route::Drain => None,
+                    Route::Write => Some(self.send(Pending::Write(len), WriterCommand::Write(bytes))),
+                }
+            }
+            Step::Media(SegmentEvent::SegmentEnd(_)) => {
+                // A failed segment's media segment is over: the next rolls into the next seq.
+                let drained = self.ledger.end_drain();
+                let too_short = young && !self.finishing; // the next media segment joins it
+                if drained || !self.ledger.is_open() || too_short {
+                    None
+                } else {
+                    Some(self.send(Pending::End(AfterEnd::Nothing), WriterCommand::End))
+                }
+            }
+            Step::Cutover => {
+                if !self.ledger.is_open() || !self.idle(now) {
+                    return None;
+                }
+                self.stats.idle_cutovers += 1;
+                let after = if self.ledger.in_flight() > 0 { AfterEnd::DrainRest } else { AfterEnd::Reopen };
+                Some(self.send(Pending::End(after), WriterCommand::End))
+            }
+            Step::Reopen => Some(self.send(Pending::Begin, WriterCommand::Begin)),
+        }
+    }
+
+    fn send(&mut self, pending: Pending, cmd: WriterCommand) -> WriterCommand {
+        self.pending = Some(pending);
+        cmd
+    }
+
+    /// The writer's answer to the last command, at `now`.
+    pub(crate) fn writer_done(&mut self, result: Result<(), TrickleError>, now: Instant) {
+        let Some(pending) = self.pending.take() else { return };
+        match (pending, result) {
+            (Pending::Begin, Ok(())) => {
+                self.ledger.began(true);
+                self.opened_at = now;
+                self.last_bytes = now;
+            }
+            (Pending::Begin, Err(e)) => {
+                self.ledger.began(false);
+                self.note_terminal(&e);
+            }
+            (Pending::Write(len), Ok(())) => self.ledger.wrote(len, true),
+            (Pending::Write(len), Err(e)) => {
+                tracing::warn!(error = %e, "segment failed; draining the rest of it");
+                self.ledger.wrote(len, false);
+                self.note_terminal(&e);
+            }
+            (Pending::End(after), r) => {
+                self.ledger.ended(r.is_ok());
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "segment failed at its end");
+                    self.note_terminal(&e);
+                }
+                match after {
+                    AfterEnd::Nothing => {}
+                    AfterEnd::DrainRest => self.ledger.drain_rest(),
+                    AfterEnd::Reopen => self.steps.push_front(Step::Reopen),
+                }
+            }
+        }
+    }
+
+    fn note_terminal(&mut self, e: &TrickleError) {
+        if e.is_terminal() {
+            self.stats.terminal_error.get_or_insert_with(|| e.to_string());
+        }
+    }
+
+    // ---- time ----
+
+    fn idle(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_bytes) >= self.timing.idle_cutover
+    }
+
+    /// When the plan next wants [`on_deadline`](Self::on_deadline): the idle cutover of an open
+    /// segment, while the writer is free.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        (self.ledger.is_open() && self.pending.is_none() && self.steps.is_empty())
+            .then(|| self.last_bytes + self.timing.idle_cutover)
+    }
+
+    /// Time has passed: cuts an idle segment over (the command comes from `poll_writer`).
+    pub(crate) fn on_deadline(&mut self, now: Instant) {
+        if self.ledger.is_open() && self.pending.is_none() && self.idle(now) {
+            self.steps.push_back(Step::Cutover);
+        }
+    }
+
+    // ---- the end ----
+
+    /// The caller asked to finish: encode what is queued, flush, publish the rest.
+    pub(crate) fn finish(&mut self) {
+        self.finishing = true;
+    }
+
+    /// Whether the stream has ended for good (a terminal error).
+    pub(crate) fn is_terminal(&self) -> bool {
+        self.stats.terminal_error.is_some()
+    }
+
+    /// The encoder has nothing more to give: flushed, or the stream ended for good.
+    fn encoder_done(&self) -> bool {
+        self.flushed || self.is_terminal()
+    }
+
+    /// Finishing, and nothing is left to encode or write.
+    pub(crate) fn is_done(&self) -> bool {
+        self.finishing
+            && !self.encoding
+            && self.encoder_done()
+            && self.pending.is_none()
+            && self.steps.is_empty()
+            && !self.ledger.is_open()
+    }
+
+    /// The totals so far, with the frame queue's counts.
+    pub(crate) fn stats(&self, queue: &FrameQueueStats) -> MediaStats {
+        let mut s = self.stats.clone();
+        s.frames_in = queue.frames_in;
+        s.drops.overflow = queue.dropped_overflow;
+        s.drops.debt = queue.dropped_debt;
+        s.drops.non_monotonic = queue.dropped_non_monotonic;
+        s.frames_dropped = s.drops.total();
+        let t = self.ledger.totals();
+        s.segments_published = t.segments_published;
+        s.segments_failed = t.segments_failed;
+        s.bytes_encoded = t.bytes_in;
+        s.bytes_published = t.bytes_published;
+        s.bytes_drained = t.bytes_drained;
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,358 @@
+//! The stream plan under synthetic time: each rule on its own, then the accounting under
+//! random scripts (frames, encoder answers, writer failures, pauses).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gateway_core::error::TrickleError;
+use gateway_media::segmenter::{SegmentEvent, SegmentSummary};
+use gateway_media::{FrameQueue, Rational, TestPattern};
+use proptest::prelude::*;
+
+use super::{StreamPlan, WriterCommand};
+use crate::stream::stats::StreamTiming;
+
+const MS: Duration = Duration::from_millis(1);
+
+fn timing() -> StreamTiming {
+    StreamTiming { min_segment_wallclock: 1000 * MS, idle_cutover: 2000 * MS }
+}
+
+fn start(index: u64) -> SegmentEvent {
+    SegmentEvent::SegmentStart { index }
+}
+
+fn chunk(n: usize) -> SegmentEvent {
+    SegmentEvent::Chunk(Bytes::from(vec![0u8; n]))
+}
+
+fn end(index: u64) -> SegmentEvent {
+    SegmentEvent::SegmentEnd(SegmentSummary {
+        index,
+        bytes: 0,
+        frames: 1,
+        start_pts: 0,
+        duration: Duration::ZERO,
+    })
+}
+
+fn failed(seq: i64) -> TrickleError {
+    TrickleError::Segment { seq, reason: "stalled".into() }
+}
+
+/// Runs every writer command with `Ok` at `now`, returning what was asked.
+fn run_ok(plan: &mut StreamPlan, now: Instant) -> Vec<WriterCommand> {
+    let mut out = Vec::new();
+    while let Some(cmd) = plan.poll_writer(now) {
+        out.push(cmd);
+        plan.writer_done(Ok(()), now);
+    }
+    out
+}
+
+fn kinds(cmds: &[WriterCommand]) -> Vec<&'static str> {
+    cmds.iter()
+        .map(|c| match c {
+            WriterCommand::Begin => "begin",
+            WriterCommand::Write(_) => "write",
+            WriterCommand::End => "end",
+        })
+        .collect()
+}
+
+#[test]
+fn a_long_media_segment_is_one_trickle_segment() {
+    let t0 = Instant::now();
+    let mut plan = StreamPlan::new(timing(), t0);
+    plan.frame_sent();
+    plan.frame_encoded(vec![start(0), chunk(10), chunk(20)]);
+    assert_eq!(kinds(&run_ok(&mut plan, t0)), ["begin", "write", "write"]);
+    plan.frame_sent();
+    plan.frame_encoded(vec![end(0)]);
+    assert_eq!(kinds(&run_ok(&mut plan, t0 + 1500 * MS)), ["end"]);
+    let s = plan.stats(&Default::default());
+    assert_eq!((s.segments_published, s.bytes_published, s.segments_joined), (1, 30, 0));
+}
+
+#[test]
+fn short_media_segments_join_the_open_trickle_segment() {
+    let t0 = Instant::now();
+    let mut plan = StreamPlan::new(timing(), t0);
+    plan.frame_encoded(vec![start(0), chunk(5), end(0)]);
+    // Opened at t0 and ended at once: too young, so the next media segment joins it.
+    assert_eq!(kinds(&run_ok(&mut plan, t0)), ["begin", "write"]);
+    plan.frame_encoded(vec![start(1), chunk(5), end(1)]);
+    assert_eq!(kinds(&run_ok(&mut plan, t0 + 400 * MS)), ["write"]);
+    // Old enough now: this one ends with the trickle segment.
+    plan.frame_encoded(vec![start(2), chunk(5), end(2)]);
+    assert_eq!(kinds(&run_ok(&mut plan, t0 + 1200 * MS)), ["write", "end"]);
+    let s = plan.stats(&Default::default());
+    assert_eq!((s.segments_joined, s.segments_published, s.bytes_published), (1, 1, 15));
+}
+
+#[test]
+fn a_failed_write_drains_the_rest_and_the_next_media_segment_rolls_on() {
+    let t0 = Instant::now();
+    let mut plan = StreamPlan::new(timing(), t0);
+    plan.frame_encoded(vec![start(0), chunk(10), chunk(20), chunk(30), end(0)]);
+    assert_eq!(plan.poll_writer(t0), Some(WriterCommand::Begin));
+    plan.writer_done(Ok(()), t0);
+    assert!(matches!(plan.poll_writer(t0), Some(WriterCommand::Write(b)) if b.len() == 10));
+    plan.writer_done(Ok(()), t0);
+    assert!(matches!(plan.poll_writer(t0), Some(WriterCommand::Write(b)) if b.len() == 20));
+    plan.writer_done(Err(failed(0)), t0);
+    // The 30 bytes and the end are settled without the writer.
+    assert_eq!(plan.poll_writer(t0), None);
+    plan.frame_encoded(vec![start(1), chunk(7)]);
+    assert_eq!(kinds(&run_ok(&mut plan, t0 + 2000 * MS)), ["begin", "write"]);
+    plan.frame_encoded(vec![end(1)]);
+    assert_eq!(kinds(&run_ok(&mut plan, t0 + 3500 * MS)), ["end"]);
+    let s = plan.stats(&Default::default());
+    assert_eq!((s.segments_failed, s.segments_published), (1, 1));
+    assert_eq!((s.bytes_encoded, s.bytes_drained, s.bytes_published), (67, 60, 7));
+    assert!(s.terminal_error.is_none());
+}
+
+#[test]
+fn an_idle_segment_is_cut_over_at_its_deadline_and_the_rest_of_its_media_is_drained() {
+    let t0 = Instant::now();
+    let mut plan = StreamPlan::new(timing(), t0);
+    plan.frame_encoded(vec![start(0), chunk(10)]);
+    run_ok(&mut plan, t0);
+    let deadline = plan.next_deadline().expect("an open segment has a cutover deadline");
+    assert_eq!(deadline, t0 + 2000 * MS);
+    plan.on_deadline(deadline - MS); // not yet
+    assert_eq!(plan.poll_writer(deadline - MS), None);
+    plan.on_deadline(deadline);
+    assert_eq!(kinds(&run_ok(&mut plan, deadline)), ["end"]);
+    // The rest of the media segment must not start a segment without its keyframe.
+    plan.frame_encoded(vec![chunk(5), end(0), start(1), chunk(6)]);
+    assert_eq!(kinds(&run_ok(&mut plan, deadline + MS)), ["begin", "write"]);
+    let s = plan.stats(&Default::default());
+    assert_eq!((s.idle_cutovers, s.segments_published, s.bytes_drained), (1, 1, 5));
+}
+
+#[test]
+fn an_empty_idle_segment_is_closed_and_reopened() {
+    let t0 = Instant::now();
+    let mut plan = StreamPlan::new(timing(), t0);
+    plan.frame_encoded(vec![start(0)]);
+    assert_eq!(kinds(&run_ok(&mut plan, t0)), ["begin"]);
+    let deadline = plan.next_deadline().unwrap();
+    plan.on_deadline(deadline);
+    assert_eq!(kinds(&run_ok(&mut plan, deadline)), ["end", "begin"]);
+    assert_eq!(plan.next_deadline(), Some(deadline + 2000 * MS));
+}
+
+#[test]
+fn no_deadline_while_the_writer_is_busy_or_nothing_is_open() {
+    let t0 = Instant::now();
+    let mut plan = StreamPlan::new(timing(), t0);
+    assert_eq!(plan.next_deadline(), None);
+    plan.frame_encoded(vec![start(0), chunk(1)]);
+    assert_eq!(plan.poll_writer(t0), Some(WriterCommand::Begin));
+    assert_eq!(plan.next_deadline(), None);
+}
+
+#[test]
+fn finish_flushes_then_closes_a_segment_kept_open_for_its_minimum_length() {
+    let t0 = Instant::now();
+    let mut plan = StreamPlan::new(timing(), t0);
+    plan.frame_encoded(vec![start(0), chunk(4)]);
+    run_ok(&mut plan, t0);
+    plan.finish();
+    assert!(plan.flush_due());
+    plan.flush_sent();
+    assert!(!plan.is_done());
+    plan.flushed(vec![chunk(3), end(0)]);
+    // Finishing: a young segment is ended anyway.
+    assert_eq!(kinds(&run_ok(&mut plan, t0 + 10 * MS)), ["write", "end"]);
+    assert!(plan.is_done());
+    assert_eq!(plan.stats(&Default::default()).bytes_published, 7);
+}
+
+#[test]
+fn a_terminal_error_stops_encoding_and_finish_still_completes() {
+    let t0 = Instant::now();
+    let mut plan = StreamPlan::new(timing(), t0);
+    plan.frame_encoded(vec![start(0), chunk(4)]);
+    assert_eq!(plan.poll_writer(t0), Some(WriterCommand::Begin));
+    plan.writer_done(Err(TrickleError::EndOfStream), t0);
+    assert!(plan.is_terminal());
+    assert!(!plan.encoder_ready());
+    plan.finish();
+    assert!(!plan.flush_due());
+    assert_eq!(plan.poll_writer(t0), None);
+    assert!(plan.is_done());
+    plan.frames_abandoned(3);
+    let s = plan.stats(&Default::default());
+    assert_eq!((s.drops.stream_ended, s.bytes_drained), (3, 4));
+    assert_eq!(s.terminal_error.as_deref(), Some(TrickleError::EndOfStream.to_string().as_str()));
+}
+
+#[test]
+fn a_lost_encoder_ends_the_stream() {
+    let mut plan = StreamPlan::new(timing(), Instant::now());
+    plan.frame_sent();
+    plan.encoder_lost();
+    assert!(plan.is_terminal() && !plan.encoder_ready());
+}
+
+/// One step of a random script.
+#[derive(Debug, Clone)]
+enum Event {
+    /// The caller offers a frame.
+    Offer,
+    /// The encoder takes a frame (if it may) and answers: `ok`, and whether a new media
+    /// segment starts at it.
+    Encode { ok: bool, keyframe: bool, bytes: usize },
+    /// The writer answers its pending command.
+    Writer { ok: bool, terminal: bool },
+    /// Time passes.
+    Wait(u64),
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        3 => Just(Event::Offer),
+        3 => (prop::bool::weighted(0.95), prop::bool::weighted(0.2), 1usize..2000)
+            .prop_map(|(ok, keyframe, bytes)| Event::Encode { ok, keyframe, bytes }),
+        4 => (prop::bool::weighted(0.85), prop::bool::weighted(0.02))
+            .prop_map(|(ok, terminal)| Event::Writer { ok, terminal }),
+        1 => (1u64..3000).prop_map(Event::Wait),
+    ]
+}
+
+/// A stream driven by a script: a real frame queue, a fake encoder, a writer that answers as
+/// told, and a clock that moves only when told.
+struct Sim {
+    plan: StreamPlan,
+    queue: FrameQueue,
+    pattern: TestPattern,
+    next_frame: u64,
+    segment: u64,
+    in_segment: bool,
+    now: Instant,
+    /// The writer command waiting for its answer.
+    busy: bool,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        let now = Instant::now();
+        Sim {
+            plan: StreamPlan::new(timing(), now),
+            queue: FrameQueue::new(4).unwrap(),
+            pattern: TestPattern::new(16, 16, Rational::new(30, 1)).unwrap(),
+            next_frame: 0,
+            segment: 0,
+            in_segment: false,
+            now,
+            busy: false,
+        }
+    }
+
+    fn poll(&mut self) {
+        if !self.busy && self.plan.poll_writer(self.now).is_some() {
+            self.busy = true;
+        }
+    }
+
+    fn encode(&mut self, ok: bool, keyframe: bool, bytes: usize) {
+        if !self.plan.encoder_ready() {
+            return;
+        }
+        let Some(frame) = self.queue.pop() else { return };
+        self.plan.frame_sent();
+        if !ok {
+            self.plan.frame_refused();
+            return;
+        }
+        self.queue.record_encode(frame.pts_90k(), MS);
+        let mut events = Vec::new();
+        if keyframe || !self.in_segment {
+            if self.in_segment {
+                events.push(end(self.segment));
+                self.segment += 1;
+            }
+            events.push(start(self.segment));
+            self.in_segment = true;
+        }
+        events.push(chunk(bytes));
+        self.plan.frame_encoded(events);
+    }
+
+    fn apply(&mut self, e: Event) {
+        match e {
+            Event::Offer => {
+                self.queue.push(self.pattern.frame(self.next_frame));
+                self.next_frame += 1;
+            }
+            Event::Encode { ok, keyframe, bytes } => self.encode(ok, keyframe, bytes),
+            Event::Writer { ok, terminal } => {
+                if self.busy {
+                    self.busy = false;
+                    let r = match (ok, terminal) {
+                        (true, _) => Ok(()),
+                        (false, false) => Err(failed(-1)),
+                        (false, true) => Err(TrickleError::Terminal { consecutive_failures: 3 }),
+                    };
+                    self.plan.writer_done(r, self.now);
+                }
+            }
+            Event::Wait(ms) => {
+                self.now += Duration::from_millis(ms);
+                self.plan.on_deadline(self.now);
+            }
+        }
+        self.poll();
+    }
+
+    /// Finishes as the driver does: encode what is queued, flush, answer the writer until done.
+    fn finish(&mut self) {
+        self.plan.finish();
+        for _ in 0..10_000 {
+            if self.plan.is_done() {
+                break;
+            }
+            if self.busy {
+                self.busy = false;
+                self.plan.writer_done(Ok(()), self.now);
+            } else if self.plan.encoder_ready() && !self.queue.is_empty() {
+                self.encode(true, false, 100);
+            } else if self.plan.flush_due() {
+                self.plan.flush_sent();
+                let last = if self.in_segment { vec![end(self.segment)] } else { vec![] };
+                self.plan.flushed(last);
+            }
+            self.poll();
+        }
+        assert!(self.plan.is_done(), "the plan never finished");
+        if self.plan.is_terminal() {
+            let mut n = 0;
+            while self.queue.pop().is_some() {
+                n += 1;
+            }
+            self.plan.frames_abandoned(n);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever happens, every frame and byte ends up somewhere, once.
+    #[test]
+    fn every_frame_and_byte_is_accounted_for(script in prop::collection::vec(event(), 0..300)) {
+        let mut sim = Sim::new();
+        for e in script {
+            sim.apply(e);
+        }
+        sim.finish();
+        let s = sim.plan.stats(&sim.queue.stats());
+        prop_assert_eq!(s.frames_in, s.frames_encoded + s.frames_dropped, "{:?}", s);
+        prop_assert_eq!(s.frames_dropped, s.drops.total());
+        prop_assert_eq!(s.bytes_encoded, s.bytes_published + s.bytes_drained, "{:?}", s);
+        prop_assert!(s.segments_published + s.segments_failed >= u64::from(s.bytes_published > 0));
+    }
+}

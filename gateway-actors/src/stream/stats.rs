@@ -1,0 +1,78 @@
+//! What a video stream reports: its timing rules and where every frame and byte went.
+//!
+//! Plain data a caller can print or compare; the [`plan`](super::plan) fills it in.
+
+use std::time::Duration;
+
+use actix::MessageResponse;
+use gateway_core::trickle::{IDLE_CUTOVER, MIN_SEGMENT_WALLCLOCK};
+
+/// Timing rules of a stream.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamTiming {
+    /// Minimum wall-clock length of a trickle segment.
+    pub min_segment_wallclock: Duration,
+    /// Idle time after which the open segment is cut over.
+    pub idle_cutover: Duration,
+}
+
+impl Default for StreamTiming {
+    fn default() -> Self {
+        StreamTiming { min_segment_wallclock: MIN_SEGMENT_WALLCLOCK, idle_cutover: IDLE_CUTOVER }
+    }
+}
+
+/// Why frames were dropped before encoding; the fields add up to [`MediaStats::frames_dropped`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameDrops {
+    /// The queue was full: its oldest frame went.
+    pub overflow: u64,
+    /// Encoding fell behind real time (debt skipping).
+    pub debt: u64,
+    /// The pts did not increase.
+    pub non_monotonic: u64,
+    /// The encoder refused the frame.
+    pub encode_failed: u64,
+    /// Still queued when the stream ended for good (a terminal error): never encoded.
+    pub stream_ended: u64,
+}
+
+impl FrameDrops {
+    /// All drops.
+    pub fn total(&self) -> u64 {
+        self.overflow + self.debt + self.non_monotonic + self.encode_failed + self.stream_ended
+    }
+}
+
+/// Where every frame and byte of a stream went. Once a stream is finished, `frames_in =
+/// frames_encoded + frames_dropped` and `bytes_encoded = bytes_published + bytes_drained`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, MessageResponse)]
+pub struct MediaStats {
+    /// Frames offered.
+    pub frames_in: u64,
+    /// Frames dropped before encoding (queue overflow, debt, non-increasing pts, bad frames,
+    /// still queued when the stream ended for good); by reason in `drops`.
+    pub frames_dropped: u64,
+    /// `frames_dropped` by reason.
+    pub drops: FrameDrops,
+    /// Frames encoded.
+    pub frames_encoded: u64,
+    /// Trickle segments the server confirmed.
+    pub segments_published: u64,
+    /// Trickle segments that failed (their bytes are drained).
+    pub segments_failed: u64,
+    /// Media segments joined into a longer trickle segment (minimum wall-clock rule).
+    pub segments_joined: u64,
+    /// Idle cutovers.
+    pub idle_cutovers: u64,
+    /// Times the segment writer was restarted after a failed segment.
+    pub writer_restarts: u32,
+    /// Bytes the segmenter produced (each is published or drained).
+    pub bytes_encoded: u64,
+    /// Bytes of confirmed segments.
+    pub bytes_published: u64,
+    /// Bytes of failed segments.
+    pub bytes_drained: u64,
+    /// Why the stream stopped for good, if it did.
+    pub terminal_error: Option<String>,
+}
