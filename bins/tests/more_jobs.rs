@@ -60,4 +60,6 @@ fn demo_runs_both_jobs() {
     assert!(r.stdout.contains("\"hello livepeer\" -> \"reepevil olleh\""), "{}", r.stdout);
     assert!(r.stdout.contains("video in: 30 frames, 30 encoded, 0 dropped"), "{}", r.stdout);
     assert!(r.stdout.contains("received back from the orchestrator"), "{}", r.stdout);
+    // Codec chatter goes through tracing (issue 14), not raw onto the terminal.
+    assert!(!r.stderr.contains("[OpenH264]"), "openh264 wrote to stderr: {}", r.stderr);
 }

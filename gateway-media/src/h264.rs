@@ -7,8 +7,8 @@
 //! front of every IDR (re-inserted from a cache should openh264 ever omit them), bitrate rate
 //! control, and frame skipping disabled so every input frame yields exactly one access unit.
 //!
-//! With skipping off, openh264 prints "bitrate can't be controlled ... without enabling skip
-//! frame" once per encoder on stderr. It still adapts QP: a test holds noisy 320x180 at a
+//! With skipping off, openh264 logs "bitrate can't be controlled ... without enabling skip
+//! frame" once per encoder (through `tracing`, see `openh264_log`). It still adapts QP: a test holds noisy 320x180 at a
 //! 400 kbit/s target within 15% (measured 402 kbit/s); easy content undershoots. Dropping
 //! frames is the [`crate::FrameQueue`]'s job, where it is counted.
 //!
@@ -130,7 +130,11 @@ impl H264Encoder {
             .scene_change_detect(false)
             .sps_pps_strategy(SpsPpsStrategy::ConstantId)
             .num_threads(config.threads);
-        let encoder = Encoder::with_api_config(api, oh_config).map_err(backend)?;
+        let mut encoder = Encoder::with_api_config(api, oh_config).map_err(backend)?;
+        if let Err(status) = crate::openh264_log::route_to_tracing(&mut encoder) {
+            // Logging is not worth refusing to encode: the lines fall back to stderr.
+            tracing::debug!(status, "openh264 refused the trace callback");
+        }
         Ok(Self {
             clock: KeyframeClock::new(config.keyframe_interval),
             config,

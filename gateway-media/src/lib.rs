@@ -52,6 +52,8 @@ pub mod h264_pool;
 pub mod ivf;
 pub mod mpegts;
 pub mod nal;
+#[cfg(feature = "h264")]
+mod openh264_log;
 pub mod pattern;
 pub mod segmenter;
 pub mod time;
