@@ -56,14 +56,19 @@ pub struct ConnectArgs {
 }
 
 impl ConnectArgs {
-    fn client(&self) -> anyhow::Result<reqwest::Client> {
+    fn clients(&self) -> anyhow::Result<HttpClients> {
         let parsed = url::Url::parse(&self.url)
             .map_err(|e| cli::UsageError(format!("invalid channel URL {}: {e}", redact_url(&self.url))))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(cli::UsageError("the channel URL must start with http:// or https://".into()).into());
         }
         let trust = if self.insecure { OrchestratorTrust::Insecure } else { OrchestratorTrust::default() };
-        Ok(HttpClients::new(trust)?.orchestrator(&self.url)?)
+        Ok(HttpClients::new(trust)?)
+    }
+
+    /// The client `trickle publish` posts with.
+    fn publish_client(&self) -> anyhow::Result<reqwest::Client> {
+        Ok(self.clients()?.orchestrator(&self.url)?)
     }
 }
 
@@ -136,7 +141,7 @@ const DEFAULT_SEGMENT_BYTES: u64 = 1024 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 
 async fn publish(args: PublishArgs) -> anyhow::Result<()> {
-    let http = args.connect.client()?;
+    let http = args.connect.publish_client()?;
     let config = PublisherConfig { mime: args.mime.clone(), ..Default::default() };
     let publisher = cli::interruptible(async {
         anyhow::Ok(TricklePublisher::start(http, &args.connect.url, config).await)
@@ -293,7 +298,7 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 }
 
 async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
-    let http = args.connect.client()?;
+    let http = args.connect.clients()?.segment_reader();
     let dir = (args.output != "-").then(|| PathBuf::from(&args.output));
     if let Some(dir) = &dir {
         tokio::fs::create_dir_all(dir)

@@ -13,7 +13,9 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-use crate::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
+use crate::trickle::{
+    PublisherConfig, SegmentGetClient, SubscriberConfig, TricklePublisher, TrickleSubscriber,
+};
 
 /// Largest JSON segment accepted from a worker.
 pub const MAX_JSON_SEGMENT_BYTES: usize = 1024 * 1024;
@@ -95,7 +97,7 @@ pub struct JsonReader {
 
 impl JsonReader {
     /// A reader of `url` starting at `start`.
-    pub fn new(http: reqwest::Client, url: &str, start: SeqSpec) -> JsonReader {
+    pub fn new(http: impl Into<SegmentGetClient>, url: &str, start: SeqSpec) -> JsonReader {
         let config =
             SubscriberConfig { start, max_segment_bytes: Some(MAX_JSON_SEGMENT_BYTES), ..Default::default() };
         JsonReader { subscriber: TrickleSubscriber::new(http, url, config), pending: VecDeque::new() }

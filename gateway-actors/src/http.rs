@@ -30,6 +30,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::BoxStream;
 
 use crate::tls::{orchestrator_client_config, provider, OrchestratorTrust};
+use crate::trickle::SegmentGetClient;
 
 /// Connect timeout for every request (go-livepeer: 3 s for gRPC).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,6 +47,7 @@ pub struct HttpClients {
     /// How orchestrator certificates are checked (shared with gRPC).
     pub trust: OrchestratorTrust,
     orchestrators: Arc<Mutex<HashMap<String, reqwest::Client>>>,
+    segment_reader: Arc<std::sync::OnceLock<SegmentGetClient>>,
 }
 
 /// A client could not be built.
@@ -79,7 +81,7 @@ impl HttpClients {
             .no_proxy()
             .build()
             .map_err(|e| ClientBuildError(e.to_string()))?;
-        Ok(HttpClients { signer, trust, orchestrators: Arc::default() })
+        Ok(HttpClients { signer, trust, orchestrators: Arc::default(), segment_reader: Arc::default() })
     }
 
     /// The client for the orchestrator (or trickle URL) at `url`: one per origin, so its
@@ -104,6 +106,12 @@ impl HttpClients {
             .map_err(|e| ClientBuildError(e.to_string()))?;
         cache.insert(origin, client.clone());
         Ok(client)
+    }
+
+    /// The client trickle subscribers read segments with: one for every orchestrator, each
+    /// connection's read buffer bounded (see [`SegmentGetClient`]).
+    pub fn segment_reader(&self) -> SegmentGetClient {
+        self.segment_reader.get_or_init(|| SegmentGetClient::bounded(&self.trust)).clone()
     }
 }
 

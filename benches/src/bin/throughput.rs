@@ -17,6 +17,7 @@ use anyhow::Context;
 use benches::python::PythonSide;
 use benches::report::{num, ratio, table, write_chart};
 use benches::scenarios::clients::{self, Client};
+use benches::scenarios::lagging::{self, LaggingClient, LaggingResult};
 use benches::scenarios::media::{self, codec_name, MediaResult};
 use benches::scenarios::publish::{self, PublishResult};
 use benches::scenarios::select;
@@ -34,7 +35,7 @@ struct Args {
     /// Run every scenario briefly (smoke test).
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run (1-5; repeat or comma-separate); all when omitted.
+    /// Scenarios to run (1-6; repeat or comma-separate); all when omitted.
     #[arg(long, value_delimiter = ',')]
     scenario: Vec<u8>,
     /// Stream counts of scenario 2.
@@ -64,6 +65,15 @@ struct Args {
     /// Internal: run one scenario-2 stream count against this trickle base URL.
     #[arg(long, hide = true)]
     worker_streams: Option<String>,
+    /// Subscribers of scenario 6 (lagging readers).
+    #[arg(long, default_value_t = 200)]
+    lagging: u64,
+    /// Internal: run scenario 6 with this client kind against `--worker-lagging-base`.
+    #[arg(long, hide = true)]
+    worker_lagging: Option<LaggingClient>,
+    /// Internal: the trickle base URL of a scenario-6 worker.
+    #[arg(long, hide = true)]
+    worker_lagging_base: Option<String>,
     /// Internal: scenario-2 warm-up seconds.
     #[arg(long, hide = true, default_value_t = 3.0)]
     warmup: f64,
@@ -81,6 +91,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(base) = &args.worker_streams {
         return worker_streams(base, &args);
+    }
+    if let (Some(client), Some(base)) = (args.worker_lagging, &args.worker_lagging_base) {
+        return worker_lagging(base, client, args.lagging);
     }
     let only_local = |u: &str| u.starts_with("http://127.0.0.1:");
     let fd_limit = raise_fd_limit();
@@ -114,7 +127,7 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let scenarios: Vec<u8> =
-        if args.scenario.is_empty() { vec![1, 2, 3, 4, 5] } else { args.scenario.clone() };
+        if args.scenario.is_empty() { vec![1, 2, 3, 4, 5, 6] } else { args.scenario.clone() };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     println!("{}", machine(fd_limit, args.quick));
     for s in scenarios {
@@ -125,7 +138,8 @@ fn main() -> anyhow::Result<()> {
             3 => rt.block_on(scenario_media(&server.addrs, python.as_ref(), args.quick)),
             4 => rt.block_on(scenario_select(args.quick)),
             5 => scenario_clients(&server.addrs, args.quick),
-            other => Err(anyhow::anyhow!("there is no scenario {other} (1-5)")),
+            6 => scenario_lagging(&exe, &server, &args),
+            other => Err(anyhow::anyhow!("there is no scenario {other} (1-6)")),
         };
         match out {
             Ok(text) => println!("{text}\n_(scenario {s} took {:.0} s)_\n", started.elapsed().as_secs_f64()),
@@ -410,6 +424,63 @@ fn worker_streams(base: &str, args: &Args) -> anyhow::Result<()> {
     // Do not wait for abandoned tasks.
     rt.shutdown_timeout(Duration::from_secs(1));
     Ok(())
+}
+
+fn worker_lagging(base: &str, client: LaggingClient, n: u64) -> anyhow::Result<()> {
+    anyhow::ensure!(base.starts_with("http://127.0.0.1:"), "only 127.0.0.1 is allowed");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = rt.block_on(lagging::run_lagging(base, n.clamp(1, 2000), client))?;
+    println!("{}", serde_json::to_string(&result)?);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+/// Scenario 6: the subscriber's memory behind a backlog, bounded client against reqwest, each
+/// in its own worker process.
+fn scenario_lagging(exe: &Path, server: &ServerProcess, args: &Args) -> anyhow::Result<String> {
+    let n = if args.quick { args.lagging.min(20) } else { args.lagging };
+    let mut rows = Vec::new();
+    let mut results = Vec::new();
+    for client in [LaggingClient::Reqwest, LaggingClient::Bounded] {
+        let kind = format!("{client:?}").to_lowercase();
+        let worker_args = vec![
+            "--worker-lagging".to_owned(),
+            kind.clone(),
+            "--worker-lagging-base".into(),
+            server.addrs.trickle_base(),
+            "--lagging".into(),
+            n.to_string(),
+        ];
+        let r: LaggingResult = run_json(exe, &worker_args, Duration::from_secs(300))?;
+        let expected = r.subscribers * lagging::SEGMENTS * lagging::SEGMENT_BYTES as u64;
+        rows.push(vec![
+            kind,
+            r.subscribers.to_string(),
+            format!("{:.0}", r.baseline_mib),
+            format!("{:.0}", r.peak_rss_mib),
+            format!("{:.0}", r.kib_per_subscriber),
+            format!("{} of {expected}", r.bytes_read),
+            r.errors.to_string(),
+        ]);
+        results.push(r);
+    }
+    let ratio_note = match results.as_slice() {
+        [reqwest, bounded] if reqwest.kib_per_subscriber > 0.0 => format!(
+            "\nbounded / reqwest memory per subscriber: {:.2}\n",
+            bounded.kib_per_subscriber / reqwest.kib_per_subscriber
+        ),
+        _ => String::new(),
+    };
+    Ok(format!(
+        "## Scenario 6: lagging subscribers ({} x {} MiB per channel in {} MiB pieces, read at 16 MB/s each)\n\n{}{ratio_note}",
+        lagging::SEGMENTS,
+        lagging::SEGMENT_BYTES >> 20,
+        lagging::PIECE_BYTES >> 20,
+        table(
+            &["client", "subscribers", "baseline MiB", "peak RSS MiB", "KiB per subscriber", "bytes read", "errors"],
+            &rows
+        )
+    ))
 }
 
 async fn scenario_media(

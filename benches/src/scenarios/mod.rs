@@ -3,6 +3,7 @@
 //! same shapes and workers can hand them back as JSON).
 
 pub mod clients;
+pub mod lagging;
 pub mod media;
 pub mod publish;
 pub mod select;

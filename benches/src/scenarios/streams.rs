@@ -80,7 +80,9 @@ pub async fn run_streams(
     window: Duration,
 ) -> anyhow::Result<StreamsResult> {
     raise_fd_limit();
-    let http = HttpClients::new(OrchestratorTrust::Insecure)?.orchestrator(trickle_base)?;
+    let clients = HttpClients::new(OrchestratorTrust::Insecure)?;
+    let http = clients.orchestrator(trickle_base)?;
+    let reader = clients.segment_reader();
     let prefix = super::unique_channel("s2");
     let urls: Vec<String> = (0..n).map(|i| format!("{trickle_base}{prefix}-{i}")).collect();
     // Channels exist before anyone subscribes (a GET on a missing channel is a 404 = the end).
@@ -116,7 +118,7 @@ pub async fn run_streams(
     let mut publishers = Vec::with_capacity(n as usize);
     for (i, url) in urls.iter().enumerate() {
         let config = SubscriberConfig { start: SeqSpec::At(0), ..Default::default() };
-        let mut sub = TrickleSubscriber::new(http.clone(), url, config);
+        let mut sub = TrickleSubscriber::new(reader.clone(), url, config);
         subscribers.push(tokio::spawn(async move {
             let mut latencies: Vec<f32> = Vec::new();
             let mut error = None;

@@ -5,10 +5,12 @@
 //! cut into segments, shared by video streams and `livepeer-gateway trickle publish`.
 
 pub mod publisher;
+pub mod segment_get;
 pub mod segmented;
 pub mod subscriber;
 
 pub use publisher::{PublisherConfig, PublisherStats, SegmentSink, TricklePublisher};
+pub use segment_get::{SegmentGetClient, SEGMENT_READ_BUFFER_MAX};
 pub use segmented::{LedgerTotals, Route, SegmentLedger, SegmentedPublisher};
 pub use subscriber::{
     BehindWindow, EndReason, IncomingSegment, SubscriberConfig, SubscriberNotice, SubscriberStats,

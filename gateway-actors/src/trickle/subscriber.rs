@@ -26,7 +26,7 @@ use gateway_core::trickle::{
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::http::{describe, read_body_capped};
+use super::segment_get::{SegmentGetClient, SegmentResponse};
 
 /// How long a subscriber waits by default for an index ahead of the live edge.
 pub const DEFAULT_AHEAD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -131,11 +131,11 @@ pub struct SubscriberStats {
     pub latest_seq: Option<i64>,
 }
 
-type PendingGet = JoinHandle<Result<reqwest::Response, reqwest::Error>>;
+type PendingGet = JoinHandle<Result<SegmentResponse, String>>;
 
 /// Reads segments of one trickle channel.
 pub struct TrickleSubscriber {
-    http: reqwest::Client,
+    http: SegmentGetClient,
     url: String,
     config: SubscriberConfig,
     next: i64,
@@ -155,10 +155,15 @@ impl std::fmt::Debug for TrickleSubscriber {
 }
 
 impl TrickleSubscriber {
-    /// A subscriber of `channel_url`; nothing is sent until the first `next_segment`.
-    pub fn new(http: reqwest::Client, channel_url: &str, config: SubscriberConfig) -> TrickleSubscriber {
+    /// A subscriber of `channel_url`; nothing is sent until the first `next_segment`. Pass a
+    /// [`SegmentGetClient::bounded`] (memory bounded behind a slow reader) or a reqwest client.
+    pub fn new(
+        http: impl Into<SegmentGetClient>,
+        channel_url: &str,
+        config: SubscriberConfig,
+    ) -> TrickleSubscriber {
         TrickleSubscriber {
-            http,
+            http: http.into(),
             url: channel_url.trim_end_matches('/').to_owned(),
             next: config.start.wire_value(),
             config,
@@ -228,8 +233,8 @@ impl TrickleSubscriber {
                     continue;
                 }
             };
-            let status = resp.status().as_u16();
-            let headers = TrickleHeaders::parse(|n| resp.headers().get(n).and_then(|v| v.to_str().ok()))?;
+            let status = resp.status();
+            let headers = TrickleHeaders::parse(|n| resp.header(n))?;
             if let Some(l) = headers.latest {
                 self.stats.latest_seq = Some(l);
             }
@@ -254,7 +259,7 @@ impl TrickleSubscriber {
                     received: 0,
                 }));
             }
-            let body = read_body_capped(resp, 4096).await.unwrap_or_default();
+            let body = resp.read_capped(4096).await.unwrap_or_default();
             match classify_get(requested, status, &headers, &self.url, &body) {
                 // Only a 200 without Closed is a segment, and that was handled above.
                 Ok(GetOutcome::Segment { .. }) => {
@@ -319,7 +324,7 @@ impl TrickleSubscriber {
 
     /// The response for `seq`: the preconnected GET if it is for that index, else a new one;
     /// re-issued whenever no headers arrive within the refresh interval.
-    async fn response_for(&mut self, seq: i64) -> Result<reqwest::Response, String> {
+    async fn response_for(&mut self, seq: i64) -> Result<SegmentResponse, String> {
         let mut pending = match self.preconnect.take() {
             Some((s, task)) if s == seq => task,
             other => {
@@ -333,7 +338,7 @@ impl TrickleSubscriber {
             let abort = pending.abort_handle();
             match tokio::time::timeout(self.config.preconnect_refresh, &mut pending).await {
                 Ok(Ok(Ok(resp))) => return Ok(resp),
-                Ok(Ok(Err(e))) => return Err(describe(&e)),
+                Ok(Ok(Err(e))) => return Err(e),
                 Ok(Err(_)) => return Err("GET task ended unexpectedly".into()),
                 Err(_) => {
                     abort.abort();
@@ -346,8 +351,9 @@ impl TrickleSubscriber {
 
     fn spawn_get(&mut self, seq: i64) -> PendingGet {
         self.stats.get_attempts += 1;
-        let req = self.http.get(segment_url(&self.url, SeqSpec::from_wire(seq).unwrap_or(SeqSpec::Next)));
-        tokio::spawn(req.send())
+        let url = segment_url(&self.url, SeqSpec::from_wire(seq).unwrap_or(SeqSpec::Next));
+        let http = self.http.clone();
+        tokio::spawn(async move { http.get(&url).await })
     }
 
     fn start_preconnect(&mut self) {
@@ -378,7 +384,7 @@ impl Drop for TrickleSubscriber {
 /// One segment arriving; read it chunk by chunk while the publisher is still writing it.
 pub struct IncomingSegment {
     seq: i64,
-    resp: reqwest::Response,
+    resp: SegmentResponse,
     max_bytes: Option<usize>,
     received: usize,
 }
@@ -397,7 +403,7 @@ impl IncomingSegment {
 
     /// The channel's mime type as the server sent it.
     pub fn content_type(&self) -> Option<&str> {
-        self.resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+        self.resp.header("content-type")
     }
 
     /// The next chunk, `Ok(None)` when the segment is complete.
@@ -414,7 +420,7 @@ impl IncomingSegment {
                 Ok(Some(c))
             }
             Ok(None) => Ok(None),
-            Err(e) => Err(TrickleError::Segment { seq: self.seq, reason: describe(&e) }),
+            Err(reason) => Err(TrickleError::Segment { seq: self.seq, reason }),
         }
     }
 

@@ -1,0 +1,273 @@
+//! The HTTP client trickle subscribers read segments with: HTTP/1.1 GETs whose read buffer is
+//! bounded.
+//!
+//! Why not reqwest here: hyper's read buffer adapts to the traffic and, behind a reader that
+//! lags (a consumer slower than the channel), grows to hundreds of KiB per connection, and a
+//! subscriber holds two connections (the segment being read and the next one preconnected).
+//! reqwest does not expose hyper's `max_buf_size`, so [`SegmentGetClient::bounded`] builds the
+//! hyper client itself, capping each connection's buffer at [`SEGMENT_READ_BUFFER_MAX`]; TLS is
+//! checked by the same [`OrchestratorTrust`] policy as every other orchestrator connection.
+//! A reqwest client still converts into a [`SegmentGetClient`] (`From`), for callers that
+//! already hold one and for side-by-side measurements.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::Uri;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::http::{describe, CONNECT_TIMEOUT};
+use crate::tls::{orchestrator_client_config, OrchestratorTrust};
+
+/// Most bytes one connection of a [`SegmentGetClient::bounded`] buffers from the network ahead
+/// of the reader (hyper's default lets it grow to about 400 KiB).
+pub const SEGMENT_READ_BUFFER_MAX: usize = 64 * 1024;
+
+/// Idle connections kept per host: a subscriber needs two (reading one segment, the next
+/// preconnected); a few subscribers of one orchestrator share the pool.
+const IDLE_PER_HOST: usize = 8;
+
+/// Issues a subscriber's segment GETs. Cheap to clone.
+#[derive(Clone)]
+pub struct SegmentGetClient(Stack);
+
+#[derive(Clone)]
+enum Stack {
+    Bounded(Arc<Client<TrickleConnector, Empty<Bytes>>>),
+    Reqwest(reqwest::Client),
+}
+
+impl std::fmt::Debug for SegmentGetClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.0 {
+            Stack::Bounded(_) => "bounded",
+            Stack::Reqwest(_) => "reqwest",
+        };
+        f.debug_tuple("SegmentGetClient").field(&kind).finish()
+    }
+}
+
+impl From<reqwest::Client> for SegmentGetClient {
+    fn from(client: reqwest::Client) -> SegmentGetClient {
+        SegmentGetClient(Stack::Reqwest(client))
+    }
+}
+
+impl From<&reqwest::Client> for SegmentGetClient {
+    fn from(client: &reqwest::Client) -> SegmentGetClient {
+        SegmentGetClient(Stack::Reqwest(client.clone()))
+    }
+}
+
+impl SegmentGetClient {
+    /// A client whose connections buffer at most [`SEGMENT_READ_BUFFER_MAX`] bytes each,
+    /// for `http` and `https` URLs; orchestrator certificates are checked by `trust`.
+    pub fn bounded(trust: &OrchestratorTrust) -> SegmentGetClient {
+        let connector = TrickleConnector { trust: trust.clone(), tls: Arc::default() };
+        let client = Client::builder(TokioExecutor::new())
+            .http1_max_buf_size(SEGMENT_READ_BUFFER_MAX)
+            .pool_max_idle_per_host(IDLE_PER_HOST)
+            .pool_idle_timeout(std::time::Duration::from_secs(60))
+            .build(connector);
+        SegmentGetClient(Stack::Bounded(Arc::new(client)))
+    }
+
+    /// Sends `GET url` and waits for the response headers.
+    pub(crate) async fn get(&self, url: &str) -> Result<SegmentResponse, String> {
+        match &self.0 {
+            Stack::Reqwest(client) => {
+                client.get(url).send().await.map(SegmentResponse::Reqwest).map_err(|e| describe(&e))
+            }
+            Stack::Bounded(client) => {
+                let uri: Uri = url.parse().map_err(|_| "invalid segment URL".to_owned())?;
+                client.get(uri).await.map(SegmentResponse::Bounded).map_err(|e| describe_chain(&e))
+            }
+        }
+    }
+}
+
+/// A GET's answer: status and headers at once, the body chunk by chunk.
+pub(crate) enum SegmentResponse {
+    Bounded(http::Response<Incoming>),
+    Reqwest(reqwest::Response),
+}
+
+impl SegmentResponse {
+    pub(crate) fn status(&self) -> u16 {
+        match self {
+            SegmentResponse::Bounded(r) => r.status().as_u16(),
+            SegmentResponse::Reqwest(r) => r.status().as_u16(),
+        }
+    }
+
+    /// A header's value as text.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        let headers = match self {
+            SegmentResponse::Bounded(r) => r.headers(),
+            SegmentResponse::Reqwest(r) => r.headers(),
+        };
+        headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The next body chunk, `Ok(None)` at its end.
+    pub(crate) async fn chunk(&mut self) -> Result<Option<Bytes>, String> {
+        match self {
+            SegmentResponse::Reqwest(r) => r.chunk().await.map_err(|e| describe(&e)),
+            SegmentResponse::Bounded(r) => loop {
+                match r.body_mut().frame().await {
+                    None => return Ok(None),
+                    Some(Err(e)) => return Err(describe_chain(&e)),
+                    // Trailers carry nothing a trickle reader needs.
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(data) if data.is_empty() => continue,
+                        Ok(data) => return Ok(Some(data)),
+                        Err(_) => continue,
+                    },
+                }
+            },
+        }
+    }
+
+    /// The whole body, refusing more than `max` bytes.
+    pub(crate) async fn read_capped(mut self, max: usize) -> Result<Bytes, String> {
+        let mut buf = bytes::BytesMut::new();
+        while let Some(chunk) = self.chunk().await? {
+            if buf.len() + chunk.len() > max {
+                return Err(format!("response body larger than {max} bytes"));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    }
+}
+
+/// The innermost cause of an error (hyper's outer layers say only "client error").
+fn describe_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        last = s.to_string();
+        source = s.source();
+    }
+    last
+}
+
+/// Dials TCP (no delay) and, for `https`, runs rustls with the orchestrator trust policy. TLS
+/// configs are per port because certificate pins are per `host:port`.
+#[derive(Clone)]
+struct TrickleConnector {
+    trust: OrchestratorTrust,
+    tls: Arc<Mutex<HashMap<u16, TlsConnector>>>,
+}
+
+impl TrickleConnector {
+    fn tls_for(&self, port: u16) -> TlsConnector {
+        let mut configs = self.tls.lock().unwrap_or_else(|e| e.into_inner());
+        configs
+            .entry(port)
+            .or_insert_with(|| {
+                TlsConnector::from(Arc::new(orchestrator_client_config(&self.trust, &[b"http/1.1"], port)))
+            })
+            .clone()
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower::Service<Uri> for TrickleConnector {
+    type Response = TokioIo<TrickleStream>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let tls = match uri.scheme_str() {
+            Some("https") => Some(uri.port_u16().unwrap_or(443)),
+            Some("http") => None,
+            _ => return Box::pin(async { Err("unsupported URL scheme".into()) }),
+        };
+        let host = uri.host().unwrap_or_default().trim_matches(['[', ']']).to_owned();
+        let port = uri.port_u16().unwrap_or(if tls.is_some() { 443 } else { 80 });
+        let connector = tls.map(|port| self.tls_for(port));
+        Box::pin(async move {
+            let dial = async {
+                let tcp = TcpStream::connect((host.as_str(), port)).await?;
+                let _ = tcp.set_nodelay(true);
+                let Some(connector) = connector else {
+                    return Ok::<_, BoxError>(TrickleStream::Plain(tcp));
+                };
+                let name = match host.parse::<IpAddr>() {
+                    Ok(ip) => ServerName::IpAddress(ip.into()),
+                    Err(_) => ServerName::try_from(host.clone()).map_err(|_| "invalid server name")?,
+                };
+                Ok(TrickleStream::Tls(Box::new(connector.connect(name, tcp).await?)))
+            };
+            match tokio::time::timeout(CONNECT_TIMEOUT, dial).await {
+                Ok(stream) => Ok(TokioIo::new(stream?)),
+                Err(_) => Err(format!("connecting took longer than {CONNECT_TIMEOUT:?}").into()),
+            }
+        })
+    }
+}
+
+/// One connection to a trickle server, plaintext or TLS.
+enum TrickleStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Connection for TrickleStream {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl AsyncRead for TrickleStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            TrickleStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            TrickleStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for TrickleStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            TrickleStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            TrickleStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            TrickleStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            TrickleStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            TrickleStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            TrickleStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
