@@ -282,3 +282,16 @@ mod tests {
         assert_eq!("x.ts".parse::<OutputSpec>(), Ok(OutputSpec::File("x.ts".into())));
     }
 }
+
+/// The exit rule of every job command: a result short of what was asked (`shortfall` says how)
+/// is an error naming it, unless the user passed `--allow-partial` (then a warning).
+pub fn verdict(shortfall: Option<String>, allow_partial: bool) -> anyhow::Result<()> {
+    match shortfall {
+        Some(why) if allow_partial => {
+            eprintln!("warning: partial result accepted (--allow-partial): {why}");
+            Ok(())
+        }
+        Some(why) => anyhow::bail!("{why} (--allow-partial accepts a partial result)"),
+        None => Ok(()),
+    }
+}

@@ -140,14 +140,7 @@ impl FrameReport {
 
     /// The exit verdict: an error naming the shortfall, unless `allow_partial` (then a warning).
     pub fn verdict(&self, allow_partial: bool) -> anyhow::Result<()> {
-        match self.shortfall() {
-            Some(why) if allow_partial => {
-                eprintln!("warning: partial result accepted (--allow-partial): {why}");
-                Ok(())
-            }
-            Some(why) => anyhow::bail!("{why} (--allow-partial accepts a partial result)"),
-            None => Ok(()),
-        }
+        crate::cli::verdict(self.shortfall(), allow_partial)
     }
 }
 

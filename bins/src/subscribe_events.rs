@@ -16,6 +16,9 @@ pub struct SubscribeEventsArgs {
     /// Pipeline model to run.
     #[arg(long, default_value = "noop")]
     pub model: String,
+    /// Exit 0 even when the events channel ended before --count events.
+    #[arg(long)]
+    pub allow_partial: bool,
     #[command(flatten)]
     pub network: NetworkArgs,
 }
@@ -52,5 +55,7 @@ async fn run_job(net: &Network, args: &SubscribeEventsArgs) -> anyhow::Result<()
     cli::cleanup("stopping the job", job.stop()).await;
     let seen = outcome?;
     eprintln!("{seen} event(s)");
-    Ok(())
+    let shortfall = (args.count > 0 && seen < args.count)
+        .then(|| format!("the events channel ended after {seen} of {} event(s)", args.count));
+    cli::verdict(shortfall, args.allow_partial)
 }

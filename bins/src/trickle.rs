@@ -89,6 +89,10 @@ pub struct PublishArgs {
     /// At the end of input, leave the channel open instead of deleting it.
     #[arg(long)]
     pub keep_open: bool,
+    /// Exit 0 even when segments failed or the publisher gave up before the input ended; the
+    /// summary still says what was not published.
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 /// Options of `trickle subscribe`.
@@ -119,6 +123,10 @@ pub struct SubscribeArgs {
     /// once, as go-livepeer's subscriber does).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub ahead_timeout: u64,
+    /// Exit 0 even when the channel ended before --count segments; the summary still says how
+    /// many arrived.
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 /// Parses `--start`: `-1`, `-2` or an index, with a message that says so.
@@ -220,11 +228,17 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         human_bytes(totals.bytes_published),
         redact_url(&args.connect.url),
     );
-    outcome?;
-    if totals.segments_failed > 0 {
-        anyhow::bail!("{} segment(s) failed", totals.segments_failed);
-    }
-    Ok(())
+    let shortfall = match outcome {
+        Err(e) if e.is::<PublisherGaveUp>() => Some(e.to_string()),
+        Err(e) => return Err(e),
+        Ok(()) if totals.segments_failed > 0 => Some(format!(
+            "{} segment(s) failed: {} not published",
+            totals.segments_failed,
+            human_bytes(totals.bytes_drained)
+        )),
+        Ok(()) => None,
+    };
+    cli::verdict(shortfall, args.allow_partial)
 }
 
 /// The publisher stopped for good (the channel is gone or closed, or too many segments failed
@@ -353,7 +367,7 @@ async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
     if outcome.is_ok() && segments == 0 && end_reason == Some(EndReason::NotFound) {
         anyhow::bail!("channel {url} not found");
     }
-    let skipped = match skipped {
+    let skipped_note = match skipped {
         0 => String::new(),
         n => format!("; skipped {n} segment(s) that fell out of the server's window"),
     };
@@ -362,8 +376,13 @@ async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
         Some(EndReason::NotFound) => "; the channel is gone",
         None => "",
     };
-    eprintln!("received {segments} segment(s) / {} from {url}{skipped}{end}", human_bytes(bytes));
-    outcome
+    eprintln!("received {segments} segment(s) / {} from {url}{skipped_note}{end}", human_bytes(bytes));
+    outcome?;
+    // Skipping to the live edge is the chosen window policy (warned about, --strict-window
+    // fails instead); ending short of --count is not what was asked.
+    let shortfall = (args.count > 0 && segments < args.count)
+        .then(|| format!("the channel ended after {segments} of {} segment(s)", args.count));
+    cli::verdict(shortfall, args.allow_partial)
 }
 
 /// Prints the subscriber's notices (waiting ahead of the live edge, skipped segments) as

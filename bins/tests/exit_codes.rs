@@ -66,3 +66,46 @@ fn allow_partial_accepts_it_with_a_warning() {
         "{all}"
     );
 }
+
+/// `subscribe-events --count 1000` whose events channel goes away (every trickle request
+/// answers 404) ends short of its count: exit 1 with the reason last; `--allow-partial` exits 0
+/// with a warning.
+#[test]
+fn subscribe_events_ending_short_of_its_count_exits_1_unless_partial_is_allowed() {
+    for (extra, code) in [(None, 1), (Some("--allow-partial"), 0)] {
+        let net = LocalNet::start(&[]);
+        let (orch, signer, admin) = (net.url("orchestrator"), net.url("signer"), net.url("admin"));
+        let mut args: Vec<String> =
+            ["subscribe-events", "--count", "1000", "--orchestrator", &orch, "--signer", &signer]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        args.extend(extra.map(str::to_owned));
+        let runner = std::thread::spawn(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_with(&args, None, &[], Duration::from_secs(60))
+        });
+        std::thread::sleep(Duration::from_secs(3));
+        let fault = r#"{"kind":"respond_status","path":"/ai/trickle/","status":404,"count":100000}"#;
+        assert!(post(&format!("{admin}/orchestrators/0/faults"), fault).contains("200"));
+        let r = runner.join().unwrap();
+        drop(net);
+        assert_eq!(r.code, Some(code), "{r:?}");
+        let last = r.stderr.lines().last().unwrap_or_default();
+        if code == 1 {
+            assert!(
+                last.starts_with("error: the events channel ended after ")
+                    && last.ends_with(" of 1000 event(s) (--allow-partial accepts a partial result)"),
+                "{}",
+                r.stderr
+            );
+        } else {
+            assert!(
+                r.stderr
+                    .contains("warning: partial result accepted (--allow-partial): the events channel ended"),
+                "{}",
+                r.stderr
+            );
+        }
+    }
+}

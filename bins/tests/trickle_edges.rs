@@ -241,3 +241,61 @@ fn a_bad_start_is_a_usage_error_that_says_what_is_allowed() {
         assert!(!r.stderr.contains("header"), "{}", r.stderr);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 19.2: short of what was asked is exit 1, unless --allow-partial
+// ---------------------------------------------------------------------------------------------
+
+/// `--count 5` on a channel closed after its reader got two segments: exit 1 naming the shortfall in the last
+/// line; with `--allow-partial`, exit 0 with a warning. Both print the two segments.
+#[test]
+fn subscribe_ending_short_of_its_count_exits_1_unless_partial_is_allowed() {
+    let server = Server::start();
+    for (name, extra, code) in [("short", None, 1), ("short-ok", Some("--allow-partial"), 0)] {
+        let url = server.channel(name);
+        server.publish(name, 2);
+        let mut args = vec!["trickle", "subscribe", url.as_str(), "--start", "0", "--count", "5"];
+        args.extend(extra);
+        let child = spawn(&args);
+        server.wait_reader(); // it read both and waits for the third
+        assert!(server.trickle.close_channel(name));
+        let r = wait_with(child, &args, GENEROUS);
+        assert_eq!(r.code, Some(code), "{r:?}");
+        assert_eq!(r.stdout.len(), 20, "both segments on stdout: {r:?}");
+        let last = r.stderr.lines().last().unwrap_or_default();
+        let expected = if code == 1 {
+            "error: the channel ended after 2 of 5 segment(s) (--allow-partial accepts a partial result)"
+        } else {
+            "warning: partial result accepted (--allow-partial): the channel ended after 2 of 5 segment(s)"
+        };
+        assert!(r.stderr.contains(expected), "{}", r.stderr);
+        assert!(code == 0 || last.starts_with("error:"), "the reason is the last line: {}", r.stderr);
+    }
+}
+
+/// A stalled segment fails `trickle publish` (exit 1); `--allow-partial` accepts it with a
+/// warning naming what was not published.
+#[test]
+fn publish_with_a_failed_segment_passes_only_with_allow_partial() {
+    const PIECE: usize = 1024 * 1024;
+    let server = Server::start();
+    let url = server.channel("partial");
+    let args = ["trickle", "publish", url.as_str(), "--segment-bytes", "1048576", "--allow-partial"];
+    let mut child = spawn(&args);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&vec![0u8; PIECE]).unwrap();
+    server.wait_completed("partial", 1);
+    server.trickle.set_fault("partial", TrickleFault::StallSegments { after_bytes: 0, count: 1 });
+    stdin.write_all(&vec![1u8; PIECE]).unwrap();
+    stdin.write_all(&vec![2u8; PIECE]).unwrap();
+    drop(stdin);
+    let r = wait_with(child, &args, GENEROUS);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "warning: partial result accepted (--allow-partial): 1 segment(s) failed: 1.0 MB not published"
+        ),
+        "{}",
+        r.stderr
+    );
+}
