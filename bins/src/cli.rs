@@ -250,6 +250,19 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// The exit rule of every job command: a result short of what was asked (`shortfall` says how)
+/// is an error naming it, unless the user passed `--allow-partial` (then a warning).
+pub fn verdict(shortfall: Option<String>, allow_partial: bool) -> anyhow::Result<()> {
+    match shortfall {
+        Some(why) if allow_partial => {
+            eprintln!("warning: partial result accepted (--allow-partial): {why}");
+            Ok(())
+        }
+        Some(why) => anyhow::bail!("{why} (--allow-partial accepts a partial result)"),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,18 +293,5 @@ mod tests {
     fn output_dash_is_stdout() {
         assert_eq!("-".parse::<OutputSpec>(), Ok(OutputSpec::Stdout));
         assert_eq!("x.ts".parse::<OutputSpec>(), Ok(OutputSpec::File("x.ts".into())));
-    }
-}
-
-/// The exit rule of every job command: a result short of what was asked (`shortfall` says how)
-/// is an error naming it, unless the user passed `--allow-partial` (then a warning).
-pub fn verdict(shortfall: Option<String>, allow_partial: bool) -> anyhow::Result<()> {
-    match shortfall {
-        Some(why) if allow_partial => {
-            eprintln!("warning: partial result accepted (--allow-partial): {why}");
-            Ok(())
-        }
-        Some(why) => anyhow::bail!("{why} (--allow-partial accepts a partial result)"),
-        None => Ok(()),
     }
 }
