@@ -135,6 +135,11 @@ impl PaymentSession {
         self.info = info;
     }
 
+    /// What is paid for.
+    pub fn kind(&self) -> &PaymentKind {
+        &self.kind
+    }
+
     /// The orchestrator info in use.
     pub fn info(&self) -> &OrchestratorInfo {
         &self.info
