@@ -35,6 +35,7 @@ use crate::discovery::{discover_with_timeout, DiscoveryError};
 use crate::grpc::{orchestrator_request, OrchestratorRpc, OrchestratorTarget, GRPC_CALL_TIMEOUT};
 use crate::http::HttpClients;
 use crate::job_tokens::fetch_job_token_confirmed;
+use crate::payments::{InfoSource, RefreshOrchestratorInfo};
 
 /// Default number of orchestrators asked at the same time.
 pub const DEFAULT_BATCH_SIZE: usize = 10;
@@ -115,7 +116,8 @@ impl Message for Select {
     type Result = Result<Selection, JobError>;
 }
 
-/// The selector actor: owns the RPC and HTTP clients and the network settings.
+/// The selector actor: owns the RPC and HTTP clients and the network settings. It also answers
+/// payment sessions' [`RefreshOrchestratorInfo`] with the same clients.
 #[derive(Debug)]
 pub struct OrchestratorSelector {
     rpc: OrchestratorRpc,
@@ -148,6 +150,36 @@ impl Handler<Select> for OrchestratorSelector {
         let (rpc, http, settings, config) =
             (self.rpc.clone(), self.http.clone(), self.settings.clone(), self.config);
         Box::pin(async move { select_orchestrators(&rpc, &http, &settings, &config, &msg).await })
+    }
+}
+
+impl Handler<RefreshOrchestratorInfo> for OrchestratorSelector {
+    type Result = ResponseFuture<Result<OrchestratorInfo, String>>;
+
+    /// Fresh info for a payment session, from the same clients selection uses.
+    fn handle(&mut self, msg: RefreshOrchestratorInfo, _ctx: &mut Self::Context) -> Self::Result {
+        let (rpc, http) = (self.rpc.clone(), self.http.clone());
+        Box::pin(async move {
+            let RefreshOrchestratorInfo { address, identity, source } = msg;
+            match source {
+                InfoSource::GetOrchestrator(capabilities) => {
+                    let req = orchestrator_request(identity.as_ref(), Some(capabilities));
+                    rpc.get_orchestrator(&address, req).await.map_err(|e| e.to_string())
+                }
+                InfoSource::JobToken(capability) => {
+                    let token = fetch_job_token_confirmed(
+                        &http,
+                        &rpc,
+                        &address,
+                        &capability,
+                        identity.as_ref(),
+                        crate::http::JSON_CALL_TIMEOUT,
+                    )
+                    .await?;
+                    Ok(job_token_info(&token, unix_now()))
+                }
+            }
+        })
     }
 }
 

@@ -19,8 +19,9 @@ use gateway_core::signer::SignerIdentity;
 use crate::gateway::Gateway;
 use crate::http::{describe, read_body_capped, ClientBuildError, MAX_RESPONSE_BYTES};
 use crate::payments::{
-    self, FinalPayment, PaymentCredentials, PaymentKind, PaymentScheduler, PaymentSession, PaymentStats,
-    PaymentStatsReceiver, PaymentStop, PaymentTarget, StopPayments,
+    self, FinalPayment, InfoSource, PaymentCredentials, PaymentKind, PaymentScheduler, PaymentSession,
+    PaymentStats, PaymentStatsReceiver, PaymentStop, PaymentTarget, RefreshOrchestratorInfo, Refresher,
+    StopPayments,
 };
 use crate::selector::Candidate;
 
@@ -113,13 +114,14 @@ impl Gateway {
     ) -> Result<Attempt, ClientBuildError> {
         let origin = candidate.info.transcoder.trim_end_matches('/').to_owned();
         let (http, actor_http) = self.orchestrator_clients(&origin)?;
-        let refresh = match queries {
-            [q] if candidate.token.is_some() => {
-                self.token_refresher(candidate.address.clone(), q.model.clone(), identity)
-            }
-            _ => self.refresher(candidate.address.clone(), queries, identity),
-        };
         let caps = build_capabilities(queries);
+        // BYOC info is made from a job token, so a fresh one comes from a new token.
+        let source = match queries {
+            [q] if candidate.token.is_some() => InfoSource::JobToken(q.model.clone()),
+            _ => InfoSource::GetOrchestrator(caps.clone()),
+        };
+        let request = RefreshOrchestratorInfo { address: candidate.address.clone(), identity, source };
+        let refresh = Refresher::new(self.refresh_recipient(), request);
         let session =
             PaymentSession::new(self.signer_addr(), candidate.info.clone(), kind, &caps, Some(refresh));
         Ok(Attempt { origin, http, actor_http, session })
