@@ -1,7 +1,7 @@
 //! The job APIs users call: live video-to-video ([`lv2v`]) and BYOC streams and requests
 //! ([`byoc`]). Each selects an orchestrator, pays up front, starts the job, fails over to the
-//! next candidate when a start fails (one loop for all, in [`failover`]), and keeps paying on
-//! a timer until the job is stopped ([`JobPayments`]).
+//! next candidate when a start fails (one loop for all, in `failover`), and keeps paying on
+//! a timer until the job is stopped (`JobPayments`).
 
 pub mod byoc;
 pub mod byoc_request;
