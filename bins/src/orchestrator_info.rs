@@ -10,14 +10,14 @@
 use clap::{ArgAction, Args, ValueEnum};
 use futures_util::stream::{self, StreamExt};
 use gateway_actors::discovery::discover;
-use gateway_actors::grpc::OrchestratorRpc;
+use gateway_actors::grpc::{orchestrator_request, OrchestratorRpc};
 use gateway_actors::job_tokens::fetch_job_token_confirmed;
 use gateway_core::capabilities::{
     build_capabilities, check_compatible, has_bit, Capability, CapabilityQuery,
 };
 use gateway_core::error::redact_url;
 use gateway_core::jobs::JobToken;
-use gateway_core::lp_rpc::{Capabilities, OrchestratorInfo, OrchestratorRequest, PriceInfo};
+use gateway_core::lp_rpc::{Capabilities, OrchestratorInfo, PriceInfo};
 use gateway_core::vetting::vet_job_token;
 use serde_json::{json, Value};
 
@@ -82,12 +82,7 @@ async fn ask_all(net: &Network, queries: &[CapabilityQuery], format: Format) -> 
     let mut seen = std::collections::HashSet::new();
     byoc.retain(|name| seen.insert(name.clone()));
     let judged = (!listed.is_empty()).then(|| build_capabilities(&listed));
-    let request = OrchestratorRequest {
-        address: identity.as_ref().map(|i| i.address_bytes.to_vec()).unwrap_or_default(),
-        sig: identity.as_ref().map(|i| i.signature.clone()).unwrap_or_default(),
-        capabilities: requested.clone(),
-        ignore_capacity_check: true,
-    };
+    let request = orchestrator_request(identity.as_ref(), requested.clone());
     let rpc = OrchestratorRpc::new(gw.config().trust.clone());
     let token_timeout = gateway_actors::http::JSON_CALL_TIMEOUT;
     // Ask in parallel but print in the given order.

@@ -11,16 +11,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use actix::prelude::*;
-use gateway_core::capabilities::{build_capabilities, CapabilityQuery};
+use gateway_core::capabilities::CapabilityQuery;
 use gateway_core::error::{JobError, SignerError, TokenError, TrickleError};
 use gateway_core::jobs;
-use gateway_core::lp_rpc::OrchestratorRequest;
 use gateway_core::signer::SignerIdentity;
 use gateway_core::token::{GatewayToken, NetworkSettings};
 
 use crate::grpc::OrchestratorRpc;
 use crate::http::{ClientBuildError, HttpClients};
-use crate::payments::RefreshInfo;
+use crate::payments::RefreshOrchestratorInfo;
 use crate::selector::{OrchestratorSelector, Select, Selection, SelectorConfig};
 use crate::signer_client::{GetIdentity, SignerClient, SignerEndpoint};
 use crate::tls::OrchestratorTrust;
@@ -97,7 +96,6 @@ pub(crate) struct Inner {
     pub(crate) http: HttpClients,
     /// HTTP client for actors (the gateway's own runtime; separate pools).
     pub(crate) actor_http: HttpClients,
-    pub(crate) rpc: OrchestratorRpc,
     actors: Actors,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Cancelled by `shutdown`: ends calls running on the caller's runtime (job starts).
@@ -128,7 +126,7 @@ impl Gateway {
             .clone()
             .map(|url| SignerEndpoint { url, headers: config.network.signer_headers.clone() });
         let (tx, rx) = std::sync::mpsc::channel();
-        let (signer_http, sel_http, sel_rpc) = (actor_http.signer.clone(), actor_http.clone(), rpc.clone());
+        let (signer_http, sel_http, sel_rpc) = (actor_http.signer.clone(), actor_http.clone(), rpc);
         let (settings, sel_config) = (config.network.clone(), config.selector);
         let thread = std::thread::Builder::new()
             .name("livepeer-gateway-actors".into())
@@ -153,7 +151,6 @@ impl Gateway {
                 config,
                 http,
                 actor_http,
-                rpc,
                 actors,
                 thread: Mutex::new(Some(thread)),
                 shutdown: tokio_util::sync::CancellationToken::new(),
@@ -232,55 +229,9 @@ impl Gateway {
         &self.inner.actors.arbiter
     }
 
-    /// A function that re-asks `address` for fresh orchestrator info (for signer 480 answers).
-    pub(crate) fn refresher(
-        &self,
-        address: String,
-        queries: &[CapabilityQuery],
-        identity: Option<SignerIdentity>,
-    ) -> RefreshInfo {
-        let rpc = self.inner.rpc.clone();
-        let caps = build_capabilities(queries);
-        Arc::new(move || {
-            let (rpc, address, caps, identity) =
-                (rpc.clone(), address.clone(), caps.clone(), identity.clone());
-            Box::pin(async move {
-                let req = OrchestratorRequest {
-                    address: identity.as_ref().map(|i| i.address_bytes.to_vec()).unwrap_or_default(),
-                    sig: identity.map(|i| i.signature).unwrap_or_default(),
-                    capabilities: Some(caps),
-                    ignore_capacity_check: true,
-                };
-                rpc.get_orchestrator(&address, req).await.map_err(|e| e.to_string())
-            })
-        })
-    }
-
-    /// A function that re-fetches a BYOC job token from `address` for fresh ticket parameters
-    /// (for signer 480 answers), as the info a signer needs.
-    pub(crate) fn token_refresher(
-        &self,
-        address: String,
-        capability: String,
-        identity: Option<SignerIdentity>,
-    ) -> RefreshInfo {
-        let (http, rpc) = (self.inner.http.clone(), self.inner.rpc.clone());
-        Arc::new(move || {
-            let (http, rpc, address, capability, identity) =
-                (http.clone(), rpc.clone(), address.clone(), capability.clone(), identity.clone());
-            Box::pin(async move {
-                let token = crate::job_tokens::fetch_job_token_confirmed(
-                    &http,
-                    &rpc,
-                    &address,
-                    &capability,
-                    identity.as_ref(),
-                    crate::http::JSON_CALL_TIMEOUT,
-                )
-                .await?;
-                Ok(gateway_core::vetting::job_token_info(&token, crate::selector::unix_now()))
-            })
-        })
+    /// Who answers payment sessions' requests for fresh orchestrator info: the selector.
+    pub(crate) fn refresh_recipient(&self) -> Recipient<RefreshOrchestratorInfo> {
+        self.inner.actors.selector.clone().recipient()
     }
 
     /// Stops the actors (payment schedulers included). Jobs already started keep their trickle

@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use gateway_core::error::redact_url;
 use gateway_core::lp_rpc::orchestrator_client::OrchestratorClient;
-use gateway_core::lp_rpc::{OrchestratorInfo, OrchestratorRequest};
+use gateway_core::lp_rpc::{Capabilities, OrchestratorInfo, OrchestratorRequest};
+use gateway_core::signer::SignerIdentity;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -236,6 +237,21 @@ async fn dial(
         Ok(TokioIo::new(Box::new(stream) as Box<dyn IoStream>))
     };
     tokio::time::timeout(timeout, connect).await.map_err(|_| DialError::Timeout(timeout))?
+}
+
+/// The `GetOrchestrator` request a gateway sends: signed by `identity` when paying (so the
+/// orchestrator answers ticket parameters for it), asking for `capabilities`. Capacity is
+/// checked when a job starts, so a busy orchestrator still answers and ranks.
+pub fn orchestrator_request(
+    identity: Option<&SignerIdentity>,
+    capabilities: Option<Capabilities>,
+) -> OrchestratorRequest {
+    OrchestratorRequest {
+        address: identity.map(|i| i.address_bytes.to_vec()).unwrap_or_default(),
+        sig: identity.map(|i| i.signature.clone()).unwrap_or_default(),
+        capabilities,
+        ignore_capacity_check: true,
+    }
 }
 
 /// The `host:port` and certificate fingerprint the current connection of a channel presented.

@@ -116,12 +116,7 @@ pub async fn fetch_job_token_confirmed(
         Err(JobTokenError::Untrusted(TrustError::CertificateUnconfirmed { .. }))
             if matches!(http.trust, OrchestratorTrust::Pinned(_)) =>
         {
-            let request = gateway_core::lp_rpc::OrchestratorRequest {
-                address: identity.map(|i| i.address_bytes.to_vec()).unwrap_or_default(),
-                sig: identity.map(|i| i.signature.clone()).unwrap_or_default(),
-                capabilities: None,
-                ignore_capacity_check: true,
-            };
+            let request = crate::grpc::orchestrator_request(identity, None);
             rpc.get_orchestrator(address, request).await.map_err(|e| match e.kind {
                 crate::grpc::RpcErrorKind::Untrusted(refusal) => JobTokenError::Untrusted(refusal),
                 _ => JobTokenError::Failed(format!(

@@ -11,20 +11,21 @@
 //! while the balance stays short, and which go's gateway keeps paying through). A BYOC stop
 //! carries a [`FinalPayment`]. Why they stopped is a [`PaymentStop`] in [`PaymentStats::stopped`]; the stats live
 //! in a watch channel, so [`wait_for_stop`] can await it.
+//!
+//! The scheduler owns its session (no lock): it lends it to one payment at a time and takes it
+//! back after. Fresh orchestrator info is asked for with a [`RefreshOrchestratorInfo`] message,
+//! which the gateway's orchestrator selector answers.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use gateway_core::error::{JobError, SignerError};
 use gateway_core::jobs::{self, offchain_segment_credentials};
 use gateway_core::lp_rpc::{self, OrchestratorInfo, PaymentResult};
-use gateway_core::signer::{GenerateLivePaymentRequest, PaymentType, SignerState};
+use gateway_core::signer::{GenerateLivePaymentRequest, PaymentType, SignerIdentity, SignerState};
 use prost::Message as _;
 use thiserror::Error;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::http::{describe, header_str, read_body_capped, JSON_CALL_TIMEOUT, MAX_RESPONSE_BYTES};
 use crate::signer_client::{GeneratePayment, SignerClient};
@@ -38,9 +39,52 @@ pub const MAX_REFRESHES: u32 = 3;
 /// stopped the stream anyway.
 pub const MAX_FAILED_CYCLES: u32 = 3;
 
-/// Fetches fresh orchestrator info (a new auth token and ticket params) for a 480 refresh.
-pub type RefreshInfo =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<OrchestratorInfo, String>> + Send>> + Send + Sync>;
+/// Ask for fresh orchestrator info (a new auth token and ticket parameters), for a signer 480
+/// or a BYOC start that must preload again. The gateway's orchestrator selector answers it.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<OrchestratorInfo, String>")]
+pub struct RefreshOrchestratorInfo {
+    /// The orchestrator, as discovered.
+    pub address: String,
+    /// The signer's identity (`None` offchain), so ticket parameters are made for it.
+    pub identity: Option<SignerIdentity>,
+    /// Where the info comes from.
+    pub source: InfoSource,
+}
+
+/// Where fresh orchestrator info comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InfoSource {
+    /// `GetOrchestrator`, asking for these capabilities.
+    GetOrchestrator(lp_rpc::Capabilities),
+    /// BYOC: a new `/process/token` for this capability, made into the info a signer needs.
+    JobToken(String),
+}
+
+/// How a session refreshes its orchestrator info: the request, and who answers it.
+#[derive(Clone)]
+pub struct Refresher {
+    to: Recipient<RefreshOrchestratorInfo>,
+    request: RefreshOrchestratorInfo,
+}
+
+impl Refresher {
+    /// Refreshes by sending `request` to `to`.
+    pub fn new(to: Recipient<RefreshOrchestratorInfo>, request: RefreshOrchestratorInfo) -> Refresher {
+        Refresher { to, request }
+    }
+
+    async fn fetch(&self) -> Result<OrchestratorInfo, SignerError> {
+        let answer = self.to.send(self.request.clone()).await.map_err(|e| {
+            SignerError::InvalidRequest(format!(
+                "cannot refresh orchestrator info: the gateway stopped ({e})"
+            ))
+        })?;
+        answer.map_err(|reason| {
+            SignerError::InvalidRequest(format!("cannot refresh orchestrator info: {reason}"))
+        })
+    }
+}
 
 /// The two header values that pay for a request.
 #[derive(Clone, PartialEq, Eq)]
@@ -77,7 +121,7 @@ pub struct PaymentSession {
     capabilities: String,
     state: Option<SignerState>,
     manifest_id: Option<String>,
-    refresh: Option<RefreshInfo>,
+    refresh: Option<Refresher>,
 }
 
 impl std::fmt::Debug for PaymentSession {
@@ -96,7 +140,7 @@ impl PaymentSession {
         info: OrchestratorInfo,
         kind: PaymentKind,
         capabilities: &lp_rpc::Capabilities,
-        refresh: Option<RefreshInfo>,
+        refresh: Option<Refresher>,
     ) -> PaymentSession {
         PaymentSession {
             signer,
@@ -135,6 +179,11 @@ impl PaymentSession {
         self.info = info;
     }
 
+    /// What is paid for.
+    pub fn kind(&self) -> &PaymentKind {
+        &self.kind
+    }
+
     /// The orchestrator info in use.
     pub fn info(&self) -> &OrchestratorInfo {
         &self.info
@@ -147,11 +196,9 @@ impl PaymentSession {
     pub async fn restart(&mut self) -> Result<(), SignerError> {
         let refresh = self
             .refresh
-            .clone()
+            .as_ref()
             .ok_or_else(|| SignerError::InvalidRequest("no way to refresh the orchestrator info".into()))?;
-        self.info = refresh().await.map_err(|reason| {
-            SignerError::InvalidRequest(format!("cannot refresh orchestrator info: {reason}"))
-        })?;
+        self.info = refresh.fetch().await?;
         self.state = None;
         Ok(())
     }
@@ -197,14 +244,8 @@ impl PaymentSession {
                     if refreshes < MAX_REFRESHES && self.refresh.is_some() =>
                 {
                     refreshes += 1;
-                    let refresh = self.refresh.clone().expect("checked above");
-                    match refresh().await {
-                        Ok(info) => self.info = info,
-                        Err(reason) => {
-                            return Err(SignerError::InvalidRequest(format!(
-                                "cannot refresh orchestrator info: {reason}"
-                            )))
-                        }
+                    if let Some(refresh) = &self.refresh {
+                        self.info = refresh.fetch().await?;
                     }
                 }
                 Err(e) => return Err(e),
@@ -296,15 +337,26 @@ pub async fn wait_for_stop(mut stats: PaymentStatsReceiver) -> PaymentStop {
     }
 }
 
+/// What a stop's last payment answers: its credentials, `None` when the credit still covers.
+type FinalAnswer = Result<Option<PaymentCredentials>, SignerError>;
+
 /// Pays on a timer while a job runs.
+///
+/// The actor owns its session: it is taken out while a payment is in flight and put back when
+/// the payment ends, so payments never overlap (the signer state is a chain) and no lock is
+/// needed. A stop's [`FinalPayment`] asked for meanwhile waits for the session to come back.
 pub struct PaymentScheduler {
-    session: Arc<tokio::sync::Mutex<PaymentSession>>,
+    /// `None` while a payment is in flight.
+    session: Option<PaymentSession>,
     target: PaymentTarget,
     http: reqwest::Client,
     interval: Duration,
     /// Every change is published to the job's receivers.
     stats: watch::Sender<PaymentStats>,
-    in_flight: bool,
+    /// A [`FinalPayment`] waiting for the in-flight payment to end.
+    final_waiting: Option<oneshot::Sender<FinalAnswer>>,
+    /// The final payment was asked for: no recurring payment starts after it.
+    finishing: bool,
 }
 
 impl PaymentScheduler {
@@ -317,12 +369,13 @@ impl PaymentScheduler {
     ) -> (PaymentScheduler, PaymentStatsReceiver) {
         let (stats, receiver) = watch::channel(PaymentStats::default());
         let s = PaymentScheduler {
-            session: Arc::new(tokio::sync::Mutex::new(session)),
+            session: Some(session),
             target,
             http,
             interval,
             stats,
-            in_flight: false,
+            final_waiting: None,
+            finishing: false,
         };
         (s, receiver)
     }
@@ -344,45 +397,87 @@ impl PaymentScheduler {
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight {
-            return; // a slow payment is still running; never overlap (the signer state is a chain)
+        if self.finishing {
+            return;
         }
-        self.in_flight = true;
-        let fut = pay_once(self.session.clone(), self.target.clone(), self.http.clone());
-        ctx.spawn(fut.into_actor(self).map(|outcome, act, ctx| {
-            act.in_flight = false;
-            let mut stop = None;
-            act.stats.send_modify(|stats| match outcome {
-                PayOutcome::Paid { balance } => {
-                    stats.payments_sent += 1;
-                    stats.failures_in_a_row = 0;
-                    if balance.is_some() {
-                        stats.last_balance = balance;
+        // None: a slow payment is still running; never overlap (the signer state is a chain).
+        let Some(session) = self.session.take() else { return };
+        let fut = pay_once(session, self.target.clone(), self.http.clone());
+        ctx.spawn(fut.into_actor(self).map(|(outcome, session), act, ctx| {
+            act.session = Some(session);
+            let stop = act.record(outcome);
+            match act.final_waiting.take() {
+                // The stop's last payment goes out now; the actor stops after it.
+                Some(answer) => {
+                    if let Some(reason) = stop {
+                        act.record_stop(reason);
+                    }
+                    act.pay_final(answer, ctx);
+                }
+                None => {
+                    if let Some(reason) = stop {
+                        act.stop_for_good(reason, ctx);
                     }
                 }
-                // A skip proves only that the signer is alive, not the orchestrator.
-                PayOutcome::Skipped => stats.cycles_skipped += 1,
-                PayOutcome::Failed(reason) => {
-                    stats.failures += 1;
-                    stats.failures_in_a_row += 1;
-                    if stats.failures_in_a_row >= MAX_FAILED_CYCLES {
-                        tracing::warn!(%reason, "payments stopped after repeated failures");
-                        stop = Some(PaymentStop::TooManyFailures {
-                            failures: stats.failures_in_a_row,
-                            last_error: reason,
-                        });
-                    } else {
-                        tracing::warn!(%reason, "payment failed; retrying next cycle");
-                    }
-                }
-                PayOutcome::Fatal(reason) => {
-                    tracing::warn!(%reason, "payments stopped");
-                    stop = Some(PaymentStop::Refused(reason));
-                }
-            });
-            if let Some(reason) = stop {
-                act.stop_for_good(reason, ctx);
             }
+        }));
+    }
+
+    /// Counts a payment's outcome; answers why payments must stop, if they must.
+    fn record(&mut self, outcome: PayOutcome) -> Option<PaymentStop> {
+        let mut stop = None;
+        self.stats.send_modify(|stats| match outcome {
+            PayOutcome::Paid { balance } => {
+                stats.payments_sent += 1;
+                stats.failures_in_a_row = 0;
+                if balance.is_some() {
+                    stats.last_balance = balance;
+                }
+            }
+            // A skip proves only that the signer is alive, not the orchestrator.
+            PayOutcome::Skipped => stats.cycles_skipped += 1,
+            PayOutcome::Failed(reason) => {
+                stats.failures += 1;
+                stats.failures_in_a_row += 1;
+                if stats.failures_in_a_row >= MAX_FAILED_CYCLES {
+                    tracing::warn!(%reason, "payments stopped after repeated failures");
+                    stop = Some(PaymentStop::TooManyFailures {
+                        failures: stats.failures_in_a_row,
+                        last_error: reason,
+                    });
+                } else {
+                    tracing::warn!(%reason, "payment failed; retrying next cycle");
+                }
+            }
+            PayOutcome::Fatal(reason) => {
+                tracing::warn!(%reason, "payments stopped");
+                stop = Some(PaymentStop::Refused(reason));
+            }
+        });
+        stop
+    }
+
+    /// Makes the stop's last payment with the session (which must be here), answers it, and
+    /// stops the actor.
+    fn pay_final(&mut self, answer: oneshot::Sender<FinalAnswer>, ctx: &mut Context<Self>) {
+        self.finishing = true;
+        let Some(mut session) = self.session.take() else {
+            let _ = answer.send(Err(SignerError::InvalidRequest("no payment session to pay with".into())));
+            self.stop_for_good(PaymentStop::JobEnded, ctx);
+            return;
+        };
+        let fut = async move {
+            let result = match session.next_payment().await {
+                Ok(creds) => Ok(Some(creds)),
+                Err(SignerError::SkipCycle) => Ok(None),
+                Err(e) => Err(e),
+            };
+            (result, session)
+        };
+        ctx.spawn(fut.into_actor(self).map(|(result, session), act, ctx| {
+            act.session = Some(session);
+            let _ = answer.send(result);
+            act.stop_for_good(PaymentStop::JobEnded, ctx);
         }));
     }
 }
@@ -420,21 +515,30 @@ impl Handler<StopPayments> for PaymentScheduler {
 pub struct FinalPayment;
 
 impl Handler<FinalPayment> for PaymentScheduler {
-    type Result = ResponseActFuture<Self, Result<Option<PaymentCredentials>, SignerError>>;
+    type Result = ResponseFuture<FinalAnswer>;
 
-    fn handle(&mut self, _: FinalPayment, _: &mut Context<Self>) -> Self::Result {
-        let session = self.session.clone();
-        let fut = async move {
-            match session.lock().await.next_payment().await {
-                Ok(creds) => Ok(Some(creds)),
-                Err(SignerError::SkipCycle) => Ok(None),
-                Err(e) => Err(e),
-            }
-        };
-        Box::pin(fut.into_actor(self).map(|result, act, ctx| {
-            act.stop_for_good(PaymentStop::JobEnded, ctx);
-            result
-        }))
+    fn handle(&mut self, _: FinalPayment, ctx: &mut Context<Self>) -> Self::Result {
+        if self.finishing {
+            // One stop, one last payment: a second would pay twice.
+            return Box::pin(async {
+                Err(SignerError::InvalidRequest("payments are already stopping".into()))
+            });
+        }
+        self.finishing = true;
+        let (answer, answered) = oneshot::channel();
+        if self.session.is_some() {
+            self.pay_final(answer, ctx);
+        } else {
+            // A recurring payment is in flight; the last one follows it (see `tick`).
+            self.final_waiting = Some(answer);
+        }
+        Box::pin(async move {
+            answered.await.unwrap_or_else(|_| {
+                Err(SignerError::InvalidRequest(
+                    "the payment scheduler stopped before the last payment".into(),
+                ))
+            })
+        })
     }
 }
 
@@ -457,19 +561,28 @@ enum PayOutcome {
     Fatal(String),
 }
 
+/// One recurring payment with `session`, which it hands back.
 async fn pay_once(
-    session: Arc<tokio::sync::Mutex<PaymentSession>>,
+    mut session: PaymentSession,
     target: PaymentTarget,
     http: reqwest::Client,
+) -> (PayOutcome, PaymentSession) {
+    let outcome = pay_with(&mut session, &target, &http).await;
+    (outcome, session)
+}
+
+async fn pay_with(
+    session: &mut PaymentSession,
+    target: &PaymentTarget,
+    http: &reqwest::Client,
 ) -> PayOutcome {
-    let mut session = session.lock().await;
     let creds = match session.next_payment().await {
         Ok(c) => c,
         Err(SignerError::SkipCycle) => return PayOutcome::Skipped,
         Err(e) if e.is_retryable() => return PayOutcome::Failed(e.to_string()),
         Err(e) => return PayOutcome::Fatal(e.to_string()),
     };
-    let (url, extra) = match &target {
+    let (url, extra) = match target {
         PaymentTarget::Lv2v { orchestrator } => {
             (format!("{}{}", orchestrator.trim_end_matches('/'), jobs::PAYMENT_PATH), None)
         }

@@ -23,17 +23,19 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Context, Handler, Message, ResponseFuture};
 use futures_util::stream::{self, StreamExt};
 use gateway_core::capabilities::{build_capabilities, Capability, CapabilityQuery};
-use gateway_core::error::{redact_url, JobError, OrchestratorRejection, VettingError};
+use gateway_core::error::{redact_url, JobError, VettingError};
 use gateway_core::jobs::JobToken;
 use gateway_core::lp_rpc::{Capabilities, OrchestratorInfo, OrchestratorRequest};
+use gateway_core::rejection::{OrchestratorRejection, RejectionReason};
 use gateway_core::signer::SignerIdentity;
 use gateway_core::token::NetworkSettings;
 use gateway_core::vetting::{job_token_info, vet_job_token, vet_orchestrator_info, JobRequirements};
 
 use crate::discovery::{discover_with_timeout, DiscoveryError};
-use crate::grpc::{OrchestratorRpc, OrchestratorTarget, GRPC_CALL_TIMEOUT};
+use crate::grpc::{orchestrator_request, OrchestratorRpc, OrchestratorTarget, GRPC_CALL_TIMEOUT};
 use crate::http::HttpClients;
 use crate::job_tokens::fetch_job_token_confirmed;
+use crate::payments::{InfoSource, RefreshOrchestratorInfo};
 
 /// Default number of orchestrators asked at the same time.
 pub const DEFAULT_BATCH_SIZE: usize = 10;
@@ -114,7 +116,8 @@ impl Message for Select {
     type Result = Result<Selection, JobError>;
 }
 
-/// The selector actor: owns the RPC and HTTP clients and the network settings.
+/// The selector actor: owns the RPC and HTTP clients and the network settings. It also answers
+/// payment sessions' [`RefreshOrchestratorInfo`] with the same clients.
 #[derive(Debug)]
 pub struct OrchestratorSelector {
     rpc: OrchestratorRpc,
@@ -150,6 +153,36 @@ impl Handler<Select> for OrchestratorSelector {
     }
 }
 
+impl Handler<RefreshOrchestratorInfo> for OrchestratorSelector {
+    type Result = ResponseFuture<Result<OrchestratorInfo, String>>;
+
+    /// Fresh info for a payment session, from the same clients selection uses.
+    fn handle(&mut self, msg: RefreshOrchestratorInfo, _ctx: &mut Self::Context) -> Self::Result {
+        let (rpc, http) = (self.rpc.clone(), self.http.clone());
+        Box::pin(async move {
+            let RefreshOrchestratorInfo { address, identity, source } = msg;
+            match source {
+                InfoSource::GetOrchestrator(capabilities) => {
+                    let req = orchestrator_request(identity.as_ref(), Some(capabilities));
+                    rpc.get_orchestrator(&address, req).await.map_err(|e| e.to_string())
+                }
+                InfoSource::JobToken(capability) => {
+                    let token = fetch_job_token_confirmed(
+                        &http,
+                        &rpc,
+                        &address,
+                        &capability,
+                        identity.as_ref(),
+                        crate::http::JSON_CALL_TIMEOUT,
+                    )
+                    .await?;
+                    Ok(job_token_info(&token, unix_now()))
+                }
+            }
+        })
+    }
+}
+
 /// Runs one selection without an actor (see the module docs for the rules).
 ///
 /// Errors: [`JobError::InvalidRequest`] when no orchestrator source is configured;
@@ -175,22 +208,14 @@ pub async fn select_orchestrators(
         }
         Err(e) => {
             return Err(JobError::NoOrchestratorAvailable {
-                rejections: vec![OrchestratorRejection {
-                    orchestrator: "discovery".into(),
-                    reason: e.to_string(),
-                }],
+                rejections: vec![reject("discovery", RejectionReason::DiscoveryFailed(e.to_string()))],
             })
         }
     };
     if addresses.is_empty() {
         let wanted: Vec<String> = request.queries.iter().map(ToString::to_string).collect();
-        let reason = if wanted.is_empty() {
-            "discovery returned no orchestrators".to_owned()
-        } else {
-            format!("discovery returned no orchestrator offering {}", wanted.join(", "))
-        };
         return Err(JobError::NoOrchestratorAvailable {
-            rejections: vec![OrchestratorRejection { orchestrator: "discovery".into(), reason }],
+            rejections: vec![reject("discovery", RejectionReason::NothingDiscovered { wanted })],
         });
     }
 
@@ -199,20 +224,14 @@ pub async fn select_orchestrators(
     let mut to_ask = Vec::new();
     for address in addresses {
         if excluded.contains(&same_orchestrator_key(&address)) {
-            rejections.push(reject(&address, "excluded by the caller".into()));
+            rejections.push(reject(&address, RejectionReason::Excluded));
         } else {
             to_ask.push(address);
         }
     }
 
     let requested = (!request.queries.is_empty()).then(|| build_capabilities(&request.queries));
-    let rpc_request = OrchestratorRequest {
-        address: request.identity.as_ref().map(|i| i.address_bytes.to_vec()).unwrap_or_default(),
-        sig: request.identity.as_ref().map(|i| i.signature.clone()).unwrap_or_default(),
-        capabilities: requested.clone(),
-        // Capacity is checked when the job starts; a busy orchestrator still ranks.
-        ignore_capacity_check: true,
-    };
+    let rpc_request = orchestrator_request(request.identity.as_ref(), requested.clone());
 
     let per_call = config.per_call_timeout;
     let mut pending: Vec<String> = to_ask.clone();
@@ -247,10 +266,7 @@ pub async fn select_orchestrators(
             Ok(None) => break,
             Err(_) => {
                 for address in pending.drain(..) {
-                    let reason = format!(
-                        "not asked or not answered within the selection deadline of {:?}",
-                        config.deadline
-                    );
+                    let reason = RejectionReason::SelectionDeadline { deadline: config.deadline };
                     rejections.push(reject(&address, reason));
                 }
                 break;
@@ -301,18 +317,18 @@ async fn ask_for_info(
     requested: Option<&Capabilities>,
     request: &Select,
     per_call: Duration,
-) -> Result<(OrchestratorInfo, Option<JobToken>), String> {
+) -> Result<(OrchestratorInfo, Option<JobToken>), RejectionReason> {
     let info = match tokio::time::timeout(per_call, rpc.get_orchestrator(address, req)).await {
         Ok(Ok(info)) => info,
-        Ok(Err(e)) => return Err(e.cause()),
-        Err(_) => return Err(format!("timed out: no answer within {per_call:?}")),
+        Ok(Err(e)) => return Err(RejectionReason::InfoFailed(e.cause())),
+        Err(_) => return Err(RejectionReason::InfoTimeout { after: per_call }),
     };
     match vet(&info, requested, request) {
         Ok(()) => Ok((info, None)),
         Err(unfit) => {
             // It answered but cannot take this job: no reason to keep its connection.
             rpc.forget(address);
-            Err(unfit.to_string())
+            Err(RejectionReason::Unfit(unfit))
         }
     }
 }
@@ -327,11 +343,13 @@ async fn ask_for_token(
     capability: &str,
     request: &Select,
     per_call: Duration,
-) -> Result<(OrchestratorInfo, Option<JobToken>), String> {
+) -> Result<(OrchestratorInfo, Option<JobToken>), RejectionReason> {
     let identity = request.identity.as_ref();
-    let token = fetch_job_token_confirmed(http, rpc, address, capability, identity, per_call).await?;
+    let token = fetch_job_token_confirmed(http, rpc, address, capability, identity, per_call)
+        .await
+        .map_err(|e| RejectionReason::JobTokenFailed(e.to_string()))?;
     vet_job_token(&token, capability, request.max_price_wei_per_unit, request.identity.is_some())
-        .map_err(|e| e.to_string())?;
+        .map_err(RejectionReason::Unfit)?;
     let info = job_token_info(&token, unix_now());
     Ok((info, Some(token)))
 }
@@ -359,8 +377,8 @@ fn vet(
     vet_orchestrator_info(info, &requirements)
 }
 
-fn reject(address: &str, reason: String) -> OrchestratorRejection {
-    OrchestratorRejection { orchestrator: address.to_owned(), reason }
+fn reject(address: &str, reason: RejectionReason) -> OrchestratorRejection {
+    OrchestratorRejection::new(address, reason)
 }
 
 /// `host:port` in lower case, so `https://O:8935/` and `o:8935` count as the same orchestrator.

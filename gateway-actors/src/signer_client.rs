@@ -8,7 +8,6 @@
 //! - Without a signer URL the gateway is offchain: no identity, and payment calls are refused.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -65,13 +64,14 @@ impl SignerEndpoint {
 pub struct SignerClient {
     http: reqwest::Client,
     endpoint: Option<SignerEndpoint>,
-    identity: Arc<Mutex<Option<SignerIdentity>>>,
+    /// Cached after the first `/sign-orchestrator-info`.
+    identity: Option<SignerIdentity>,
 }
 
 impl SignerClient {
     /// A client for `endpoint` using the signer HTTP client.
     pub fn new(http: reqwest::Client, endpoint: Option<SignerEndpoint>) -> SignerClient {
-        SignerClient { http, endpoint, identity: Arc::default() }
+        SignerClient { http, endpoint, identity: None }
     }
 }
 
@@ -95,21 +95,26 @@ pub struct GeneratePayment(pub GenerateLivePaymentRequest);
 pub struct SignByocJob(pub SignByocJobRequest);
 
 impl Handler<GetIdentity> for SignerClient {
-    type Result = ResponseFuture<Result<Option<SignerIdentity>, SignerError>>;
+    type Result = ResponseActFuture<Self, Result<Option<SignerIdentity>, SignerError>>;
 
     fn handle(&mut self, _: GetIdentity, _: &mut Context<Self>) -> Self::Result {
-        let (http, endpoint, cache) = (self.http.clone(), self.endpoint.clone(), self.identity.clone());
-        Box::pin(async move {
-            let Some(endpoint) = endpoint else { return Ok(None) };
-            if let Some(id) = cache.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-                return Ok(Some(id));
-            }
+        let Some(endpoint) = self.endpoint.clone() else { return Box::pin(fut::ready(Ok(None))) };
+        if let Some(id) = &self.identity {
+            return Box::pin(fut::ready(Ok(Some(id.clone()))));
+        }
+        let http = self.http.clone();
+        let ask = async move {
             let resp: SignOrchestratorInfoResponse =
                 call(&http, &endpoint, signer::SIGN_ORCHESTRATOR_INFO_PATH, &serde_json::json!({})).await?;
-            let id = resp.identity()?;
-            *cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.clone());
+            resp.identity()
+        };
+        // Not atomic: payments go on while the identity is asked for; two first calls may both
+        // ask, and the answers are the same.
+        Box::pin(ask.into_actor(self).map(|result, act, _| {
+            let id = result?;
+            act.identity = Some(id.clone());
             Ok(Some(id))
-        })
+        }))
     }
 }
 

@@ -993,7 +993,7 @@ async fn hostile_discovery_and_orchestrator_answers_give_typed_errors() {
     match err {
         GatewayError::Job(JobError::NoOrchestratorAvailable { rejections }) => {
             assert_eq!(rejections.len(), 1, "{rejections:?}");
-            assert!(!rejections[0].reason.is_empty());
+            assert!(!rejections[0].reason.to_string().is_empty());
         }
         other => panic!("{other:?}"),
     }

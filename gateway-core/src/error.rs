@@ -4,8 +4,6 @@
 //! gateway token. URLs are shown through [`redact_url`], which drops credentials and query
 //! strings, because operators paste hosted signer URLs that carry API keys.
 
-use std::fmt;
-
 use thiserror::Error;
 
 /// A `pipeline/model` capability query that could not be understood.
@@ -305,20 +303,7 @@ pub enum VettingError {
     },
 }
 
-/// Why one orchestrator was not chosen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrchestratorRejection {
-    /// The orchestrator address as given (host:port or URL).
-    pub orchestrator: String,
-    /// Why it was rejected.
-    pub reason: String,
-}
-
-impl fmt::Display for OrchestratorRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", redact_url(&self.orchestrator), self.reason)
-    }
-}
+pub use crate::rejection::{OrchestratorRejection, RejectionReason};
 
 /// Errors starting, paying for or stopping a job on an orchestrator.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -422,15 +407,15 @@ mod tests {
     fn rejections_are_listed() {
         let e = JobError::NoOrchestratorAvailable {
             rejections: vec![
-                OrchestratorRejection { orchestrator: "a:1".into(), reason: "timeout".into() },
-                OrchestratorRejection {
-                    orchestrator: "https://b:2?x=secret".into(),
-                    reason: "no model".into(),
-                },
+                OrchestratorRejection::new("a:1", RejectionReason::Excluded),
+                OrchestratorRejection::new(
+                    "https://b:2?x=secret",
+                    RejectionReason::ClientBuild("no model".into()),
+                ),
             ],
         };
         let s = e.to_string();
-        assert!(s.contains("a:1: timeout; https://b:2/: no model"), "{s}");
+        assert!(s.contains("a:1: excluded by the caller; https://b:2/: no model"), "{s}");
         assert!(!s.contains("secret"));
         let empty = JobError::NoOrchestratorAvailable { rejections: vec![] }.to_string();
         assert!(empty.contains("no candidates"));

@@ -16,6 +16,7 @@
 //! - [`go_json`]: decoding go-shaped JSON with go's tolerance (missing and null are zero).
 //! - [`eth`]: keccak-256, checksummed addresses, the signature digest.
 //! - [`error`]: one error type per concern; none prints a secret.
+//! - [`rejection`]: why an orchestrator was not used for a job, typed.
 //!
 //! ```
 //! use gateway_core::capabilities::{build_capabilities, parse_capability_queries, Capability};
@@ -32,6 +33,7 @@ pub mod eth;
 pub mod go_json;
 pub mod jobs;
 pub mod lp_rpc;
+pub mod rejection;
 pub mod signer;
 pub mod token;
 pub mod trickle;

@@ -11,21 +11,19 @@
 //! tells the orchestrator, also after errors, with a last payment when one is due.
 //! Single-shot requests live in [`super::byoc_request`].
 
-use actix::prelude::*;
 use gateway_core::capabilities::CapabilityQuery;
 use gateway_core::error::JobError;
 use gateway_core::jobs::{self, JobParameters, JobRequest, StreamUrls};
+use gateway_core::rejection::RejectionReason;
 use gateway_core::signer::SignByocJobRequest;
 use gateway_core::trickle::SeqSpec;
 use serde_json::Value;
 
-use super::{rejection, send, send_within, Attempt};
+use super::failover::{start_payment, Failover};
+use super::{job_error, send, send_within, Attempt, JobPayments};
 use crate::channels::{ControlWriter, JsonReader};
 use crate::gateway::{Gateway, GatewayError};
-use crate::payments::{
-    self, FinalPayment, PaymentCredentials, PaymentKind, PaymentScheduler, PaymentStats,
-    PaymentStatsReceiver, PaymentStop, PaymentTarget,
-};
+use crate::payments::{PaymentKind, PaymentStats, PaymentStop, PaymentTarget};
 use crate::signer_client::SignByocJob;
 use crate::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
 
@@ -89,8 +87,7 @@ pub struct ByocJob {
     pub urls: StreamUrls,
     job_header: String,
     http: reqwest::Client,
-    payments: Option<Addr<PaymentScheduler>>,
-    payment_stats: PaymentStatsReceiver,
+    payments: JobPayments,
 }
 
 impl std::fmt::Debug for ByocJob {
@@ -172,98 +169,82 @@ impl Gateway {
         let PreparedByoc { queries, job, identity, selection } =
             self.prepare_byoc(job, request.max_price_wei_per_unit).await?;
         let job_header = job.to_header();
-        let mut rejections = selection.rejections.clone();
+        let signed = !job.sig.is_empty();
         let start_timeout = start_timeout(request.timeout_seconds);
-        'candidates: for candidate in &selection.candidates {
-            let kind = PaymentKind::Byoc { preload_seconds: request.preload_seconds };
-            let Attempt { origin, http, actor_http, mut session } =
-                match self.attempt(candidate, &queries, identity.clone(), kind) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        rejections.push(rejection(&candidate.address, e));
+        let failover = Failover {
+            selection: &selection,
+            queries: &queries,
+            identity,
+            kind: PaymentKind::Byoc { preload_seconds: request.preload_seconds },
+            manifest_id: Some(stream_id.clone()),
+        };
+        let (request, job_header, stream_id) = (&request, &job_header, &stream_id);
+        let started = self
+            .first_success(failover, |_, attempt, creds| async move {
+                let Attempt { origin, http, actor_http, mut session } = attempt;
+                let mut creds = creds;
+                let mut attempts = 0;
+                let answer = loop {
+                    let req = http
+                        .post(format!("{origin}{}", jobs::STREAM_START_PATH))
+                        .header(jobs::HEADER_JOB, job_header)
+                        .header(jobs::HEADER_PAYMENT, &creds.payment)
+                        .header(jobs::HEADER_SEGMENT, &creds.segment)
+                        .json(&serde_json::json!({ "params": request.params }));
+                    let answer = start_call(req, &http, &origin, job_header, start_timeout).await?;
+                    if answer.status == jobs::STATUS_PAYMENT_REQUIRED
+                        && attempts < request.payment_retries
+                        && session.is_paying()
+                    {
+                        attempts += 1;
+                        // The signer's state may say the credit covers the start (it would
+                        // answer 482 and we would resend nothing): start its session over on
+                        // fresh ticket parameters so the retry carries a real preload.
+                        tracing::info!(orchestrator = %origin, attempts, "BYOC start wants payment (402); paying again");
+                        session.restart().await.map_err(|error| RejectionReason::PaymentAfterRetry { error })?;
+                        creds = start_payment(&mut session).await.map_err(RejectionReason::Payment)?;
                         continue;
                     }
+                    break answer;
                 };
-            // The BYOC remote-signer work names the job in its payments.
-            session.set_manifest_id(stream_id.clone());
-            let mut attempts = 0;
-            let answer = loop {
-                let creds = match session.next_payment().await {
-                    Ok(c) => c,
-                    // The credit from an earlier attempt still covers the start.
-                    Err(gateway_core::error::SignerError::SkipCycle) => {
-                        PaymentCredentials { payment: String::new(), segment: String::new() }
+                if answer.status != 200 {
+                    let mut reason = answer.rejection(jobs::STREAM_START_PATH);
+                    if let RejectionReason::Http { hint, .. } = &mut reason {
+                        if signed && jobs::is_job_creds_refusal(answer.status, &answer.body) {
+                            *hint = Some(jobs::JOB_CREDS_VERSION_HINT);
+                        }
                     }
-                    Err(e) => {
-                        rejections.push(rejection(&candidate.address, format!("payment: {e}")));
-                        continue 'candidates;
-                    }
-                };
-                let req = http
-                    .post(format!("{origin}{}", jobs::STREAM_START_PATH))
-                    .header(jobs::HEADER_JOB, &job_header)
-                    .header(jobs::HEADER_PAYMENT, &creds.payment)
-                    .header(jobs::HEADER_SEGMENT, &creds.segment)
-                    .json(&serde_json::json!({ "params": request.params }));
-                let answer = match start_call(req, &http, &origin, &job_header, start_timeout).await {
-                    Ok(a) => a,
-                    Err(e) => {
-                        rejections.push(rejection(&candidate.address, e));
-                        continue 'candidates;
-                    }
-                };
-                if answer.status == jobs::STATUS_PAYMENT_REQUIRED
-                    && attempts < request.payment_retries
-                    && session.is_paying()
-                {
-                    attempts += 1;
-                    // The signer's state may say the credit covers the start (it would answer
-                    // 482 and we would resend nothing): start its session over on fresh ticket
-                    // parameters so the retry carries a real preload.
-                    tracing::info!(orchestrator = %origin, attempts, "BYOC start wants payment (402); paying again");
-                    if let Err(e) = session.restart().await {
-                        rejections
-                            .push(rejection(&candidate.address, format!("payment after HTTP 402: {e}")));
-                        continue 'candidates;
-                    }
-                    continue;
+                    return Err(reason);
                 }
-                break answer;
-            };
-            if answer.status != 200 {
-                let mut reason = answer.error(jobs::STREAM_START_PATH).to_string();
-                if jobs::is_job_creds_refusal(answer.status, &answer.body) && !job.sig.is_empty() {
-                    reason.push_str(jobs::JOB_CREDS_VERSION_HINT);
-                }
-                rejections.push(rejection(&candidate.address, reason));
-                continue;
+                let urls = StreamUrls::from_headers(|n| answer.headers.get(n).and_then(|v| v.to_str().ok()));
+                let payments = self.start_payments(
+                    session,
+                    PaymentTarget::Byoc { orchestrator: origin.clone(), job_header: job_header.clone() },
+                    actor_http,
+                    self.inner.config.byoc_payment_interval,
+                );
+                tracing::info!(orchestrator = %origin, stream_id = %stream_id, "BYOC stream started");
+                Ok(ByocJob {
+                    stream_id: stream_id.clone(),
+                    orchestrator: origin,
+                    urls,
+                    job_header: job_header.clone(),
+                    http,
+                    payments,
+                })
+            })
+            .await;
+        match started {
+            Ok(job) => Ok(job),
+            // Every orchestrator wanted payment: say so rather than "none available".
+            Err(JobError::NoOrchestratorAvailable { rejections })
+                if !rejections.is_empty() && rejections.iter().all(|r| r.reason.is_payment_required()) =>
+            {
+                let message = rejections.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                Err(JobError::PaymentRequired { message }.into())
             }
-            let urls = StreamUrls::from_headers(|n| answer.headers.get(n).and_then(|v| v.to_str().ok()));
-            let (payments, payment_stats) = self.start_payments(
-                session,
-                PaymentTarget::Byoc { orchestrator: origin.clone(), job_header: job_header.clone() },
-                actor_http,
-                self.inner.config.byoc_payment_interval,
-            );
-            tracing::info!(orchestrator = %origin, stream_id = %stream_id, "BYOC stream started");
-            return Ok(ByocJob {
-                stream_id,
-                orchestrator: origin,
-                urls,
-                job_header,
-                http,
-                payments,
-                payment_stats,
-            });
+            Err(e) => Err(e.into()),
         }
-        let only_payment = !rejections.is_empty() && rejections.iter().all(|r| r.reason.contains("HTTP 402"));
-        if only_payment {
-            return Err(JobError::PaymentRequired {
-                message: rejections.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-            }
-            .into());
-        }
-        Err(JobError::NoOrchestratorAvailable { rejections }.into())
     }
 }
 
@@ -307,14 +288,14 @@ impl ByocJob {
 
     /// Payments so far.
     pub fn payment_stats(&self) -> PaymentStats {
-        self.payment_stats.borrow().clone()
+        self.payments.stats()
     }
 
     /// Resolves when recurring payments stop for good, with why (at once if the job does not
     /// pay). A stop other than [`PaymentStop::JobEnded`] means the orchestrator will soon end
     /// the stream for lack of payment.
     pub async fn payments_stopped(&self) -> PaymentStop {
-        payments::wait_for_stop(self.payment_stats.clone()).await
+        self.payments.stopped().await
     }
 
     /// Stops payments and the stream on the orchestrator. Always sends the stop, and reports
@@ -322,17 +303,7 @@ impl ByocJob {
     /// signer says one is due: go's orchestrator checks the balance on stop too, and refuses a
     /// stop without 60 s of credit (the stream would keep running).
     pub async fn stop(self) -> Result<(), JobError> {
-        let last_payment = match &self.payments {
-            Some(p) => match p.send(FinalPayment).await {
-                Ok(Ok(creds)) => creds,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "no payment for the stop; sending it without");
-                    None
-                }
-                Err(_) => None,
-            },
-            None => None,
-        };
+        let last_payment = self.payments.stop_with_final_payment().await;
         let mut req = self
             .http
             .post(format!("{}{}", self.orchestrator, jobs::STREAM_STOP_PATH))
@@ -340,9 +311,9 @@ impl ByocJob {
         if let Some(creds) = last_payment {
             req = req.header(jobs::HEADER_PAYMENT, creds.payment).header(jobs::HEADER_SEGMENT, creds.segment);
         }
-        let answer = send(req, jobs::STREAM_STOP_PATH).await?;
+        let answer = send(req, jobs::STREAM_STOP_PATH).await.map_err(job_error)?;
         if answer.status >= 300 {
-            return Err(answer.error(jobs::STREAM_STOP_PATH));
+            return Err(job_error(answer.rejection(jobs::STREAM_STOP_PATH)));
         }
         Ok(())
     }
@@ -375,18 +346,19 @@ async fn start_call(
     origin: &str,
     job_header: &str,
     timeout: std::time::Duration,
-) -> Result<super::Answer, JobError> {
+) -> Result<super::Answer, RejectionReason> {
+    let endpoint = jobs::STREAM_START_PATH;
     let mut pending = tokio::spawn(req.send());
     let resp = match tokio::time::timeout(timeout, &mut pending).await {
         Ok(Ok(Ok(resp))) => resp,
         Ok(Ok(Err(e))) => {
             let message = crate::http::describe(&e);
             stop_abandoned(http, origin, job_header).await;
-            return Err(JobError::Http { status: 0, endpoint: jobs::STREAM_START_PATH.into(), message });
+            return Err(RejectionReason::Transport { endpoint: endpoint.into(), message });
         }
         Ok(Err(join)) => {
-            return Err(JobError::InvalidResponse {
-                endpoint: jobs::STREAM_START_PATH.into(),
+            return Err(RejectionReason::InvalidAnswer {
+                endpoint: endpoint.into(),
                 reason: join.to_string(),
             })
         }
@@ -401,21 +373,14 @@ async fn start_call(
                     }
                 }
             });
-            return Err(JobError::Http {
-                status: 0,
-                endpoint: jobs::STREAM_START_PATH.into(),
-                message: format!(
-                    "no answer within {timeout:?} (the job's timeout plus 5 s); the start was stopped"
-                ),
+            return Err(RejectionReason::NoAnswer {
+                endpoint: endpoint.into(),
+                within: timeout,
+                abandoned_start_stopped: true,
             });
         }
     };
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = crate::http::read_body_capped(resp, crate::http::MAX_RESPONSE_BYTES)
-        .await
-        .map_err(|reason| JobError::InvalidResponse { endpoint: jobs::STREAM_START_PATH.into(), reason })?;
-    Ok(super::Answer { status, headers, body })
+    super::Answer::read(resp, endpoint).await
 }
 
 /// How long a start we gave up on is watched for a late success that must be stopped.

@@ -13,15 +13,17 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_core::error::{JobError, SignerError};
+use gateway_core::error::JobError;
 use gateway_core::jobs::{self, JobRequest};
+use gateway_core::rejection::RejectionReason;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::byoc::{PreparedByoc, DEFAULT_TIMEOUT_SECONDS};
-use super::{rejection, Attempt};
+use super::failover::Failover;
+use super::Attempt;
 use crate::gateway::{Gateway, GatewayError};
 use crate::http::describe;
-use crate::payments::{PaymentCredentials, PaymentKind};
+use crate::payments::PaymentKind;
 
 /// Most bytes [`Gateway::byoc_request`] collects; larger answers need
 /// [`Gateway::byoc_request_stream`].
@@ -178,84 +180,87 @@ impl Gateway {
         let PreparedByoc { queries, job, identity, selection } =
             self.prepare_byoc(job, request.max_price_wei_per_unit).await?;
         let job = job.to_header();
-        let mut rejections = selection.rejections.clone();
         let path = request.path.trim_start_matches('/');
+        let endpoint = format!("{}{path}", jobs::PROCESS_REQUEST_PREFIX);
         let answer_within =
             Duration::from_secs(u64::from(request.timeout_seconds) + jobs::BYOC_START_GRACE_SECONDS);
-        for candidate in &selection.candidates {
-            let kind = PaymentKind::Byoc { preload_seconds: gateway_core::signer::BYOC_MIN_PRELOAD_SECONDS };
-            let Attempt { origin, http, mut session, .. } =
-                match self.attempt(candidate, &queries, identity.clone(), kind) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        rejections.push(rejection(&candidate.address, e));
-                        continue;
+        let failover = Failover {
+            selection: &selection,
+            queries: &queries,
+            identity,
+            kind: PaymentKind::Byoc { preload_seconds: gateway_core::signer::BYOC_MIN_PRELOAD_SECONDS },
+            manifest_id: Some(id),
+        };
+        let (request, job, endpoint) = (&request, &job, &endpoint);
+        let response = self
+            .first_success(failover, |_, attempt, creds| async move {
+                let Attempt { origin, http, .. } = attempt;
+                let mut req = http
+                    .post(format!("{origin}{endpoint}"))
+                    .header(jobs::HEADER_JOB, job)
+                    .body(request.body.clone());
+                if !creds.payment.is_empty() {
+                    req = req
+                        .header(jobs::HEADER_PAYMENT, &creds.payment)
+                        .header(jobs::HEADER_SEGMENT, &creds.segment);
+                }
+                if let Some(t) = &request.content_type {
+                    req = req.header(reqwest::header::CONTENT_TYPE, t);
+                }
+                let response = match tokio::time::timeout(answer_within, req.send()).await {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(e)) => {
+                        return Err(RejectionReason::Transport {
+                            endpoint: jobs::PROCESS_REQUEST_PREFIX.to_owned(),
+                            message: describe(&e),
+                        })
+                    }
+                    Err(_) => {
+                        return Err(RejectionReason::NoAnswer {
+                            endpoint: jobs::PROCESS_REQUEST_PREFIX.to_owned(),
+                            within: answer_within,
+                            abandoned_start_stopped: false,
+                        })
                     }
                 };
-            session.set_manifest_id(id.clone());
-            let creds = match session.next_payment().await {
-                Ok(c) => c,
-                Err(SignerError::SkipCycle) => {
-                    PaymentCredentials { payment: String::new(), segment: String::new() }
+                let status = response.status().as_u16();
+                // A 5xx moves on to the next orchestrator; any other answer is the caller's.
+                if status >= 500 {
+                    let body = crate::http::read_body_capped(response, 4096).await.unwrap_or_default();
+                    return Err(RejectionReason::Http {
+                        status,
+                        endpoint: endpoint.clone(),
+                        excerpt: gateway_core::error::body_excerpt(&body, 300),
+                        hint: None,
+                    });
                 }
-                Err(e) => {
-                    rejections.push(rejection(&candidate.address, format!("payment: {e}")));
-                    continue;
-                }
-            };
-            let mut req = http
-                .post(format!("{origin}{}{path}", jobs::PROCESS_REQUEST_PREFIX))
-                .header(jobs::HEADER_JOB, &job)
-                .body(request.body.clone());
-            if !creds.payment.is_empty() {
-                req = req
-                    .header(jobs::HEADER_PAYMENT, &creds.payment)
-                    .header(jobs::HEADER_SEGMENT, &creds.segment);
-            }
-            if let Some(t) = &request.content_type {
-                req = req.header(reqwest::header::CONTENT_TYPE, t);
-            }
-            let response = match tokio::time::timeout(answer_within, req.send()).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => {
-                    rejections.push(rejection(
-                        &candidate.address,
-                        format!("{}: {}", jobs::PROCESS_REQUEST_PREFIX, describe(&e)),
-                    ));
-                    continue;
-                }
-                Err(_) => {
-                    let why = format!("no answer within {answer_within:?} (the job's timeout plus 5 s)");
-                    rejections.push(rejection(&candidate.address, why));
-                    continue;
-                }
-            };
-            let status = response.status().as_u16();
-            if status >= 500 {
-                let body = crate::http::read_body_capped(response, 4096).await.unwrap_or_default();
-                let why = gateway_core::error::body_excerpt(&body, 300);
-                rejections.push(rejection(&candidate.address, format!("HTTP {status}: {why}")));
-                continue;
-            }
-            let header =
-                |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let content_type = header(reqwest::header::CONTENT_TYPE.as_str());
-            let balance = header(jobs::HEADER_BALANCE).or_else(|| header(jobs::HEADER_PAYMENT_BALANCE));
-            let stream = content_type.as_deref().is_some_and(|t| t.contains("text/event-stream"));
-            let grace = if stream { jobs::BYOC_STREAM_GRACE_SECONDS } else { jobs::BYOC_START_GRACE_SECONDS };
-            let deadline =
-                tokio::time::Instant::now() + Duration::from_secs(u64::from(request.timeout_seconds) + grace);
-            return Ok(ByocResponse {
-                status,
-                content_type,
-                orchestrator: origin,
-                balance,
-                response,
-                deadline,
-                done: false,
-                tail: Vec::new(),
-            });
+                Ok(ByocResponse::new(response, origin, request.timeout_seconds))
+            })
+            .await?;
+        Ok(response)
+    }
+}
+
+impl ByocResponse {
+    /// The answer `response` from `orchestrator`, read until the job's `timeout_seconds` plus
+    /// go's grace for its kind of answer.
+    fn new(response: reqwest::Response, orchestrator: String, timeout_seconds: u32) -> ByocResponse {
+        let header =
+            |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let content_type = header(reqwest::header::CONTENT_TYPE.as_str());
+        let balance = header(jobs::HEADER_BALANCE).or_else(|| header(jobs::HEADER_PAYMENT_BALANCE));
+        let stream = content_type.as_deref().is_some_and(|t| t.contains("text/event-stream"));
+        let grace = if stream { jobs::BYOC_STREAM_GRACE_SECONDS } else { jobs::BYOC_START_GRACE_SECONDS };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(timeout_seconds) + grace);
+        ByocResponse {
+            status: response.status().as_u16(),
+            content_type,
+            orchestrator,
+            balance,
+            response,
+            deadline,
+            done: false,
+            tail: Vec::new(),
         }
-        Err(JobError::NoOrchestratorAvailable { rejections }.into())
     }
 }

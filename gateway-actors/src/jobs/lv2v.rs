@@ -1,20 +1,18 @@
 //! Live video-to-video: `POST /live-video-to-video`, then media in and out over trickle, a
 //! control channel, an events channel and payments every few seconds.
 
-use actix::prelude::*;
 use gateway_core::capabilities::{Capability, CapabilityQuery};
 use gateway_core::error::{JobError, TrickleError};
 use gateway_core::jobs::{self, LiveVideoToVideoRequest, LiveVideoToVideoResponse};
+use gateway_core::rejection::RejectionReason;
 use gateway_core::trickle::SeqSpec;
 use serde_json::Value;
 
-use super::{rejection, send, Attempt};
+use super::failover::Failover;
+use super::{send, Attempt, JobPayments};
 use crate::channels::{ControlWriter, JsonReader};
 use crate::gateway::{Gateway, GatewayError};
-use crate::payments::{
-    self, PaymentKind, PaymentScheduler, PaymentStats, PaymentStatsReceiver, PaymentStop, PaymentTarget,
-    StopPayments,
-};
+use crate::payments::{PaymentKind, PaymentStats, PaymentStop, PaymentTarget};
 use crate::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
 
 /// What to run.
@@ -39,8 +37,7 @@ pub struct Lv2vJob {
     /// Its channels and manifest id.
     pub session: LiveVideoToVideoResponse,
     http: reqwest::Client,
-    payments: Option<Addr<PaymentScheduler>>,
-    payment_stats: PaymentStatsReceiver,
+    payments: JobPayments,
 }
 
 impl std::fmt::Debug for Lv2vJob {
@@ -67,65 +64,51 @@ impl Gateway {
         let identity = self.identity().await?;
         let selection =
             self.select_as(&queries, identity.clone(), request.max_price_wei_per_unit, Vec::new()).await?;
-        let mut rejections = selection.rejections.clone();
-        for candidate in &selection.candidates {
-            let Attempt { origin, http, actor_http, mut session } =
-                match self.attempt(candidate, &queries, identity.clone(), PaymentKind::Lv2v) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        rejections.push(rejection(&candidate.address, e));
-                        continue;
-                    }
+        let failover = Failover {
+            selection: &selection,
+            queries: &queries,
+            identity,
+            kind: PaymentKind::Lv2v,
+            manifest_id: None,
+        };
+        let (model, request) = (&model, &request);
+        let job = self
+            .first_success(failover, |_, attempt, creds| async move {
+                let Attempt { origin, http, actor_http, mut session } = attempt;
+                let body = LiveVideoToVideoRequest {
+                    model_id: model.clone(),
+                    params: request.params.clone(),
+                    gateway_request_id: request.request_id.clone(),
+                    stream_id: request.stream_id.clone(),
                 };
-            let creds = match session.next_payment().await {
-                Ok(c) => c,
-                Err(e) => {
-                    rejections.push(rejection(&candidate.address, format!("payment: {e}")));
-                    continue;
+                let req = http
+                    .post(format!("{origin}{}", jobs::LIVE_VIDEO_TO_VIDEO_PATH))
+                    .header(jobs::HEADER_PAYMENT, &creds.payment)
+                    .header(jobs::HEADER_SEGMENT, &creds.segment)
+                    .header(reqwest::header::AUTHORIZATION, jobs::AI_WORKER_AUTHORIZATION)
+                    .json(&body);
+                let answer = send(req, jobs::LIVE_VIDEO_TO_VIDEO_PATH).await?;
+                if answer.status != 200 {
+                    return Err(answer.rejection(jobs::LIVE_VIDEO_TO_VIDEO_PATH));
                 }
-            };
-            let body = LiveVideoToVideoRequest {
-                model_id: model.clone(),
-                params: request.params.clone(),
-                gateway_request_id: request.request_id.clone(),
-                stream_id: request.stream_id.clone(),
-            };
-            let req = http
-                .post(format!("{origin}{}", jobs::LIVE_VIDEO_TO_VIDEO_PATH))
-                .header(jobs::HEADER_PAYMENT, &creds.payment)
-                .header(jobs::HEADER_SEGMENT, &creds.segment)
-                .header(reqwest::header::AUTHORIZATION, jobs::AI_WORKER_AUTHORIZATION)
-                .json(&body);
-            let answer = match send(req, jobs::LIVE_VIDEO_TO_VIDEO_PATH).await {
-                Ok(a) => a,
-                Err(e) => {
-                    rejections.push(rejection(&candidate.address, e));
-                    continue;
-                }
-            };
-            if answer.status != 200 {
-                rejections.push(rejection(&candidate.address, answer.error(jobs::LIVE_VIDEO_TO_VIDEO_PATH)));
-                continue;
-            }
-            let started: LiveVideoToVideoResponse = match serde_json::from_slice(&answer.body) {
-                Ok(r) => r,
-                Err(e) => {
-                    rejections.push(rejection(&candidate.address, format!("invalid start answer: {e}")));
-                    continue;
-                }
-            };
-            let started = started.absolutize(&origin);
-            session.set_manifest_id(started.manifest_id.clone());
-            let (payments, payment_stats) = self.start_payments(
-                session,
-                PaymentTarget::Lv2v { orchestrator: origin.clone() },
-                actor_http,
-                self.inner.config.lv2v_payment_interval,
-            );
-            tracing::info!(orchestrator = %origin, manifest_id = %started.manifest_id, "LV2V job started");
-            return Ok(Lv2vJob { orchestrator: origin, session: started, http, payments, payment_stats });
-        }
-        Err(JobError::NoOrchestratorAvailable { rejections }.into())
+                let started: LiveVideoToVideoResponse =
+                    serde_json::from_slice(&answer.body).map_err(|e| RejectionReason::InvalidAnswer {
+                        endpoint: jobs::LIVE_VIDEO_TO_VIDEO_PATH.to_owned(),
+                        reason: format!("invalid start answer: {e}"),
+                    })?;
+                let started = started.absolutize(&origin);
+                session.set_manifest_id(started.manifest_id.clone());
+                let payments = self.start_payments(
+                    session,
+                    PaymentTarget::Lv2v { orchestrator: origin.clone() },
+                    actor_http,
+                    self.inner.config.lv2v_payment_interval,
+                );
+                tracing::info!(orchestrator = %origin, manifest_id = %started.manifest_id, "LV2V job started");
+                Ok(Lv2vJob { orchestrator: origin, session: started, http, payments })
+            })
+            .await?;
+        Ok(job)
     }
 }
 
@@ -174,22 +157,20 @@ impl Lv2vJob {
 
     /// Payments so far.
     pub fn payment_stats(&self) -> PaymentStats {
-        self.payment_stats.borrow().clone()
+        self.payments.stats()
     }
 
     /// Resolves when recurring payments stop for good, with why (at once if the job does not
     /// pay). A stop other than [`PaymentStop::JobEnded`] means the orchestrator will soon end
     /// the stream for lack of payment.
     pub async fn payments_stopped(&self) -> PaymentStop {
-        payments::wait_for_stop(self.payment_stats.clone()).await
+        self.payments.stopped().await
     }
 
     /// Stops paying and ends the session (deleting the input channel makes the orchestrator
     /// close all four channels). Never fails; problems are logged.
     pub async fn stop(self) -> Result<(), TrickleError> {
-        if let Some(p) = &self.payments {
-            let _ = p.send(StopPayments).await;
-        }
+        self.payments.stop().await;
         let resp = tokio::time::timeout(
             crate::http::JSON_CALL_TIMEOUT,
             self.http.delete(&self.session.publish_url).send(),
