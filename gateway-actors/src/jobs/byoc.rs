@@ -25,7 +25,9 @@ use crate::channels::{ControlWriter, JsonReader};
 use crate::gateway::{Gateway, GatewayError};
 use crate::payments::{PaymentKind, PaymentStats, PaymentStop, PaymentTarget};
 use crate::signer_client::SignByocJob;
-use crate::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
+use crate::trickle::{
+    PublisherConfig, SegmentGetClient, SubscriberConfig, TricklePublisher, TrickleSubscriber,
+};
 
 /// Default job timeout sent with BYOC jobs.
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 70;
@@ -87,6 +89,7 @@ pub struct ByocJob {
     pub urls: StreamUrls,
     job_header: String,
     http: reqwest::Client,
+    reader: SegmentGetClient,
     payments: JobPayments,
 }
 
@@ -181,7 +184,7 @@ impl Gateway {
         let (request, job_header, stream_id) = (&request, &job_header, &stream_id);
         let started = self
             .first_success(failover, |_, attempt, creds| async move {
-                let Attempt { origin, http, actor_http, mut session } = attempt;
+                let Attempt { origin, http, actor_http, reader, mut session } = attempt;
                 let mut creds = creds;
                 let mut attempts = 0;
                 let answer = loop {
@@ -230,6 +233,7 @@ impl Gateway {
                     urls,
                     job_header: job_header.clone(),
                     http,
+                    reader,
                     payments,
                 })
             })
@@ -258,13 +262,13 @@ impl ByocJob {
     /// A reader of the data channel (JSON lines).
     pub fn data(&self) -> Result<JsonReader, JobError> {
         let url = self.urls.data_url.as_deref().ok_or_else(|| missing("data"))?;
-        Ok(JsonReader::new(self.http.clone(), url, SeqSpec::At(0)))
+        Ok(JsonReader::new(self.reader.clone(), url, SeqSpec::At(0)))
     }
 
     /// A reader of the events channel.
     pub fn events(&self) -> Result<JsonReader, JobError> {
         let url = self.urls.events_url.as_deref().ok_or_else(|| missing("events"))?;
-        Ok(JsonReader::new(self.http.clone(), url, SeqSpec::Current))
+        Ok(JsonReader::new(self.reader.clone(), url, SeqSpec::Current))
     }
 
     /// A publisher of the media input channel.
@@ -283,7 +287,7 @@ impl ByocJob {
     pub fn output(&self, start: SeqSpec) -> Result<TrickleSubscriber, JobError> {
         let url =
             self.urls.subscribe_url.as_deref().ok_or_else(|| missing("subscribe (enable_video_egress)"))?;
-        Ok(TrickleSubscriber::new(self.http.clone(), url, SubscriberConfig { start, ..Default::default() }))
+        Ok(TrickleSubscriber::new(self.reader.clone(), url, SubscriberConfig { start, ..Default::default() }))
     }
 
     /// Payments so far.

@@ -13,7 +13,9 @@ use super::{send, Attempt, JobPayments};
 use crate::channels::{ControlWriter, JsonReader};
 use crate::gateway::{Gateway, GatewayError};
 use crate::payments::{PaymentKind, PaymentStats, PaymentStop, PaymentTarget};
-use crate::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
+use crate::trickle::{
+    PublisherConfig, SegmentGetClient, SubscriberConfig, TricklePublisher, TrickleSubscriber,
+};
 
 /// What to run.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +39,7 @@ pub struct Lv2vJob {
     /// Its channels and manifest id.
     pub session: LiveVideoToVideoResponse,
     http: reqwest::Client,
+    reader: SegmentGetClient,
     payments: JobPayments,
 }
 
@@ -74,7 +77,7 @@ impl Gateway {
         let (model, request) = (&model, &request);
         let job = self
             .first_success(failover, |_, attempt, creds| async move {
-                let Attempt { origin, http, actor_http, mut session } = attempt;
+                let Attempt { origin, http, actor_http, reader, mut session } = attempt;
                 let body = LiveVideoToVideoRequest {
                     model_id: model.clone(),
                     params: request.params.clone(),
@@ -105,7 +108,7 @@ impl Gateway {
                     self.inner.config.lv2v_payment_interval,
                 );
                 tracing::info!(orchestrator = %origin, manifest_id = %started.manifest_id, "LV2V job started");
-                Ok(Lv2vJob { orchestrator: origin, session: started, http, payments })
+                Ok(Lv2vJob { orchestrator: origin, session: started, http, reader, payments })
             })
             .await?;
         Ok(job)
@@ -122,7 +125,7 @@ impl Lv2vJob {
     /// A subscriber of the job's output channel.
     pub fn output(&self, start: SeqSpec) -> TrickleSubscriber {
         TrickleSubscriber::new(
-            self.http.clone(),
+            self.reader.clone(),
             &self.session.subscribe_url,
             SubscriberConfig { start, ..Default::default() },
         )
@@ -142,7 +145,7 @@ impl Lv2vJob {
 
     /// A reader of the job's events.
     pub fn events(&self) -> JsonReader {
-        JsonReader::new(self.http.clone(), &self.session.events_url, SeqSpec::Current)
+        JsonReader::new(self.reader.clone(), &self.session.events_url, SeqSpec::Current)
     }
 
     /// A writer of the job's control channel, with the keepalive running.

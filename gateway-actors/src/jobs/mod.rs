@@ -24,6 +24,7 @@ use crate::payments::{
     StopPayments,
 };
 use crate::selector::Candidate;
+use crate::trickle::SegmentGetClient;
 
 /// Time allowed for a job start call.
 pub const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -99,6 +100,8 @@ pub(crate) struct Attempt {
     pub http: reqwest::Client,
     /// Client for the payment scheduler (on the gateway's actor runtime).
     pub actor_http: reqwest::Client,
+    /// Client the job's subscribers read segments with (bounded buffers).
+    pub reader: SegmentGetClient,
     /// Payments against this candidate.
     pub session: PaymentSession,
 }
@@ -124,7 +127,7 @@ impl Gateway {
         let refresh = Refresher::new(self.refresh_recipient(), request);
         let session =
             PaymentSession::new(self.signer_addr(), candidate.info.clone(), kind, &caps, Some(refresh));
-        Ok(Attempt { origin, http, actor_http, session })
+        Ok(Attempt { origin, http, actor_http, reader: self.inner.http.segment_reader(), session })
     }
 
     /// Starts recurring payments for a started job (none offchain).
