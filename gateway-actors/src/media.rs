@@ -14,6 +14,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use gateway_core::trickle::{MIME_IVF, MIME_MPEGTS};
 use gateway_media::encoder::{Codec, EncodeError};
+use gateway_media::ts_discontinuity::mark_discontinuity;
 use gateway_media::{FrameQueue, H264EncoderPool, Rational, VideoFrame};
 
 use crate::stream::driver::{Abandon, Finish, FramesAvailable, GetMediaStats, StreamDriver};
@@ -128,11 +129,15 @@ impl VideoPublisher {
             bitrate_bps: config.bitrate_bps,
             pool: config.encoder_pool.clone(),
         })?;
-        let (driver_inbox, cpu, timing) = (inbox.clone(), runtime.cpu().clone(), config.timing);
+        let (driver_inbox, cpu, timing, codec) =
+            (inbox.clone(), runtime.cpu().clone(), config.timing, config.codec);
         let driver = StreamDriver::start_in_arbiter(&runtime.arbiter(), move |_| {
             // On the stream's arbiter, so the writer runs beside its driver.
             let writer = Supervisor::start(move |_| SegmentWriter::new(publisher));
-            let plan = StreamPlan::new(timing, Instant::now());
+            let mut plan = StreamPlan::new(timing, Instant::now());
+            if codec == Codec::H264 {
+                plan = plan.with_discontinuity_marker(mark_discontinuity);
+            }
             StreamDriver::new(plan, driver_inbox, encoder, cpu, writer)
         });
         Ok(VideoPublisher { inbox, driver })

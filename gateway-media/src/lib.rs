@@ -58,6 +58,7 @@ pub mod pattern;
 pub mod segmenter;
 pub mod time;
 pub mod ts_demux;
+pub mod ts_discontinuity;
 
 #[cfg(feature = "av1")]
 pub use av1::{Av1Config, Av1Encoder};

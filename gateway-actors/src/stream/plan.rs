@@ -16,6 +16,9 @@
 //! - With no media bytes for `idle_cutover`, the open segment is closed and a fresh one opened;
 //!   mid media segment, the rest of it is drained instead, as a segment must start on a keyframe.
 //! - On finish: everything queued is encoded, the encoder flushed, the last segment closed.
+//! - After bytes were lost (drained), the first chunk of the next media segment is marked as a
+//!   discontinuity (MPEG-TS: [`mark_discontinuity`]), so readers joining the segments take the
+//!   jump in continuity counters as intended rather than as corruption.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -24,6 +27,8 @@ use bytes::Bytes;
 use gateway_core::error::TrickleError;
 use gateway_media::frame_queue::FrameQueueStats;
 use gateway_media::segmenter::SegmentEvent;
+#[cfg(doc)]
+use gateway_media::ts_discontinuity::mark_discontinuity;
 
 use super::stats::{MediaStats, StreamTiming};
 use crate::trickle::{Route, SegmentLedger};
@@ -82,7 +87,16 @@ pub(crate) struct StreamPlan {
     finishing: bool,
     /// Frame and segment counts the ledger and the queue do not keep.
     stats: MediaStats,
+    /// How the container marks a discontinuity, if it can.
+    marker: Option<DiscontinuityMarker>,
+    /// Drained bytes already answered by a discontinuity mark.
+    drained_marked: u64,
+    /// The next chunk starts a media segment that follows lost bytes.
+    mark_next_chunk: bool,
 }
+
+/// Marks a chunk that starts a media segment as a discontinuity; `None` leaves it as it is.
+pub(crate) type DiscontinuityMarker = fn(&[u8]) -> Option<Vec<u8>>;
 
 impl StreamPlan {
     /// A stream starting at `now`.
@@ -98,7 +112,16 @@ impl StreamPlan {
             flushed: false,
             finishing: false,
             stats: MediaStats::default(),
+            marker: None,
+            drained_marked: 0,
+            mark_next_chunk: false,
         }
+    }
+
+    /// Marks the first chunk after lost bytes with `marker` (the container's discontinuity).
+    pub(crate) fn with_discontinuity_marker(mut self, marker: DiscontinuityMarker) -> StreamPlan {
+        self.marker = Some(marker);
+        self
     }
 
     // ---- the encoder side ----
@@ -179,6 +202,9 @@ impl StreamPlan {
         let young = now.saturating_duration_since(self.opened_at) < self.timing.min_segment_wallclock;
         match step {
             Step::Media(SegmentEvent::SegmentStart { .. }) => {
+                let drained = self.ledger.totals().bytes_drained;
+                self.mark_next_chunk = drained > self.drained_marked;
+                self.drained_marked = drained;
                 if self.ledger.is_open() {
                     if young {
                         self.stats.segments_joined += 1;
@@ -192,9 +218,16 @@ impl StreamPlan {
             Step::Media(SegmentEvent::Chunk(bytes)) => {
                 let len = bytes.len() as u64;
                 self.last_bytes = now;
+                let mark = std::mem::take(&mut self.mark_next_chunk);
                 match self.ledger.route(len) {
                     Route::Drain => None,
-                    Route::Write => Some(self.send(Pending::Write(len), WriterCommand::Write(bytes))),
+                    Route::Write => {
+                        let bytes = match (mark, self.marker) {
+                            (true, Some(marker)) => marker(&bytes).map_or(bytes, Bytes::from),
+                            _ => bytes,
+                        };
+                        Some(self.send(Pending::Write(len), WriterCommand::Write(bytes)))
+                    }
                 }
             }
             Step::Media(SegmentEvent::SegmentEnd(_)) => {

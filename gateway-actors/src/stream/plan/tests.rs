@@ -113,6 +113,39 @@ fn a_failed_write_drains_the_rest_and_the_next_media_segment_rolls_on() {
     assert!(s.terminal_error.is_none());
 }
 
+/// Stands in for the container's marker: the chunk with its first byte set to 0xD1.
+fn mark(chunk: &[u8]) -> Option<Vec<u8>> {
+    let mut out = chunk.to_vec();
+    *out.first_mut()? = 0xD1;
+    Some(out)
+}
+
+fn written(cmds: &[WriterCommand]) -> Vec<u8> {
+    cmds.iter().filter_map(|c| if let WriterCommand::Write(b) = c { Some(b[0]) } else { None }).collect()
+}
+
+/// Only the first chunk of the media segment after a loss is marked: not the chunks of the
+/// stream before it, not the later chunks, not the segment after (nothing lost since).
+#[test]
+fn the_first_chunk_after_lost_bytes_is_marked_as_a_discontinuity() {
+    let t0 = Instant::now();
+    let mut plan = StreamPlan::new(timing(), t0).with_discontinuity_marker(mark);
+    plan.frame_encoded(vec![start(0), chunk(10), chunk(20)]);
+    assert_eq!(plan.poll_writer(t0), Some(WriterCommand::Begin));
+    plan.writer_done(Ok(()), t0);
+    assert!(matches!(plan.poll_writer(t0), Some(WriterCommand::Write(b)) if b[0] == 0));
+    plan.writer_done(Err(failed(0)), t0);
+    plan.frame_encoded(vec![end(0), start(1), chunk(7), chunk(8), end(1)]);
+    let cmds = run_ok(&mut plan, t0 + 2000 * MS);
+    assert_eq!(kinds(&cmds), ["begin", "write", "write"], "kept open by the minimum wall-clock rule");
+    assert_eq!(written(&cmds), [0xD1, 0]);
+    plan.frame_encoded(vec![start(2), chunk(9), end(2)]);
+    let cmds = run_ok(&mut plan, t0 + 4000 * MS);
+    assert_eq!(written(&cmds), [0], "nothing lost since the last mark");
+    let s = plan.stats(&Default::default());
+    assert_eq!((s.bytes_encoded, s.bytes_drained, s.bytes_published), (54, 30, 24), "marks change no count");
+}
+
 #[test]
 fn an_idle_segment_is_cut_over_at_its_deadline_and_the_rest_of_its_media_is_drained() {
     let t0 = Instant::now();
