@@ -17,8 +17,8 @@ pub const ADMIN_PATH: &str = "/admin/trickle/";
 impl TrickleServer {
     /// A small admin API for a server run on its own (a benchmark's server process), under
     /// [`ADMIN_PATH`]: `POST {channel}/faults` (a [`TrickleFault`] in JSON; `400` if invalid),
-    /// `DELETE {channel}/faults`, `GET {channel}/totals` ([`ChannelTotals`]) and `GET stats`
-    /// ([`TrickleServerStats`]). The local network has its own admin API (per orchestrator).
+    /// `DELETE {channel}/faults`, `GET {channel}/totals` ([`ChannelTotals`](super::ChannelTotals)) and `GET stats`
+    /// ([`TrickleServerStats`](super::TrickleServerStats)). The local network has its own admin API (per orchestrator).
     pub fn admin_router(&self) -> Router {
         Router::new()
             .route(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use gateway_core::trickle::{SERVER_IDLE_TIMEOUT, SERVER_SWEEP_INTERVAL};
 use serde::{Deserialize, Serialize};
 
-/// Configuration of a [`TrickleServer`].
+/// Configuration of a [`TrickleServer`](super::TrickleServer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrickleConfig {
     /// Whether a segment POST to a missing channel creates it (go-livepeer orchestrators: off).
@@ -161,7 +161,7 @@ pub struct TrickleServerStats {
 
 /// What one channel name received over HTTP, kept by name after the channel is closed (so a
 /// publisher can compare its own counts once it has deleted the channel) until
-/// [`TrickleServer::forget_channel_totals`]. A channel re-created under the same name adds to
+/// [`TrickleServer::forget_channel_totals`](super::TrickleServer::forget_channel_totals). A channel re-created under the same name adds to
 /// the same totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelTotals {

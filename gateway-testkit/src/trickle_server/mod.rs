@@ -6,13 +6,13 @@
 //! go-livepeer's `trickle/trickle_server.go` wire behaviour rule by rule. All protocol facts (paths, headers,
 //! status 470, ring size, default timings) come from [`gateway_core::trickle`].
 //!
-//! State per channel: a ring of [`SERVER_RING_SIZE`] segment slots (slot = `seq % 5`),
+//! State per channel: a ring of [`SERVER_RING_SIZE`](gateway_core::trickle::SERVER_RING_SIZE) segment slots (slot = `seq % 5`),
 //! `nextWrite` (advanced to `seq + 1` by a segment's first body byte, or by an empty POST), the
 //! mime type, a closed flag and the last write time for the idle sweep. A segment is an
 //! append-only list of chunks; readers see each chunk as soon as it is appended and are never
 //! throttled against the writer. Evicted segments are freed when their last reader lets go.
 //!
-//! Routes (all under [`BASE_PATH`]):
+//! Routes (all under [`BASE_PATH`](gateway_core::trickle::BASE_PATH)):
 //! - `POST {chan}`: create (only if it exists or `autocreate`; mime from `Expect-Content`).
 //! - `POST {chan}/{seq}`: publish a segment (`-1` = nextWrite); the response comes after the body.
 //! - `GET {chan}/{seq}`: subscribe (`-1` next, `-2` current); headers wait for the first byte.
