@@ -40,6 +40,7 @@
 
 // Without a codec (the fuzz targets build only the containers) the shared encoder helpers
 // are unused.
+#![warn(missing_docs)]
 #![cfg_attr(not(all(feature = "h264", feature = "av1")), allow(dead_code))]
 
 pub mod av1;
