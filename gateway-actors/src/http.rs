@@ -31,7 +31,7 @@ use futures_util::stream::BoxStream;
 use crate::tls::{orchestrator_client_config, provider, OrchestratorTrust};
 
 /// Connect timeout for every request (go-livepeer: 3 s for gRPC).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Timeout of a JSON call to a signer, discovery endpoint or orchestrator.
 pub const JSON_CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest JSON or protobuf body accepted from the network.
@@ -61,7 +61,7 @@ impl HttpClients {
 
     /// Like [`HttpClients::new`], also trusting these PEM certificates for signers and discovery
     /// (a private CA in front of a hosted signer).
-    pub fn with_signer_roots(
+    pub(crate) fn with_signer_roots(
         trust: OrchestratorTrust,
         extra_roots_pem: &[Vec<u8>],
     ) -> Result<HttpClients, ClientBuildError> {
