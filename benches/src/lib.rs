@@ -9,6 +9,8 @@
 //! - [`scenarios`]: the five scenarios, each returning plain result structs.
 //! - [`report`]: markdown tables with Rust/Python ratios and the SVG chart.
 
+#![warn(missing_docs)]
+
 pub mod python;
 pub mod report;
 pub mod scenarios;

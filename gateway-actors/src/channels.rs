@@ -18,7 +18,7 @@ use crate::trickle::{
 };
 
 /// Largest JSON segment accepted from a worker.
-pub const MAX_JSON_SEGMENT_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_JSON_SEGMENT_BYTES: usize = 1024 * 1024;
 
 /// Writes control messages; keeps the channel alive with `{"keep":"alive"}`.
 pub struct ControlWriter {
@@ -58,7 +58,7 @@ impl ControlWriter {
     }
 
     /// The default keepalive interval.
-    pub fn default_keepalive() -> Option<Duration> {
+    pub(crate) fn default_keepalive() -> Option<Duration> {
         Some(CONTROL_KEEPALIVE_INTERVAL)
     }
 
@@ -123,7 +123,7 @@ impl JsonReader {
 }
 
 /// Splits a segment into messages: a single JSON document, or one per non-empty line.
-pub fn parse_messages(body: &[u8]) -> Vec<Value> {
+pub(crate) fn parse_messages(body: &[u8]) -> Vec<Value> {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         return vec![v];
     }

@@ -89,7 +89,7 @@ pub async fn discover(
 /// headers; else `GET {signer}/discover-orchestrators` with the signer headers. Network
 /// sources get one `caps=pipeline/model` parameter per query (existing parameters kept).
 /// Addresses come back trimmed, de-duplicated, in the source's order.
-pub async fn discover_with_timeout(
+pub(crate) async fn discover_with_timeout(
     http: &HttpClients,
     settings: &NetworkSettings,
     queries: &[CapabilityQuery],
@@ -117,7 +117,10 @@ pub fn discovery_url(base: &str, queries: &[CapabilityQuery]) -> Result<url::Url
 
 /// The signer's discovery URL: `/discover-orchestrators` under the signer's base path (hosted
 /// signers live under a path such as `/api/signer`), its query kept, `caps` appended.
-pub fn signer_discovery_url(signer: &str, queries: &[CapabilityQuery]) -> Result<url::Url, DiscoveryError> {
+pub(crate) fn signer_discovery_url(
+    signer: &str,
+    queries: &[CapabilityQuery],
+) -> Result<url::Url, DiscoveryError> {
     let mut url = parse_http_url(signer)?;
     let path = format!("{}{}", url.path().trim_end_matches('/'), DISCOVER_ORCHESTRATORS_PATH);
     url.set_path(&path);

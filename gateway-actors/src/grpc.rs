@@ -31,14 +31,14 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use crate::tls::{client_config, trust_error, OrchestratorTrust, Role, TrustError};
 
 /// go-livepeer's gRPC connect timeout (`GRPCConnectTimeout`).
-pub const GRPC_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const GRPC_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// go-livepeer's gRPC call timeout (`GRPCTimeout`).
-pub const GRPC_CALL_TIMEOUT: Duration = Duration::from_secs(8);
+pub(crate) const GRPC_CALL_TIMEOUT: Duration = Duration::from_secs(8);
 /// Most channels kept open at once. Each holds a connection; selection asks every discovered
 /// orchestrator, so without a bound a large network would leave hundreds open.
-pub const MAX_CACHED_CHANNELS: usize = 64;
+pub(crate) const MAX_CACHED_CHANNELS: usize = 64;
 /// Port go-livepeer orchestrators listen on when an address names none.
-pub const DEFAULT_ORCHESTRATOR_PORT: u16 = 8935;
+pub(crate) const DEFAULT_ORCHESTRATOR_PORT: u16 = 8935;
 
 /// Timeouts of [`OrchestratorRpc`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +162,7 @@ impl OrchestratorTarget {
     }
 
     /// `host:port`, with brackets around IPv6 literals.
-    pub fn authority(&self) -> String {
+    pub(crate) fn authority(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
@@ -171,7 +171,7 @@ impl OrchestratorTarget {
     }
 
     /// `https://host:port` or `http://host:port`.
-    pub fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         format!("{}://{}", if self.tls { "https" } else { "http" }, self.authority())
     }
 }
@@ -344,7 +344,7 @@ impl OrchestratorRpc {
 
     /// Closes the cached channel to `address`, if any (for orchestrators that will not be used,
     /// such as ones a selection rejected).
-    pub fn forget(&self, address: &str) {
+    pub(crate) fn forget(&self, address: &str) {
         if let Ok(target) = OrchestratorTarget::parse(address) {
             self.forget_channel(&target.origin());
         }

@@ -46,7 +46,7 @@ const OFFCHAIN_SENDER: &str = "0x0000000000000000000000000000000000000000";
 
 /// The `Livepeer-Eth-Address` value for `identity`: the signer's address exactly as it gave
 /// it, with its signature over that string (what `/sign-orchestrator-info` returns).
-pub fn eth_address_header(identity: Option<&SignerIdentity>) -> String {
+pub(crate) fn eth_address_header(identity: Option<&SignerIdentity>) -> String {
     let header = match identity {
         Some(id) => {
             EthAddressHeader { addr: id.address.clone(), sig: format!("0x{}", hex::encode(&id.signature)) }

@@ -1,6 +1,6 @@
 //! Publishing raw video frames: the user-facing [`VideoPublisher`] handle over one stream
-//! (see [`crate::stream`]): frames -> bounded frame inbox -> encoder (on the shared CPU pool)
-//! -> segmenter -> [`SegmentWriter`] (supervised) -> network, carried out by the stream's
+//! (the crate's `stream` module): frames -> bounded frame inbox -> encoder (on the shared CPU pool)
+//! -> segmenter -> the segment writer actor (supervised) -> network, carried out by the stream's
 //! driver actor on the shared media runtime.
 //!
 //! The handle is `Send` and never blocks: `write_frame` puts the frame in the bounded queue
@@ -14,7 +14,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use gateway_core::trickle::{MIME_IVF, MIME_MPEGTS};
 use gateway_media::encoder::{Codec, EncodeError};
-use gateway_media::ts_discontinuity::mark_discontinuity;
+use gateway_media::ts::discontinuity::mark_discontinuity;
 use gateway_media::{FrameQueue, H264EncoderPool, Rational, VideoFrame};
 
 use crate::stream::driver::{Abandon, Finish, FramesAvailable, GetMediaStats, StreamDriver};
@@ -27,7 +27,7 @@ use crate::trickle::TricklePublisher;
 use crate::writer::SegmentWriter;
 
 /// Frames waiting for the encoder before the oldest is dropped (the Python SDK's size).
-pub const DEFAULT_FRAME_QUEUE: usize = gateway_media::frame_queue::DEFAULT_QUEUE_CAPACITY;
+pub(crate) const DEFAULT_FRAME_QUEUE: usize = gateway_media::frame_queue::DEFAULT_QUEUE_CAPACITY;
 
 /// What to encode and how to segment.
 #[derive(Debug, Clone)]

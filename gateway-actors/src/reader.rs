@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::trickle::TrickleSubscriber;
 
 /// Events buffered per consumer before it lags.
-pub const DEFAULT_FANOUT_CAPACITY: usize = 1024;
+pub(crate) const DEFAULT_FANOUT_CAPACITY: usize = 1024;
 
 /// What consumers receive, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

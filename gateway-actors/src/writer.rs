@@ -15,7 +15,7 @@ use gateway_core::error::TrickleError;
 use crate::trickle::{SegmentSink, TricklePublisher};
 
 /// The writer actor.
-pub struct SegmentWriter {
+pub(crate) struct SegmentWriter {
     publisher: Option<TricklePublisher>,
     sink: Option<SegmentSink>,
     restarts: u32,
@@ -23,7 +23,7 @@ pub struct SegmentWriter {
 
 impl SegmentWriter {
     /// A writer publishing through `publisher`.
-    pub fn new(publisher: TricklePublisher) -> SegmentWriter {
+    pub(crate) fn new(publisher: TricklePublisher) -> SegmentWriter {
         SegmentWriter { publisher: Some(publisher), sink: None, restarts: 0 }
     }
 }
@@ -46,28 +46,28 @@ impl Supervised for SegmentWriter {
 /// Open the next segment; answers its sequence number.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<u64, TrickleError>")]
-pub struct BeginSegment;
+pub(crate) struct BeginSegment;
 
 /// Append a chunk to the open segment.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), TrickleError>")]
-pub struct WriteChunk(pub Bytes);
+pub(crate) struct WriteChunk(pub(crate) Bytes);
 
 /// Complete the open segment and wait for the server's answer.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), TrickleError>")]
-pub struct EndSegment;
+pub(crate) struct EndSegment;
 
 /// Wait until the DELETEs of failed segments have been sent (before the stream's runtime
 /// stops, which would cancel them).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Settle;
+pub(crate) struct Settle;
 
 /// Ask how many times the writer was restarted after a failed segment.
 #[derive(Debug, Message)]
 #[rtype(result = "u32")]
-pub struct WriterRestarts;
+pub(crate) struct WriterRestarts;
 
 impl Handler<BeginSegment> for SegmentWriter {
     type Result = Result<u64, TrickleError>;

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::CapabilityError;
+use thiserror::Error;
+
 use crate::lp_rpc::capabilities::{
     capability_constraints::ModelConstraint, CapabilityConstraints, Constraints,
 };
@@ -317,6 +318,43 @@ pub fn set_bit(bitstring: &mut Vec<u64>, id: u32) {
 /// Whether the bit for capability `id` is set.
 pub fn has_bit(bitstring: &[u64], id: u32) -> bool {
     bitstring.get((id / 64) as usize).is_some_and(|w| w & (1u64 << (id % 64)) != 0)
+}
+
+/// A `pipeline/model` capability query that could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CapabilityError {
+    /// An entry between commas was empty (for example `a/b,,c/d`).
+    #[error("empty capability query in {input:?}: expected pipeline/model, e.g. byoc/text-reversal")]
+    Empty {
+        /// The whole value the entry came from.
+        input: String,
+    },
+    /// The entry had no `/` separating pipeline and model.
+    #[error(
+        "capability query {query:?} has no model: expected pipeline/model, e.g. live-video-to-video/noop"
+    )]
+    MissingModel {
+        /// The offending entry.
+        query: String,
+    },
+    /// The pipeline part names no known capability.
+    #[error("unknown pipeline {pipeline:?} in capability query {query:?} (known: live-video-to-video, byoc, text-to-image, ...)")]
+    UnknownPipeline {
+        /// The pipeline part.
+        pipeline: String,
+        /// The offending entry.
+        query: String,
+    },
+    /// The model part is empty or holds characters no model name may hold.
+    #[error("invalid model {model:?} in capability query {query:?}: {reason}")]
+    InvalidModel {
+        /// The model part.
+        model: String,
+        /// The offending entry.
+        query: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
 }
 
 /// Why an orchestrator's capabilities do not satisfy a request.

@@ -1,47 +1,16 @@
 //! Errors, one type per concern.
 //!
+//! [`CapabilityError`] lives with the capability queries and [`ProtoError`] with the protobuf
+//! codec; both are re-exported here so every error of the crate can be named from one place.
+//!
 //! Every error here is safe to print: none of them carries a signer header, a bearer token or a
 //! gateway token. URLs are shown through [`redact_url`], which drops credentials and query
 //! strings, because operators paste hosted signer URLs that carry API keys.
 
 use thiserror::Error;
 
-/// A `pipeline/model` capability query that could not be understood.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum CapabilityError {
-    /// An entry between commas was empty (for example `a/b,,c/d`).
-    #[error("empty capability query in {input:?}: expected pipeline/model, e.g. byoc/text-reversal")]
-    Empty {
-        /// The whole value the entry came from.
-        input: String,
-    },
-    /// The entry had no `/` separating pipeline and model.
-    #[error(
-        "capability query {query:?} has no model: expected pipeline/model, e.g. live-video-to-video/noop"
-    )]
-    MissingModel {
-        /// The offending entry.
-        query: String,
-    },
-    /// The pipeline part names no known capability.
-    #[error("unknown pipeline {pipeline:?} in capability query {query:?} (known: live-video-to-video, byoc, text-to-image, ...)")]
-    UnknownPipeline {
-        /// The pipeline part.
-        pipeline: String,
-        /// The offending entry.
-        query: String,
-    },
-    /// The model part is empty or holds characters no model name may hold.
-    #[error("invalid model {model:?} in capability query {query:?}: {reason}")]
-    InvalidModel {
-        /// The model part.
-        model: String,
-        /// The offending entry.
-        query: String,
-        /// Why it was refused.
-        reason: &'static str,
-    },
-}
+pub use crate::capabilities::CapabilityError;
+pub use crate::lp_rpc::ProtoError;
 
 /// A gateway token that could not be decoded. The token itself is never echoed back.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -65,35 +34,6 @@ pub enum TokenError {
         field: &'static str,
         /// What is wrong with it.
         problem: String,
-    },
-}
-
-/// A base64 protobuf value (header or signer field) that could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ProtoError {
-    /// Not base64.
-    #[error("{what}: not base64 ({reason})")]
-    Base64 {
-        /// Which value.
-        what: &'static str,
-        /// Decoder message.
-        reason: String,
-    },
-    /// Not a valid protobuf message of the expected type.
-    #[error("{what}: not a valid protobuf message ({reason})")]
-    Decode {
-        /// Which value.
-        what: &'static str,
-        /// Decoder message.
-        reason: String,
-    },
-    /// A required field is missing.
-    #[error("{what}: missing {field}")]
-    MissingField {
-        /// Which message.
-        what: &'static str,
-        /// Which field.
-        field: &'static str,
     },
 }
 

@@ -13,6 +13,11 @@
 //! encoders) and knows nothing of trickle, HTTP or payments. Everything is synchronous and
 //! CPU-bound: run it on its own thread.
 //!
+//! Where things are: [`h264`] and [`av1`] hold the codecs (each encoder behind its feature),
+//! [`ts`] the MPEG-TS muxer, the segmenter and the demuxer, [`muxer`] the contract between the
+//! segmenter and a container; the frame side is [`frame`], [`frame_queue`], [`convert`],
+//! [`pattern`] and [`time`], and [`encoder`] is what every encoder implements.
+//!
 //! ```no_run
 //! use gateway_media::*;
 //! let mut pattern = TestPattern::new(640, 360, Rational::new(30, 1))?;
@@ -35,31 +40,32 @@
 
 // Without a codec (the fuzz targets build only the containers) the shared encoder helpers
 // are unused.
+#![warn(missing_docs)]
 #![cfg_attr(not(all(feature = "h264", feature = "av1")), allow(dead_code))]
 
-#[cfg(feature = "av1")]
 pub mod av1;
 pub mod convert;
 pub mod encoder;
 pub mod frame;
 pub mod frame_queue;
-#[cfg(feature = "h264")]
 pub mod h264;
-#[cfg(feature = "h264")]
-pub mod h264_decoder;
-#[cfg(feature = "h264")]
-pub mod h264_pool;
-pub mod ivf;
-pub mod mpegts;
-pub mod nal;
-#[cfg(feature = "h264")]
-mod openh264_log;
+pub mod muxer;
 pub mod pattern;
-pub mod segmenter;
 pub mod time;
-pub mod ts_demux;
-pub mod ts_discontinuity;
+pub mod ts;
 
+// The modules' paths from before they were grouped by codec stay valid.
+pub use av1::ivf;
+#[cfg(feature = "h264")]
+pub use h264::decoder as h264_decoder;
+pub use h264::nal;
+#[cfg(feature = "h264")]
+pub use h264::pool as h264_pool;
+pub use ts::demux as ts_demux;
+pub use ts::mux as mpegts;
+pub use ts::segmenter;
+
+pub use av1::ivf::IvfMuxer;
 #[cfg(feature = "av1")]
 pub use av1::{Av1Config, Av1Encoder};
 pub use convert::rgb24_to_i420;
@@ -69,16 +75,14 @@ pub use encoder::{
 pub use frame::{FrameError, VideoFrame};
 pub use frame_queue::{DropReason, FrameQueue, FrameQueueError, FrameQueueStats, PushOutcome};
 #[cfg(feature = "h264")]
+pub use h264::decoder::{DecodeError, H264Decoder};
+#[cfg(feature = "h264")]
+pub use h264::pool::{H264EncoderPool, PooledH264Encoder};
+#[cfg(feature = "h264")]
 pub use h264::{H264Config, H264Encoder};
-#[cfg(feature = "h264")]
-pub use h264_decoder::{DecodeError, H264Decoder};
-#[cfg(feature = "h264")]
-pub use h264_pool::{H264EncoderPool, PooledH264Encoder};
-pub use ivf::IvfMuxer;
-pub use mpegts::{TsConfig, TsMuxer, TsStream};
+pub use muxer::{MuxError, SegmentMuxer};
 pub use pattern::TestPattern;
-pub use segmenter::{
-    MuxError, SegmentError, SegmentEvent, SegmentMuxer, SegmentSummary, Segmenter, SegmenterConfig,
-};
 pub use time::{Rational, TIME_BASE_90K};
-pub use ts_demux::{AccessUnit, DemuxIssue, DemuxStats, TsDemuxer, VideoStream};
+pub use ts::demux::{AccessUnit, DemuxIssue, DemuxStats, TsDemuxer, VideoStream};
+pub use ts::mux::{TsConfig, TsMuxer, TsStream};
+pub use ts::segmenter::{SegmentError, SegmentEvent, SegmentSummary, Segmenter, SegmenterConfig};

@@ -17,15 +17,15 @@ use gateway_media::{
 #[derive(Debug, Clone)]
 pub(crate) struct EncoderSettings {
     /// Codec: H.264 (carried in MPEG-TS) or AV1 (carried in IVF).
-    pub codec: Codec,
-    pub width: u32,
-    pub height: u32,
-    pub frame_rate: Rational,
+    pub(crate) codec: Codec,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) frame_rate: Rational,
     /// Target bitrate (H.264).
-    pub bitrate_bps: u32,
+    pub(crate) bitrate_bps: u32,
     /// Pool to borrow the H.264 encoder from (it goes back when released), or `None` for a
     /// private one.
-    pub pool: Option<H264EncoderPool>,
+    pub(crate) pool: Option<H264EncoderPool>,
 }
 
 enum PacketSegmenter {
@@ -59,11 +59,11 @@ impl PacketSegmenter {
 #[derive(Debug)]
 pub(crate) struct EncodedFrame {
     /// The frame's presentation time (feeds the frame queue's debt rule).
-    pub pts_90k: i64,
+    pub(crate) pts_90k: i64,
     /// Segment events, in order.
-    pub events: Vec<SegmentEvent>,
+    pub(crate) events: Vec<SegmentEvent>,
     /// Time the encoder took (feeds the debt rule too).
-    pub took: Duration,
+    pub(crate) took: Duration,
 }
 
 /// One stream's encoder and segmenter.

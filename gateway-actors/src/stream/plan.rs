@@ -28,7 +28,7 @@ use gateway_core::error::TrickleError;
 use gateway_media::frame_queue::FrameQueueStats;
 use gateway_media::segmenter::SegmentEvent;
 #[cfg(doc)]
-use gateway_media::ts_discontinuity::mark_discontinuity;
+use gateway_media::ts::discontinuity::mark_discontinuity;
 
 use super::stats::{MediaStats, StreamTiming};
 use crate::trickle::{Route, SegmentLedger};

@@ -87,15 +87,15 @@ impl Actor for CpuWorker {
 #[derive(Message)]
 #[rtype(result = "(StreamEncoder, Result<EncodedFrame, EncodeError>)")]
 pub(crate) struct EncodeFrame {
-    pub encoder: StreamEncoder,
-    pub frame: VideoFrame,
+    pub(crate) encoder: StreamEncoder,
+    pub(crate) frame: VideoFrame,
 }
 
 /// Drain a lent encoder and close its last segment.
 #[derive(Message)]
 #[rtype(result = "(StreamEncoder, Result<Vec<SegmentEvent>, EncodeError>)")]
 pub(crate) struct FlushEncoder {
-    pub encoder: StreamEncoder,
+    pub(crate) encoder: StreamEncoder,
 }
 
 impl Handler<EncodeFrame> for CpuWorker {

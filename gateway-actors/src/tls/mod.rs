@@ -336,7 +336,7 @@ impl ServerCertVerifier for OrchestratorVerifier {
 /// TLS client config for HTTP connections to orchestrators on `port`, with the given ALPN
 /// protocols. Pins are per `host:port`, so a config serves one port. Under `Pinned` a changed
 /// certificate is refused here until a `GetOrchestrator` answer confirmed it.
-pub fn orchestrator_client_config(
+pub(crate) fn orchestrator_client_config(
     trust: &OrchestratorTrust,
     alpn: &[&[u8]],
     port: u16,

@@ -19,7 +19,7 @@ pub(super) fn short(fingerprint: &str) -> String {
 
 /// The pin store key of a host and port: `host:port`, host in lower case and without IPv6
 /// brackets (as rustls names the server).
-pub fn pin_key(host: &str, port: u16) -> String {
+pub(crate) fn pin_key(host: &str, port: u16) -> String {
     format!("{}:{port}", host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
 }
 
@@ -363,7 +363,7 @@ impl PinStore {
 
     /// Checks a ticket recipient that came over a pinned connection to `origin` (a BYOC job
     /// token): recorded if none is pinned yet, refused if another one is.
-    pub fn check_recipient(&self, origin: &str, recipient: &[u8]) -> Result<(), TrustError> {
+    pub(crate) fn check_recipient(&self, origin: &str, recipient: &[u8]) -> Result<(), TrustError> {
         let Some(recipient) = identity(recipient) else { return Ok(()) };
         let mut pins = self.lock();
         let Some(pin) = pins.get_mut(origin) else { return Ok(()) };

@@ -1,6 +1,6 @@
 //! Trickle transport: the publisher and subscriber engines the actors drive.
 //!
-//! These are plain async types (tokio, `Send`), usable without actix; the [`crate::writer`]
+//! These are plain async types (tokio, `Send`), usable without actix; the segment writer
 //! actor and the job APIs wrap them. [`segmented`] holds the drain and roll rules of a stream
 //! cut into segments, shared by video streams and `livepeer-gateway trickle publish`.
 

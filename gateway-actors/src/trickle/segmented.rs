@@ -10,7 +10,7 @@
 //! drained, and the next piece opens the next segment.
 //!
 //! [`SegmentLedger`] holds those rules and the counts, without I/O; a video stream's plan
-//! ([`crate::stream`]) drives it through its segment writer actor, and
+//! (in the crate's `stream` module) drives it through its segment writer actor, and
 //! [`SegmentedPublisher`] drives it over a [`TricklePublisher`] directly.
 //! Every byte is counted where it ends: `bytes_in = bytes_published + bytes_drained +` the
 //! bytes of the segment still open.
@@ -66,7 +66,7 @@ impl SegmentLedger {
     }
 
     /// Whether a segment is open.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.open
     }
 
@@ -76,13 +76,13 @@ impl SegmentLedger {
     }
 
     /// Bytes written to the open segment, not yet confirmed.
-    pub fn in_flight(&self) -> u64 {
+    pub(crate) fn in_flight(&self) -> u64 {
         self.in_flight
     }
 
     /// A piece starts and no segment is open: the caller opens one now (and reports it with
     /// [`began`](Self::began)). A failed piece's drain ends here.
-    pub fn start_piece(&mut self) {
+    pub(crate) fn start_piece(&mut self) {
         self.draining = false;
     }
 
@@ -121,13 +121,13 @@ impl SegmentLedger {
 
     /// A piece ends. `true` if it was being drained: that drain is over (the next piece rolls
     /// into the next segment) and there is nothing to finish.
-    pub fn end_drain(&mut self) -> bool {
+    pub(crate) fn end_drain(&mut self) -> bool {
         std::mem::take(&mut self.draining)
     }
 
     /// Drains the rest of the current piece (an open segment was ended mid-piece, and the rest
     /// must not start a new one).
-    pub fn drain_rest(&mut self) {
+    pub(crate) fn drain_rest(&mut self) {
         self.draining = true;
     }
 

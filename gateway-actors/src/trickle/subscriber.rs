@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use super::segment_get::{SegmentGetClient, SegmentResponse};
 
 /// How long a subscriber waits by default for an index ahead of the live edge.
-pub const DEFAULT_AHEAD_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_AHEAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most 470 "jump to latest" answers for one segment: an honest server needs one; a hostile or
 /// broken one could keep moving the live edge forever.
 const MAX_JUMPS: u32 = 8;

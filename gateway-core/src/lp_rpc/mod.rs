@@ -13,7 +13,36 @@ pub use net::*;
 use base64::Engine;
 use prost::Message;
 
-use crate::error::ProtoError;
+use thiserror::Error;
+
+/// A base64 protobuf value (header or signer field) that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProtoError {
+    /// Not base64.
+    #[error("{what}: not base64 ({reason})")]
+    Base64 {
+        /// Which value.
+        what: &'static str,
+        /// Decoder message.
+        reason: String,
+    },
+    /// Not a valid protobuf message of the expected type.
+    #[error("{what}: not a valid protobuf message ({reason})")]
+    Decode {
+        /// Which value.
+        what: &'static str,
+        /// Decoder message.
+        reason: String,
+    },
+    /// A required field is missing.
+    #[error("{what}: missing {field}")]
+    MissingField {
+        /// Which message.
+        what: &'static str,
+        /// Which field.
+        field: &'static str,
+    },
+}
 
 /// gRPC path of `GetOrchestrator`.
 pub const GET_ORCHESTRATOR_PATH: &str = "/net.Orchestrator/GetOrchestrator";

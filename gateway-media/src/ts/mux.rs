@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use crate::encoder::{Codec, EncodedPacket};
-use crate::segmenter::{MuxError, SegmentMuxer};
+use crate::muxer::{MuxError, SegmentMuxer};
 use crate::time::duration_to_ticks_90k;
 
 /// Size of a transport stream packet.

@@ -15,7 +15,7 @@
 //! pts (u64) in the header's time base, payload.
 
 use crate::encoder::{Codec, EncodedPacket};
-use crate::segmenter::{MuxError, SegmentMuxer};
+use crate::muxer::{MuxError, SegmentMuxer};
 use crate::time::CLOCK_90K;
 
 /// Size of the IVF file header.

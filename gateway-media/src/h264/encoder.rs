@@ -34,7 +34,7 @@ use crate::encoder::{
 use crate::frame::VideoFrame;
 use crate::time::Rational;
 
-pub use crate::nal::{nal_type, nal_unit_types, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS};
+use super::nal::{nal_type, NAL_IDR, NAL_PPS, NAL_SPS};
 
 /// Settings for [`H264Encoder`].
 #[derive(Clone, Debug, PartialEq)]
@@ -131,7 +131,7 @@ impl H264Encoder {
             .sps_pps_strategy(SpsPpsStrategy::ConstantId)
             .num_threads(config.threads);
         let mut encoder = Encoder::with_api_config(api, oh_config).map_err(backend)?;
-        if let Err(status) = crate::openh264_log::route_to_tracing(&mut encoder) {
+        if let Err(status) = super::openh264_log::route_to_tracing(&mut encoder) {
             // Logging is not worth refusing to encode: the lines fall back to stderr.
             tracing::debug!(status, "openh264 refused the trace callback");
         }
@@ -297,6 +297,7 @@ impl VideoEncoder for H264Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::h264::nal::nal_unit_types;
     use crate::pattern::TestPattern;
 
     #[test]

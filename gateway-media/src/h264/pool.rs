@@ -31,9 +31,9 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::encoder::{H264Config, H264Encoder};
 use crate::encoder::{Codec, EncodeError, EncodedPacket, VideoEncoder};
 use crate::frame::VideoFrame;
-use crate::h264::{H264Config, H264Encoder};
 
 /// Idle encoders a pool keeps by default (each holds ~6 MiB of openh264 buffers).
 pub const DEFAULT_MAX_IDLE: usize = 16;
@@ -238,8 +238,8 @@ impl Drop for PooledH264Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::h264_decoder::H264Decoder;
-    use crate::nal::{nal_unit_types, NAL_IDR, NAL_PPS, NAL_SPS};
+    use crate::h264::decoder::H264Decoder;
+    use crate::h264::nal::{nal_unit_types, NAL_IDR, NAL_PPS, NAL_SPS};
     use crate::pattern::TestPattern;
     use crate::time::Rational;
 

@@ -7,7 +7,7 @@
 //! `--output` file) then report continuity errors and flag the next access unit corrupt. With
 //! the indicator set they take the jump as intended.
 
-use crate::mpegts::{SYNC_BYTE, TS_PACKET_LEN};
+use super::mux::{SYNC_BYTE, TS_PACKET_LEN};
 
 /// The null packet's PID, which carries no continuity.
 const NULL_PID: u16 = 0x1FFF;
@@ -64,7 +64,7 @@ fn has_room_after_section(p: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::encoder::EncodedPacket;
-    use crate::ts_demux::TsDemuxer;
+    use crate::ts::demux::TsDemuxer;
     use crate::{Codec, TsMuxer};
 
     fn segment(muxer: &mut TsMuxer, first_pts: i64, frames: i64) -> Vec<u8> {

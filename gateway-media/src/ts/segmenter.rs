@@ -14,34 +14,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use thiserror::Error;
 
-use crate::encoder::{Codec, EncodedPacket, DEFAULT_KEYFRAME_INTERVAL};
-use crate::mpegts::TsMuxer;
+use crate::encoder::{EncodedPacket, DEFAULT_KEYFRAME_INTERVAL};
+// The muxer contract's old home: these paths stay valid.
+pub use crate::muxer::{MuxError, SegmentMuxer};
 use crate::time::{duration_to_ticks_90k, ticks_90k_to_duration};
-
-/// Why a muxer refused a packet or a configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum MuxError {
-    /// The packet's codec is not what this muxer (or stream) carries.
-    #[error("muxer carries {expected} but got a {got} packet")]
-    CodecMismatch {
-        /// Codec the muxer carries.
-        expected: Codec,
-        /// Codec of the packet.
-        got: Codec,
-    },
-    /// A stream index beyond the configured streams.
-    #[error("stream {0} is not configured in this muxer")]
-    UnknownStream(usize),
-    /// A non-video PES larger than PES_packet_length can express.
-    #[error("PES of {0} bytes is too large for a non-video stream")]
-    PesTooLarge(usize),
-    /// Invalid muxer configuration.
-    #[error("invalid muxer configuration: {0}")]
-    InvalidConfig(String),
-    /// Something the container cannot represent.
-    #[error("{0}")]
-    Unsupported(String),
-}
+use crate::ts::mux::TsMuxer;
 
 /// Why the segmenter refused a packet.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -55,16 +32,6 @@ pub enum SegmentError {
     /// The muxer refused the packet.
     #[error(transparent)]
     Mux(#[from] MuxError),
-}
-
-/// A container the [`Segmenter`] can write segments in.
-pub trait SegmentMuxer {
-    /// The codec it carries.
-    fn codec(&self) -> Codec;
-    /// Appends what must open every segment (tables, file header).
-    fn begin_segment(&mut self, out: &mut Vec<u8>);
-    /// Appends one packet.
-    fn write_packet(&mut self, packet: &EncodedPacket, out: &mut Vec<u8>) -> Result<(), MuxError>;
 }
 
 /// Segmenter settings.
@@ -235,8 +202,9 @@ impl<M: SegmentMuxer> Segmenter<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ivf::{IvfMuxer, IVF_HEADER_LEN};
-    use crate::mpegts::{DEFAULT_PMT_PID, PAT_PID, TS_PACKET_LEN};
+    use crate::av1::ivf::{IvfMuxer, IVF_HEADER_LEN};
+    use crate::encoder::Codec;
+    use crate::ts::mux::{DEFAULT_PMT_PID, PAT_PID, TS_PACKET_LEN};
 
     fn pkt(i: i64, keyframe: bool) -> EncodedPacket {
         EncodedPacket {

@@ -1,0 +1,9 @@
+//! MPEG transport stream, the container of H.264 segments: the muxer ([`mux::TsMuxer`]), the
+//! [`segmenter::Segmenter`] that cuts an encoded stream into segments (of MPEG-TS or, with
+//! another muxer, IVF), the demuxer ([`demux::TsDemuxer`]) for the way back, and the mark of
+//! a break in a stream ([`discontinuity::mark_discontinuity`]).
+
+pub mod demux;
+pub mod discontinuity;
+pub mod mux;
+pub mod segmenter;
