@@ -1,5 +1,6 @@
 //! Issue 19.1: an `--output` file is one valid file a player reads whole. AV1 output arrives as
 //! one IVF file per trickle segment; the command joins them (one header, the right frame count).
+//! ffprobe and PyAV read every frame of both formats.
 
 mod common;
 
@@ -7,6 +8,18 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::run_with;
+
+/// Frames PyAV (the official Python SDK's decoder library, in the venv `scripts/setup.sh`
+/// makes, or `$LPGW_PYTHON`) decodes from `path`; it fails the test on any decoding error.
+fn pyav_frames(path: &std::path::Path) -> u64 {
+    let python = std::env::var_os("LPGW_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
+    let script = "import av,sys\nc=av.open(sys.argv[1])\nn=0\nfor f in c.decode(video=0): n+=1\nprint(n)";
+    let out = Command::new(python).args(["-c", script]).arg(path).output().expect("the venv's python runs");
+    assert!(out.status.success(), "PyAV: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
 
 #[test]
 fn av1_output_across_segments_is_one_ivf_file_ffprobe_reads_whole() {
@@ -46,6 +59,7 @@ fn av1_output_across_segments_is_one_ivf_file_ffprobe_reads_whole() {
     let read: u32 = String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap();
     assert_eq!(read, header_frames, "the header counts every frame");
     assert!(read >= 85, "a real-time publisher may drop a few frames, not more: {read} of 90");
+    assert_eq!(pyav_frames(&path), u64::from(read), "PyAV decodes every frame");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -82,5 +96,6 @@ fn mpegts_output_across_segments_is_read_whole_without_warnings() {
         .and_then(|n| n.parse().ok())
         .expect("a video in line");
     assert_eq!(read, encoded, "every encoded frame comes back and is read");
+    assert_eq!(pyav_frames(&path), read, "PyAV decodes every frame");
     std::fs::remove_dir_all(&dir).unwrap();
 }
