@@ -3,6 +3,7 @@
 //! (or as fast as the encoder takes frames), reads the job's output stream back (optionally
 //! into a file or stdout) and counts everything for the summary.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,8 +44,12 @@ pub struct FrameArgs {
     #[arg(long)]
     pub no_pace: bool,
     /// Write the job's output stream here: `-` for stdout (pipe into `ffplay -`), or a file.
-    #[arg(long, value_name = "-|FILE")]
+    #[arg(long, value_name = "-|FILE", conflicts_with = "output_segments")]
     pub output: Option<OutputSpec>,
+    /// Write each output segment as a file of its own in this folder (`000000.ts`,
+    /// `000001.ts`, ... or `.ivf` for AV1), each one a complete file, instead of one joined file.
+    #[arg(long, value_name = "DIR")]
+    pub output_segments: Option<PathBuf>,
     /// Exit 0 even when the job did not do all that was asked (the stream ended early, segments
     /// failed, frames were lost with the stream); the summary still says what was lost.
     #[arg(long)]
@@ -174,14 +179,22 @@ pub async fn stream_frames(
     args: &FrameArgs,
     codec: Codec,
 ) -> anyhow::Result<FrameReport> {
-    let sink = match &args.output {
-        Some(spec) => Some(spec.open().await?),
-        None => None,
+    let target = match (&args.output, &args.output_segments) {
+        (Some(spec), _) => OutputTarget::Joined {
+            sink: spec.open().await?,
+            // AV1 output is IVF, one file header per segment: joined into one stream a player reads.
+            ivf: (codec == Codec::Av1).then(IvfJoin::new),
+        },
+        (None, Some(dir)) => {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+            OutputTarget::PerSegment { dir: dir.clone(), extension: segment_extension(codec) }
+        }
+        (None, None) => OutputTarget::Counted,
     };
     let counters = Arc::new(OutCounters::default());
-    // AV1 output is IVF, one file header per segment: joined into one stream a player reads.
-    let ivf = (codec == Codec::Av1).then(IvfJoin::new);
-    let reader = tokio::spawn(read_output(output, sink, ivf, counters.clone()));
+    let reader = tokio::spawn(read_output(output, target, counters.clone()));
     let result = publish(publisher, args, codec, &counters).await;
     let media = match result {
         Ok(m) => m,
@@ -278,34 +291,74 @@ async fn wait_for_output(
     }
 }
 
+/// Where the output stream goes.
+enum OutputTarget {
+    /// Only counted.
+    Counted,
+    /// Into one stream (a file or stdout); IVF segments joined into one file.
+    Joined { sink: Box<dyn AsyncWrite + Unpin + Send>, ivf: Option<IvfJoin> },
+    /// One complete file per segment, named by its index.
+    PerSegment { dir: PathBuf, extension: &'static str },
+}
+
+/// The file name extension of `codec`'s segments.
+fn segment_extension(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Av1 => "ivf",
+        _ => "ts",
+    }
+}
+
+/// Creates the file of segment `seq` in `dir`.
+async fn segment_file(
+    dir: &Path,
+    seq: i64,
+    extension: &str,
+) -> anyhow::Result<Box<dyn AsyncWrite + Unpin + Send>> {
+    let path = dir.join(format!("{seq:06}.{extension}"));
+    let file = tokio::fs::File::create(&path)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    Ok(Box::new(file))
+}
+
 /// Reads the output channel chunk by chunk (so a player sees video as soon as it arrives).
 async fn read_output(
     mut output: TrickleSubscriber,
-    mut sink: Option<Box<dyn AsyncWrite + Unpin + Send>>,
-    mut ivf: Option<IvfJoin>,
+    mut target: OutputTarget,
     counters: Arc<OutCounters>,
 ) -> anyhow::Result<()> {
+    let write_err = |e: std::io::Error| anyhow::anyhow!("writing the output: {e}");
     while let Some(mut segment) = output.next_segment().await? {
-        if let Some(join) = ivf.as_mut() {
-            join.begin_segment();
-        }
+        let mut file = match &mut target {
+            OutputTarget::PerSegment { dir, extension } => {
+                Some(segment_file(dir, segment.seq(), extension).await?)
+            }
+            OutputTarget::Joined { ivf: Some(join), .. } => {
+                join.begin_segment();
+                None
+            }
+            _ => None,
+        };
         while let Some(chunk) = segment.chunk().await? {
-            if let Some(sink) = sink.as_mut() {
-                let joined;
-                let bytes = match ivf.as_mut() {
-                    Some(join) => {
-                        joined = join.push(&chunk);
-                        counters.ivf_frames.store(u64::from(join.frames()), Ordering::Relaxed);
-                        &joined[..]
-                    }
-                    None => &chunk[..],
-                };
-                sink.write_all(bytes).await.map_err(|e| anyhow::anyhow!("writing the output: {e}"))?;
+            match (&mut target, file.as_mut()) {
+                (_, Some(file)) => file.write_all(&chunk).await.map_err(write_err)?,
+                (OutputTarget::Joined { sink, ivf: Some(join) }, None) => {
+                    let joined = join.push(&chunk);
+                    counters.ivf_frames.store(u64::from(join.frames()), Ordering::Relaxed);
+                    sink.write_all(&joined).await.map_err(write_err)?;
+                }
+                (OutputTarget::Joined { sink, ivf: None }, None) => {
+                    sink.write_all(&chunk).await.map_err(write_err)?
+                }
+                _ => {}
             }
             counters.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
-        if let Some(sink) = sink.as_mut() {
-            sink.flush().await.map_err(|e| anyhow::anyhow!("writing the output: {e}"))?;
+        match (&mut target, file.as_mut()) {
+            (_, Some(file)) => file.flush().await.map_err(write_err)?,
+            (OutputTarget::Joined { sink, .. }, None) => sink.flush().await.map_err(write_err)?,
+            _ => {}
         }
         counters.segments.fetch_add(1, Ordering::Relaxed);
     }

@@ -99,3 +99,51 @@ fn mpegts_output_across_segments_is_read_whole_without_warnings() {
     assert_eq!(pyav_frames(&path), read, "PyAV decodes every frame");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Frames ffprobe reads from `path`, failing the test on any complaint at warning level.
+fn ffprobe_frames(path: &std::path::Path) -> u64 {
+    let probe = Command::new("ffprobe")
+        .args(["-v", "warning", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "default=nw=1:nk=1"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs (scripts/setup.sh installs it)");
+    let warnings = String::from_utf8_lossy(&probe.stderr);
+    assert!(warnings.trim().is_empty(), "ffprobe complains about {}: {warnings}", path.display());
+    String::from_utf8_lossy(&probe.stdout).lines().next().unwrap_or_default().trim().parse().unwrap()
+}
+
+/// `--output-segments DIR`: one complete file per output segment, named by its index, each read
+/// whole by ffprobe and PyAV, together every frame (MPEG-TS from `write-frames`, IVF from
+/// `byoc-write-frames --codec av1`).
+#[test]
+fn output_segments_writes_one_complete_file_per_segment() {
+    for (command, codec, extension, count) in
+        [("write-frames", None, "ts", 150u64), ("byoc-write-frames", Some("av1"), "ivf", 90)]
+    {
+        let dir = std::env::temp_dir().join(format!("lpgw-segments-{extension}-{}", std::process::id()));
+        let count_arg = count.to_string();
+        let mut args = vec![command, "--count", &count_arg, "--output-segments", dir.to_str().unwrap()];
+        if let Some(codec) = codec {
+            args.extend(["--codec", codec]);
+        }
+        let r = run_with(&args, None, &[], Duration::from_secs(90));
+        assert_eq!(r.code, Some(0), "{r:?}");
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        assert!(files.len() >= 2, "more than one segment: {files:?}");
+        let mut frames = 0;
+        for (i, path) in files.iter().enumerate() {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            assert_eq!(name, format!("{i:06}.{extension}"), "named by index");
+            let read = ffprobe_frames(path);
+            assert_eq!(pyav_frames(path), read, "PyAV decodes every frame of {name}");
+            frames += read;
+        }
+        assert!(
+            frames >= count - 5,
+            "a real-time publisher may drop a few frames, not more: {frames} of {count}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
