@@ -65,6 +65,10 @@ struct Args {
     /// Internal: run one scenario-2 stream count against this trickle base URL.
     #[arg(long, hide = true)]
     worker_streams: Option<String>,
+    /// The tokio runtime scenario 2's Rust worker runs on: `multi-thread` (tokio's default,
+    /// a worker per core) or `current-thread` (one thread, like the Python SDK's asyncio loop).
+    #[arg(long, value_enum, default_value_t = RuntimeKind::MultiThread)]
+    runtime: RuntimeKind,
     /// Subscribers of scenario 6 (lagging readers).
     #[arg(long, default_value_t = 200)]
     lagging: u64,
@@ -80,6 +84,29 @@ struct Args {
     /// Internal: scenario-2 measurement window seconds.
     #[arg(long, hide = true, default_value_t = 12.0)]
     window: f64,
+}
+
+/// The tokio runtime of a scenario-2 worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RuntimeKind {
+    MultiThread,
+    CurrentThread,
+}
+
+impl RuntimeKind {
+    fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
+        match self {
+            RuntimeKind::MultiThread => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+            RuntimeKind::CurrentThread => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            RuntimeKind::MultiThread => "multi-thread",
+            RuntimeKind::CurrentThread => "current-thread",
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -278,6 +305,8 @@ fn scenario_streams(
             warmup.to_string(),
             "--window".into(),
             window.to_string(),
+            "--runtime".into(),
+            args.runtime.name().into(),
         ];
         measure(n, "Rust", &mut || match run_json::<StreamsResult>(exe, &worker_args, timeout) {
             Ok(r) => rust.push(r),
@@ -365,7 +394,8 @@ fn scenario_streams(
         }
     }
     Ok(format!(
-        "## Scenario 2: concurrent live streams (1 Mbps each, 8 writes per 1 s segment, one subscriber each; {warmup:.0} s warm-up, {window:.0} s measured)\n\n{}\n{}\n{notes}{}",
+        "## Scenario 2: concurrent live streams (1 Mbps each, 8 writes per 1 s segment, one subscriber each; {warmup:.0} s warm-up, {window:.0} s measured; Rust on a {} tokio runtime)\n\n{}\n{}\n{notes}{}",
+        args.runtime.name(),
         table(
             &["streams", "Rust CPU s / stream-min", "Python CPU s / stream-min", "Rust/Python", "Rust peak RSS MiB", "Python peak RSS MiB", "Rust/Python"],
             &cpu_rows
@@ -416,7 +446,7 @@ fn run_json<T: serde::de::DeserializeOwned>(
 fn worker_streams(base: &str, args: &Args) -> anyhow::Result<()> {
     anyhow::ensure!(base.starts_with("http://127.0.0.1:"), "only 127.0.0.1 is allowed");
     let n = args.streams.first().copied().unwrap_or(10).clamp(1, 5000);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = args.runtime.build()?;
     let warmup = Duration::from_secs_f64(args.warmup.clamp(0.0, 60.0));
     let window = Duration::from_secs_f64(args.window.clamp(0.5, 120.0));
     let result = rt.block_on(streams::run_streams(base, n, warmup, window))?;
