@@ -17,6 +17,7 @@
 //! - [`eth`]: keccak-256, checksummed addresses, the signature digest.
 //! - [`error`]: one error type per concern; none prints a secret.
 //! - [`rejection`]: why an orchestrator was not used for a job, typed.
+//! - [`swap`]: when a live stream moves to another orchestrator, and when it gives up.
 //!
 //! ```
 //! use gateway_core::capabilities::{build_capabilities, parse_capability_queries, Capability};
@@ -35,6 +36,7 @@ pub mod jobs;
 pub mod lp_rpc;
 pub mod rejection;
 pub mod signer;
+pub mod swap;
 pub mod token;
 pub mod trickle;
 pub mod vetting;
