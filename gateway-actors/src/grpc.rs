@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint, Uri};
 
+use crate::http::innermost_cause;
 use crate::tls::{client_config, trust_error, OrchestratorTrust, Role, TrustError};
 
 /// go-livepeer's gRPC connect timeout (`GRPCConnectTimeout`).
@@ -438,7 +439,7 @@ fn classify_transport(e: &(dyn std::error::Error + 'static)) -> (RpcErrorKind, S
         }
         source = s.source();
     }
-    (RpcErrorKind::Connect, innermost(e))
+    (RpcErrorKind::Connect, innermost_cause(e))
 }
 
 fn classify_status(s: &tonic::Status) -> (RpcErrorKind, String) {
@@ -451,16 +452,6 @@ fn classify_status(s: &tonic::Status) -> (RpcErrorKind, String) {
         tonic::Code::DeadlineExceeded => (RpcErrorKind::Timeout, s.message().to_owned()),
         code => (RpcErrorKind::Status(code), s.message().to_owned()),
     }
-}
-
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        last = s.to_string();
-        source = s.source();
-    }
-    last
 }
 
 #[cfg(test)]

@@ -147,17 +147,24 @@ pub fn describe(e: &reqwest::Error) -> String {
     } else {
         "transport error"
     };
-    let mut source = std::error::Error::source(e);
-    let mut detail = String::new();
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
-    }
+    let detail = std::error::Error::source(e).map(innermost_cause).unwrap_or_default();
     if detail.is_empty() {
         kind.to_owned()
     } else {
         format!("{kind}: {detail}")
     }
+}
+
+/// The innermost cause of an error: the outer layers of hyper, reqwest and tonic say only
+/// "client error" or "transport error".
+pub(crate) fn innermost_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        last = s.to_string();
+        source = s.source();
+    }
+    last
 }
 
 /// A streamed request body: chunks handed to the network as they come.

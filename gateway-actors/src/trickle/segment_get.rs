@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::http::{describe, CONNECT_TIMEOUT};
+use crate::http::{describe, innermost_cause, CONNECT_TIMEOUT};
 use crate::tls::{orchestrator_client_config, OrchestratorTrust};
 
 /// Most bytes one connection of a [`SegmentGetClient::bounded`] buffers from the network ahead
@@ -95,7 +95,7 @@ impl SegmentGetClient {
             }
             Stack::Bounded(client) => {
                 let uri: Uri = url.parse().map_err(|_| "invalid segment URL".to_owned())?;
-                client.get(uri).await.map(SegmentResponse::Bounded).map_err(|e| describe_chain(&e))
+                client.get(uri).await.map(SegmentResponse::Bounded).map_err(|e| innermost_cause(&e))
             }
         }
     }
@@ -131,7 +131,7 @@ impl SegmentResponse {
             SegmentResponse::Bounded(r) => loop {
                 match r.body_mut().frame().await {
                     None => return Ok(None),
-                    Some(Err(e)) => return Err(describe_chain(&e)),
+                    Some(Err(e)) => return Err(innermost_cause(&e)),
                     // Trailers carry nothing a trickle reader needs.
                     Some(Ok(frame)) => match frame.into_data() {
                         Ok(data) if data.is_empty() => continue,
@@ -154,17 +154,6 @@ impl SegmentResponse {
         }
         Ok(buf.freeze())
     }
-}
-
-/// The innermost cause of an error (hyper's outer layers say only "client error").
-fn describe_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        last = s.to_string();
-        source = s.source();
-    }
-    last
 }
 
 /// Dials TCP (no delay) and, for `https`, runs rustls with the orchestrator trust policy. TLS
