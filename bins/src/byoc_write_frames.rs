@@ -8,7 +8,7 @@ use gateway_core::trickle::SeqSpec;
 use gateway_media::encoder::Codec;
 
 use crate::cli;
-use crate::frames::{stream_frames, FrameArgs};
+use crate::frames::{stream_frames, FrameArgs, FrameSource};
 use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
 
 /// Codecs a BYOC worker can be sent.
@@ -37,13 +37,15 @@ pub struct ByocWriteFramesArgs {
 
 /// Runs the command.
 pub async fn run(args: ByocWriteFramesArgs) -> anyhow::Result<()> {
+    // Bad input is refused before any job is started or paid for.
+    let source = args.frames.open_source()?;
     let net = Network::connect(&args.network, EmbeddedTweaks::default()).await?;
-    let result = run_job(&net, &args).await;
+    let result = run_job(&net, &args, source).await;
     net.shutdown().await;
     result
 }
 
-async fn run_job(net: &Network, args: &ByocWriteFramesArgs) -> anyhow::Result<()> {
+async fn run_job(net: &Network, args: &ByocWriteFramesArgs, source: FrameSource) -> anyhow::Result<()> {
     let console = args.frames.console();
     let codec = match args.codec {
         CodecArg::H264 => Codec::H264,
@@ -57,8 +59,8 @@ async fn run_job(net: &Network, args: &ByocWriteFramesArgs) -> anyhow::Result<()
     let outcome = cli::interruptible(async {
         // The output channel is new, so reading from its first segment misses nothing.
         let output = job.output(SeqSpec::At(0))?;
-        let publisher = job.publisher(args.frames.publisher_config(codec).mime()).await?;
-        stream_frames(publisher, output, &args.frames, codec).await
+        let publisher = job.publisher(source.publisher_config(codec).mime()).await?;
+        stream_frames(publisher, output, &args.frames, source, codec).await
     })
     .await;
     let payments = job.payment_stats();

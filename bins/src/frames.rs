@@ -3,6 +3,7 @@
 //! (or as fast as the encoder takes frames), reads the job's output stream back (optionally
 //! into a file or stdout) and counts everything for the summary.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,11 +15,12 @@ use gateway_actors::payments::PaymentStats;
 use gateway_actors::trickle::{TricklePublisher, TrickleSubscriber};
 use gateway_media::encoder::Codec;
 use gateway_media::ivf::{IvfJoin, IVF_FRAME_COUNT_OFFSET};
-use gateway_media::{Rational, TestPattern};
+use gateway_media::y4m::{Y4mError, Y4mHeader, Y4mReader};
+use gateway_media::{Rational, TestPattern, VideoFrame};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::MissedTickBehavior;
 
-use crate::cli::{human_bytes, parse_dimension, Console, OutputSpec, Progress};
+use crate::cli::{human_bytes, parse_dimension, Console, OutputSpec, Progress, UsageError};
 
 /// After the last frame, how long the output may stay silent before we stop waiting for it.
 const OUTPUT_IDLE: Duration = Duration::from_secs(3);
@@ -37,9 +39,14 @@ pub struct FrameArgs {
     /// Frames per second (1 to 240).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub fps: u32,
-    /// Number of frames to send.
-    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..))]
-    pub count: u64,
+    /// Number of frames to send (default 90 of the test pattern; with --input, all of it).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Send this Y4M video (a file, or `-` for stdin: `ffmpeg -i in.mp4 -f yuv4mpegpipe - |
+    /// livepeer-gateway write-frames --input -`) instead of the test pattern; its size and
+    /// frame rate replace --width, --height and --fps.
+    #[arg(long, value_name = "FILE|-")]
+    pub input: Option<PathBuf>,
     /// Send frames as fast as the encoder takes them instead of at the frame rate.
     #[arg(long)]
     pub no_pace: bool,
@@ -62,11 +69,112 @@ impl FrameArgs {
         Console { data_on_stdout: self.output == Some(OutputSpec::Stdout) }
     }
 
-    /// The encoder settings for `codec`.
+    /// Opens the frames to send: the Y4M input (its header read and checked now, before any
+    /// job is started or paid for) or the test pattern.
+    pub fn open_source(&self) -> anyhow::Result<FrameSource> {
+        let Some(path) = &self.input else {
+            let pattern = TestPattern::new(self.width, self.height, Rational::new(self.fps, 1))?;
+            return Ok(FrameSource::Pattern { pattern, remaining: self.count.unwrap_or(DEFAULT_COUNT) });
+        };
+        let input: Box<dyn Read + Send> = if path.as_os_str() == "-" {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(
+                std::fs::File::open(path)
+                    .map_err(|e| UsageError(format!("cannot open --input {}: {e}", path.display())))?,
+            )
+        };
+        let reader =
+            Y4mReader::new(input).map_err(|e| UsageError(format!("--input {}: {e}", path.display())))?;
+        Ok(FrameSource::y4m(reader, self.count))
+    }
+}
+
+/// Frames of the test pattern when neither --count nor --input says otherwise.
+const DEFAULT_COUNT: u64 = 90;
+
+/// Where the frames come from.
+pub enum FrameSource {
+    /// The moving test pattern, `remaining` more frames.
+    Pattern {
+        /// The generator.
+        pattern: TestPattern,
+        /// Frames still to send.
+        remaining: u64,
+    },
+    /// A Y4M stream read on a thread of its own (a pipe may block), frames through a small
+    /// queue.
+    Y4m {
+        /// Size and frame rate from the header.
+        header: Y4mHeader,
+        /// Frames as they are read; an error ends the input.
+        frames: tokio::sync::mpsc::Receiver<Result<VideoFrame, Y4mError>>,
+        /// The most to send, if limited.
+        limit: Option<u64>,
+    },
+}
+
+impl FrameSource {
+    fn y4m<R: Read + Send + 'static>(mut reader: Y4mReader<R>, limit: Option<u64>) -> FrameSource {
+        let header = reader.header();
+        let (tx, frames) = tokio::sync::mpsc::channel(8);
+        std::thread::spawn(move || loop {
+            let item = match reader.next_frame() {
+                Ok(Some(frame)) => Ok(frame),
+                Ok(None) => return,
+                Err(e) => Err(e),
+            };
+            let failed = item.is_err();
+            if tx.blocking_send(item).is_err() || failed {
+                return;
+            }
+        });
+        FrameSource::Y4m { header, frames, limit }
+    }
+
+    /// Width, height and frame rate of the frames.
+    pub fn format(&self) -> (u32, u32, Rational) {
+        match self {
+            FrameSource::Pattern { pattern, .. } => {
+                let frame = pattern.frame(0);
+                (frame.width(), frame.height(), frame.time_base().recip())
+            }
+            FrameSource::Y4m { header, .. } => (header.width, header.height, header.frame_rate),
+        }
+    }
+
+    /// How many frames it will give, if known.
+    fn expected(&self) -> Option<u64> {
+        match self {
+            FrameSource::Pattern { remaining, .. } => Some(*remaining),
+            FrameSource::Y4m { limit, .. } => *limit,
+        }
+    }
+
+    /// The next frame; `Ok(None)` when the source is done.
+    async fn next(&mut self, sent: u64) -> anyhow::Result<Option<VideoFrame>> {
+        match self {
+            FrameSource::Pattern { pattern, remaining } => {
+                Ok((sent < *remaining).then(|| pattern.next_frame()))
+            }
+            FrameSource::Y4m { frames, limit, .. } => {
+                if limit.is_some_and(|l| sent >= l) {
+                    return Ok(None);
+                }
+                match frames.recv().await {
+                    Some(frame) => Ok(Some(frame?)),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// The encoder settings for `codec` at this source's size and rate.
     pub fn publisher_config(&self, codec: Codec) -> VideoPublisherConfig {
-        let mut config = VideoPublisherConfig::h264(self.width, self.height);
+        let (width, height, frame_rate) = self.format();
+        let mut config = VideoPublisherConfig::h264(width, height);
         config.codec = codec;
-        config.frame_rate = Rational::new(self.fps, 1);
+        config.frame_rate = frame_rate;
         config
     }
 }
@@ -84,6 +192,8 @@ pub struct FrameReport {
     pub out_bytes: u64,
     /// Why reading the output stopped early, if it did.
     pub out_error: Option<String>,
+    /// Why the input ended before it was all read, if it did (what came before was published).
+    pub input_error: Option<String>,
 }
 
 impl FrameReport {
@@ -124,6 +234,12 @@ impl FrameReport {
     /// to keep up with real time (overflow, debt) are the publisher working as designed.
     pub fn shortfall(&self) -> Option<String> {
         let m = &self.media;
+        if let Some(e) = &self.input_error {
+            return Some(format!(
+                "the input broke off after {} frames, which were published: {e}",
+                m.frames_in
+            ));
+        }
         if let Some(e) = &m.terminal_error {
             return Some(format!(
                 "the stream ended early ({e}): {} of {} frames never encoded",
@@ -177,6 +293,7 @@ pub async fn stream_frames(
     publisher: TricklePublisher,
     output: TrickleSubscriber,
     args: &FrameArgs,
+    source: FrameSource,
     codec: Codec,
 ) -> anyhow::Result<FrameReport> {
     let target = match (&args.output, &args.output_segments) {
@@ -195,7 +312,7 @@ pub async fn stream_frames(
     };
     let counters = Arc::new(OutCounters::default());
     let reader = tokio::spawn(read_output(output, target, counters.clone()));
-    let result = publish(publisher, args, codec, &counters).await;
+    let result = publish(publisher, args, source, codec, &counters).await;
     let media = match result {
         Ok(m) => m,
         Err(e) => {
@@ -203,7 +320,7 @@ pub async fn stream_frames(
             return Err(e);
         }
     };
-    let (send_time, media) = media;
+    let (send_time, media, input_error) = media;
     wait_for_output(&counters, media.bytes_published, &reader).await;
     let out_error = if reader.is_finished() {
         match reader.await {
@@ -225,34 +342,49 @@ pub async fn stream_frames(
         out_segments: counters.segments.load(Ordering::Relaxed),
         out_bytes: counters.bytes.load(Ordering::Relaxed),
         out_error,
+        input_error,
     })
 }
 
 async fn publish(
     publisher: TricklePublisher,
     args: &FrameArgs,
+    mut source: FrameSource,
     codec: Codec,
     out: &OutCounters,
-) -> anyhow::Result<(Duration, MediaStats)> {
-    let config = args.publisher_config(codec);
-    let video = VideoPublisher::start(publisher, config)?;
-    let mut pattern = TestPattern::new(args.width, args.height, Rational::new(args.fps, 1))?;
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.fps as f64));
+) -> anyhow::Result<(Duration, MediaStats, Option<String>)> {
+    let video = VideoPublisher::start(publisher, source.publisher_config(codec))?;
+    let (_, _, frame_rate) = source.format();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / frame_rate.as_f64().max(1e-3)));
     // Like a camera: a late frame is sent late, never in a burst.
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let progress = Progress::new(Some(args.count));
+    let expected = source.expected();
+    let progress = Progress::new(expected);
     let started = Instant::now();
-    for i in 0..args.count {
-        if args.no_pace {
-            video.write_frame_when_ready(pattern.next_frame()).await?;
-        } else {
+    let (mut sent, mut input_error) = (0u64, None);
+    loop {
+        if !args.no_pace {
             tick.tick().await;
-            video.write_frame(pattern.next_frame())?;
         }
-        if i % 10 == 9 || i + 1 == args.count {
+        // A broken input ends the frames; those accepted so far are still published.
+        let frame = match source.next(sent).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(e) => {
+                input_error = Some(format!("{e:#}"));
+                break;
+            }
+        };
+        if args.no_pace {
+            video.write_frame_when_ready(frame).await?;
+        } else {
+            video.write_frame(frame)?;
+        }
+        sent += 1;
+        if sent.is_multiple_of(10) || Some(sent) == expected {
             let s = video.stats().await?;
             progress.update(
-                i + 1,
+                sent,
                 format!(
                     "frames, {} segments / {} out ({}), {} back",
                     s.segments_published,
@@ -265,7 +397,7 @@ async fn publish(
     }
     let media = video.finish().await?;
     progress.finish();
-    Ok((started.elapsed(), media))
+    Ok((started.elapsed(), media, input_error))
 }
 
 /// Waits until the output carried as many bytes as were published (a passthrough is done),

@@ -8,7 +8,7 @@ use gateway_core::trickle::SeqSpec;
 use gateway_media::encoder::Codec;
 
 use crate::cli;
-use crate::frames::{stream_frames, FrameArgs};
+use crate::frames::{stream_frames, FrameArgs, FrameSource};
 use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
 
 /// Options of `write-frames`.
@@ -25,13 +25,15 @@ pub struct WriteFramesArgs {
 
 /// Runs the command.
 pub async fn run(args: WriteFramesArgs) -> anyhow::Result<()> {
+    // Bad input is refused before any job is started or paid for.
+    let source = args.frames.open_source()?;
     let net = Network::connect(&args.network, EmbeddedTweaks::default()).await?;
-    let result = run_job(&net, &args).await;
+    let result = run_job(&net, &args, source).await;
     net.shutdown().await;
     result
 }
 
-async fn run_job(net: &Network, args: &WriteFramesArgs) -> anyhow::Result<()> {
+async fn run_job(net: &Network, args: &WriteFramesArgs, source: FrameSource) -> anyhow::Result<()> {
     let console = args.frames.console();
     let request = Lv2vRequest { model_id: args.model.clone(), ..Default::default() };
     let job = cli::interruptible(net.gateway.start_lv2v(request)).await?;
@@ -40,7 +42,7 @@ async fn run_job(net: &Network, args: &WriteFramesArgs) -> anyhow::Result<()> {
     let output = job.output(SeqSpec::At(0));
     let outcome = cli::interruptible(async {
         let publisher = job.publisher().await;
-        stream_frames(publisher, output, &args.frames, Codec::H264).await
+        stream_frames(publisher, output, &args.frames, source, Codec::H264).await
     })
     .await;
     let payments = job.payment_stats();

@@ -6,17 +6,19 @@
 //! [`VideoEncoder`], and [`H264EncoderPool`] reuses H.264 encoders across streams (openh264's
 //! setup is costly in memory); [`TsMuxer`] writes MPEG-TS and [`IvfMuxer`] IVF; [`Segmenter`]
 //! cuts at keyframes by media time and yields [`bytes::Bytes`] chunks while a segment is still
-//! being encoded. [`TestPattern`] and [`rgb24_to_i420`] feed it frames. On the way back,
+//! being encoded. [`TestPattern`], [`y4m`] (YUV4MPEG2 streams, as ffmpeg pipes them) and
+//! [`rgb24_to_i420`] feed it frames. On the way back,
 //! [`TsDemuxer`] turns MPEG-TS bytes into access units with their timestamps.
 //!
-//! What it is not: it does no I/O, spawns no task, reads no clock (except to expire idle pooled
+//! What it is not: it does no I/O of its own (the Y4M reader reads the `Read` it is given),
+//! spawns no task, reads no clock (except to expire idle pooled
 //! encoders) and knows nothing of trickle, HTTP or payments. Everything is synchronous and
 //! CPU-bound: run it on its own thread.
 //!
 //! Where things are: [`h264`] and [`av1`] hold the codecs (each encoder behind its feature),
 //! [`ts`] the MPEG-TS muxer, the segmenter and the demuxer, [`muxer`] the contract between the
 //! segmenter and a container; the frame side is [`frame`], [`frame_queue`], [`convert`],
-//! [`pattern`] and [`time`], and [`encoder`] is what every encoder implements.
+//! [`pattern`], [`y4m`] and [`time`], and [`encoder`] is what every encoder implements.
 //!
 //! ```no_run
 //! use gateway_media::*;
@@ -53,6 +55,7 @@ pub mod muxer;
 pub mod pattern;
 pub mod time;
 pub mod ts;
+pub mod y4m;
 
 // The modules' paths from before they were grouped by codec stay valid.
 pub use av1::ivf;
