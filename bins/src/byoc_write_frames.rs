@@ -38,6 +38,12 @@ pub struct ByocWriteFramesArgs {
 /// Runs the command.
 pub async fn run(args: ByocWriteFramesArgs) -> anyhow::Result<()> {
     // Bad input is refused before any job is started or paid for.
+    if args.frames.decode && matches!(args.codec, CodecArg::Av1) {
+        return Err(cli::UsageError(
+            "--decode reads H.264 output only; AV1 output has no decoder here".into(),
+        )
+        .into());
+    }
     let source = args.frames.open_source()?;
     let net = Network::connect(&args.network, EmbeddedTweaks::default()).await?;
     let result = run_job(&net, &args, source).await;

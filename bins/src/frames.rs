@@ -14,8 +14,10 @@ use gateway_actors::media::{MediaStats, VideoPublisher, VideoPublisherConfig};
 use gateway_actors::payments::PaymentStats;
 use gateway_actors::trickle::{TricklePublisher, TrickleSubscriber};
 use gateway_media::encoder::Codec;
+use gateway_media::h264_decoder::H264Decoder;
 use gateway_media::ivf::{IvfJoin, IVF_FRAME_COUNT_OFFSET};
-use gateway_media::y4m::{Y4mError, Y4mHeader, Y4mReader};
+use gateway_media::ts_demux::{AccessUnit, TsDemuxer};
+use gateway_media::y4m::{self, Y4mError, Y4mHeader, Y4mReader};
 use gateway_media::{Rational, TestPattern, VideoFrame};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::MissedTickBehavior;
@@ -57,6 +59,10 @@ pub struct FrameArgs {
     /// `000001.ts`, ... or `.ivf` for AV1), each one a complete file, instead of one joined file.
     #[arg(long, value_name = "DIR")]
     pub output_segments: Option<PathBuf>,
+    /// With --output: write the output decoded, as Y4M frames (`| ffplay -` or a file), instead
+    /// of the stream as it came (H.264 output only).
+    #[arg(long, requires = "output")]
+    pub decode: bool,
     /// Exit 0 even when the job did not do all that was asked (the stream ended early, segments
     /// failed, frames were lost with the stream); the summary still says what was lost.
     #[arg(long)]
@@ -194,6 +200,8 @@ pub struct FrameReport {
     pub out_error: Option<String>,
     /// Why the input ended before it was all read, if it did (what came before was published).
     pub input_error: Option<String>,
+    /// Frames decoded into the Y4M output, with --decode.
+    pub decoded_frames: Option<u64>,
 }
 
 impl FrameReport {
@@ -214,9 +222,10 @@ impl FrameReport {
             m.frames_encoded as f64 / secs
         ));
         console.line(format!(
-            "video out: {} segments / {} received{}",
+            "video out: {} segments / {} received{}{}",
             self.out_segments,
             human_bytes(self.out_bytes),
+            self.decoded_frames.map(|n| format!(", {n} frames decoded")).unwrap_or_default(),
             self.out_error.as_ref().map(|e| format!(" (stopped: {e})")).unwrap_or_default()
         ));
         console.line(format!(
@@ -271,6 +280,8 @@ struct OutCounters {
     bytes: AtomicU64,
     /// Frames in the joined IVF output (AV1).
     ivf_frames: AtomicU64,
+    /// Frames decoded into Y4M output (--decode).
+    decoded_frames: AtomicU64,
 }
 
 /// Gives an IVF file's header its frame count (unknown, 0, while it streamed).
@@ -296,7 +307,15 @@ pub async fn stream_frames(
     source: FrameSource,
     codec: Codec,
 ) -> anyhow::Result<FrameReport> {
+    let (_, _, frame_rate) = source.format();
     let target = match (&args.output, &args.output_segments) {
+        (Some(spec), _) if args.decode => OutputTarget::Decoded(Box::new(Y4mOutput {
+            sink: spec.open().await?,
+            demuxer: TsDemuxer::new(),
+            decoder: H264Decoder::new()?,
+            frame_rate,
+            size: None,
+        })),
         (Some(spec), _) => OutputTarget::Joined {
             sink: spec.open().await?,
             // AV1 output is IVF, one file header per segment: joined into one stream a player reads.
@@ -343,6 +362,7 @@ pub async fn stream_frames(
         out_bytes: counters.bytes.load(Ordering::Relaxed),
         out_error,
         input_error,
+        decoded_frames: args.decode.then(|| counters.decoded_frames.load(Ordering::Relaxed)),
     })
 }
 
@@ -431,6 +451,48 @@ enum OutputTarget {
     Joined { sink: Box<dyn AsyncWrite + Unpin + Send>, ivf: Option<IvfJoin> },
     /// One complete file per segment, named by its index.
     PerSegment { dir: PathBuf, extension: &'static str },
+    /// Decoded, as Y4M frames.
+    Decoded(Box<Y4mOutput>),
+}
+
+/// The output decoded and written as Y4M.
+struct Y4mOutput {
+    sink: Box<dyn AsyncWrite + Unpin + Send>,
+    demuxer: TsDemuxer,
+    decoder: H264Decoder,
+    /// The input's rate (MPEG-TS carries none the header could use).
+    frame_rate: Rational,
+    /// The size in the header, once the first frame set it.
+    size: Option<(u32, u32)>,
+}
+
+impl Y4mOutput {
+    /// Decodes `units` and writes their frames.
+    async fn write(&mut self, units: Vec<AccessUnit>, counters: &OutCounters) -> anyhow::Result<()> {
+        let mut out = Vec::new();
+        for unit in units {
+            let Some(frame) = self.decoder.decode(&unit.data, unit.pts.unwrap_or(0))? else { continue };
+            let size = (frame.width(), frame.height());
+            match self.size {
+                None => {
+                    let header = Y4mHeader { width: size.0, height: size.1, frame_rate: self.frame_rate };
+                    y4m::write_header(&header, &mut out);
+                    self.size = Some(size);
+                }
+                Some(first) if first != size => anyhow::bail!(
+                    "the output changed size from {}x{} to {}x{}, which Y4M cannot carry",
+                    first.0,
+                    first.1,
+                    size.0,
+                    size.1
+                ),
+                Some(_) => {}
+            }
+            y4m::write_frame(&frame, &mut out);
+            counters.decoded_frames.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sink.write_all(&out).await.map_err(|e| anyhow::anyhow!("writing the output: {e}"))
+    }
 }
 
 /// The file name extension of `codec`'s segments.
@@ -472,6 +534,7 @@ async fn read_output(
             }
             _ => None,
         };
+        let mut segment_bytes = 0u64;
         while let Some(chunk) = segment.chunk().await? {
             match (&mut target, file.as_mut()) {
                 (_, Some(file)) => file.write_all(&chunk).await.map_err(write_err)?,
@@ -483,13 +546,29 @@ async fn read_output(
                 (OutputTarget::Joined { sink, ivf: None }, None) => {
                     sink.write_all(&chunk).await.map_err(write_err)?
                 }
+                (OutputTarget::Decoded(y4m), None) => {
+                    let units = y4m.demuxer.push(&chunk);
+                    y4m.write(units, &counters).await?;
+                }
                 _ => {}
             }
-            counters.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            segment_bytes += chunk.len() as u64;
+            if !matches!(target, OutputTarget::Decoded(_)) {
+                counters.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
         }
         match (&mut target, file.as_mut()) {
             (_, Some(file)) => file.flush().await.map_err(write_err)?,
             (OutputTarget::Joined { sink, .. }, None) => sink.flush().await.map_err(write_err)?,
+            (OutputTarget::Decoded(y4m), None) => {
+                // A segment ends on a whole access unit: decode the last one now, not when the
+                // next segment (which may never come) starts.
+                let units = y4m.demuxer.finish();
+                y4m.write(units, &counters).await?;
+                y4m.sink.flush().await.map_err(write_err)?;
+                // Counted once decoded, so waiting for the output waits for its frames too.
+                counters.bytes.fetch_add(segment_bytes, Ordering::Relaxed);
+            }
             _ => {}
         }
         counters.segments.fetch_add(1, Ordering::Relaxed);

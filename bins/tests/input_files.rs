@@ -134,3 +134,37 @@ fn y4m_input_cut_mid_frame_ends_the_run_with_the_reason() {
     );
     assert_eq!(encoded(&r), 19, "every frame before the break is encoded: {}", r.all());
 }
+
+/// `--output FILE --decode`: the job's output decoded to Y4M, every frame, readable by ffprobe
+/// and by our reader; the test pattern's burned-in counter reads back in order.
+#[test]
+fn decoded_output_is_y4m_with_every_frame_in_order() {
+    let dir = std::env::temp_dir().join(format!("lpgw-decode-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("out.y4m");
+    let r = run_with(
+        &["write-frames", "--count", "60", "--no-pace", "--output", out.to_str().unwrap(), "--decode"],
+        None,
+        &[],
+        Duration::from_secs(90),
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.all().contains(&format!("{} frames decoded", encoded(&r))), "{}", r.all());
+    assert_eq!(probe(&out), ("640x360".to_owned(), encoded(&r)));
+    let mut reader = gateway_media::y4m::Y4mReader::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let mut counters = Vec::new();
+    while let Some(frame) = reader.next_frame().unwrap() {
+        counters.push(gateway_media::TestPattern::read_counter(&frame).expect("the counter reads back"));
+    }
+    assert_eq!(counters, (0..60).collect::<Vec<u64>>());
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let r = run_with(
+        &["byoc-write-frames", "--codec", "av1", "--output", "-", "--decode"],
+        None,
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("--decode reads H.264 output only"), "{}", r.stderr);
+}

@@ -192,6 +192,28 @@ impl<R: Read> Y4mReader<R> {
     }
 }
 
+/// Appends a Y4M stream header for 4:2:0 frames of this size and rate.
+pub fn write_header(header: &Y4mHeader, out: &mut Vec<u8>) {
+    let Y4mHeader { width, height, frame_rate } = header;
+    out.extend_from_slice(
+        format!("YUV4MPEG2 W{width} H{height} F{}:{} Ip A1:1 C420jpeg\n", frame_rate.num, frame_rate.den)
+            .as_bytes(),
+    );
+}
+
+/// Appends one frame (`FRAME` and its planes, rows without padding).
+pub fn write_frame(frame: &VideoFrame, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"FRAME\n");
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    let dims = [(w, h), (w.div_ceil(2), h.div_ceil(2)), (w.div_ceil(2), h.div_ceil(2))];
+    for (i, (pw, ph)) in dims.into_iter().enumerate() {
+        let stride = frame.stride(i);
+        for row in frame.plane(i).chunks(stride).take(ph) {
+            out.extend_from_slice(&row[..pw]);
+        }
+    }
+}
+
 /// A line as read.
 enum Line {
     /// Its bytes, without the newline.
@@ -299,5 +321,24 @@ mod tests {
             frames += 1;
         }
         assert_eq!(frames, 5);
+    }
+
+    #[test]
+    fn what_is_written_reads_back_frame_for_frame() {
+        let header = Y4mHeader { width: 8, height: 4, frame_rate: Rational::new(30, 1) };
+        let mut out = Vec::new();
+        write_header(&header, &mut out);
+        let mut pattern = crate::TestPattern::new(8, 4, Rational::new(30, 1)).unwrap();
+        let frames: Vec<VideoFrame> = (0..3).map(|_| pattern.next_frame()).collect();
+        for frame in &frames {
+            write_frame(frame, &mut out);
+        }
+        let mut reader = Y4mReader::new(&out[..]).unwrap();
+        assert_eq!(reader.header(), header);
+        for frame in &frames {
+            let back = reader.next_frame().unwrap().unwrap();
+            assert_eq!((back.y(), back.u(), back.v()), (frame.y(), frame.u(), frame.v()));
+        }
+        assert!(reader.next_frame().unwrap().is_none());
     }
 }
