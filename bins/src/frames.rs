@@ -524,18 +524,16 @@ async fn read_output(
 ) -> anyhow::Result<()> {
     let write_err = |e: std::io::Error| anyhow::anyhow!("writing the output: {e}");
     while let Some(mut segment) = output.next_segment().await? {
-        let mut file = match &mut target {
-            OutputTarget::PerSegment { dir, extension } => {
-                Some(segment_file(dir, segment.seq(), extension).await?)
-            }
-            OutputTarget::Joined { ivf: Some(join), .. } => {
-                join.begin_segment();
-                None
-            }
-            _ => None,
-        };
+        if let OutputTarget::Joined { ivf: Some(join), .. } = &mut target {
+            join.begin_segment();
+        }
+        // A segment's file is made with its first byte: an empty segment leaves none.
+        let mut file = None;
         let mut segment_bytes = 0u64;
         while let Some(chunk) = segment.chunk().await? {
+            if let (OutputTarget::PerSegment { dir, extension }, None) = (&target, &file) {
+                file = Some(segment_file(dir, segment.seq(), extension).await?);
+            }
             match (&mut target, file.as_mut()) {
                 (_, Some(file)) => file.write_all(&chunk).await.map_err(write_err)?,
                 (OutputTarget::Joined { sink, ivf: Some(join) }, None) => {
@@ -553,9 +551,6 @@ async fn read_output(
                 _ => {}
             }
             segment_bytes += chunk.len() as u64;
-            if !matches!(target, OutputTarget::Decoded(_)) {
-                counters.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            }
         }
         match (&mut target, file.as_mut()) {
             (_, Some(file)) => file.flush().await.map_err(write_err)?,
@@ -566,11 +561,12 @@ async fn read_output(
                 let units = y4m.demuxer.finish();
                 y4m.write(units, &counters).await?;
                 y4m.sink.flush().await.map_err(write_err)?;
-                // Counted once decoded, so waiting for the output waits for its frames too.
-                counters.bytes.fetch_add(segment_bytes, Ordering::Relaxed);
             }
             _ => {}
         }
+        // Counted once written out (decoded, flushed): waiting for the output to catch up then
+        // never cuts a segment's file or frames short.
+        counters.bytes.fetch_add(segment_bytes, Ordering::Relaxed);
         counters.segments.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())

@@ -24,7 +24,7 @@ use hyper::body::Incoming;
 use hyper::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -83,6 +83,8 @@ impl SegmentGetClient {
             .http1_max_buf_size(SEGMENT_READ_BUFFER_MAX)
             .pool_max_idle_per_host(IDLE_PER_HOST)
             .pool_idle_timeout(std::time::Duration::from_secs(60))
+            // Without a timer idle connections are only dropped when next checked out.
+            .pool_timer(TokioTimer::new())
             .build(connector);
         SegmentGetClient(Stack::Bounded(Arc::new(client)))
     }
