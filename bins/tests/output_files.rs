@@ -7,19 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::run_with;
-
-/// Frames PyAV (the official Python SDK's decoder library, in the venv `scripts/setup.sh`
-/// makes, or `$LPGW_PYTHON`) decodes from `path`; it fails the test on any decoding error.
-fn pyav_frames(path: &std::path::Path) -> u64 {
-    let python = std::env::var_os("LPGW_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
-    let script = "import av,sys\nc=av.open(sys.argv[1])\nn=0\nfor f in c.decode(video=0): n+=1\nprint(n)";
-    let out = Command::new(python).args(["-c", script]).arg(path).output().expect("the venv's python runs");
-    assert!(out.status.success(), "PyAV: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
+use common::{ffprobe_frames, pyav_frames, run_with};
 
 #[test]
 fn av1_output_across_segments_is_one_ivf_file_ffprobe_reads_whole() {
@@ -112,19 +100,6 @@ fn mpegts_output_across_segments_is_read_whole_without_warnings() {
     assert_eq!(read, encoded, "every encoded frame comes back and is read");
     assert_eq!(pyav_frames(&path), read, "PyAV decodes every frame");
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Frames ffprobe reads from `path`, failing the test on any complaint at warning level.
-fn ffprobe_frames(path: &std::path::Path) -> u64 {
-    let probe = Command::new("ffprobe")
-        .args(["-v", "warning", "-count_frames", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=nb_read_frames", "-of", "default=nw=1:nk=1"])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs (scripts/setup.sh installs it)");
-    let warnings = String::from_utf8_lossy(&probe.stderr);
-    assert!(warnings.trim().is_empty(), "ffprobe complains about {}: {warnings}", path.display());
-    String::from_utf8_lossy(&probe.stdout).lines().next().unwrap_or_default().trim().parse().unwrap()
 }
 
 /// `--output-segments DIR`: one complete file per output segment, named by its index, each read

@@ -140,3 +140,28 @@ impl Drop for LocalNet {
         let _ = self.child.wait();
     }
 }
+
+/// Frames PyAV (the official Python SDK's decoder library, in the venv `scripts/setup.sh`
+/// makes, or `$LPGW_PYTHON`) decodes from `path`; it fails the test on any decoding error.
+pub fn pyav_frames(path: &std::path::Path) -> u64 {
+    let python = std::env::var_os("LPGW_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
+    let script = "import av,sys\nc=av.open(sys.argv[1])\nn=0\nfor f in c.decode(video=0): n+=1\nprint(n)";
+    let out = Command::new(python).args(["-c", script]).arg(path).output().expect("the venv's python runs");
+    assert!(out.status.success(), "PyAV: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Frames ffprobe reads from `path`, failing the test on any complaint at warning level.
+pub fn ffprobe_frames(path: &std::path::Path) -> u64 {
+    let probe = Command::new("ffprobe")
+        .args(["-v", "warning", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "default=nw=1:nk=1"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs (scripts/setup.sh installs it)");
+    let warnings = String::from_utf8_lossy(&probe.stderr);
+    assert!(warnings.trim().is_empty(), "ffprobe complains about {}: {warnings}", path.display());
+    String::from_utf8_lossy(&probe.stdout).lines().next().unwrap_or_default().trim().parse().unwrap()
+}
