@@ -96,6 +96,9 @@ pub struct Segmenter<M: SegmentMuxer = TsMuxer> {
     next_index: u64,
     /// Last observed pts step, used to give the final segment a duration.
     frame_step: i64,
+    /// Cut at the next keyframe whatever the open segment's length (see
+    /// [`Segmenter::cut_at_next_keyframe`]).
+    cut_requested: bool,
     buf: Vec<u8>,
 }
 
@@ -115,6 +118,7 @@ impl<M: SegmentMuxer> Segmenter<M> {
             current: None,
             next_index: 0,
             frame_step: 0,
+            cut_requested: false,
             buf: Vec::with_capacity(64 * 1024),
         }
     }
@@ -127,6 +131,13 @@ impl<M: SegmentMuxer> Segmenter<M> {
     /// Index of the segment being written, if one is open.
     pub fn current_index(&self) -> Option<u64> {
         self.current.as_ref().map(|s| s.index)
+    }
+
+    /// Starts a new segment at the next keyframe even if the open one is shorter than the
+    /// target: a stream moving to another channel asks its encoder for a keyframe and must start
+    /// the new channel with it, not two seconds later.
+    pub fn cut_at_next_keyframe(&mut self) {
+        self.cut_requested = true;
     }
 
     /// Adds one packet; returns the events it caused (a `Chunk`, preceded by `SegmentEnd` and
@@ -149,7 +160,9 @@ impl<M: SegmentMuxer> Segmenter<M> {
         let cut = match &self.current {
             None if !packet.keyframe => return Err(SegmentError::FirstPacketNotKeyframe { pts: packet.pts }),
             None => true,
-            Some(seg) => packet.keyframe && packet.pts - seg.start_pts >= self.target_90k,
+            Some(seg) => {
+                packet.keyframe && (self.cut_requested || packet.pts - seg.start_pts >= self.target_90k)
+            }
         };
         self.buf.clear();
         if cut {
@@ -164,6 +177,7 @@ impl<M: SegmentMuxer> Segmenter<M> {
             return Err(e.into());
         }
         if cut {
+            self.cut_requested = false;
             let index = self.next_index;
             self.next_index += 1;
             self.current =
@@ -289,6 +303,30 @@ mod tests {
             ]
         ));
         assert_eq!(s.current_index(), Some(1));
+    }
+
+    /// A requested cut waits for a keyframe (never cuts before a delta frame), happens at the
+    /// first one however young the segment, and is then forgotten: later keyframes inside the
+    /// target are not cuts.
+    #[test]
+    fn a_requested_cut_happens_at_the_next_keyframe_only() {
+        let mut s = Segmenter::mpegts(SegmenterConfig::default());
+        let starts = |events: &[SegmentEvent]| {
+            events.iter().filter(|e| matches!(e, SegmentEvent::SegmentStart { .. })).count()
+        };
+        assert_eq!(starts(&s.push(&pkt(0, true)).unwrap()), 1);
+        s.cut_at_next_keyframe();
+        assert_eq!(starts(&s.push(&pkt(1, false)).unwrap()), 0, "no cut before a delta frame");
+        let cut = s.push(&pkt(2, true)).unwrap();
+        assert!(matches!(
+            &cut[..],
+            [
+                SegmentEvent::SegmentEnd(SegmentSummary { index: 0, frames: 2, .. }),
+                SegmentEvent::SegmentStart { index: 1 },
+                SegmentEvent::Chunk(_)
+            ]
+        ));
+        assert_eq!(starts(&s.push(&pkt(3, true)).unwrap()), 0, "the request was used up");
     }
 
     #[test]
