@@ -27,6 +27,7 @@ use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::BoxStream;
+use gateway_core::error::SegmentFailure;
 
 use crate::tls::{orchestrator_client_config, provider, OrchestratorTrust};
 use crate::trickle::SegmentGetClient;
@@ -155,6 +156,43 @@ pub fn describe(e: &reqwest::Error) -> String {
     }
 }
 
+/// Why a transport call failed, from the error's kinds (reqwest's flags, then the
+/// `io::ErrorKind` or hyper flags of its causes), never from its text.
+pub(crate) fn classify(e: &reqwest::Error) -> SegmentFailure {
+    if e.is_connect() {
+        return SegmentFailure::Connect;
+    }
+    if e.is_timeout() {
+        return SegmentFailure::Stalled;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            match io.kind() {
+                K::ConnectionRefused
+                | K::HostUnreachable
+                | K::NetworkUnreachable
+                | K::AddrNotAvailable
+                | K::NotConnected => return SegmentFailure::Connect,
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                    return SegmentFailure::Reset
+                }
+                K::TimedOut => return SegmentFailure::Stalled,
+                _ => {}
+            }
+        }
+        if let Some(h) = cause.downcast_ref::<hyper::Error>() {
+            // The server went away mid-exchange (closed, or answered nothing before closing).
+            if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
+                return SegmentFailure::Reset;
+            }
+        }
+        source = cause.source();
+    }
+    SegmentFailure::Other
+}
+
 /// The innermost cause of an error: the outer layers of hyper, reqwest and tonic say only
 /// "client error" or "transport error".
 pub(crate) fn innermost_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -188,6 +226,19 @@ impl PostAnswer {
     }
 }
 
+/// A streamed POST that failed in transport (no HTTP answer): why, typed, and a URL-free
+/// description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostFailure {
+    /// The class of the failure (connect, reset, ...).
+    pub kind: SegmentFailure,
+    /// What happened, without the URL's query.
+    pub reason: String,
+}
+
+/// A streamed POST's outcome, boxed so the trait stays object safe.
+pub type PostFuture<E> = Pin<Box<dyn Future<Output = Result<PostAnswer, E>> + Send + 'static>>;
+
 /// The HTTP operation whose behaviour decides trickle latency and throughput: a POST whose body
 /// streams chunk by chunk with no overall timeout. The segment writer depends only on this
 /// trait, so another client stack plugs in here (the benches compare awc through it); the
@@ -200,6 +251,21 @@ pub trait StreamingPost: Send + Sync + 'static {
         headers: &[(&str, &str)],
         body: BodyStream,
     ) -> Pin<Box<dyn Future<Output = Result<PostAnswer, String>> + Send + 'static>>;
+
+    /// Like [`post_stream`](Self::post_stream), with the transport failure classified; the
+    /// publisher calls this one. A stack that cannot tell why it failed keeps this default,
+    /// which says [`SegmentFailure::Other`].
+    fn post_stream_classified(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: BodyStream,
+    ) -> PostFuture<PostFailure> {
+        let post = self.post_stream(url, headers, body);
+        Box::pin(
+            async move { post.await.map_err(|reason| PostFailure { kind: SegmentFailure::Other, reason }) },
+        )
+    }
 }
 
 impl StreamingPost for reqwest::Client {
@@ -209,12 +275,23 @@ impl StreamingPost for reqwest::Client {
         headers: &[(&str, &str)],
         body: BodyStream,
     ) -> Pin<Box<dyn Future<Output = Result<PostAnswer, String>> + Send + 'static>> {
+        let post = self.post_stream_classified(url, headers, body);
+        Box::pin(async move { post.await.map_err(|f| f.reason) })
+    }
+
+    fn post_stream_classified(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: BodyStream,
+    ) -> PostFuture<PostFailure> {
         let mut req = self.post(url).body(reqwest::Body::wrap_stream(body));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         Box::pin(async move {
-            let resp = req.send().await.map_err(|e| describe(&e))?;
+            let resp =
+                req.send().await.map_err(|e| PostFailure { kind: classify(&e), reason: describe(&e) })?;
             let status = resp.status().as_u16();
             let headers = resp
                 .headers()

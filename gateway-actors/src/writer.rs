@@ -10,7 +10,7 @@
 
 use actix::prelude::*;
 use bytes::Bytes;
-use gateway_core::error::TrickleError;
+use gateway_core::error::{SegmentFailure, TrickleError};
 
 use crate::trickle::{SegmentSink, TricklePublisher};
 
@@ -88,6 +88,7 @@ impl Handler<WriteChunk> for SegmentWriter {
             return AtomicResponse::new(Box::pin(fut::ready(Err(TrickleError::Segment {
                 seq: -1,
                 reason: "no open segment".into(),
+                failure: SegmentFailure::Other,
             }))));
         };
         let fut = async move {
@@ -111,6 +112,7 @@ impl Handler<EndSegment> for SegmentWriter {
             return AtomicResponse::new(Box::pin(fut::ready(Err(TrickleError::Segment {
                 seq: -1,
                 reason: "no open segment".into(),
+                failure: SegmentFailure::Other,
             }))));
         };
         AtomicResponse::new(Box::pin(sink.finish().into_actor(self).map(|r, _, ctx| {

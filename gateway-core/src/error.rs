@@ -121,6 +121,8 @@ pub enum TrickleError {
         seq: i64,
         /// What happened.
         reason: String,
+        /// Why, typed where the failure was seen (callers act on this, never on `reason`).
+        failure: SegmentFailure,
     },
     /// The channel does not exist (HTTP 404): terminal.
     #[error("trickle channel not found (HTTP 404): {}", redact_url(url))]
@@ -195,6 +197,36 @@ impl TrickleError {
             TrickleError::ChannelNotFound { .. } | TrickleError::EndOfStream | TrickleError::Terminal { .. }
         )
     }
+
+    /// Why a segment failed with this error: the typed cause a segment error carries, and the
+    /// class the other variants stand for (a gone channel, an error status).
+    pub fn segment_failure(&self) -> SegmentFailure {
+        match self {
+            TrickleError::Segment { failure, .. } => *failure,
+            TrickleError::ChannelNotFound { .. } | TrickleError::EndOfStream => SegmentFailure::ChannelGone,
+            TrickleError::UnexpectedStatus { status, .. } => SegmentFailure::Status(*status),
+            _ => SegmentFailure::Other,
+        }
+    }
+}
+
+/// Why one trickle segment failed, classified where the failure is seen (the transport's error
+/// kinds, the stall timer, the server's status), so a caller deciding whether an orchestrator is
+/// dead never has to read error text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SegmentFailure {
+    /// No connection could be made: refused, unreachable, connect timeout.
+    Connect,
+    /// The connection was reset or closed in the middle of the exchange.
+    Reset,
+    /// No progress for the stall timeout: a write not taken, or no answer after the body.
+    Stalled,
+    /// The server answered with this error status.
+    Status(u16),
+    /// The channel is gone (404, or closed by the server).
+    ChannelGone,
+    /// Anything else (a local failure, or a transport that cannot tell).
+    Other,
 }
 
 /// Why an orchestrator's `OrchestratorInfo` cannot take a job (see [`crate::vetting`]).

@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::error::TrickleError;
+use crate::error::{SegmentFailure, TrickleError};
 
 /// Path prefix of every trickle channel on an orchestrator.
 pub const BASE_PATH: &str = "/ai/trickle/";
@@ -275,6 +275,7 @@ pub fn classify_post(
         _ => Err(TrickleError::Segment {
             seq,
             reason: format!("HTTP {status}: {}", crate::error::body_excerpt(body, 200)),
+            failure: SegmentFailure::Status(status),
         }),
     }
 }
@@ -397,6 +398,9 @@ mod tests {
         let e = classify_post(1, 500, &ok, "u", b"Server error\n").unwrap_err();
         assert!(!e.is_terminal());
         assert_eq!(e.to_string(), "trickle segment 1 failed: HTTP 500: Server error");
+        assert_eq!(e.segment_failure(), SegmentFailure::Status(500));
+        let gone = classify_post(1, 404, &ok, "u", b"").unwrap_err();
+        assert_eq!(gone.segment_failure(), SegmentFailure::ChannelGone);
     }
 
     #[test]

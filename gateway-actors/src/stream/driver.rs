@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use gateway_core::error::TrickleError;
+use gateway_core::error::{SegmentFailure, TrickleError};
 use tokio::sync::oneshot;
 
 use super::encoder::StreamEncoder;
@@ -169,7 +169,11 @@ impl StreamDriver {
 
 fn flatten<T>(r: Result<Result<T, TrickleError>, MailboxError>) -> Result<T, TrickleError> {
     r.unwrap_or_else(|e| {
-        Err(TrickleError::Segment { seq: -1, reason: format!("segment writer unavailable: {e}") })
+        Err(TrickleError::Segment {
+            seq: -1,
+            reason: format!("segment writer unavailable: {e}"),
+            failure: SegmentFailure::Other,
+        })
     })
 }
 

@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream;
 use futures_util::task::AtomicWaker;
-use gateway_core::error::TrickleError;
+use gateway_core::error::{SegmentFailure, TrickleError};
 use gateway_core::trickle::{
     self, classify_post, next_url, parse_next_body, segment_url, SeqSpec, TrickleHeaders, HEADER_RESET,
     MAX_CONSECUTIVE_FAILURES, MIME_MPEGTS, SEGMENT_WRITE_STALL_TIMEOUT,
@@ -408,7 +408,7 @@ async fn run_post(
         if reset {
             headers.push((HEADER_RESET, "1"));
         }
-        let outcome = transport.post_stream(&url, &headers, Box::pin(body)).await;
+        let outcome = transport.post_stream_classified(&url, &headers, Box::pin(body)).await;
         let handed_over = {
             // Under the queue's lock: no chunk is being taken, and none will be after this.
             let _queue = queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -427,14 +427,20 @@ async fn run_post(
                 }
                 return classify_post(seq_i, answer.status, &trickle_headers, &url, &answer.body);
             }
-            Err(reason) if attempt == 0 && !handed_over => {
-                tracing::debug!(seq, error = %reason, "trickle POST failed before any body byte; retrying once");
+            Err(failed) if attempt == 0 && !handed_over => {
+                tracing::debug!(seq, error = %failed.reason, "trickle POST failed before any body byte; retrying once");
                 shared.post_retries.fetch_add(1, Ordering::Relaxed);
             }
-            Err(reason) => return Err(TrickleError::Segment { seq: seq_i, reason }),
+            Err(failed) => {
+                return Err(TrickleError::Segment { seq: seq_i, reason: failed.reason, failure: failed.kind })
+            }
         }
     }
-    Err(TrickleError::Segment { seq: seq_i, reason: "POST failed twice before sending any byte".into() })
+    Err(TrickleError::Segment {
+        seq: seq_i,
+        reason: "POST failed twice before sending any byte".into(),
+        failure: SegmentFailure::Other,
+    })
 }
 
 /// Closes a segment's chunk queue when its POST task ends, even while an answered request
@@ -497,7 +503,9 @@ impl SegmentSink {
             return Ok(());
         }
         let len = chunk.len() as u64;
-        let Some(tx) = &self.tx else { return Err(self.fail_now("segment already finished".into())) };
+        let Some(tx) = &self.tx else {
+            return Err(self.fail_now("segment already finished".into(), SegmentFailure::Other));
+        };
         match tokio::time::timeout(self.stall_timeout, tx.send(chunk)).await {
             Ok(Ok(())) => {
                 self.bytes += len;
@@ -510,12 +518,19 @@ impl SegmentSink {
                 let err = match self.task.take() {
                     Some(task) => match task.await {
                         Ok(Err(e)) => e,
+                        // The POST ended without an error of its own while the body went on:
+                        // the server hung up on it.
                         _ => TrickleError::Segment {
                             seq: self.seq as i64,
                             reason: "server ended the segment early".into(),
+                            failure: SegmentFailure::Reset,
                         },
                     },
-                    None => TrickleError::Segment { seq: self.seq as i64, reason: "segment closed".into() },
+                    None => TrickleError::Segment {
+                        seq: self.seq as i64,
+                        reason: "segment closed".into(),
+                        failure: SegmentFailure::Other,
+                    },
                 };
                 Err(self.fail_with(err))
             }
@@ -523,7 +538,7 @@ impl SegmentSink {
                 self.shared.bytes_failed.fetch_add(len, Ordering::Relaxed);
                 self.shared.stall_timeouts.fetch_add(1, Ordering::Relaxed);
                 let reason = format!("stalled: no progress for {:?}", self.stall_timeout);
-                Err(self.fail_now(reason))
+                Err(self.fail_now(reason, SegmentFailure::Stalled))
             }
         }
     }
@@ -538,6 +553,7 @@ impl SegmentSink {
             return Err(TrickleError::Segment {
                 seq: self.seq as i64,
                 reason: "segment already finished".into(),
+                failure: SegmentFailure::Other,
             });
         };
         let abort = task.abort_handle();
@@ -546,6 +562,7 @@ impl SegmentSink {
             Ok(Err(_)) => Err(TrickleError::Segment {
                 seq: self.seq as i64,
                 reason: "POST task ended unexpectedly".into(),
+                failure: SegmentFailure::Other,
             }),
             Err(_) => {
                 abort.abort();
@@ -553,6 +570,7 @@ impl SegmentSink {
                 Err(TrickleError::Segment {
                     seq: self.seq as i64,
                     reason: "no answer after the segment ended".into(),
+                    failure: SegmentFailure::Stalled,
                 })
             }
         };
@@ -565,12 +583,12 @@ impl SegmentSink {
         result
     }
 
-    fn fail_now(&mut self, reason: String) -> TrickleError {
+    fn fail_now(&mut self, reason: String, failure: SegmentFailure) -> TrickleError {
         if let Some(task) = self.task.take() {
             task.abort();
         }
         self.tx = None;
-        self.fail_with(TrickleError::Segment { seq: self.seq as i64, reason })
+        self.fail_with(TrickleError::Segment { seq: self.seq as i64, reason, failure })
     }
 
     fn fail_with(&mut self, err: TrickleError) -> TrickleError {
@@ -606,7 +624,11 @@ impl Drop for SegmentSink {
             // a complete one, then release its readers.
             task.abort();
             if self.failed.is_none() {
-                let result = Err(TrickleError::Segment { seq: self.seq as i64, reason: "abandoned".into() });
+                let result = Err(TrickleError::Segment {
+                    seq: self.seq as i64,
+                    reason: "abandoned".into(),
+                    failure: SegmentFailure::Other,
+                });
                 self.shared.record_outcome(&result, self.max_failures);
             }
             self.delete_segment();

@@ -16,7 +16,7 @@
 //! bytes of the segment still open.
 
 use bytes::Bytes;
-use gateway_core::error::TrickleError;
+use gateway_core::error::{SegmentFailure, TrickleError};
 
 use super::publisher::{SegmentSink, TricklePublisher};
 
@@ -229,7 +229,11 @@ impl SegmentedPublisher {
             let Some(sink) = self.sink.as_mut() else {
                 // Unreachable: the ledger routes to a segment only while one is open.
                 self.ledger.wrote(len, false);
-                return Err(TrickleError::Segment { seq: -1, reason: "no open segment".into() });
+                return Err(TrickleError::Segment {
+                    seq: -1,
+                    reason: "no open segment".into(),
+                    failure: SegmentFailure::Other,
+                });
             };
             let written = sink.write(chunk).await;
             self.ledger.wrote(len, written.is_ok());
@@ -256,7 +260,11 @@ impl SegmentedPublisher {
         }
         let Some(sink) = self.sink.take() else {
             self.ledger.ended(false);
-            return Err(TrickleError::Segment { seq: -1, reason: "no open segment".into() });
+            return Err(TrickleError::Segment {
+                seq: -1,
+                reason: "no open segment".into(),
+                failure: SegmentFailure::Other,
+            });
         };
         let finished = sink.finish().await;
         self.ledger.ended(finished.is_ok());

@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use gateway_core::error::TrickleError;
+use gateway_core::error::{SegmentFailure, TrickleError};
 use gateway_core::trickle::{
     classify_get, segment_url, GetOutcome, SeqSpec, TrickleHeaders, HEADER_SEQ, SUBSCRIBER_AHEAD_PAUSE,
     SUBSCRIBER_MAX_RETRIES, SUBSCRIBER_PRECONNECT_REFRESH, SUBSCRIBER_RETRY_PAUSE,
@@ -227,6 +227,7 @@ impl TrickleSubscriber {
                         return Err(TrickleError::Segment {
                             seq: requested,
                             reason: format!("giving up after {failures} attempts: {reason}"),
+                            failure: SegmentFailure::Other,
                         });
                     }
                     tokio::time::sleep(SUBSCRIBER_RETRY_PAUSE).await;
@@ -415,12 +416,15 @@ impl IncomingSegment {
                     return Err(TrickleError::Segment {
                         seq: self.seq,
                         reason: "segment exceeds the size limit".into(),
+                        failure: SegmentFailure::Other,
                     });
                 }
                 Ok(Some(c))
             }
             Ok(None) => Ok(None),
-            Err(reason) => Err(TrickleError::Segment { seq: self.seq, reason }),
+            Err(reason) => {
+                Err(TrickleError::Segment { seq: self.seq, reason, failure: SegmentFailure::Other })
+            }
         }
     }
 

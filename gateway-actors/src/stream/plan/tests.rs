@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gateway_core::error::TrickleError;
+use gateway_core::error::{SegmentFailure, TrickleError};
 use gateway_media::segmenter::{SegmentEvent, SegmentSummary};
 use gateway_media::{FrameQueue, Rational, TestPattern};
 use proptest::prelude::*;
@@ -37,7 +37,7 @@ fn end(index: u64) -> SegmentEvent {
 }
 
 fn failed(seq: i64) -> TrickleError {
-    TrickleError::Segment { seq, reason: "stalled".into() }
+    TrickleError::Segment { seq, reason: "stalled".into(), failure: SegmentFailure::Stalled }
 }
 
 /// Runs every writer command with `Ok` at `now`, returning what was asked.
