@@ -7,6 +7,11 @@
 //! (drop-oldest) and wakes the driver. Streams share a fixed set of threads sized by the
 //! machine's cores, whatever their number, so the handle works from any tokio runtime and a
 //! thousand streams do not cost a thousand threads.
+//!
+//! A stream can move to another trickle channel while frames keep coming
+//! ([`VideoPublisher::replace_channel`]), and tells how its channel is doing without being
+//! polled ([`VideoPublisher::channel_health`]), so a swap driver can replace a dead or stalled
+//! orchestrator under it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,15 +21,17 @@ use gateway_core::trickle::{MIME_IVF, MIME_MPEGTS};
 use gateway_media::encoder::{Codec, EncodeError};
 use gateway_media::ts::discontinuity::mark_discontinuity;
 use gateway_media::{FrameQueue, H264EncoderPool, Rational, VideoFrame};
+use tokio::sync::watch;
 
-use crate::stream::driver::{Abandon, Finish, FramesAvailable, GetMediaStats, StreamDriver};
+use crate::stream::driver::{Abandon, Finish, FramesAvailable, GetMediaStats, ReplaceChannel, StreamDriver};
 use crate::stream::encoder::{EncoderSettings, StreamEncoder};
 use crate::stream::inbox::FrameInbox;
 use crate::stream::plan::StreamPlan;
 use crate::stream::runtime::MediaRuntime;
-pub use crate::stream::stats::{FrameDrops, MediaStats, StreamTiming};
+pub use crate::stream::stats::{ChannelHealth, ChannelLoss, FrameDrops, MediaStats, StreamTiming};
 use crate::trickle::TricklePublisher;
 use crate::writer::SegmentWriter;
+pub use gateway_core::error::SegmentFailure;
 
 /// Frames waiting for the encoder before the oldest is dropped (the Python SDK's size).
 pub(crate) const DEFAULT_FRAME_QUEUE: usize = gateway_media::frame_queue::DEFAULT_QUEUE_CAPACITY;
@@ -52,6 +59,9 @@ pub struct VideoPublisherConfig {
     /// so jobs that come and go reuse openh264's costly setup and memory stays flat; `None`
     /// builds a private encoder per stream.
     pub encoder_pool: Option<H264EncoderPool>,
+    /// What the stream does when its channel is lost for good: end (the default), or keep
+    /// encoding and wait for [`VideoPublisher::replace_channel`].
+    pub on_channel_loss: ChannelLoss,
 }
 
 impl VideoPublisherConfig {
@@ -67,6 +77,7 @@ impl VideoPublisherConfig {
             debt_skipping: true,
             timing: StreamTiming::default(),
             encoder_pool: Some(H264EncoderPool::shared().clone()),
+            on_channel_loss: ChannelLoss::EndStream,
         }
     }
 
@@ -98,10 +109,11 @@ pub fn start_media_runtime() -> Result<usize, MediaError> {
     MediaRuntime::shared().map(MediaRuntime::thread_count).map_err(MediaError::Stopped)
 }
 
-/// Publishes frames as encoded segments on one trickle channel.
+/// Publishes frames as encoded segments on a trickle channel, which can be replaced mid-stream.
 pub struct VideoPublisher {
     inbox: Arc<FrameInbox>,
     driver: Addr<StreamDriver>,
+    health: watch::Receiver<ChannelHealth>,
 }
 
 impl std::fmt::Debug for VideoPublisher {
@@ -129,18 +141,19 @@ impl VideoPublisher {
             bitrate_bps: config.bitrate_bps,
             pool: config.encoder_pool.clone(),
         })?;
-        let (driver_inbox, cpu, timing, codec) =
-            (inbox.clone(), runtime.cpu().clone(), config.timing, config.codec);
+        let (driver_inbox, cpu, timing, codec, on_loss) =
+            (inbox.clone(), runtime.cpu().clone(), config.timing, config.codec, config.on_channel_loss);
+        let (health_tx, health) = watch::channel(ChannelHealth::default());
         let driver = StreamDriver::start_in_arbiter(&runtime.arbiter(), move |_| {
             // On the stream's arbiter, so the writer runs beside its driver.
             let writer = Supervisor::start(move |_| SegmentWriter::new(publisher));
-            let mut plan = StreamPlan::new(timing, Instant::now());
+            let mut plan = StreamPlan::new(timing, Instant::now()).with_channel_loss(on_loss);
             if codec == Codec::H264 {
                 plan = plan.with_discontinuity_marker(mark_discontinuity);
             }
-            StreamDriver::new(plan, driver_inbox, encoder, cpu, writer)
+            StreamDriver::new(plan, driver_inbox, encoder, cpu, writer, health_tx)
         });
-        Ok(VideoPublisher { inbox, driver })
+        Ok(VideoPublisher { inbox, driver, health })
     }
 
     /// Queues a frame without blocking; when the encoder is behind, the oldest queued frame is
@@ -168,6 +181,23 @@ impl VideoPublisher {
             return Err(MediaError::Stopped(reason));
         }
         self.write_frame(frame)
+    }
+
+    /// Moves the stream to `publisher`'s channel: the segment open on the old channel is
+    /// abandoned (its bytes counted as drained), the encoder is asked for a keyframe now, and
+    /// the next segment, on the new channel, starts with it (MPEG-TS: discontinuity marked).
+    /// The old channel is closed in the background, bounded, so a dead server delays nothing.
+    /// Returns once the driver has switched (not when the first segment is accepted); fails
+    /// once the stream has ended for good.
+    pub async fn replace_channel(&self, publisher: TricklePublisher) -> Result<(), MediaError> {
+        self.driver.send(ReplaceChannel(publisher)).await.map_err(|e| MediaError::Stopped(e.to_string()))?
+    }
+
+    /// The publish channel's health, updated by the driver on every writer answer (no polling):
+    /// await `changed()` on the receiver to learn of failures, a loss, or the first segment a
+    /// new channel accepted.
+    pub fn channel_health(&self) -> watch::Receiver<ChannelHealth> {
+        self.health.clone()
     }
 
     /// Frames waiting for the encoder now.

@@ -7,12 +7,19 @@
 //! segment state cleared and the publisher kept, so the stream goes on with the next sequence
 //! number. (actix restarts only actors that stop themselves; a panic would not be restarted,
 //! which is why no handler here can panic.)
+//!
+//! A stream that moves to another channel starts a new writer for it and sends this one
+//! [`Retire`]: the open segment is abandoned and the channel closed in the background.
 
 use actix::prelude::*;
 use bytes::Bytes;
 use gateway_core::error::{SegmentFailure, TrickleError};
 
+use crate::http::JSON_CALL_TIMEOUT;
 use crate::trickle::{SegmentSink, TricklePublisher};
+
+/// How long a retired channel's close may take: a dead server must not keep its task for long.
+const RETIRE_CLOSE_WITHIN: std::time::Duration = JSON_CALL_TIMEOUT;
 
 /// The writer actor.
 pub(crate) struct SegmentWriter {
@@ -68,6 +75,13 @@ pub(crate) struct Settle;
 #[derive(Debug, Message)]
 #[rtype(result = "u32")]
 pub(crate) struct WriterRestarts;
+
+/// Give the channel up (the stream moved to another one): the open segment is abandoned (its
+/// POST aborted, the segment deleted) and the channel closed in the background. Answers how many
+/// times the writer was restarted. The writer stops once its last address is dropped.
+#[derive(Debug, Message)]
+#[rtype(result = "u32")]
+pub(crate) struct Retire;
 
 impl Handler<BeginSegment> for SegmentWriter {
     type Result = Result<u64, TrickleError>;
@@ -137,6 +151,17 @@ impl Handler<Settle> for SegmentWriter {
 impl Handler<WriterRestarts> for SegmentWriter {
     type Result = u32;
     fn handle(&mut self, _: WriterRestarts, _: &mut Context<Self>) -> u32 {
+        self.restarts
+    }
+}
+
+impl Handler<Retire> for SegmentWriter {
+    type Result = u32;
+    fn handle(&mut self, _: Retire, _: &mut Context<Self>) -> u32 {
+        self.sink = None;
+        if let Some(publisher) = self.publisher.take() {
+            publisher.close_in_background(RETIRE_CLOSE_WITHIN);
+        }
         self.restarts
     }
 }

@@ -4,21 +4,29 @@
 //! shared CPU pool one frame at a time, sends the plan's writer commands to the
 //! [`SegmentWriter`] (which the actix `Supervisor` restarts after a failed segment), arms one
 //! timer for the plan's next deadline, and answers `Finish` with the totals once the plan is
-//! done. Every rule (joins, drains, rolls, cutovers, counts) is the plan's.
+//! done. Every rule (joins, drains, rolls, cutovers, channel swaps, counts) is the plan's.
+//!
+//! After every event it publishes the plan's [`ChannelHealth`] on a watch channel, so a caller
+//! learns of failures without polling. A new channel ([`ReplaceChannel`]) gets a new
+//! [`SegmentWriter`]: the old one may be stuck in a write to a dead server for up to its stall
+//! timeout, so it is retired in the background, and its late answers, tagged with the old
+//! channel's number, are ignored by the plan.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
 use gateway_core::error::{SegmentFailure, TrickleError};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::encoder::StreamEncoder;
 use super::inbox::FrameInbox;
 use super::plan::{StreamPlan, WriterCommand};
 use super::runtime::{CpuWorker, EncodeFrame, FlushEncoder};
-use super::stats::MediaStats;
-use crate::writer::{BeginSegment, EndSegment, SegmentWriter, Settle, WriteChunk, WriterRestarts};
+use super::stats::{ChannelHealth, MediaStats};
+use crate::media::MediaError;
+use crate::trickle::TricklePublisher;
+use crate::writer::{BeginSegment, EndSegment, Retire, SegmentWriter, Settle, WriteChunk, WriterRestarts};
 
 /// The driver of one stream.
 pub(crate) struct StreamDriver {
@@ -32,6 +40,10 @@ pub(crate) struct StreamDriver {
     deadline: Option<(Instant, SpawnHandle)>,
     /// Answered with the totals once the plan is done.
     finished: Option<oneshot::Sender<MediaStats>>,
+    /// Where the channel's health is published.
+    health: watch::Sender<ChannelHealth>,
+    /// Restarts of the writers of replaced channels.
+    retired_restarts: u32,
 }
 
 impl StreamDriver {
@@ -41,8 +53,19 @@ impl StreamDriver {
         encoder: StreamEncoder,
         cpu: Addr<CpuWorker>,
         writer: Addr<SegmentWriter>,
+        health: watch::Sender<ChannelHealth>,
     ) -> StreamDriver {
-        StreamDriver { plan, inbox, encoder: Some(encoder), cpu, writer, deadline: None, finished: None }
+        StreamDriver {
+            plan,
+            inbox,
+            encoder: Some(encoder),
+            cpu,
+            writer,
+            deadline: None,
+            finished: None,
+            health,
+            retired_restarts: 0,
+        }
     }
 
     fn stats(&self) -> MediaStats {
@@ -58,15 +81,31 @@ impl StreamDriver {
             self.inbox.close();
         }
         self.arm_deadline(ctx);
+        self.publish_health();
         self.answer_finish(ctx);
+    }
+
+    /// Tells health watchers, if the health changed.
+    fn publish_health(&self) {
+        let now = self.plan.health();
+        self.health.send_if_modified(|seen| {
+            let changed = seen != now;
+            if changed {
+                *seen = now.clone();
+            }
+            changed
+        });
     }
 
     fn feed_encoder(&mut self, ctx: &mut Context<Self>) {
         if !self.plan.encoder_ready() {
             return;
         }
-        let Some(encoder) = self.encoder.take() else { return };
+        let Some(mut encoder) = self.encoder.take() else { return };
         if let Some(frame) = self.inbox.pop() {
+            if self.plan.take_keyframe_request() {
+                encoder.request_keyframe();
+            }
             self.plan.frame_sent();
             let job = self.cpu.send(EncodeFrame { encoder, frame });
             ctx.spawn(job.into_actor(self).map(|res, act, ctx| {
@@ -111,7 +150,7 @@ impl StreamDriver {
 
     fn feed_writer(&mut self, ctx: &mut Context<Self>) {
         let Some(cmd) = self.plan.poll_writer(Instant::now()) else { return };
-        let writer = self.writer.clone();
+        let (writer, channel) = (self.writer.clone(), self.plan.channel());
         let call = async move {
             match cmd {
                 WriterCommand::Begin => flatten(writer.send(BeginSegment).await).map(drop),
@@ -119,8 +158,8 @@ impl StreamDriver {
                 WriterCommand::End => flatten(writer.send(EndSegment).await),
             }
         };
-        ctx.spawn(call.into_actor(self).map(|result, act, ctx| {
-            act.plan.writer_done(result, Instant::now());
+        ctx.spawn(call.into_actor(self).map(move |result, act, ctx| {
+            act.plan.writer_done_on(channel, result, Instant::now());
             act.drive(ctx);
         }));
     }
@@ -155,12 +194,12 @@ impl StreamDriver {
             self.plan.frames_abandoned(abandoned);
         }
         let totals = self.stats();
-        let writer = self.writer.clone();
+        let (writer, retired) = (self.writer.clone(), self.retired_restarts);
         let settle = async move {
             // The caller may stop its runtime once answered: let DELETEs reach the server
             // first, or it keeps failed segments (and their readers) open.
             let _ = writer.send(Settle).await;
-            let restarts = writer.send(WriterRestarts).await.unwrap_or(0);
+            let restarts = writer.send(WriterRestarts).await.unwrap_or(0) + retired;
             let _ = tx.send(MediaStats { writer_restarts: restarts, ..totals });
         };
         ctx.spawn(settle.into_actor(self).map(|_, _, ctx| ctx.stop()));
@@ -211,6 +250,28 @@ impl Handler<Finish> for StreamDriver {
         self.drive(ctx);
         let fallback = self.stats();
         Box::pin(async move { rx.await.unwrap_or(fallback) })
+    }
+}
+
+/// Move the stream to this publisher's channel (see [`StreamPlan::channel_replaced`]);
+/// answered once the driver has switched.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), MediaError>")]
+pub(crate) struct ReplaceChannel(pub(crate) TricklePublisher);
+
+impl Handler<ReplaceChannel> for StreamDriver {
+    type Result = Result<(), MediaError>;
+    fn handle(&mut self, msg: ReplaceChannel, ctx: &mut Context<Self>) -> Self::Result {
+        self.plan.channel_replaced(Instant::now()).map_err(MediaError::Stopped)?;
+        let publisher = msg.0;
+        let fresh = Supervisor::start(move |_| SegmentWriter::new(publisher));
+        let old = std::mem::replace(&mut self.writer, fresh);
+        // Not awaited: the old writer answers once any write to the old server is over.
+        ctx.spawn(old.send(Retire).into_actor(self).map(|restarts, act, _| {
+            act.retired_restarts += restarts.unwrap_or(0);
+        }));
+        self.drive(ctx);
+        Ok(())
     }
 }
 

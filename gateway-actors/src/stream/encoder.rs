@@ -116,6 +116,19 @@ impl StreamEncoder {
         Ok(EncodedFrame { pts_90k: frame.pts_90k(), events, took: t0.elapsed() })
     }
 
+    /// Makes the next frame a keyframe and cuts a new segment at it, however young the open
+    /// one: a stream moving to another channel opens it with this keyframe instead of waiting
+    /// for the next scheduled one.
+    pub(crate) fn request_keyframe(&mut self) {
+        if let Some(encoder) = self.encoder.as_mut() {
+            encoder.request_keyframe();
+        }
+        match &mut self.segmenter {
+            PacketSegmenter::Ts(s) => s.cut_at_next_keyframe(),
+            PacketSegmenter::Ivf(s) => s.cut_at_next_keyframe(),
+        }
+    }
+
     /// Drains the encoder, closes the last segment and releases the encoder; later frames are
     /// refused with [`EncodeError::Flushed`].
     pub(crate) fn flush(&mut self) -> Result<Vec<SegmentEvent>, EncodeError> {

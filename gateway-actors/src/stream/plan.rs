@@ -19,6 +19,15 @@
 //! - After bytes were lost (drained), the first chunk of the next media segment is marked as a
 //!   discontinuity (MPEG-TS: [`mark_discontinuity`]), so readers joining the segments take the
 //!   jump in continuity counters as intended rather than as corruption.
+//! - A terminal channel error ends the stream ([`ChannelLoss::EndStream`]), or, with
+//!   [`ChannelLoss::AwaitReplacement`], leaves it running without a channel: frames are still
+//!   encoded and every media segment is drained until a new channel comes.
+//! - When the stream moves to a new channel ([`StreamPlan::channel_replaced`]), the old
+//!   channel's open segment and pending command are given up (their bytes drained), a keyframe
+//!   is asked for, and the next media segment (it starts with that keyframe) opens the first
+//!   segment on the new channel, marked as a discontinuity. Answers from the old channel's
+//!   writer come back tagged with its channel number and are ignored.
+//! - [`ChannelHealth`] follows every writer answer, per channel.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -30,7 +39,7 @@ use gateway_media::segmenter::SegmentEvent;
 #[cfg(doc)]
 use gateway_media::ts::discontinuity::mark_discontinuity;
 
-use super::stats::{MediaStats, StreamTiming};
+use super::stats::{ChannelHealth, ChannelLoss, MediaStats, StreamTiming};
 use crate::trickle::{Route, SegmentLedger};
 
 /// What the segment writer should do next.
@@ -93,6 +102,14 @@ pub(crate) struct StreamPlan {
     drained_marked: u64,
     /// The next chunk starts a media segment that follows lost bytes.
     mark_next_chunk: bool,
+    /// What a terminal channel error does to the stream.
+    on_loss: ChannelLoss,
+    /// The channel's health; its `generation` numbers the channel.
+    health: ChannelHealth,
+    /// The encoder must make its next frame a keyframe (the stream moved to a new channel).
+    keyframe_wanted: bool,
+    /// The next media segment is the first on a new channel: mark it as a discontinuity.
+    mark_after_swap: bool,
 }
 
 /// Marks a chunk that starts a media segment as a discontinuity; `None` leaves it as it is.
@@ -115,7 +132,17 @@ impl StreamPlan {
             marker: None,
             drained_marked: 0,
             mark_next_chunk: false,
+            on_loss: ChannelLoss::EndStream,
+            health: ChannelHealth::default(),
+            keyframe_wanted: false,
+            mark_after_swap: false,
         }
+    }
+
+    /// What a terminal channel error does to the stream (by default it ends it).
+    pub(crate) fn with_channel_loss(mut self, on_loss: ChannelLoss) -> StreamPlan {
+        self.on_loss = on_loss;
+        self
     }
 
     /// Marks the first chunk after lost bytes with `marker` (the container's discontinuity).
@@ -173,6 +200,12 @@ impl StreamPlan {
         self.steps.extend(events.into_iter().map(Step::Media));
     }
 
+    /// Whether the next frame must be a keyframe; asking clears the request, so the caller
+    /// passes it on to the encoder with the frame it sends next.
+    pub(crate) fn take_keyframe_request(&mut self) -> bool {
+        std::mem::take(&mut self.keyframe_wanted)
+    }
+
     /// Frames still queued when the stream ended for good (never encoded).
     pub(crate) fn frames_abandoned(&mut self, n: u64) {
         self.stats.drops.stream_ended += n;
@@ -203,9 +236,15 @@ impl StreamPlan {
         match step {
             Step::Media(SegmentEvent::SegmentStart { .. }) => {
                 let drained = self.ledger.totals().bytes_drained;
-                self.mark_next_chunk = drained > self.drained_marked;
+                let swapped = std::mem::take(&mut self.mark_after_swap);
+                self.mark_next_chunk = swapped || drained > self.drained_marked;
                 self.drained_marked = drained;
-                if self.ledger.is_open() {
+                if self.awaiting_channel() {
+                    // No channel to open a segment on: the whole media segment is drained.
+                    self.ledger.start_piece();
+                    self.ledger.began(false);
+                    None
+                } else if self.ledger.is_open() {
                     if young {
                         self.stats.segments_joined += 1;
                     }
@@ -248,6 +287,7 @@ impl StreamPlan {
                 let after = if self.ledger.in_flight() > 0 { AfterEnd::DrainRest } else { AfterEnd::Reopen };
                 Some(self.send(Pending::End(after), WriterCommand::End))
             }
+            Step::Reopen if self.awaiting_channel() => None,
             Step::Reopen => Some(self.send(Pending::Begin, WriterCommand::Begin)),
         }
     }
@@ -255,6 +295,22 @@ impl StreamPlan {
     fn send(&mut self, pending: Pending, cmd: WriterCommand) -> WriterCommand {
         self.pending = Some(pending);
         cmd
+    }
+
+    /// The number of the channel the writer commands go to now (0 for the first, +1 per
+    /// [`channel_replaced`](Self::channel_replaced)); the caller hands it back with the answer.
+    pub(crate) fn channel(&self) -> u32 {
+        self.health.generation
+    }
+
+    /// The answer of channel `channel`'s writer to the command it was sent: ignored when the
+    /// stream has moved to another channel since (that command was given up then).
+    pub(crate) fn writer_done_on(&mut self, channel: u32, result: Result<(), TrickleError>, now: Instant) {
+        if channel == self.channel() {
+            self.writer_done(result, now);
+        } else {
+            tracing::debug!(channel, ?result, "a replaced channel's writer answered late; ignored");
+        }
     }
 
     /// The writer's answer to the last command, at `now`.
@@ -267,20 +323,28 @@ impl StreamPlan {
                 self.last_bytes = now;
             }
             (Pending::Begin, Err(e)) => {
+                // Opening fails only once the publisher has given up: the failures that made
+                // it give up were counted when they happened.
                 self.ledger.began(false);
                 self.note_terminal(&e);
             }
-            (Pending::Write(len), Ok(())) => self.ledger.wrote(len, true),
+            (Pending::Write(len), Ok(())) => {
+                self.ledger.wrote(len, true);
+                self.health.last_sent = Some(now);
+            }
             (Pending::Write(len), Err(e)) => {
                 tracing::warn!(error = %e, "segment failed; draining the rest of it");
                 self.ledger.wrote(len, false);
-                self.note_terminal(&e);
+                self.note_failure(&e);
             }
             (Pending::End(after), r) => {
                 self.ledger.ended(r.is_ok());
-                if let Err(e) = r {
-                    tracing::warn!(error = %e, "segment failed at its end");
-                    self.note_terminal(&e);
+                match r {
+                    Ok(()) => self.note_accepted(now),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "segment failed at its end");
+                        self.note_failure(&e);
+                    }
                 }
                 match after {
                     AfterEnd::Nothing => {}
@@ -291,10 +355,73 @@ impl StreamPlan {
         }
     }
 
+    fn note_accepted(&mut self, now: Instant) {
+        let h = &mut self.health;
+        h.segments_accepted += 1;
+        h.consecutive_failed = 0;
+        h.first_accepted.get_or_insert(now);
+    }
+
+    fn note_failure(&mut self, e: &TrickleError) {
+        if !matches!(e, TrickleError::Terminal { .. }) {
+            // "Gave up after n failures" is a verdict, not a failure: the last real one stays.
+            self.health.consecutive_failed += 1;
+            self.health.last_failure = Some(e.segment_failure());
+        }
+        self.note_terminal(e);
+    }
+
     fn note_terminal(&mut self, e: &TrickleError) {
-        if e.is_terminal() {
+        if !e.is_terminal() {
+            return;
+        }
+        self.health.lost.get_or_insert_with(|| e.clone());
+        if self.on_loss == ChannelLoss::EndStream {
             self.stats.terminal_error.get_or_insert_with(|| e.to_string());
         }
+    }
+
+    /// The channel is lost for good and the stream waits for a new one.
+    fn awaiting_channel(&self) -> bool {
+        self.on_loss == ChannelLoss::AwaitReplacement && self.health.lost.is_some()
+    }
+
+    // ---- channels ----
+
+    /// The stream moves to a new channel at `now`; refused (with the reason) once it has ended
+    /// for good.
+    ///
+    /// Whatever the old channel still held is given up and counted as drained: the open
+    /// segment, and the command out with its writer (its late answer is ignored, see
+    /// [`writer_done_on`](Self::writer_done_on)). The rest of the current media segment is
+    /// drained too, since a segment must start with a keyframe; one is asked for now, so the
+    /// first segment on the new channel starts within a frame or two.
+    pub(crate) fn channel_replaced(&mut self, now: Instant) -> Result<(), String> {
+        if let Some(e) = &self.stats.terminal_error {
+            return Err(format!("the stream has ended: {e}"));
+        }
+        match self.pending.take() {
+            Some(Pending::Begin) => self.ledger.began(false),
+            Some(Pending::Write(len)) => self.ledger.wrote(len, false),
+            Some(Pending::End(_)) => self.ledger.ended(false),
+            None => self.ledger.abandon(),
+        }
+        self.ledger.drain_rest();
+        // Cutovers and reopens were meant for the old channel's segments.
+        self.steps.retain(|step| matches!(step, Step::Media(_)));
+        self.health =
+            ChannelHealth { generation: self.health.generation.wrapping_add(1), ..Default::default() };
+        self.stats.channel_swaps += 1;
+        self.keyframe_wanted = true;
+        self.mark_after_swap = true;
+        self.opened_at = now;
+        self.last_bytes = now;
+        Ok(())
+    }
+
+    /// The health of the channel in use.
+    pub(crate) fn health(&self) -> &ChannelHealth {
+        &self.health
     }
 
     // ---- time ----

@@ -1,10 +1,12 @@
-//! What a video stream reports: its timing rules and where every frame and byte went.
+//! What a video stream reports: its timing rules, where every frame and byte went, and the
+//! health of the channel it publishes on.
 //!
 //! Plain data a caller can print or compare; the [`plan`](super::plan) fills it in.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::MessageResponse;
+use gateway_core::error::{SegmentFailure, TrickleError};
 use gateway_core::trickle::{IDLE_CUTOVER, MIN_SEGMENT_WALLCLOCK};
 
 /// Timing rules of a stream.
@@ -75,4 +77,42 @@ pub struct MediaStats {
     pub bytes_drained: u64,
     /// Why the stream stopped for good, if it did.
     pub terminal_error: Option<String>,
+    /// Times the stream moved to another channel (`VideoPublisher::replace_channel`).
+    pub channel_swaps: u32,
+}
+
+/// What a stream does when its channel is lost for good (a terminal trickle error: channel not
+/// found, end of stream, too many failed segments in a row).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChannelLoss {
+    /// The stream ends: encoding stops, `write_frame` fails, queued frames are counted as
+    /// `stream_ended` drops.
+    #[default]
+    EndStream,
+    /// The stream goes on without a channel until `VideoPublisher::replace_channel` gives it a
+    /// new one: frames are still taken and encoded, and their bytes drained (counted), so a
+    /// producer is never blocked nor refused while a replacement is found.
+    AwaitReplacement,
+}
+
+/// The health of the channel a stream publishes on, as its driver sees every writer answer.
+/// Everything but `generation` starts over when the stream moves to a new channel.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChannelHealth {
+    /// Channel number: 0 for the first, +1 per `replace_channel`.
+    pub generation: u32,
+    /// Segments failed in a row on this channel (reset by a confirmed segment).
+    pub consecutive_failed: u32,
+    /// The last segment failure on this channel, typed.
+    pub last_failure: Option<SegmentFailure>,
+    /// Segments confirmed on this channel.
+    pub segments_accepted: u64,
+    /// When a chunk last went out on this channel (input is flowing); `None` before the first.
+    pub last_sent: Option<Instant>,
+    /// When the first segment on this channel was confirmed.
+    pub first_accepted: Option<Instant>,
+    /// Set when the channel was lost for good (a terminal trickle error: channel not found, end
+    /// of stream, too many failures); with [`ChannelLoss::AwaitReplacement`] the stream waits
+    /// for `replace_channel`.
+    pub lost: Option<TrickleError>,
 }

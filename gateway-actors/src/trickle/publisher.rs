@@ -320,6 +320,16 @@ impl TricklePublisher {
         }
     }
 
+    /// Closes the channel without holding the caller up: [`close`](Self::close) runs on the
+    /// publisher's runtime, given up after `within` (a dead server must not hold a stream that
+    /// moved to another channel, nor leave a task behind for long).
+    pub fn close_in_background(self, within: Duration) {
+        let runtime = self.runtime.clone();
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(within, self.close()).await;
+        });
+    }
+
     fn preconnect(&mut self) {
         if self.shared.terminal().is_some() {
             return;

@@ -131,6 +131,14 @@ impl SegmentLedger {
         self.draining = true;
     }
 
+    /// Gives up the open segment unconfirmed (its stream moved to another channel): it counts
+    /// as failed and its bytes as drained. Nothing happens when no segment is open.
+    pub(crate) fn abandon(&mut self) {
+        if self.open {
+            self.segment_failed(0);
+        }
+    }
+
     /// The outcome of finishing the open segment.
     pub fn ended(&mut self, ok: bool) {
         if ok {

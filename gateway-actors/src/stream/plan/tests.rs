@@ -1,5 +1,5 @@
 //! The stream plan under synthetic time: each rule on its own, then the accounting under
-//! random scripts (frames, encoder answers, writer failures, pauses).
+//! random scripts (frames, encoder answers, writer failures, pauses, channel swaps).
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use gateway_media::{FrameQueue, Rational, TestPattern};
 use proptest::prelude::*;
 
 use super::{StreamPlan, WriterCommand};
-use crate::stream::stats::StreamTiming;
+use crate::stream::stats::{ChannelLoss, StreamTiming};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -231,6 +231,178 @@ fn a_lost_encoder_ends_the_stream() {
     assert!(plan.is_terminal() && !plan.encoder_ready());
 }
 
+// ---- channel health and swaps ----
+
+#[test]
+fn health_follows_every_writer_answer() {
+    let t0 = Instant::now();
+    let mut plan = StreamPlan::new(timing(), t0);
+    plan.frame_encoded(vec![start(0), chunk(10)]);
+    assert_eq!(plan.poll_writer(t0), Some(WriterCommand::Begin));
+    plan.writer_done(Ok(()), t0);
+    assert!(plan.poll_writer(t0).is_some());
+    assert_eq!(plan.health().last_sent, None, "nothing went out yet");
+    plan.writer_done(Ok(()), t0 + MS);
+    assert_eq!(plan.health().last_sent, Some(t0 + MS));
+    plan.frame_encoded(vec![chunk(5)]);
+    assert!(plan.poll_writer(t0 + 2 * MS).is_some());
+    plan.writer_done(Err(failed(0)), t0 + 2 * MS);
+    let h = plan.health();
+    assert_eq!(
+        (h.consecutive_failed, h.last_failure, h.lost.clone()),
+        (1, Some(SegmentFailure::Stalled), None)
+    );
+    // The next segment is confirmed: the run of failures is over, the last failure stays.
+    plan.frame_encoded(vec![end(0), start(1), chunk(7)]);
+    assert_eq!(kinds(&run_ok(&mut plan, t0 + 3000 * MS)), ["begin", "write"]);
+    plan.frame_encoded(vec![end(1)]);
+    let at = t0 + 4500 * MS;
+    assert_eq!(kinds(&run_ok(&mut plan, at)), ["end"]);
+    let h = plan.health();
+    assert_eq!((h.consecutive_failed, h.segments_accepted, h.first_accepted), (0, 1, Some(at)));
+    assert_eq!(h.last_failure, Some(SegmentFailure::Stalled));
+    // "Gave up" when opening a segment is a verdict: the channel is lost, no failure is added.
+    plan.frame_encoded(vec![start(2), chunk(1)]);
+    assert_eq!(plan.poll_writer(at), Some(WriterCommand::Begin));
+    plan.writer_done(Err(TrickleError::Terminal { consecutive_failures: 3 }), at);
+    let h = plan.health();
+    assert_eq!((h.consecutive_failed, h.first_accepted), (0, Some(at)));
+    assert_eq!(h.lost, Some(TrickleError::Terminal { consecutive_failures: 3 }));
+    assert!(plan.is_terminal(), "the default still ends the stream");
+}
+
+/// Mid segment: the open segment is given up (a failure, its bytes drained), so is the rest
+/// of its media segment, a keyframe is asked for once, and the next media segment opens the
+/// new channel's first segment, marked as a discontinuity.
+#[test]
+fn a_swap_mid_segment_abandons_it_and_the_next_media_segment_opens_on_the_new_channel() {
+    let t0 = Instant::now();
+    let mut plan = StreamPlan::new(timing(), t0).with_discontinuity_marker(mark);
+    plan.frame_encoded(vec![start(0), chunk(10), chunk(20)]);
+    assert_eq!(kinds(&run_ok(&mut plan, t0)), ["begin", "write", "write"]);
+    assert!(!plan.take_keyframe_request());
+    assert_eq!(plan.channel_replaced(t0 + 100 * MS), Ok(()));
+    assert!(plan.take_keyframe_request() && !plan.take_keyframe_request(), "asked for once");
+    assert_eq!(plan.next_deadline(), None, "nothing is open to cut over");
+    plan.frame_encoded(vec![chunk(5)]);
+    assert_eq!(run_ok(&mut plan, t0 + 110 * MS), [], "the rest of the old media segment is drained");
+    plan.frame_encoded(vec![end(0), start(1), chunk(7)]);
+    let cmds = run_ok(&mut plan, t0 + 120 * MS);
+    assert_eq!(kinds(&cmds), ["begin", "write"]);
+    assert_eq!(written(&cmds), [0xD1], "the new channel's first chunk is marked");
+    plan.frame_encoded(vec![end(1)]);
+    let at = t0 + 1200 * MS;
+    assert_eq!(kinds(&run_ok(&mut plan, at)), ["end"]);
+    let s = plan.stats(&Default::default());
+    assert_eq!((s.channel_swaps, s.segments_failed, s.segments_published), (1, 1, 1));
+    assert_eq!((s.bytes_encoded, s.bytes_published, s.bytes_drained), (42, 7, 35));
+    let h = plan.health();
+    assert_eq!(
+        (h.generation, h.segments_accepted, h.first_accepted, h.consecutive_failed),
+        (1, 1, Some(at), 0)
+    );
+}
+
+/// The command out when the swap comes is given up with the old channel; its answer comes
+/// back late, tagged with the old channel's number, and changes nothing, whatever it says.
+#[test]
+fn a_late_answer_from_the_old_channel_is_ignored() {
+    let t0 = Instant::now();
+    let mut plan = StreamPlan::new(timing(), t0);
+    plan.frame_encoded(vec![start(0), chunk(10), chunk(20)]);
+    assert_eq!(plan.poll_writer(t0), Some(WriterCommand::Begin));
+    plan.writer_done_on(0, Ok(()), t0);
+    assert!(matches!(plan.poll_writer(t0), Some(WriterCommand::Write(b)) if b.len() == 10));
+    plan.channel_replaced(t0).unwrap();
+    assert_eq!(plan.channel(), 1);
+    plan.frame_encoded(vec![end(0), start(1), chunk(7)]);
+    assert_eq!(plan.poll_writer(t0), Some(WriterCommand::Begin), "the 20 bytes and the end drained");
+    let before = plan.stats(&Default::default());
+    plan.writer_done_on(0, Err(failed(0)), t0 + MS);
+    plan.writer_done_on(0, Ok(()), t0 + MS);
+    assert_eq!(plan.stats(&Default::default()), before);
+    assert_eq!(plan.health().consecutive_failed, 0);
+    assert_eq!(plan.poll_writer(t0 + MS), None, "the new channel's Begin is still out");
+    plan.writer_done_on(1, Ok(()), t0 + 2 * MS);
+    assert!(matches!(plan.poll_writer(t0 + 2 * MS), Some(WriterCommand::Write(b)) if b.len() == 7));
+    let s = plan.stats(&Default::default());
+    assert_eq!((s.segments_failed, s.bytes_drained, s.bytes_encoded), (1, 30, 37));
+}
+
+/// With `AwaitReplacement`, a lost channel neither ends the stream nor sends anything more:
+/// frames are still encoded and their media segments drained until a new channel comes, which
+/// takes the next media segment.
+#[test]
+fn after_a_loss_the_stream_waits_for_a_new_channel_and_goes_on_there() {
+    let t0 = Instant::now();
+    let mut plan = StreamPlan::new(timing(), t0).with_channel_loss(ChannelLoss::AwaitReplacement);
+    plan.frame_encoded(vec![start(0), chunk(4)]);
+    assert_eq!(plan.poll_writer(t0), Some(WriterCommand::Begin));
+    plan.writer_done(Ok(()), t0);
+    assert!(plan.poll_writer(t0).is_some());
+    let gone = TrickleError::ChannelNotFound { url: "http://a/ai/trickle/x".into() };
+    plan.writer_done(Err(gone.clone()), t0);
+    assert!(!plan.is_terminal() && plan.encoder_ready());
+    let h = plan.health();
+    assert_eq!(
+        (h.lost.clone(), h.last_failure, h.consecutive_failed),
+        (Some(gone), Some(SegmentFailure::ChannelGone), 1)
+    );
+    plan.frame_sent();
+    plan.frame_encoded(vec![chunk(3), end(0), start(1), chunk(5), end(1), start(2), chunk(2)]);
+    assert_eq!(run_ok(&mut plan, t0 + 5000 * MS), [], "no segment is opened on a lost channel");
+    assert_eq!(plan.next_deadline(), None);
+    plan.channel_replaced(t0 + 6000 * MS).unwrap();
+    assert_eq!(plan.health().lost, None);
+    plan.frame_encoded(vec![chunk(1), end(2), start(3), chunk(6)]);
+    assert_eq!(kinds(&run_ok(&mut plan, t0 + 6010 * MS)), ["begin", "write"]);
+    plan.finish();
+    assert!(plan.flush_due());
+    plan.flush_sent();
+    plan.flushed(vec![end(3)]);
+    assert_eq!(kinds(&run_ok(&mut plan, t0 + 6020 * MS)), ["end"]);
+    assert!(plan.is_done());
+    let s = plan.stats(&Default::default());
+    assert_eq!((s.bytes_encoded, s.bytes_published, s.bytes_drained), (21, 6, 15));
+    assert_eq!((s.channel_swaps, s.segments_failed, s.terminal_error), (1, 1, None));
+}
+
+#[test]
+fn by_default_a_lost_channel_ends_the_stream_and_no_new_one_is_taken() {
+    let t0 = Instant::now();
+    let mut plan = StreamPlan::new(timing(), t0);
+    plan.frame_encoded(vec![start(0), chunk(4)]);
+    assert_eq!(plan.poll_writer(t0), Some(WriterCommand::Begin));
+    plan.writer_done(Ok(()), t0);
+    assert!(plan.poll_writer(t0).is_some());
+    plan.writer_done(Err(TrickleError::EndOfStream), t0);
+    assert!(plan.is_terminal());
+    assert_eq!(plan.health().lost, Some(TrickleError::EndOfStream));
+    assert!(plan.channel_replaced(t0).is_err());
+    assert_eq!(plan.stats(&Default::default()).channel_swaps, 0);
+}
+
+/// An idle cutover's reopen was meant for the old channel: after a swap the rest of the media
+/// segment is drained instead of opening a segment that would start without a keyframe.
+#[test]
+fn a_swap_during_an_idle_cutover_drops_the_reopen() {
+    let t0 = Instant::now();
+    let mut plan = StreamPlan::new(timing(), t0);
+    plan.frame_encoded(vec![start(0)]);
+    assert_eq!(kinds(&run_ok(&mut plan, t0)), ["begin"]);
+    let deadline = plan.next_deadline().unwrap();
+    plan.on_deadline(deadline);
+    assert_eq!(plan.poll_writer(deadline), Some(WriterCommand::End));
+    plan.channel_replaced(deadline).unwrap();
+    plan.writer_done_on(0, Ok(()), deadline); // the old End's answer: ignored, no reopen
+    plan.frame_encoded(vec![chunk(9)]);
+    assert_eq!(run_ok(&mut plan, deadline), []);
+    plan.frame_encoded(vec![end(0), start(1), chunk(2)]);
+    assert_eq!(kinds(&run_ok(&mut plan, deadline)), ["begin", "write"]);
+    let s = plan.stats(&Default::default());
+    assert_eq!((s.segments_published, s.segments_failed, s.bytes_drained), (0, 1, 9));
+}
+
 /// One step of a random script.
 #[derive(Debug, Clone)]
 enum Event {
@@ -239,10 +411,12 @@ enum Event {
     /// The encoder takes a frame (if it may) and answers: `ok`, and whether a new media
     /// segment starts at it.
     Encode { ok: bool, keyframe: bool, bytes: usize },
-    /// The writer answers its pending command.
+    /// The writer answers: a replaced channel's writer first (late), else the pending command.
     Writer { ok: bool, terminal: bool },
     /// Time passes.
     Wait(u64),
+    /// The stream moves to a new channel.
+    Swap,
 }
 
 fn event() -> impl Strategy<Value = Event> {
@@ -253,6 +427,7 @@ fn event() -> impl Strategy<Value = Event> {
         4 => (prop::bool::weighted(0.85), prop::bool::weighted(0.02))
             .prop_map(|(ok, terminal)| Event::Writer { ok, terminal }),
         1 => (1u64..3000).prop_map(Event::Wait),
+        1 => Just(Event::Swap),
     ]
 }
 
@@ -268,13 +443,17 @@ struct Sim {
     now: Instant,
     /// The writer command waiting for its answer.
     busy: bool,
+    /// Channels replaced while a command was out: their answers are still to come.
+    late: Vec<u32>,
+    /// Swaps the plan took.
+    swaps: u32,
 }
 
 impl Sim {
-    fn new() -> Sim {
+    fn new(on_loss: ChannelLoss) -> Sim {
         let now = Instant::now();
         Sim {
-            plan: StreamPlan::new(timing(), now),
+            plan: StreamPlan::new(timing(), now).with_channel_loss(on_loss),
             queue: FrameQueue::new(4).unwrap(),
             pattern: TestPattern::new(16, 16, Rational::new(30, 1)).unwrap(),
             next_frame: 0,
@@ -282,6 +461,8 @@ impl Sim {
             in_segment: false,
             now,
             busy: false,
+            late: Vec::new(),
+            swaps: 0,
         }
     }
 
@@ -302,6 +483,8 @@ impl Sim {
             return;
         }
         self.queue.record_encode(frame.pts_90k(), MS);
+        // A requested keyframe starts a media segment, as the encoder's segmenter cuts there.
+        let keyframe = self.plan.take_keyframe_request() || keyframe;
         let mut events = Vec::new();
         if keyframe || !self.in_segment {
             if self.in_segment {
@@ -323,14 +506,28 @@ impl Sim {
             }
             Event::Encode { ok, keyframe, bytes } => self.encode(ok, keyframe, bytes),
             Event::Writer { ok, terminal } => {
-                if self.busy {
+                let r = match (ok, terminal) {
+                    (true, _) => Ok(()),
+                    (false, false) => Err(failed(-1)),
+                    (false, true) => Err(TrickleError::Terminal { consecutive_failures: 3 }),
+                };
+                if let Some(old) = self.late.pop() {
+                    let before = (self.plan.stats(&Default::default()), self.plan.health().clone());
+                    self.plan.writer_done_on(old, r, self.now);
+                    let after = (self.plan.stats(&Default::default()), self.plan.health().clone());
+                    assert_eq!(before, after, "a late answer changed the plan");
+                } else if self.busy {
                     self.busy = false;
-                    let r = match (ok, terminal) {
-                        (true, _) => Ok(()),
-                        (false, false) => Err(failed(-1)),
-                        (false, true) => Err(TrickleError::Terminal { consecutive_failures: 3 }),
-                    };
-                    self.plan.writer_done(r, self.now);
+                    self.plan.writer_done_on(self.plan.channel(), r, self.now);
+                }
+            }
+            Event::Swap => {
+                let old = self.plan.channel();
+                if self.plan.channel_replaced(self.now).is_ok() {
+                    self.swaps += 1;
+                    if std::mem::take(&mut self.busy) {
+                        self.late.push(old);
+                    }
                 }
             }
             Event::Wait(ms) => {
@@ -350,7 +547,7 @@ impl Sim {
             }
             if self.busy {
                 self.busy = false;
-                self.plan.writer_done(Ok(()), self.now);
+                self.plan.writer_done_on(self.plan.channel(), Ok(()), self.now);
             } else if self.plan.encoder_ready() && !self.queue.is_empty() {
                 self.encode(true, false, 100);
             } else if self.plan.flush_due() {
@@ -361,6 +558,10 @@ impl Sim {
             self.poll();
         }
         assert!(self.plan.is_done(), "the plan never finished");
+        for old in std::mem::take(&mut self.late) {
+            self.plan.writer_done_on(old, Err(failed(-1)), self.now);
+        }
+        assert!(self.plan.is_done(), "a late answer reopened the plan");
         if self.plan.is_terminal() {
             let mut n = 0;
             while self.queue.pop().is_some() {
@@ -376,8 +577,12 @@ proptest! {
 
     /// Whatever happens, every frame and byte ends up somewhere, once.
     #[test]
-    fn every_frame_and_byte_is_accounted_for(script in prop::collection::vec(event(), 0..300)) {
-        let mut sim = Sim::new();
+    fn every_frame_and_byte_is_accounted_for(
+        script in prop::collection::vec(event(), 0..300),
+        await_replacement in any::<bool>(),
+    ) {
+        let on_loss = if await_replacement { ChannelLoss::AwaitReplacement } else { ChannelLoss::EndStream };
+        let mut sim = Sim::new(on_loss);
         for e in script {
             sim.apply(e);
         }
@@ -387,5 +592,9 @@ proptest! {
         prop_assert_eq!(s.frames_dropped, s.drops.total());
         prop_assert_eq!(s.bytes_encoded, s.bytes_published + s.bytes_drained, "{:?}", s);
         prop_assert!(s.segments_published + s.segments_failed >= u64::from(s.bytes_published > 0));
+        prop_assert_eq!(s.channel_swaps, sim.swaps);
+        if await_replacement {
+            prop_assert_eq!(s.terminal_error, None, "a lost channel ended a stream told to wait");
+        }
     }
 }
