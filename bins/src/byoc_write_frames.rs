@@ -3,13 +3,14 @@
 //! the job's output stream, then prints the totals.
 
 use clap::{Args, ValueEnum};
+use gateway_actors::live::LiveJobRequest;
 use gateway_actors::ByocJobRequest;
-use gateway_core::trickle::SeqSpec;
 use gateway_media::encoder::Codec;
 
 use crate::cli;
 use crate::frames::{stream_frames, FrameArgs, FrameSource};
 use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
+use crate::swaps::{print_swaps, SwapArgs};
 
 /// Codecs a BYOC worker can be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -31,6 +32,8 @@ pub struct ByocWriteFramesArgs {
     /// Registered BYOC capability name.
     #[arg(long, default_value = "text-reversal")]
     pub capability: String,
+    #[command(flatten)]
+    pub swap: SwapArgs,
     #[command(flatten)]
     pub network: NetworkArgs,
 }
@@ -60,19 +63,21 @@ async fn run_job(net: &Network, args: &ByocWriteFramesArgs, source: FrameSource)
     let mut request = ByocJobRequest::new(&args.capability);
     request.enable_video_ingress = true;
     request.enable_video_egress = true;
-    let job = cli::interruptible(net.gateway.start_byoc_job(request)).await?;
-    console.line(format!("BYOC job {} ({}) on {}", job.stream_id, args.capability, job.orchestrator));
-    let outcome = cli::interruptible(async {
-        // The output channel is new, so reading from its first segment misses nothing.
-        let output = job.output(SeqSpec::At(0))?;
-        let publisher = job.publisher(source.publisher_config(codec).mime()).await?;
-        stream_frames(publisher, output, &args.frames, source, codec).await
-    })
-    .await;
-    let payments = job.payment_stats();
-    cli::cleanup("stopping the job", job.stop()).await;
+    let video = source.publisher_config(codec);
+    let stream = cli::interruptible(net.gateway.start_live_stream(
+        LiveJobRequest::Byoc(request),
+        Some(video),
+        args.swap.config(),
+    ))
+    .await?;
+    let status = stream.status();
+    console.line(format!("BYOC job {} ({}) on {}", status.job_id, args.capability, status.orchestrator));
+    let swaps = print_swaps(&stream, console);
+    let outcome = cli::interruptible(stream_frames(&stream, &args.frames, source, codec)).await;
+    let stopped = stream.stop().await;
+    swaps.abort();
     let report = outcome?;
-    report.print(console, &payments);
-    report.verdict(args.frames.allow_partial)?;
+    report.print(console, &stopped.status);
+    report.verdict(args.frames.allow_partial, &stopped.status)?;
     Ok(())
 }

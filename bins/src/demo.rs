@@ -8,7 +8,8 @@
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use gateway_actors::media::{VideoPublisher, VideoPublisherConfig};
+use gateway_actors::live::{LiveJobRequest, SwapConfig};
+use gateway_actors::media::VideoPublisherConfig;
 use gateway_actors::{ByocJobRequest, Gateway, GatewayConfig, Lv2vRequest};
 use gateway_core::token::NetworkSettings;
 use gateway_core::trickle::SeqSpec;
@@ -92,10 +93,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     job.stop().await?;
     outcome?;
 
-    // Live video to video.
-    let job = gw.start_lv2v(Lv2vRequest { model_id: "noop".into(), ..Default::default() }).await?;
-    println!("LV2V job {} on {}", job.session.manifest_id, job.orchestrator);
-    let mut output = job.output(SeqSpec::Next);
+    // Live video to video, as a live stream that would move to another orchestrator if its
+    // own failed.
+    let request = LiveJobRequest::Lv2v(Lv2vRequest { model_id: "noop".into(), ..Default::default() });
+    let (w, h) = (640, 360);
+    let fps = 30;
+    let stream =
+        gw.start_live_stream(request, Some(VideoPublisherConfig::h264(w, h)), SwapConfig::default()).await?;
+    let status = stream.status();
+    println!("LV2V job {} on {}", status.job_id, status.orchestrator);
+    let mut output = stream.output(SeqSpec::Next);
     let reader = tokio::spawn(async move {
         let (mut segments, mut bytes) = (0u64, 0u64);
         while let Ok(Some(seg)) = output.next_segment().await {
@@ -109,21 +116,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         (segments, bytes)
     });
-    let (w, h) = (640, 360);
-    let fps = 30;
-    let publisher = VideoPublisher::start(job.publisher().await, VideoPublisherConfig::h264(w, h))?;
+    let video = stream.video().ok_or_else(|| anyhow::anyhow!("the stream takes no video"))?;
     let mut pattern = TestPattern::new(w, h, Rational::new(fps, 1))?;
     let t0 = Instant::now();
     for _ in 0..(args.seconds * fps) {
-        publisher.write_frame(pattern.next_frame())?;
+        video.write_frame(pattern.next_frame())?;
         // Pace like a camera so the encoder queue is exercised as in a live stream.
         tokio::time::sleep(Duration::from_millis(1000 / fps as u64)).await;
     }
-    let media = publisher.finish().await?;
+    let media = stream.finish_video().await?;
     let sent_in = t0.elapsed();
-    let lv2v_payments = job.payment_stats();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    job.stop().await?;
+    let stopped = stream.stop().await;
+    let lv2v_payments = crate::swaps::total_payments(&stopped.status);
     let (out_segments, out_bytes) =
         tokio::time::timeout(Duration::from_secs(10), reader).await.unwrap_or(Ok((0, 0)))?;
 
@@ -135,10 +140,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  payments: BYOC {} sent + {} skipped, LV2V {} sent + {} skipped; signer minted {} tickets in {} payments",
         byoc_payments.payments_sent, byoc_payments.cycles_skipped, lv2v_payments.payments_sent, lv2v_payments.cycles_skipped,
         net.signer.stats().tickets_minted, net.signer.stats().payments_minted);
+    for (i, swap) in stopped.status.swaps.iter().enumerate() {
+        println!("  swap {}: {}", i + 1, crate::swaps::describe(swap));
+    }
     println!("  total time {:.1} s", started.elapsed().as_secs_f64());
     gw.shutdown();
     net.shutdown().await;
-    if out_bytes != media.bytes_published {
+    // A swap starts the output over on another orchestrator: the totals then differ by design.
+    if stopped.status.swaps.is_empty() && out_bytes != media.bytes_published {
         anyhow::bail!("the output carried {out_bytes} bytes but {} were published", media.bytes_published);
     }
     Ok(())

@@ -10,12 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use gateway_actors::media::{MediaStats, VideoPublisher, VideoPublisherConfig};
-use gateway_actors::payments::PaymentStats;
-use gateway_actors::trickle::{TricklePublisher, TrickleSubscriber};
+use gateway_actors::live::{LiveStream, LiveStreamStatus};
+use gateway_actors::media::{MediaStats, VideoPublisherConfig};
+use gateway_actors::trickle::TrickleSubscriber;
+use gateway_core::trickle::SeqSpec;
 use gateway_media::encoder::Codec;
 use gateway_media::h264_decoder::H264Decoder;
 use gateway_media::ivf::{IvfJoin, IVF_FRAME_COUNT_OFFSET};
+use gateway_media::ts::discontinuity::mark_discontinuity;
 use gateway_media::ts_demux::{AccessUnit, TsDemuxer};
 use gateway_media::y4m::{self, Y4mError, Y4mHeader, Y4mReader};
 use gateway_media::{Rational, TestPattern, VideoFrame};
@@ -205,8 +207,8 @@ pub struct FrameReport {
 }
 
 impl FrameReport {
-    /// Prints the summary lines.
-    pub fn print(&self, console: Console, payments: &PaymentStats) {
+    /// Prints the summary lines, with the stream's swaps and payments.
+    pub fn print(&self, console: Console, status: &LiveStreamStatus) {
         let m = &self.media;
         let secs = self.send_time.as_secs_f64().max(0.001);
         console.line(format!(
@@ -228,20 +230,17 @@ impl FrameReport {
             self.decoded_frames.map(|n| format!(", {n} frames decoded")).unwrap_or_default(),
             self.out_error.as_ref().map(|e| format!(" (stopped: {e})")).unwrap_or_default()
         ));
-        console.line(format!(
-            "payments: {} sent, {} skipped, {} failed{}",
-            payments.payments_sent,
-            payments.cycles_skipped,
-            payments.failures,
-            payments.stopped.as_ref().map(|s| format!(" (stopped: {s})")).unwrap_or_default()
-        ));
+        crate::swaps::print_summary(console, status);
     }
 }
 
 impl FrameReport {
     /// Why the run did not do what was asked, in one line; `None` when it did. Frames dropped
     /// to keep up with real time (overflow, debt) are the publisher working as designed.
-    pub fn shortfall(&self) -> Option<String> {
+    pub fn shortfall(&self, status: &LiveStreamStatus) -> Option<String> {
+        if let Some(end) = crate::swaps::shortfall(status) {
+            return Some(end);
+        }
         let m = &self.media;
         if let Some(e) = &self.input_error {
             return Some(format!(
@@ -269,8 +268,8 @@ impl FrameReport {
     }
 
     /// The exit verdict: an error naming the shortfall, unless `allow_partial` (then a warning).
-    pub fn verdict(&self, allow_partial: bool) -> anyhow::Result<()> {
-        crate::cli::verdict(self.shortfall(), allow_partial)
+    pub fn verdict(&self, allow_partial: bool, status: &LiveStreamStatus) -> anyhow::Result<()> {
+        crate::cli::verdict(self.shortfall(status), allow_partial)
     }
 }
 
@@ -301,12 +300,14 @@ fn write_ivf_frame_count(path: &std::path::Path, frames: u32) -> anyhow::Result<
 /// Publishes `args.count` test-pattern frames through `publisher` and reads `output` until it
 /// has caught up (or went quiet); returns the counts.
 pub async fn stream_frames(
-    publisher: TricklePublisher,
-    output: TrickleSubscriber,
+    stream: &LiveStream,
     args: &FrameArgs,
     source: FrameSource,
     codec: Codec,
 ) -> anyhow::Result<FrameReport> {
+    // The output channel is new, so reading from its first segment misses nothing; after a
+    // swap the reader goes on from the next orchestrator's first segment.
+    let output = stream.output(SeqSpec::At(0));
     let (_, _, frame_rate) = source.format();
     let target = match (&args.output, &args.output_segments) {
         (Some(spec), _) if args.decode => OutputTarget::Decoded(Box::new(Y4mOutput {
@@ -331,7 +332,7 @@ pub async fn stream_frames(
     };
     let counters = Arc::new(OutCounters::default());
     let reader = tokio::spawn(read_output(output, target, counters.clone()));
-    let result = publish(publisher, args, source, codec, &counters).await;
+    let result = publish(stream, args, source, &counters).await;
     let media = match result {
         Ok(m) => m,
         Err(e) => {
@@ -367,13 +368,12 @@ pub async fn stream_frames(
 }
 
 async fn publish(
-    publisher: TricklePublisher,
+    stream: &LiveStream,
     args: &FrameArgs,
     mut source: FrameSource,
-    codec: Codec,
     out: &OutCounters,
 ) -> anyhow::Result<(Duration, MediaStats, Option<String>)> {
-    let video = VideoPublisher::start(publisher, source.publisher_config(codec))?;
+    let video = stream.video().ok_or_else(|| anyhow::anyhow!("the stream takes no video"))?;
     let (_, _, frame_rate) = source.format();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / frame_rate.as_f64().max(1e-3)));
     // Like a camera: a late frame is sent late, never in a burst.
@@ -395,14 +395,19 @@ async fn publish(
                 break;
             }
         };
-        if args.no_pace {
-            video.write_frame_when_ready(frame).await?;
-        } else {
-            video.write_frame(frame)?;
+        let written =
+            if args.no_pace { video.write_frame_when_ready(frame).await } else { video.write_frame(frame) };
+        if let Err(e) = written {
+            // A stream that ended (no orchestrator left, swapping off) takes no more frames:
+            // the summary and the verdict say why.
+            if stream.status().ended.is_some() {
+                break;
+            }
+            return Err(e.into());
         }
         sent += 1;
         if sent.is_multiple_of(10) || Some(sent) == expected {
-            let s = video.stats().await?;
+            let Ok(s) = video.stats().await else { continue };
             progress.update(
                 sent,
                 format!(
@@ -415,7 +420,7 @@ async fn publish(
             );
         }
     }
-    let media = video.finish().await?;
+    let media = stream.finish_video().await?;
     progress.finish();
     Ok((started.elapsed(), media, input_error))
 }
@@ -530,6 +535,12 @@ async fn read_output(
         // A segment's file is made with its first byte: an empty segment leaves none.
         let mut file = None;
         let mut segment_bytes = 0u64;
+        // The first segment from another orchestrator after a swap: its MPEG-TS continuity
+        // counters start over, which the joined stream marks as a discontinuity.
+        let mut swapped = segment.discontinuity();
+        if let (true, OutputTarget::Decoded(y4m)) = (swapped, &mut target) {
+            y4m.demuxer.abandon();
+        }
         while let Some(chunk) = segment.chunk().await? {
             if let (OutputTarget::PerSegment { dir, extension }, None) = (&target, &file) {
                 file = Some(segment_file(dir, segment.seq(), extension).await?);
@@ -542,7 +553,8 @@ async fn read_output(
                     sink.write_all(&joined).await.map_err(write_err)?;
                 }
                 (OutputTarget::Joined { sink, ivf: None }, None) => {
-                    sink.write_all(&chunk).await.map_err(write_err)?
+                    let marked = std::mem::take(&mut swapped).then(|| mark_discontinuity(&chunk)).flatten();
+                    sink.write_all(marked.as_deref().unwrap_or(&chunk)).await.map_err(write_err)?
                 }
                 (OutputTarget::Decoded(y4m), None) => {
                     let units = y4m.demuxer.push(&chunk);

@@ -20,6 +20,7 @@ mod orchestrator_info;
 mod payments;
 mod select;
 mod subscribe_events;
+mod swaps;
 mod trickle;
 mod write_control;
 mod write_frames;

@@ -2,10 +2,12 @@
 //! (status, errors, parameter acknowledgements), one JSON document per line.
 
 use clap::Args;
+use gateway_actors::live::LiveJobRequest;
 use gateway_actors::Lv2vRequest;
 
-use crate::cli;
+use crate::cli::{self, Console};
 use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
+use crate::swaps::{print_swaps, SwapArgs};
 
 /// Options of `subscribe-events`.
 #[derive(Debug, Args)]
@@ -20,6 +22,8 @@ pub struct SubscribeEventsArgs {
     #[arg(long)]
     pub allow_partial: bool,
     #[command(flatten)]
+    pub swap: SwapArgs,
+    #[command(flatten)]
     pub network: NetworkArgs,
 }
 
@@ -32,17 +36,22 @@ pub async fn run(args: SubscribeEventsArgs) -> anyhow::Result<()> {
 }
 
 async fn run_job(net: &Network, args: &SubscribeEventsArgs) -> anyhow::Result<()> {
-    let request = Lv2vRequest { model_id: args.model.clone(), ..Default::default() };
-    let job = cli::interruptible(net.gateway.start_lv2v(request)).await?;
-    eprintln!("LV2V job {} on {}", job.session.manifest_id, job.orchestrator);
-    let mut events = job.events();
+    let request = LiveJobRequest::Lv2v(Lv2vRequest { model_id: args.model.clone(), ..Default::default() });
+    let stream = cli::interruptible(net.gateway.start_live_stream(request, None, args.swap.config())).await?;
+    let status = stream.status();
+    // Events are the data on stdout; everything else goes to stderr.
+    let console = Console { data_on_stdout: true };
+    console.line(format!("LV2V job {} on {}", status.job_id, status.orchestrator));
+    let swaps = print_swaps(&stream, console);
+    // The reader follows the stream to the next orchestrator after a swap.
+    let mut events = stream.events();
     let outcome = cli::interruptible(async {
         let mut seen = 0u64;
         while args.count == 0 || seen < args.count {
             match events.next().await? {
                 Some(event) => println!("{event}"),
                 None => {
-                    eprintln!("the events channel ended");
+                    console.line("the events channel ended");
                     break;
                 }
             }
@@ -52,10 +61,16 @@ async fn run_job(net: &Network, args: &SubscribeEventsArgs) -> anyhow::Result<()
     })
     .await;
     events.close();
-    cli::cleanup("stopping the job", job.stop()).await;
+    let stopped = stream.stop().await;
+    swaps.abort();
     let seen = outcome?;
-    eprintln!("{seen} event(s)");
-    let shortfall = (args.count > 0 && seen < args.count)
-        .then(|| format!("the events channel ended after {seen} of {} event(s)", args.count));
+    console.line(format!("{seen} event(s)"));
+    let cause = crate::swaps::shortfall(&stopped.status);
+    let shortfall = if args.count > 0 && seen < args.count {
+        let cause = cause.map(|c| format!(": {c}")).unwrap_or_default();
+        Some(format!("the events channel ended after {seen} of {} event(s){cause}", args.count))
+    } else {
+        cause
+    };
     cli::verdict(shortfall, args.allow_partial)
 }

@@ -3,13 +3,14 @@
 //! `byoc-write-frames` only), optionally saving the job's output stream, then prints the totals.
 
 use clap::Args;
+use gateway_actors::live::LiveJobRequest;
 use gateway_actors::Lv2vRequest;
-use gateway_core::trickle::SeqSpec;
 use gateway_media::encoder::Codec;
 
 use crate::cli;
 use crate::frames::{stream_frames, FrameArgs, FrameSource};
 use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
+use crate::swaps::{print_swaps, SwapArgs};
 
 /// Options of `write-frames`.
 #[derive(Debug, Args)]
@@ -19,6 +20,8 @@ pub struct WriteFramesArgs {
     /// Pipeline model to run.
     #[arg(long, default_value = "noop")]
     pub model: String,
+    #[command(flatten)]
+    pub swap: SwapArgs,
     #[command(flatten)]
     pub network: NetworkArgs,
 }
@@ -35,20 +38,18 @@ pub async fn run(args: WriteFramesArgs) -> anyhow::Result<()> {
 
 async fn run_job(net: &Network, args: &WriteFramesArgs, source: FrameSource) -> anyhow::Result<()> {
     let console = args.frames.console();
-    let request = Lv2vRequest { model_id: args.model.clone(), ..Default::default() };
-    let job = cli::interruptible(net.gateway.start_lv2v(request)).await?;
-    console.line(format!("LV2V job {} on {}", job.session.manifest_id, job.orchestrator));
-    // The output channel is new, so reading from its first segment misses nothing.
-    let output = job.output(SeqSpec::At(0));
-    let outcome = cli::interruptible(async {
-        let publisher = job.publisher().await;
-        stream_frames(publisher, output, &args.frames, source, Codec::H264).await
-    })
-    .await;
-    let payments = job.payment_stats();
-    cli::cleanup("stopping the job", job.stop()).await;
+    let request = LiveJobRequest::Lv2v(Lv2vRequest { model_id: args.model.clone(), ..Default::default() });
+    let video = source.publisher_config(Codec::H264);
+    let stream =
+        cli::interruptible(net.gateway.start_live_stream(request, Some(video), args.swap.config())).await?;
+    let status = stream.status();
+    console.line(format!("LV2V job {} on {}", status.job_id, status.orchestrator));
+    let swaps = print_swaps(&stream, console);
+    let outcome = cli::interruptible(stream_frames(&stream, &args.frames, source, Codec::H264)).await;
+    let stopped = stream.stop().await;
+    swaps.abort();
     let report = outcome?;
-    report.print(console, &payments);
-    report.verdict(args.frames.allow_partial)?;
+    report.print(console, &stopped.status);
+    report.verdict(args.frames.allow_partial, &stopped.status)?;
     Ok(())
 }

@@ -98,9 +98,17 @@ pub struct JsonReader {
 impl JsonReader {
     /// A reader of `url` starting at `start`.
     pub fn new(http: impl Into<SegmentGetClient>, url: &str, start: SeqSpec) -> JsonReader {
-        let config =
-            SubscriberConfig { start, max_segment_bytes: Some(MAX_JSON_SEGMENT_BYTES), ..Default::default() };
-        JsonReader { subscriber: TrickleSubscriber::new(http, url, config), pending: VecDeque::new() }
+        JsonReader::from_subscriber(TrickleSubscriber::new(http, url, JsonReader::config(start)))
+    }
+
+    /// A JSON channel's subscriber settings: start at `start`, segments capped in size.
+    pub(crate) fn config(start: SeqSpec) -> SubscriberConfig {
+        SubscriberConfig { start, max_segment_bytes: Some(MAX_JSON_SEGMENT_BYTES), ..Default::default() }
+    }
+
+    /// Reads JSON from `subscriber`'s channel (made with [`JsonReader::config`]).
+    pub(crate) fn from_subscriber(subscriber: TrickleSubscriber) -> JsonReader {
+        JsonReader { subscriber, pending: VecDeque::new() }
     }
 
     /// The next message; `Ok(None)` at the end of the stream. Lines that are not JSON are

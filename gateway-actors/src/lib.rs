@@ -35,6 +35,7 @@ pub mod grpc;
 pub mod http;
 pub mod job_tokens;
 pub mod jobs;
+pub mod live;
 pub mod media;
 pub mod output_video;
 pub mod payments;

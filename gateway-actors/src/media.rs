@@ -212,6 +212,11 @@ impl VideoPublisher {
 
     /// Encodes what is queued, flushes, publishes the last segment and returns the totals.
     pub async fn finish(self) -> Result<MediaStats, MediaError> {
+        self.close().await
+    }
+
+    /// [`VideoPublisher::finish`] through a shared handle: the stream takes no frame after.
+    pub async fn close(&self) -> Result<MediaStats, MediaError> {
         self.driver.send(Finish).await.map_err(|e| MediaError::Stopped(e.to_string()))
     }
 }

@@ -54,6 +54,9 @@ pub struct OutputAccessUnit {
     pub stream: VideoStream,
     /// The elementary stream bytes (H.264: Annex B NAL units).
     pub data: Bytes,
+    /// The first unit after a live stream moved to another orchestrator: timestamps start
+    /// over here.
+    pub discontinuity: bool,
 }
 
 /// One decoded picture of the output video.
@@ -78,6 +81,8 @@ pub struct VideoOutputStats {
     pub access_units: u64,
     /// Frames decoded (by [`VideoSubscriber::next_frame`]).
     pub frames_decoded: u64,
+    /// Times the stream moved to another orchestrator's channel (a swap).
+    pub discontinuities: u64,
     /// What the demuxer read and skipped, over all segments.
     pub demux: DemuxStats,
 }
@@ -90,6 +95,8 @@ pub struct VideoSubscriber {
     ready: VecDeque<OutputAccessUnit>,
     decoder: Option<H264Decoder>,
     stats: VideoOutputStats,
+    /// The next unit queued is the first after a swap.
+    discontinuity: bool,
 }
 
 impl std::fmt::Debug for VideoSubscriber {
@@ -108,6 +115,7 @@ impl VideoSubscriber {
             ready: VecDeque::new(),
             decoder: None,
             stats: VideoOutputStats::default(),
+            discontinuity: false,
         }
     }
 
@@ -127,6 +135,12 @@ impl VideoSubscriber {
                 match self.subscriber.next_segment().await? {
                     Some(segment) => {
                         self.stats.segments += 1;
+                        if segment.discontinuity() {
+                            // Another orchestrator's stream: its tables and counters start over.
+                            self.stats.discontinuities += 1;
+                            self.demuxer.abandon();
+                            self.discontinuity = true;
+                        }
                         self.segment = Some(segment);
                         continue;
                     }
@@ -190,13 +204,17 @@ impl VideoSubscriber {
     }
 
     fn queue(&mut self, seq: i64, units: Vec<AccessUnit>) {
-        self.ready.extend(units.into_iter().map(|u| OutputAccessUnit {
-            seq,
-            pts: u.pts,
-            dts: u.dts,
-            keyframe: u.keyframe,
-            stream: u.stream,
-            data: u.data,
-        }));
+        for u in units {
+            let discontinuity = std::mem::take(&mut self.discontinuity);
+            self.ready.push_back(OutputAccessUnit {
+                seq,
+                pts: u.pts,
+                dts: u.dts,
+                keyframe: u.keyframe,
+                stream: u.stream,
+                data: u.data,
+                discontinuity,
+            });
+        }
     }
 }

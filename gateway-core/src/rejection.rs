@@ -11,6 +11,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::error::{redact_url, SignerError, VettingError};
+use crate::swap::SwapReason;
 
 /// Why one orchestrator was not chosen.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,6 +121,9 @@ pub enum RejectionReason {
         /// What the status likely means, when known (a protocol version mismatch).
         hint: Option<&'static str>,
     },
+    /// It ran the job and then failed it mid-stream; the stream moved on to another.
+    #[error("failed mid-stream: {0}")]
+    FailedMidStream(SwapReason),
     /// It answered success with a body the job cannot use.
     #[error("invalid response from orchestrator for {endpoint}: {reason}")]
     InvalidAnswer {

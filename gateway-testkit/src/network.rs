@@ -250,11 +250,13 @@ impl AdminState {
 
 /// Admin API: `POST /admin/orchestrators/{i}/faults` (an [`OrchestratorFault`]),
 /// `POST /admin/orchestrators/{i}/trickle/{channel}/faults` (a [`TrickleFault`]),
-/// `POST /admin/signer/faults` (a [`SignerFault`]), `DELETE` on each to clear, and
-/// `GET /admin/orchestrators/{i}/stats`.
+/// `POST /admin/signer/faults` (a [`SignerFault`]), `DELETE` on each to clear,
+/// `GET /admin/orchestrators/{i}/stats`, and `POST /admin/orchestrators/{i}/stop-sessions`
+/// (the orchestrator ends every session it runs, closing their channels).
 fn admin_router(state: AdminState) -> Router {
     Router::new()
         .route("/admin/orchestrators/{i}/faults", post(orch_fault).delete(orch_clear))
+        .route("/admin/orchestrators/{i}/stop-sessions", post(orch_stop_sessions))
         .route("/admin/orchestrators/{i}/trickle/{channel}/faults", post(trickle_fault).delete(trickle_clear))
         .route("/admin/orchestrators/{i}/stats", get(orch_stats))
         .route("/admin/signer/faults", post(signer_fault))
@@ -280,6 +282,16 @@ async fn orch_clear(State(s): State<AdminState>, Path(i): Path<usize>) -> Respon
     match s.orch(i) {
         Ok(o) => {
             o.clear_faults();
+            StatusCode::OK.into_response()
+        }
+        Err(r) => *r,
+    }
+}
+
+async fn orch_stop_sessions(State(s): State<AdminState>, Path(i): Path<usize>) -> Response {
+    match s.orch(i) {
+        Ok(o) => {
+            o.stop_all_sessions();
             StatusCode::OK.into_response()
         }
         Err(r) => *r,

@@ -87,8 +87,10 @@ pub struct ByocJob {
     pub orchestrator: String,
     /// Its channels.
     pub urls: StreamUrls,
+    /// The selected candidate's address (what a new selection excludes).
+    pub(crate) address: String,
     job_header: String,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     reader: SegmentGetClient,
     payments: JobPayments,
 }
@@ -125,6 +127,7 @@ impl Gateway {
         &self,
         job: JobRequest,
         max_price_wei_per_unit: Option<f64>,
+        exclude: Vec<String>,
     ) -> Result<PreparedByoc, GatewayError> {
         if job.timeout_seconds == 0 {
             return Err(JobError::InvalidRequest("timeout_seconds must be positive".into()).into());
@@ -133,18 +136,22 @@ impl Gateway {
             .map_err(|e| JobError::InvalidRequest(e.to_string()))?];
         let job = self.signed_job(job).await?;
         let identity = self.identity().await?;
-        let selection =
-            self.select_as(&queries, identity.clone(), max_price_wei_per_unit, Vec::new()).await?;
+        let selection = self.select_as(&queries, identity.clone(), max_price_wei_per_unit, exclude).await?;
         Ok(PreparedByoc { queries, job, identity, selection })
     }
 
     /// Starts a BYOC stream (see the module docs for the steps).
     /// Ends with [`GatewayError::Stopped`] when the gateway shuts down meanwhile.
     pub async fn start_byoc_job(&self, request: ByocJobRequest) -> Result<ByocJob, GatewayError> {
-        self.until_shutdown(self.start_byoc_job_until_shutdown(request)).await
+        self.until_shutdown(self.start_byoc_job_excluding(request, Vec::new())).await
     }
 
-    async fn start_byoc_job_until_shutdown(&self, request: ByocJobRequest) -> Result<ByocJob, GatewayError> {
+    /// [`Gateway::start_byoc_job`] on any orchestrator but those in `exclude`.
+    pub(crate) async fn start_byoc_job_excluding(
+        &self,
+        request: ByocJobRequest,
+        exclude: Vec<String>,
+    ) -> Result<ByocJob, GatewayError> {
         let stream_id = request
             .stream_id
             .clone()
@@ -170,7 +177,7 @@ impl Gateway {
             ..Default::default()
         };
         let PreparedByoc { queries, job, identity, selection } =
-            self.prepare_byoc(job, request.max_price_wei_per_unit).await?;
+            self.prepare_byoc(job, request.max_price_wei_per_unit, exclude).await?;
         let job_header = job.to_header();
         let signed = !job.sig.is_empty();
         let start_timeout = start_timeout(request.timeout_seconds);
@@ -183,7 +190,9 @@ impl Gateway {
         };
         let (request, job_header, stream_id) = (&request, &job_header, &stream_id);
         let started = self
-            .first_success(failover, |_, attempt, creds| async move {
+            .first_success(failover, |candidate, attempt, creds| {
+                let address = candidate.address.clone();
+                async move {
                 let Attempt { origin, http, actor_http, reader, mut session } = attempt;
                 let mut creds = creds;
                 let mut attempts = 0;
@@ -231,11 +240,13 @@ impl Gateway {
                     stream_id: stream_id.clone(),
                     orchestrator: origin,
                     urls,
+                    address,
                     job_header: job_header.clone(),
                     http,
                     reader,
                     payments,
                 })
+            }
             })
             .await;
         match started {
@@ -307,11 +318,20 @@ impl ByocJob {
     /// signer says one is due: go's orchestrator checks the balance on stop too, and refuses a
     /// stop without 60 s of credit (the stream would keep running).
     pub async fn stop(self) -> Result<(), JobError> {
+        self.stop_with_reason(None).await
+    }
+
+    /// [`ByocJob::stop`], telling the orchestrator why in the body, as go's gateway does when it
+    /// moves a stream elsewhere (`sendStopStreamToOrch`).
+    pub(crate) async fn stop_with_reason(&self, reason: Option<String>) -> Result<(), JobError> {
         let last_payment = self.payments.stop_with_final_payment().await;
         let mut req = self
             .http
             .post(format!("{}{}", self.orchestrator, jobs::STREAM_STOP_PATH))
             .header(jobs::HEADER_JOB, &self.job_header);
+        if let Some(reason) = reason {
+            req = req.body(reason);
+        }
         if let Some(creds) = last_payment {
             req = req.header(jobs::HEADER_PAYMENT, creds.payment).header(jobs::HEADER_SEGMENT, creds.segment);
         }

@@ -178,7 +178,7 @@ impl Gateway {
             ..Default::default()
         };
         let PreparedByoc { queries, job, identity, selection } =
-            self.prepare_byoc(job, request.max_price_wei_per_unit).await?;
+            self.prepare_byoc(job, request.max_price_wei_per_unit, Vec::new()).await?;
         let job = job.to_header();
         let path = request.path.trim_start_matches('/');
         let endpoint = format!("{}{path}", jobs::PROCESS_REQUEST_PREFIX);

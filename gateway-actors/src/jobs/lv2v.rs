@@ -38,7 +38,9 @@ pub struct Lv2vJob {
     pub orchestrator: String,
     /// Its channels and manifest id.
     pub session: LiveVideoToVideoResponse,
-    http: reqwest::Client,
+    /// The selected candidate's address (what a new selection excludes).
+    pub(crate) address: String,
+    pub(crate) http: reqwest::Client,
     reader: SegmentGetClient,
     payments: JobPayments,
 }
@@ -57,16 +59,21 @@ impl Gateway {
     /// failing over to the next candidate when a start fails.
     /// Ends with [`GatewayError::Stopped`] when the gateway shuts down meanwhile.
     pub async fn start_lv2v(&self, request: Lv2vRequest) -> Result<Lv2vJob, GatewayError> {
-        self.until_shutdown(self.start_lv2v_until_shutdown(request)).await
+        self.until_shutdown(self.start_lv2v_excluding(request, Vec::new())).await
     }
 
-    async fn start_lv2v_until_shutdown(&self, request: Lv2vRequest) -> Result<Lv2vJob, GatewayError> {
+    /// [`Gateway::start_lv2v`] on any orchestrator but those in `exclude`.
+    pub(crate) async fn start_lv2v_excluding(
+        &self,
+        request: Lv2vRequest,
+        exclude: Vec<String>,
+    ) -> Result<Lv2vJob, GatewayError> {
         let model = if request.model_id.is_empty() { "noop".to_owned() } else { request.model_id.clone() };
         let queries = vec![CapabilityQuery::new(Capability::LiveVideoToVideo, model.clone())
             .map_err(|e| JobError::InvalidRequest(e.to_string()))?];
         let identity = self.identity().await?;
         let selection =
-            self.select_as(&queries, identity.clone(), request.max_price_wei_per_unit, Vec::new()).await?;
+            self.select_as(&queries, identity.clone(), request.max_price_wei_per_unit, exclude).await?;
         let failover = Failover {
             selection: &selection,
             queries: &queries,
@@ -76,7 +83,9 @@ impl Gateway {
         };
         let (model, request) = (&model, &request);
         let job = self
-            .first_success(failover, |_, attempt, creds| async move {
+            .first_success(failover, |candidate, attempt, creds| {
+                let address = candidate.address.clone();
+                async move {
                 let Attempt { origin, http, actor_http, reader, mut session } = attempt;
                 let body = LiveVideoToVideoRequest {
                     model_id: model.clone(),
@@ -108,7 +117,8 @@ impl Gateway {
                     self.inner.config.lv2v_payment_interval,
                 );
                 tracing::info!(orchestrator = %origin, manifest_id = %started.manifest_id, "LV2V job started");
-                Ok(Lv2vJob { orchestrator: origin, session: started, http, reader, payments })
+                Ok(Lv2vJob { orchestrator: origin, session: started, address, http, reader, payments })
+            }
             })
             .await?;
         Ok(job)
@@ -174,6 +184,17 @@ impl Lv2vJob {
     /// close all four channels). Never fails; problems are logged.
     pub async fn stop(self) -> Result<(), TrickleError> {
         self.payments.stop().await;
+        self.end_session().await;
+        Ok(())
+    }
+
+    /// Stops paying now (a swap: the next orchestrator's payments start at once).
+    pub(crate) async fn stop_payments(&self) {
+        self.payments.stop().await;
+    }
+
+    /// Deletes the input channel, which makes the orchestrator close the session.
+    pub(crate) async fn end_session(&self) {
         let resp = tokio::time::timeout(
             crate::http::JSON_CALL_TIMEOUT,
             self.http.delete(&self.session.publish_url).send(),
@@ -182,6 +203,5 @@ impl Lv2vJob {
         if !matches!(resp, Ok(Ok(ref r)) if r.status().is_success() || r.status().as_u16() == 400) {
             tracing::debug!("LV2V stop: deleting the input channel did not succeed");
         }
-        Ok(())
     }
 }

@@ -4,11 +4,13 @@
 //! actor and the job APIs wrap them. [`segmented`] holds the drain and roll rules of a stream
 //! cut into segments, shared by video streams and `livepeer-gateway trickle publish`.
 
+pub mod follow;
 pub mod publisher;
 pub mod segment_get;
 pub mod segmented;
 pub mod subscriber;
 
+pub use follow::{ChannelKind, ChannelRoutes, ReaderSignals, StreamChannels};
 pub use publisher::{PublisherConfig, PublisherStats, SegmentSink, TricklePublisher};
 pub use segment_get::{SegmentGetClient, SEGMENT_READ_BUFFER_MAX};
 pub use segmented::{LedgerTotals, Route, SegmentLedger, SegmentedPublisher};

@@ -23,9 +23,12 @@ use gateway_core::trickle::{
     classify_get, segment_url, GetOutcome, SeqSpec, TrickleHeaders, HEADER_SEQ, SUBSCRIBER_AHEAD_PAUSE,
     SUBSCRIBER_MAX_RETRIES, SUBSCRIBER_PRECONNECT_REFRESH, SUBSCRIBER_RETRY_PAUSE,
 };
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::follow::{ChannelKind, ChannelRoutes, Follow, ReaderSignals};
 use super::segment_get::{SegmentGetClient, SegmentResponse};
 
 /// How long a subscriber waits by default for an index ahead of the live edge.
@@ -129,6 +132,8 @@ pub struct SubscriberStats {
     pub segments_skipped: u64,
     /// Latest index the server reported.
     pub latest_seq: Option<i64>,
+    /// Times a live stream's reader moved to the channel of a new orchestrator.
+    pub channel_moves: u32,
 }
 
 type PendingGet = JoinHandle<Result<SegmentResponse, String>>;
@@ -143,6 +148,8 @@ pub struct TrickleSubscriber {
     ended: Option<EndReason>,
     stats: SubscriberStats,
     notices: Option<mpsc::UnboundedSender<SubscriberNotice>>,
+    /// Set for a live stream's reader: the channel it moves to when the stream swaps.
+    follow: Option<Follow>,
 }
 
 impl std::fmt::Debug for TrickleSubscriber {
@@ -171,7 +178,31 @@ impl TrickleSubscriber {
             ended: None,
             stats: SubscriberStats::default(),
             notices: None,
+            follow: None,
         }
+    }
+
+    /// A reader of a live stream's `kind` channel that moves with the stream: when the stream
+    /// swaps orchestrators, it leaves the old channel for the new one's first segment, and the
+    /// first segment read there says [`IncomingSegment::discontinuity`]. The end of a channel
+    /// (or its failure) is the end of the stream only once the stream itself has ended.
+    pub(crate) fn following(
+        http: impl Into<SegmentGetClient>,
+        routes: watch::Receiver<ChannelRoutes>,
+        kind: ChannelKind,
+        config: SubscriberConfig,
+        signals: Option<Arc<ReaderSignals>>,
+    ) -> TrickleSubscriber {
+        let (url, generation) = {
+            let r = routes.borrow();
+            (r.channels.url(kind).unwrap_or_default().to_owned(), r.generation)
+        };
+        let mut subscriber = TrickleSubscriber::new(http, &url, config);
+        if url.is_empty() {
+            subscriber.ended = Some(EndReason::NotFound);
+        }
+        subscriber.follow = Some(Follow { routes, kind, generation, discontinuity: false, signals });
+        subscriber
     }
 
     /// Notices of waits ahead of the live edge and of skipped segments, from now on (a second
@@ -210,6 +241,75 @@ impl TrickleSubscriber {
 
     /// The next segment, `Ok(None)` at the end of the stream.
     pub async fn next_segment(&mut self) -> Result<Option<IncomingSegment>, TrickleError> {
+        if self.follow.is_none() {
+            return self.next_on_channel().await;
+        }
+        loop {
+            let Some(follow) = self.follow.as_mut() else { return Ok(None) };
+            if let Some(routes) = follow.newer() {
+                self.move_to(&routes);
+                continue;
+            }
+            // A clone sees the same versions: `changed` wakes on the next generation.
+            let mut routes = follow.routes.clone();
+            let result = tokio::select! {
+                biased;
+                changed = routes.changed() => match changed {
+                    Ok(()) => continue,
+                    Err(_) => return Ok(None), // the stream's driver is gone
+                },
+                result = self.next_on_channel() => result,
+            };
+            match result {
+                Ok(Some(mut segment)) => {
+                    if let Some(f) = self.follow.as_mut() {
+                        segment.discontinuity = std::mem::take(&mut f.discontinuity);
+                        if let Some(signals) = f.signals.as_ref().filter(|_| f.kind == ChannelKind::Output) {
+                            signals.record(f.generation);
+                        }
+                    }
+                    return Ok(Some(segment));
+                }
+                other => {
+                    // This channel is over; so is the reader, unless the stream moves on. A
+                    // clean end means the orchestrator ended the stream: the driver hears of it.
+                    if let (Ok(None), Some(f), false) = (&other, self.follow.as_ref(), self.url.is_empty()) {
+                        if let Some(signals) = &f.signals {
+                            signals.channel_closed(f.generation);
+                        }
+                    }
+                    loop {
+                        let Some(f) = self.follow.as_mut() else { return other };
+                        if f.newer().is_some() {
+                            break;
+                        }
+                        if f.ended() || routes.changed().await.is_err() {
+                            return other;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Leaves the channel being read for `routes`' channel, from its first segment.
+    fn move_to(&mut self, routes: &ChannelRoutes) {
+        let Some(follow) = self.follow.as_mut() else { return };
+        tracing::debug!(generation = routes.generation, kind = ?follow.kind, "reader moves to the stream's new channel");
+        follow.generation = routes.generation;
+        follow.discontinuity = true;
+        let url = routes.channels.url(follow.kind).unwrap_or_default();
+        if let Some((_, task)) = self.preconnect.take() {
+            task.abort();
+        }
+        self.url = url.trim_end_matches('/').to_owned();
+        self.next = 0;
+        self.stats.channel_moves += 1;
+        self.ended = if url.is_empty() { Some(EndReason::NotFound) } else { None };
+    }
+
+    /// The next segment of the channel being read.
+    async fn next_on_channel(&mut self) -> Result<Option<IncomingSegment>, TrickleError> {
         if self.ended.is_some() {
             return Ok(None);
         }
@@ -258,6 +358,7 @@ impl TrickleSubscriber {
                     resp,
                     max_bytes: self.config.max_segment_bytes,
                     received: 0,
+                    discontinuity: false,
                 }));
             }
             let body = resp.read_capped(4096).await.unwrap_or_default();
@@ -388,6 +489,7 @@ pub struct IncomingSegment {
     resp: SegmentResponse,
     max_bytes: Option<usize>,
     received: usize,
+    discontinuity: bool,
 }
 
 impl std::fmt::Debug for IncomingSegment {
@@ -400,6 +502,12 @@ impl IncomingSegment {
     /// The segment index.
     pub fn seq(&self) -> i64 {
         self.seq
+    }
+
+    /// Whether this is the first segment read from a live stream's new channel after a swap:
+    /// its timestamps and continuity counters do not follow the previous segment's.
+    pub fn discontinuity(&self) -> bool {
+        self.discontinuity
     }
 
     /// The channel's mime type as the server sent it.

@@ -676,12 +676,23 @@ pub(super) async fn stream_update(
 /// `POST /ai/stream/stop` (`StopStream`): balance checked like every route (a stop without
 /// enough credit is refused and the stream keeps running), the worker's answer relayed, the
 /// stream removed whatever the worker said.
-pub(super) async fn stream_stop(State(orch): State<LocalOrchestrator>, headers: HeaderMap) -> Response {
+pub(super) async fn stream_stop(
+    State(orch): State<LocalOrchestrator>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let inner = &orch.inner;
     let job = match setup_job(&orch, &headers, false) {
         Ok(j) => j,
         Err(e) => return e.respond(StatusCode::BAD_REQUEST, "Failed to stop stream, request not valid err="),
     };
+    // go forwards the body to the worker's `/stream/stop`; the double's workers keep it here.
+    let reason = String::from_utf8_lossy(&body).into_owned();
+    inner
+        .stop_reasons
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((job.details.stream_id.clone(), reason));
     inner.stop_session(&job.details.stream_id);
     StatusCode::OK.into_response()
 }

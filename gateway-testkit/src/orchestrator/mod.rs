@@ -216,6 +216,9 @@ struct Inner {
     /// Sessions per offer. go reserves BYOC capacity without enforcing it and frees it on some
     /// routes that never reserved, so a BYOC load can go negative.
     in_use: Mutex<HashMap<usize, i64>>,
+    /// `/ai/stream/stop` bodies by stream id: go passes the body on to the worker's
+    /// `/stream/stop`, and its gateway puts the reason for a swap there.
+    stop_reasons: Mutex<Vec<(String, String)>>,
     counters: Counters,
 }
 
@@ -309,6 +312,7 @@ impl LocalOrchestrator {
                 sender_nonces: Mutex::default(),
                 sessions: Mutex::default(),
                 in_use: Mutex::default(),
+                stop_reasons: Mutex::default(),
                 counters: Counters::default(),
             }),
         }
@@ -363,6 +367,12 @@ impl LocalOrchestrator {
             requests_served: c.requests_served.load(Ordering::Relaxed),
             active_sessions: self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).len() as u64,
         }
+    }
+
+    /// The bodies of BYOC stops received, as (stream id, body), oldest first: what go's
+    /// orchestrator hands its worker (a gateway leaving the stream says why there).
+    pub fn stop_reasons(&self) -> Vec<(String, String)> {
+        self.inner.stop_reasons.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Stops every session (workers end, channels close).
