@@ -492,3 +492,58 @@ async fn a_byoc_orchestrator_left_is_stopped_with_the_reason() {
     }
     net.shutdown().await;
 }
+
+/// go's output watchdog: the orchestrator takes input but its output stops; after the output
+/// timeout (with input sent within half of it) the stream moves, and the reader goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orchestrator_whose_output_stops_is_left_by_the_watchdog() {
+    let net = network(2).await;
+    let gw = gateway(&net, Duration::from_secs(2));
+    let swap = SwapConfig { output_timeout: Some(Duration::from_secs(2)), ..Default::default() };
+    let stream = start_lv2v(&gw, swap).await;
+    let (units, discontinuities, reader) = output_counter(&stream);
+    let (stop_writing, writer) = live_writer(&stream);
+    wait_for("output", Duration::from_secs(10), || units.load(Ordering::Relaxed) > 10).await;
+
+    let first = current(&net, &stream);
+    let output = stream.channels().output.unwrap().rsplit('/').next().unwrap().to_owned();
+    net.orchestrators[first]
+        .orchestrator
+        .trickle()
+        .set_fault(&output, TrickleFault::DelayFirstByte(Duration::from_secs(3600)));
+    wait_generation(&stream, 1, Duration::from_secs(15)).await;
+    let swap = stream.status().swaps[0].clone();
+    let SwapReason::NoOutput { silent_for } = swap.reason else { panic!("{:?}", swap.reason) };
+    assert!(silent_for >= Duration::from_secs(2), "{silent_for:?}");
+    let before = units.load(Ordering::Relaxed);
+    wait_for("output from the next orchestrator", Duration::from_secs(10), || {
+        units.load(Ordering::Relaxed) > before + 10
+    })
+    .await;
+    assert_eq!(discontinuities.load(Ordering::Relaxed), 1);
+    stop_writing.store(true, Ordering::Relaxed);
+    let (_, refused) = writer.await.unwrap();
+    assert_eq!(refused, None);
+    let report = stop(stream).await;
+    reader.abort();
+    assert_accounting(&report.media.unwrap());
+    net.shutdown().await;
+}
+
+/// Without an output reader the watchdog is not armed: a silent output is no failure when
+/// nobody reads it (the orchestrator cannot be blamed for output no one asked for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_output_reader_the_watchdog_stays_quiet() {
+    let net = network(2).await;
+    let gw = gateway(&net, Duration::from_secs(2));
+    let swap = SwapConfig { output_timeout: Some(Duration::from_secs(1)), ..Default::default() };
+    let stream = start_lv2v(&gw, swap).await;
+    let (stop_writing, writer) = live_writer(&stream);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(stream.status().generation, 0, "{:?}", stream.status().swaps);
+    stop_writing.store(true, Ordering::Relaxed);
+    let (_, refused) = writer.await.unwrap();
+    assert_eq!(refused, None);
+    assert_accounting(&stop(stream).await.media.unwrap());
+    net.shutdown().await;
+}
