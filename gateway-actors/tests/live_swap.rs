@@ -174,6 +174,9 @@ async fn a_killed_orchestrator_is_left_and_the_output_goes_on_from_the_next() {
     let media = report.media.unwrap();
     assert_accounting(&media);
     assert!(media.segments_published > 0);
+    // The cut segment's rest was lost before the swap was detected, and is in its record.
+    let lost = report.status.swaps[0].bytes_drained;
+    assert!(lost > 0 && lost <= media.bytes_drained, "{lost} of {}", media.bytes_drained);
     assert!(matches!(report.status.ended, Some(StreamEnd::Stopped)));
     // Nothing left running on the orchestrator that took over.
     let second = &net.orchestrators[1 - first].orchestrator;

@@ -212,6 +212,7 @@ async fn short_media_segments_are_joined_and_idle_streams_cut_over() {
     cfg.timing = StreamTiming {
         min_segment_wallclock: Duration::from_millis(400),
         idle_cutover: Duration::from_millis(300),
+        ..StreamTiming::default()
     };
     let video = VideoPublisher::start(publisher, cfg).unwrap();
     let mut pattern = TestPattern::new(320, 180, Rational::new(30, 1)).unwrap();

@@ -51,6 +51,10 @@ pub const MIME_IVF: &str = "video/x-ivf";
 pub const SEGMENT_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// A trickle segment stays open at least this long, so very short media segments are joined.
 pub const MIN_SEGMENT_WALLCLOCK: Duration = Duration::from_secs(1);
+/// After a stream moves to a new channel, the first segment there is cut at a keyframe asked
+/// for this long after it opened, so the new orchestrator holds a complete segment soon rather
+/// than a whole keyframe interval later.
+pub const FIRST_SEGMENT_AFTER_SWAP: Duration = Duration::from_secs(1);
 /// With no media for this long the open segment is closed and a fresh one opened, staying
 /// below load-balancer idle timeouts.
 pub const IDLE_CUTOVER: Duration = Duration::from_secs(25);

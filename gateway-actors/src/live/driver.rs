@@ -61,6 +61,11 @@ pub(crate) struct Driver {
     failures: Vec<OrchestratorRejection>,
     excluded: Vec<String>,
     measuring: Option<Measure>,
+    /// The video's totals when the current channel last confirmed a segment (zeros at the
+    /// start): what a swap lost is counted from there, not from its detection.
+    last_confirmed: Option<MediaStats>,
+    /// Segments the current channel has confirmed, as last seen.
+    seen_accepted: u64,
     /// The current job's payments stopped without a failure (or it does not pay).
     payments_quiet: bool,
     /// Where the video's totals go when the stream's end closes it.
@@ -124,6 +129,8 @@ impl Driver {
             failures: Vec::new(),
             excluded: Vec::new(),
             measuring: None,
+            last_confirmed: Some(MediaStats::default()),
+            seen_accepted: 0,
             payments_quiet: false,
             finished,
         }
@@ -142,7 +149,7 @@ impl Driver {
                     exit.finish().await;
                     return exit;
                 }
-                Wake::Health => self.on_health(),
+                Wake::Health => self.on_health().await,
                 Wake::HealthGone => {
                     self.health = None;
                     None
@@ -213,14 +220,19 @@ impl Driver {
         }
     }
 
-    /// The publish channel changed: feed the watchdog, and say whether it shows a failure.
-    fn on_health(&mut self) -> Option<SwapReason> {
+    /// The publish channel changed: feed the watchdog, note the totals at a confirmed
+    /// segment, and say whether it shows a failure.
+    async fn on_health(&mut self) -> Option<SwapReason> {
         let health = self.health.as_mut()?.borrow_and_update().clone();
         if health.generation != self.video_generation {
             return None;
         }
         if let Some(at) = health.last_sent {
             self.watchdog.input_sent(at);
+        }
+        if health.segments_accepted != self.seen_accepted {
+            self.seen_accepted = health.segments_accepted;
+            self.last_confirmed = self.media_stats().await;
         }
         detect::publish_failure(&health, self.video_generation, self.config.failed_segments)
     }
@@ -276,7 +288,11 @@ impl Driver {
         if let Err(limit) = budget {
             return Err(StreamEnd::TooManySwaps { limit, reason, failures: self.failures.clone() });
         }
-        let before = self.media_stats().await;
+        let before = match self.last_confirmed.take() {
+            Some(stats) => Some(stats),
+            None => self.media_stats().await,
+        };
+        self.seen_accepted = 0;
         let job = match self.gateway.start_running(&self.request, self.excluded.clone()).await {
             Ok(job) => job,
             Err(e) => return Err(self.start_failure(e)),

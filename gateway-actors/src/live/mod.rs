@@ -82,15 +82,15 @@ pub struct SwapRecord {
     /// From detection to the first bytes of video the new orchestrator took (once it has).
     pub first_bytes_after: Option<Duration>,
     /// From detection to the first segment the new orchestrator confirmed complete (once it
-    /// has; a segment runs to the next keyframe, 2 s by default).
+    /// has; that segment is cut short, see `StreamTiming::first_segment_after_swap`).
     pub first_segment_after: Option<Duration>,
     /// From detection to the first output segment from the new orchestrator (once an output
     /// reader saw one).
     pub first_output_after: Option<Duration>,
-    /// Frames dropped before encoding between detection and the first accepted segment.
+    /// Frames dropped before encoding from the old orchestrator's last confirmed segment to
+    /// the new one's first (the whole outage, not only the time after detection).
     pub frames_dropped: u64,
-    /// Encoded bytes that never reached an orchestrator between detection and the first
-    /// accepted segment.
+    /// Encoded bytes that never reached an orchestrator over the same span.
     pub bytes_drained: u64,
 }
 

@@ -103,7 +103,7 @@ impl StreamDriver {
         }
         let Some(mut encoder) = self.encoder.take() else { return };
         if let Some(frame) = self.inbox.pop() {
-            if self.plan.take_keyframe_request() {
+            if self.plan.take_keyframe_request(Instant::now()) {
                 encoder.request_keyframe();
             }
             self.plan.frame_sent();

@@ -25,7 +25,9 @@
 //! - When the stream moves to a new channel ([`StreamPlan::channel_replaced`]), the old
 //!   channel's open segment and pending command are given up (their bytes drained), a keyframe
 //!   is asked for, and the next media segment (it starts with that keyframe) opens the first
-//!   segment on the new channel, marked as a discontinuity. Answers from the old channel's
+//!   segment on the new channel, marked as a discontinuity. That segment is cut short: a
+//!   second keyframe is asked for `first_segment_after_swap` after it opened, so the new
+//!   orchestrator holds a complete segment within about that time. Answers from the old channel's
 //!   writer come back tagged with its channel number and are ignored.
 //! - [`ChannelHealth`] follows every writer answer, per channel.
 
@@ -110,6 +112,10 @@ pub(crate) struct StreamPlan {
     keyframe_wanted: bool,
     /// The next media segment is the first on a new channel: mark it as a discontinuity.
     mark_after_swap: bool,
+    /// The segment being opened is the first on a new channel: cut it short once open.
+    first_after_swap_opening: bool,
+    /// When to ask for the keyframe that ends the first segment on a new channel.
+    cut_first_at: Option<Instant>,
 }
 
 /// Marks a chunk that starts a media segment as a discontinuity; `None` leaves it as it is.
@@ -136,6 +142,8 @@ impl StreamPlan {
             health: ChannelHealth::default(),
             keyframe_wanted: false,
             mark_after_swap: false,
+            first_after_swap_opening: false,
+            cut_first_at: None,
         }
     }
 
@@ -200,10 +208,14 @@ impl StreamPlan {
         self.steps.extend(events.into_iter().map(Step::Media));
     }
 
-    /// Whether the next frame must be a keyframe; asking clears the request, so the caller
-    /// passes it on to the encoder with the frame it sends next.
-    pub(crate) fn take_keyframe_request(&mut self) -> bool {
-        std::mem::take(&mut self.keyframe_wanted)
+    /// Whether the frame sent at `now` must be a keyframe; asking clears the request, so the
+    /// caller passes it on to the encoder with that frame.
+    pub(crate) fn take_keyframe_request(&mut self, now: Instant) -> bool {
+        let cut_first = self.cut_first_at.is_some_and(|at| now >= at);
+        if cut_first {
+            self.cut_first_at = None;
+        }
+        std::mem::take(&mut self.keyframe_wanted) || cut_first
     }
 
     /// Frames still queued when the stream ended for good (never encoded).
@@ -251,6 +263,7 @@ impl StreamPlan {
                     None // joined, or still open after a join: keep writing into it
                 } else {
                     self.ledger.start_piece();
+                    self.first_after_swap_opening = swapped;
                     Some(self.send(Pending::Begin, WriterCommand::Begin))
                 }
             }
@@ -321,6 +334,11 @@ impl StreamPlan {
                 self.ledger.began(true);
                 self.opened_at = now;
                 self.last_bytes = now;
+                if std::mem::take(&mut self.first_after_swap_opening) {
+                    // Not before the minimum, or the cut media segment would only be joined.
+                    let after = self.timing.first_segment_after_swap.max(self.timing.min_segment_wallclock);
+                    self.cut_first_at = Some(now + after);
+                }
             }
             (Pending::Begin, Err(e)) => {
                 // Opening fails only once the publisher has given up: the failures that made
@@ -414,6 +432,8 @@ impl StreamPlan {
         self.stats.channel_swaps += 1;
         self.keyframe_wanted = true;
         self.mark_after_swap = true;
+        self.first_after_swap_opening = false;
+        self.cut_first_at = None;
         self.opened_at = now;
         self.last_bytes = now;
         Ok(())

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix::MessageResponse;
 use gateway_core::error::{SegmentFailure, TrickleError};
-use gateway_core::trickle::{IDLE_CUTOVER, MIN_SEGMENT_WALLCLOCK};
+use gateway_core::trickle::{FIRST_SEGMENT_AFTER_SWAP, IDLE_CUTOVER, MIN_SEGMENT_WALLCLOCK};
 
 /// Timing rules of a stream.
 #[derive(Debug, Clone, Copy)]
@@ -16,11 +16,18 @@ pub struct StreamTiming {
     pub min_segment_wallclock: Duration,
     /// Idle time after which the open segment is cut over.
     pub idle_cutover: Duration,
+    /// After a move to a new channel, the first segment there ends at a keyframe asked for
+    /// this long after it opened (at least `min_segment_wallclock`).
+    pub first_segment_after_swap: Duration,
 }
 
 impl Default for StreamTiming {
     fn default() -> Self {
-        StreamTiming { min_segment_wallclock: MIN_SEGMENT_WALLCLOCK, idle_cutover: IDLE_CUTOVER }
+        StreamTiming {
+            min_segment_wallclock: MIN_SEGMENT_WALLCLOCK,
+            idle_cutover: IDLE_CUTOVER,
+            first_segment_after_swap: FIRST_SEGMENT_AFTER_SWAP,
+        }
     }
 }
 

@@ -15,7 +15,11 @@ use crate::stream::stats::{ChannelLoss, StreamTiming};
 const MS: Duration = Duration::from_millis(1);
 
 fn timing() -> StreamTiming {
-    StreamTiming { min_segment_wallclock: 1000 * MS, idle_cutover: 2000 * MS }
+    StreamTiming {
+        min_segment_wallclock: 1000 * MS,
+        idle_cutover: 2000 * MS,
+        first_segment_after_swap: 1000 * MS,
+    }
 }
 
 fn start(index: u64) -> SegmentEvent {
@@ -280,9 +284,10 @@ fn a_swap_mid_segment_abandons_it_and_the_next_media_segment_opens_on_the_new_ch
     let mut plan = StreamPlan::new(timing(), t0).with_discontinuity_marker(mark);
     plan.frame_encoded(vec![start(0), chunk(10), chunk(20)]);
     assert_eq!(kinds(&run_ok(&mut plan, t0)), ["begin", "write", "write"]);
-    assert!(!plan.take_keyframe_request());
+    assert!(!plan.take_keyframe_request(t0));
     assert_eq!(plan.channel_replaced(t0 + 100 * MS), Ok(()));
-    assert!(plan.take_keyframe_request() && !plan.take_keyframe_request(), "asked for once");
+    let now = t0 + 100 * MS;
+    assert!(plan.take_keyframe_request(now) && !plan.take_keyframe_request(now), "asked for once");
     assert_eq!(plan.next_deadline(), None, "nothing is open to cut over");
     plan.frame_encoded(vec![chunk(5)]);
     assert_eq!(run_ok(&mut plan, t0 + 110 * MS), [], "the rest of the old media segment is drained");
@@ -301,6 +306,31 @@ fn a_swap_mid_segment_abandons_it_and_the_next_media_segment_opens_on_the_new_ch
         (h.generation, h.segments_accepted, h.first_accepted, h.consecutive_failed),
         (1, 1, Some(at), 0)
     );
+}
+
+/// The first segment on a new channel is cut short: a second keyframe is asked for once it
+/// has been open `first_segment_after_swap`, and the media segment it ends is closed, not
+/// joined, so the new orchestrator holds a complete segment within about that time.
+#[test]
+fn the_first_segment_after_a_swap_ends_at_a_keyframe_asked_for_soon_after_it_opened() {
+    let t0 = Instant::now();
+    let mut plan = StreamPlan::new(timing(), t0);
+    plan.frame_encoded(vec![start(0), chunk(10)]);
+    run_ok(&mut plan, t0);
+    plan.channel_replaced(t0 + 100 * MS).unwrap();
+    assert!(plan.take_keyframe_request(t0 + 100 * MS), "the swap's keyframe");
+    plan.frame_encoded(vec![end(0), start(1), chunk(7)]);
+    let opened = t0 + 150 * MS;
+    assert_eq!(kinds(&run_ok(&mut plan, opened)), ["begin", "write"]);
+    assert!(!plan.take_keyframe_request(opened + 999 * MS), "not before it has been open long enough");
+    let cut = opened + 1000 * MS;
+    assert!(plan.take_keyframe_request(cut) && !plan.take_keyframe_request(cut), "asked for once");
+    plan.frame_encoded(vec![end(1), start(2), chunk(3)]);
+    assert_eq!(kinds(&run_ok(&mut plan, cut + 5 * MS)), ["end", "begin", "write"], "closed, not joined");
+    plan.frame_encoded(vec![chunk(3)]);
+    assert!(!plan.take_keyframe_request(cut + 3000 * MS), "later segments keep the encoder's own keyframes");
+    let s = plan.stats(&Default::default());
+    assert_eq!((s.segments_published, s.segments_joined), (1, 0));
 }
 
 /// The command out when the swap comes is given up with the old channel; its answer comes
@@ -484,7 +514,7 @@ impl Sim {
         }
         self.queue.record_encode(frame.pts_90k(), MS);
         // A requested keyframe starts a media segment, as the encoder's segmenter cuts there.
-        let keyframe = self.plan.take_keyframe_request() || keyframe;
+        let keyframe = self.plan.take_keyframe_request(self.now) || keyframe;
         let mut events = Vec::new();
         if keyframe || !self.in_segment {
             if self.in_segment {
