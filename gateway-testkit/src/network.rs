@@ -1,6 +1,11 @@
 //! The whole local network in one call: orchestrators (gRPC + HTTP + trickle on one port each),
 //! a remote signer (which also serves discovery), and an admin API for fault injection.
 //!
+//! An orchestrator can die and come back like a process: [`LocalNetwork::kill`] closes its
+//! port, cuts its connections and ends its workers; [`LocalNetwork::revive`] starts it again
+//! on the same address with nothing of the old process but its key and its record (counters,
+//! payment ledger).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), gateway_testkit::network::NetworkError> {
 //! use gateway_testkit::network::{LocalNetwork, NetworkConfig};
@@ -11,6 +16,7 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -24,8 +30,8 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 use crate::faults::OrchestratorFault;
-use crate::orchestrator::{LocalOrchestrator, OrchestratorConfig};
-use crate::serve::{serve, ServerHandle};
+use crate::orchestrator::{LocalOrchestrator, OrchestratorConfig, Running};
+use crate::serve::{serve, ServerHandle, StillRunning};
 use crate::signer::{LocalSigner, SignerConfig, SignerFault};
 use crate::tls::SelfSignedTls;
 use crate::trickle_server::{TrickleConfig, TrickleFault, TrickleServer};
@@ -84,7 +90,26 @@ pub enum NetworkError {
     /// TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// There is no orchestrator with this index.
+    #[error("there is no orchestrator {0}")]
+    NoOrchestrator(usize),
+    /// The orchestrator is serving: it must be killed before it can be revived.
+    #[error("orchestrator {0} is still serving")]
+    StillServing(usize),
+    /// The orchestrator's server did not stop in time.
+    #[error("orchestrator {index} did not die: {source}")]
+    DidNotStop {
+        /// Orchestrator index.
+        index: usize,
+        /// What was still running.
+        source: StillRunning,
+    },
 }
+
+/// How long a killed orchestrator's connections may take to close.
+pub const KILL_BOUND: Duration = Duration::from_secs(10);
+/// How long a revived orchestrator may wait for its old port.
+pub const REBIND_BOUND: Duration = Duration::from_secs(5);
 
 /// One running orchestrator.
 #[derive(Debug)]
@@ -105,6 +130,10 @@ pub struct LocalNetwork {
     /// The signer.
     pub signer: LocalSigner,
     signer_server: Option<ServerHandle>,
+    /// The orchestrators the admin API acts on (replaced on revive).
+    admin_orchestrators: Arc<Mutex<Vec<LocalOrchestrator>>>,
+    /// Trickle behaviour, for revived orchestrators.
+    trickle: TrickleConfig,
 }
 
 impl std::fmt::Debug for LocalNetwork {
@@ -159,12 +188,80 @@ impl LocalNetwork {
         );
         let addr = config.signer_listen;
         let listener = TcpListener::bind(addr).await.map_err(|source| NetworkError::Bind { addr, source })?;
-        let admin = admin_router(AdminState {
-            signer: signer.clone(),
-            orchestrators: orchestrators.iter().map(|o| o.orchestrator.clone()).collect(),
-        });
+        let admin_orchestrators =
+            Arc::new(Mutex::new(orchestrators.iter().map(|o| o.orchestrator.clone()).collect()));
+        let admin =
+            admin_router(AdminState { signer: signer.clone(), orchestrators: admin_orchestrators.clone() });
         let signer_server = serve(listener, signer.router().merge(admin), None);
-        Ok(LocalNetwork { orchestrators, signer, signer_server: Some(signer_server) })
+        Ok(LocalNetwork {
+            orchestrators,
+            signer,
+            signer_server: Some(signer_server),
+            admin_orchestrators,
+            trickle: config.trickle,
+        })
+    }
+
+    fn node(&mut self, i: usize) -> Result<&mut OrchestratorNode, NetworkError> {
+        self.orchestrators.get_mut(i).ok_or(NetworkError::NoOrchestrator(i))
+    }
+
+    /// Kills orchestrator `i` as a process dies: its port is closed (connections are refused),
+    /// its open connections are cut (requests in flight included), and its sessions' workers
+    /// and trickle channels end. Returns once all of that has happened. Killing a dead one
+    /// does nothing.
+    pub async fn kill(&mut self, i: usize) -> Result<(), NetworkError> {
+        let node = self.node(i)?;
+        node.server
+            .stop_and_wait(KILL_BOUND)
+            .await
+            .map_err(|source| NetworkError::DidNotStop { index: i, source })?;
+        // What ran in the process dies with it: nobody can reach it any more.
+        node.orchestrator.stop_all_sessions();
+        node.orchestrator.trickle().shutdown();
+        Ok(())
+    }
+
+    /// Starts killed orchestrator `i` again on the same address, as a fresh process (see
+    /// [`LocalOrchestrator::restarted`]): no session, no channel, no balance; same key and
+    /// certificate; the same record (counters, ledger). Returns once the port accepts
+    /// connections.
+    pub async fn revive(&mut self, i: usize) -> Result<(), NetworkError> {
+        let trickle_config = self.trickle.clone();
+        let node = self.node(i)?;
+        if !node.server.is_stopped() {
+            return Err(NetworkError::StillServing(i));
+        }
+        let addr = node.server.addr;
+        let deadline = tokio::time::Instant::now() + REBIND_BOUND;
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(source) if tokio::time::Instant::now() >= deadline => {
+                    return Err(NetworkError::Bind { addr, source })
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let orchestrator = node.orchestrator.restarted(TrickleServer::new(trickle_config));
+        node.server =
+            serve(listener, orchestrator.router(), node.tls.as_ref().map(|t| t.server_config.clone()));
+        node.orchestrator = orchestrator.clone();
+        if let Some(slot) = self.admin_orchestrators.lock().unwrap_or_else(|e| e.into_inner()).get_mut(i) {
+            *slot = orchestrator;
+        }
+        Ok(())
+    }
+
+    /// Whether orchestrator `i` is serving (not killed, or revived since).
+    pub fn is_serving(&self, i: usize) -> bool {
+        self.orchestrators.get(i).is_some_and(|n| n.server.is_accepting())
+    }
+
+    /// What orchestrator `i` runs now (sessions, trickle channels); `None` if there is no such
+    /// orchestrator.
+    pub fn running(&self, i: usize) -> Option<Running> {
+        self.orchestrators.get(i).map(|n| n.orchestrator.running())
     }
 
     /// Orchestrator service URLs (`https://127.0.0.1:port`).
@@ -237,12 +334,12 @@ pub struct Target {
 #[derive(Clone)]
 struct AdminState {
     signer: LocalSigner,
-    orchestrators: Vec<LocalOrchestrator>,
+    orchestrators: Arc<Mutex<Vec<LocalOrchestrator>>>,
 }
 
 impl AdminState {
-    fn orch(&self, i: usize) -> Result<&LocalOrchestrator, Box<Response>> {
-        self.orchestrators.get(i).ok_or_else(|| {
+    fn orch(&self, i: usize) -> Result<LocalOrchestrator, Box<Response>> {
+        self.orchestrators.lock().unwrap_or_else(|e| e.into_inner()).get(i).cloned().ok_or_else(|| {
             Box::new((StatusCode::NOT_FOUND, format!("no orchestrator {i}\n")).into_response())
         })
     }
@@ -251,7 +348,7 @@ impl AdminState {
 /// Admin API: `POST /admin/orchestrators/{i}/faults` (an [`OrchestratorFault`]),
 /// `POST /admin/orchestrators/{i}/trickle/{channel}/faults` (a [`TrickleFault`]),
 /// `POST /admin/signer/faults` (a [`SignerFault`]), `DELETE` on each to clear,
-/// `GET /admin/orchestrators/{i}/stats`, and `POST /admin/orchestrators/{i}/stop-sessions`
+/// `GET /admin/orchestrators/{i}/stats` (counters, and the sessions and channels running), and `POST /admin/orchestrators/{i}/stop-sessions`
 /// (the orchestrator ends every session it runs, closing their channels).
 fn admin_router(state: AdminState) -> Router {
     Router::new()
@@ -302,7 +399,10 @@ async fn orch_stats(State(s): State<AdminState>, Path(i): Path<usize>) -> Respon
     match s.orch(i) {
         Ok(o) => {
             let st = o.stats();
+            let running = o.running();
             Json(serde_json::json!({
+                "running_sessions": running.sessions,
+                "running_channels": running.channels,
                 "get_orchestrator_calls": st.get_orchestrator_calls,
                 "lv2v_sessions_started": st.lv2v_sessions_started,
                 "byoc_streams_started": st.byoc_streams_started,

@@ -86,6 +86,48 @@ impl ServerHandle {
     pub fn stop(&self) {
         let _ = self.stop.send(true);
     }
+
+    /// Stops as a killed process would, and returns once it has: the listener is closed (new
+    /// connections are refused), every open connection is cut (requests in flight included),
+    /// and no connection task is left. Fails if connections are still open after `within`.
+    pub async fn stop_and_wait(&mut self, within: std::time::Duration) -> Result<(), StillRunning> {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + within;
+        // Polled once to its end only: a finished handle must not be polled again.
+        if !self.task.is_finished() && tokio::time::timeout_at(deadline, &mut self.task).await.is_err() {
+            return Err(StillRunning { open_connections: self.open_connections(), accepting: true });
+        }
+        while self.open_connections() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StillRunning { open_connections: self.open_connections(), accepting: false });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
+    /// Whether the accept loop runs (the port takes connections).
+    pub fn is_accepting(&self) -> bool {
+        !self.task.is_finished()
+    }
+
+    /// Whether the server has stopped for good: its listener is closed and no connection is
+    /// open.
+    pub fn is_stopped(&self) -> bool {
+        self.task.is_finished() && self.open_connections() == 0
+    }
+}
+
+/// A server did not stop within the time it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the server did not stop in time: {open_connections} connection(s) open, still accepting: {accepting}"
+)]
+pub struct StillRunning {
+    /// Connections still open.
+    pub open_connections: usize,
+    /// Whether the accept loop was still running.
+    pub accepting: bool,
 }
 
 /// Serves `app` on `listener`; with `tls` the port speaks TLS only.
@@ -116,15 +158,21 @@ pub fn serve(
             let acceptor = acceptor.clone();
             let counter = counter.clone();
             let mut stop_conn = stop_rx.clone();
+            // Counted before the task exists, so a stop never misses a connection just accepted.
+            counter.fetch_add(1, Ordering::SeqCst);
+            let guard = CountGuard(counter);
             tokio::spawn(async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                let _guard = CountGuard(counter);
+                let _guard = guard;
                 let app = ServiceExt::<http::Request<hyper::body::Incoming>>::map_result(app, drop_marked);
                 let service = TowerToHyperService::new(app);
                 let builder = Builder::new(TokioExecutor::new());
                 match acceptor {
                     Some(acceptor) => {
-                        let Ok(tls_stream) = acceptor.accept(stream).await else { return };
+                        let handshake = tokio::select! {
+                            r = acceptor.accept(stream) => r,
+                            _ = stop_conn.changed() => return,
+                        };
+                        let Ok(tls_stream) = handshake else { return };
                         let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
                         tokio::pin!(conn);
                         tokio::select! {

@@ -4,10 +4,15 @@
 //! ```text
 //! cargo run --release -p benches --bin throughput -- [--quick] [--scenario N]... [--streams 10,100,1000,2000] [--no-python]
 //! cargo run --release -p benches --bin throughput -- --soak [--seconds 300] [--streams 100] [--seed 42]
+//! cargo run --release -p benches --bin throughput -- --soak --swaps [--orchestrators 4] [--orchestrator-deaths N] [--seconds 120] [--streams 20] [--seed 42]
 //! ```
 //!
 //! Servers run in a child process (`--serve`) and scenario 2 runs each stream count in a
 //! worker process (`--worker-streams`), so every CPU and memory figure is the client's alone.
+//! `--soak --swaps` is the soak with orchestrator deaths (issue 15): live streams on an
+//! in-process local network whose orchestrators die and come back on a seeded schedule, every
+//! session's frames, bytes and payments checked across its swaps (no server child; see
+//! `benches::scenarios::soak::swaps`).
 //! Every loop is bounded in count and time; everything talks to 127.0.0.1 only.
 
 use std::path::{Path, PathBuf};
@@ -21,7 +26,7 @@ use benches::scenarios::lagging::{self, LaggingClient, LaggingResult};
 use benches::scenarios::media::{self, codec_name, MediaResult};
 use benches::scenarios::publish::{self, PublishResult};
 use benches::scenarios::select;
-use benches::scenarios::soak::{self, SoakConfig};
+use benches::scenarios::soak::{self, swaps, SoakConfig};
 use benches::scenarios::streams::{self, StreamsResult};
 use benches::scenarios::Budget;
 use benches::servers::{run_server_child, ServerAddrs, ServerProcess};
@@ -51,11 +56,21 @@ struct Args {
     #[arg(long)]
     soak: bool,
     /// Soak length in seconds.
-    #[arg(long, default_value_t = 300.0)]
-    seconds: f64,
+    #[arg(long)]
+    seconds: Option<f64>,
     /// Seed of the soak's fault schedule.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// With `--soak`: the soak with orchestrator deaths (live streams that swap) instead of the
+    /// trickle-level one (`--streams` slots, default 20; `--seconds` default 120 there too).
+    #[arg(long)]
+    swaps: bool,
+    /// Orchestrators of the swap soak (at least 3 for deaths: 2 always serve).
+    #[arg(long, default_value_t = 4)]
+    orchestrators: usize,
+    /// Orchestrator deaths of the swap soak (default: one per 20 s, as many as fit).
+    #[arg(long)]
+    orchestrator_deaths: Option<usize>,
     /// Allowed RSS growth of the soak in MiB (or 10 %, whichever is larger).
     #[arg(long, default_value_t = soak::RSS_TOLERANCE_MIB)]
     rss_tolerance_mib: f64,
@@ -126,6 +141,9 @@ fn main() -> anyhow::Result<()> {
     if let (Some(client), Some(base)) = (args.worker_lagging, &args.worker_lagging_base) {
         return worker_lagging(base, client, args.lagging);
     }
+    if args.soak && args.swaps {
+        return swap_soak(&args);
+    }
     let only_local = |u: &str| u.starts_with("http://127.0.0.1:");
     let fd_limit = raise_fd_limit();
     let exe = std::env::current_exe()?;
@@ -137,7 +155,7 @@ fn main() -> anyhow::Result<()> {
             &server,
             SoakConfig {
                 streams,
-                seconds: args.seconds,
+                seconds: args.seconds.unwrap_or(300.0),
                 seed: args.seed,
                 rss_tolerance_mib: args.rss_tolerance_mib,
             },
@@ -182,6 +200,22 @@ fn main() -> anyhow::Result<()> {
     drop(rt);
     drop(server);
     Ok(())
+}
+
+/// `--soak --swaps`: the soak with orchestrator deaths; exits 1 if a check failed.
+fn swap_soak(args: &Args) -> anyhow::Result<()> {
+    let seconds = args.seconds.unwrap_or(120.0);
+    let config = swaps::SwapSoakConfig {
+        streams: args.streams.first().copied().unwrap_or(20).clamp(1, 1000) as usize,
+        seconds,
+        seed: args.seed,
+        orchestrators: args.orchestrators.clamp(1, 64),
+        deaths: args.orchestrator_deaths.unwrap_or((seconds / 20.0) as usize),
+    };
+    let report = swaps::run(config)?;
+    println!("{}", machine(raise_fd_limit(), false));
+    println!("{}", report.markdown());
+    std::process::exit(if report.passed() { 0 } else { 1 });
 }
 
 fn machine(fd_limit: u64, quick: bool) -> String {

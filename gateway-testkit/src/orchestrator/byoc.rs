@@ -30,7 +30,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::go_json::{self, GoValue};
-use super::{header, http_error, CapabilityOffer, GoVersion, Inner, LocalOrchestrator, Reject, Session};
+use super::{
+    header, http_error, CapabilityOffer, GoVersion, Inner, LocalOrchestrator, PaymentRoute, Reject, Session,
+};
 use crate::keys;
 use crate::workers;
 
@@ -194,11 +196,16 @@ fn verify_job_creds(inner: &Inner, headers: &HeaderMap, reserve: bool) -> Result
     Ok(OrchJob { req, sender, price, details: JobRequestDetails::default(), offer })
 }
 
-/// go's `setupOrchJob`.
-fn setup_job(orch: &LocalOrchestrator, headers: &HeaderMap, reserve: bool) -> Result<OrchJob, SetupError> {
+/// go's `setupOrchJob`; a payment is recorded in the ledger under `route`.
+fn setup_job(
+    orch: &LocalOrchestrator,
+    headers: &HeaderMap,
+    reserve: bool,
+    route: PaymentRoute,
+) -> Result<OrchJob, SetupError> {
     let inner = &orch.inner;
     let mut job = verify_job_creds(inner, headers, reserve)?;
-    if let Err(e) = confirm_payment(orch, headers, &job) {
+    if let Err(e) = confirm_payment(orch, headers, &job, route) {
         // go frees here whether or not this route reserved; a panic never gets here.
         if let (Some(i), false) = (job.offer, matches!(e, SetupError::Panic(_))) {
             inner.byoc_free(i);
@@ -229,7 +236,12 @@ fn parse_parameters(raw: &str) -> Result<JobParameters, String> {
 
 /// go's `confirmPayment`: free jobs skip payment; priced ones credit the payment (to the
 /// payment's sender) and then need 60 s of balance on the job's sender.
-fn confirm_payment(orch: &LocalOrchestrator, headers: &HeaderMap, job: &OrchJob) -> Result<(), SetupError> {
+fn confirm_payment(
+    orch: &LocalOrchestrator,
+    headers: &HeaderMap,
+    job: &OrchJob,
+    route: PaymentRoute,
+) -> Result<(), SetupError> {
     let inner = &orch.inner;
     if job.price <= 0 {
         return Ok(());
@@ -239,7 +251,7 @@ fn confirm_payment(orch: &LocalOrchestrator, headers: &HeaderMap, job: &OrchJob)
         // go's `getPayment` (lenient base64, then protobuf), then `ProcessPayment`.
         let processed = match go_json::std_base64(raw).and_then(|b| Payment::decode(b.as_slice()).ok()) {
             None => Err(None),
-            Some(payment) => inner.process_payment(&payment, &job.req.capability).map_err(Some),
+            Some(payment) => inner.process_payment(&payment, &job.req.capability, route).map_err(Some),
         };
         if let Err(rejected) = processed {
             if let Some(r) = rejected.as_ref().filter(|r| r.is_panic()) {
@@ -386,7 +398,7 @@ pub(super) async fn process_request(
     body: Bytes,
 ) -> Response {
     let inner = &orch.inner;
-    let job = match setup_job(&orch, &headers, true) {
+    let job = match setup_job(&orch, &headers, true, PaymentRoute::ByocRequest) {
         Ok(j) => j,
         Err(e @ SetupError::NoCapacity) => return e.respond(StatusCode::SERVICE_UNAVAILABLE, ""),
         Err(e) => return e.respond(StatusCode::BAD_REQUEST, ""),
@@ -522,7 +534,7 @@ pub(super) async fn stream_start(
     body: Bytes,
 ) -> Response {
     let inner = &orch.inner;
-    let job = match setup_job(&orch, &headers, true) {
+    let job = match setup_job(&orch, &headers, true, PaymentRoute::ByocStart) {
         Ok(j) => j,
         Err(e @ SetupError::InsufficientBalance) => return e.respond(StatusCode::PAYMENT_REQUIRED, ""),
         Err(e) => return e.respond(StatusCode::BAD_REQUEST, ""),
@@ -634,7 +646,7 @@ async fn monitor_stream(
 
 /// `POST /ai/stream/payment` (`ProcessStreamPayment`): never checks that the stream exists.
 pub(super) async fn stream_payment(State(orch): State<LocalOrchestrator>, headers: HeaderMap) -> Response {
-    let job = match setup_job(&orch, &headers, false) {
+    let job = match setup_job(&orch, &headers, false, PaymentRoute::ByocPayment) {
         Ok(j) => j,
         Err(e) => {
             return e.respond(StatusCode::BAD_REQUEST, "Failed to process payment, request not valid err=")
@@ -655,7 +667,7 @@ pub(super) async fn stream_update(
     body: Bytes,
 ) -> Response {
     let inner = &orch.inner;
-    let job = match setup_job(&orch, &headers, false) {
+    let job = match setup_job(&orch, &headers, false, PaymentRoute::ByocUpdate) {
         Ok(j) => j,
         Err(e) => return e.respond(StatusCode::BAD_REQUEST, "Failed to stop stream, request not valid err="),
     };
@@ -682,7 +694,7 @@ pub(super) async fn stream_stop(
     body: axum::body::Bytes,
 ) -> Response {
     let inner = &orch.inner;
-    let job = match setup_job(&orch, &headers, false) {
+    let job = match setup_job(&orch, &headers, false, PaymentRoute::ByocStop) {
         Ok(j) => j,
         Err(e) => return e.respond(StatusCode::BAD_REQUEST, "Failed to stop stream, request not valid err="),
     };

@@ -14,7 +14,7 @@ use gateway_core::trickle::{channel_url, ChannelNames, MIME_JSON, MIME_MPEGTS};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::{http_error, CapabilityOffer, Inner, LocalOrchestrator, Session};
+use super::{http_error, CapabilityOffer, Inner, LocalOrchestrator, PaymentRoute, Session};
 use crate::tickets::fixed_bytes;
 use crate::workers;
 
@@ -47,7 +47,7 @@ pub(super) async fn start_lv2v(
     let paid = Inner::decode_payment(&headers).and_then(|payment| {
         let sender = fixed_bytes(&payment.sender);
         inner.check_segment(&headers, &sender)?;
-        inner.process_payment(&payment, &mid)
+        inner.process_payment(&payment, &mid, PaymentRoute::Lv2vStart)
     });
     let sender = match paid {
         Ok(s) => s,
@@ -144,7 +144,11 @@ pub(super) async fn lv2v_payment(State(orch): State<LocalOrchestrator>, headers:
         let sender = fixed_bytes(&payment.sender);
         let seg = inner.check_segment(&headers, &sender)?;
         let info = inner.orchestrator_info(&sender, seg.capabilities.as_ref(), seg.auth_token.clone());
-        inner.process_payment(&payment, &String::from_utf8_lossy(&seg.manifest_id))?;
+        inner.process_payment(
+            &payment,
+            &String::from_utf8_lossy(&seg.manifest_id),
+            PaymentRoute::Lv2vPayment,
+        )?;
         Ok(info)
     });
     let info = match answered {

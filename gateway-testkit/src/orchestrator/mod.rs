@@ -39,8 +39,11 @@ pub use crate::GoVersion;
 mod byoc;
 mod go_json;
 mod grpc;
+mod ledger;
 mod lv2v;
 mod recipient;
+
+pub use ledger::{LedgerLine, PaymentLedger, PaymentRoute};
 
 use byoc::{
     method_not_allowed, process_request, process_request_root, process_token, stream_payment, stream_start,
@@ -174,6 +177,30 @@ pub struct OrchestratorStats {
     pub active_sessions: u64,
 }
 
+/// What an orchestrator runs now; see [`LocalOrchestrator::running`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Running {
+    /// Sessions and streams.
+    pub sessions: usize,
+    /// Trickle channels open.
+    pub channels: usize,
+}
+
+impl Running {
+    /// Nothing runs.
+    pub fn is_idle(&self) -> bool {
+        self.sessions == 0 && self.channels == 0
+    }
+}
+
+/// What survives a restart: the record a test reads.
+#[derive(Default)]
+struct Record {
+    counters: Arc<Counters>,
+    ledger: Arc<PaymentLedger>,
+    stop_reasons: Arc<Mutex<Vec<(String, String)>>>,
+}
+
 /// The sender nonces seen with one `recipientRand`, until its ticket params expire
 /// (go-livepeer `recipient.senderNonces`).
 struct SenderNonces {
@@ -217,9 +244,12 @@ struct Inner {
     /// routes that never reserved, so a BYOC load can go negative.
     in_use: Mutex<HashMap<usize, i64>>,
     /// `/ai/stream/stop` bodies by stream id: go passes the body on to the worker's
-    /// `/stream/stop`, and its gateway puts the reason for a swap there.
-    stop_reasons: Mutex<Vec<(String, String)>>,
-    counters: Counters,
+    /// `/stream/stop`, and its gateway puts the reason for a swap there. Kept across restarts
+    /// (a test's record, like the counters and the ledger).
+    stop_reasons: Arc<Mutex<Vec<(String, String)>>>,
+    counters: Arc<Counters>,
+    /// What it was paid, by route.
+    ledger: Arc<PaymentLedger>,
 }
 
 #[derive(Default)]
@@ -295,6 +325,31 @@ impl LocalOrchestrator {
     /// channels through `trickle`.
     pub fn new(config: OrchestratorConfig, service_uri: String, trickle: TrickleServer) -> LocalOrchestrator {
         let key = config.key.clone().unwrap_or_else(EthKey::random);
+        Self::process(config, key, service_uri, trickle, Record::default())
+    }
+
+    /// The same orchestrator started again as a fresh process, serving channels through
+    /// `trickle`: same key, configuration and address, but none of the old process's memory
+    /// (sessions, balances, nonces seen, auth and recipient secrets, capacity in use, faults).
+    /// Its record (counters, ledger, stop bodies) carries on, as an operator's books would.
+    /// The old one's sessions are not touched: end them first (a dead process runs nothing).
+    pub fn restarted(&self, trickle: TrickleServer) -> LocalOrchestrator {
+        let i = &self.inner;
+        let record = Record {
+            counters: i.counters.clone(),
+            ledger: i.ledger.clone(),
+            stop_reasons: i.stop_reasons.clone(),
+        };
+        Self::process(i.config.clone(), i.key.clone(), i.service_uri.clone(), trickle, record)
+    }
+
+    fn process(
+        config: OrchestratorConfig,
+        key: EthKey,
+        service_uri: String,
+        trickle: TrickleServer,
+        record: Record,
+    ) -> LocalOrchestrator {
         let mut secret = [0u8; 32];
         rand::fill(&mut secret);
         let mut recipient_secret = [0u8; 32];
@@ -312,8 +367,9 @@ impl LocalOrchestrator {
                 sender_nonces: Mutex::default(),
                 sessions: Mutex::default(),
                 in_use: Mutex::default(),
-                stop_reasons: Mutex::default(),
-                counters: Counters::default(),
+                stop_reasons: record.stop_reasons,
+                counters: record.counters,
+                ledger: record.ledger,
             }),
         }
     }
@@ -373,6 +429,19 @@ impl LocalOrchestrator {
     /// orchestrator hands its worker (a gateway leaving the stream says why there).
     pub fn stop_reasons(&self) -> Vec<(String, String)> {
         self.inner.stop_reasons.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// What it was paid, by route, across restarts.
+    pub fn ledger(&self) -> &PaymentLedger {
+        &self.inner.ledger
+    }
+
+    /// What it runs now: sessions and trickle channels (both 0 once everything has ended).
+    pub fn running(&self) -> Running {
+        Running {
+            sessions: self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            channels: self.inner.trickle.stats().channels,
+        }
     }
 
     /// Stops every session (workers end, channels close).

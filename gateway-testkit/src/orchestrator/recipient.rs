@@ -16,7 +16,7 @@ use num_bigint::BigUint;
 use num_traits::{Signed, Zero};
 use prost::Message;
 
-use super::{header, Inner, Reject, SenderNonces};
+use super::{header, Inner, PaymentRoute, Reject, SenderNonces};
 use crate::keys;
 use crate::tickets::{
     be_bytes, biguint_bytes, block_at, expiration_params_at, fixed_bytes, from_be_bytes, price_rat,
@@ -120,8 +120,14 @@ impl Inner {
 
     /// go-livepeer's `orchestrator.ProcessPayment`: receives every ticket and credits the
     /// expected value of those received before the first error to `(payment sender, key)`. 400
-    /// with go-livepeer's message on an error (tickets credited before it stay credited).
-    pub(super) fn process_payment(&self, payment: &Payment, key: &str) -> Result<[u8; 20], Reject> {
+    /// with go-livepeer's message on an error (tickets credited before it stay credited). The
+    /// ledger records what was credited under `route`.
+    pub(super) fn process_payment(
+        &self,
+        payment: &Payment,
+        key: &str,
+        route: PaymentRoute,
+    ) -> Result<[u8; 20], Reject> {
         let bad = |m: String| Reject(StatusCode::BAD_REQUEST, m);
         let sender: [u8; 20] = fixed_bytes(&payment.sender);
         if self.config.offchain {
@@ -176,16 +182,19 @@ impl Inner {
                 }
             }
         }
+        let refused = fatal.or(receive_error);
         if credited > 0 {
+            let wei = rat_to_f64(&credit);
             *self
                 .balances
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .entry((sender, key.to_owned()))
-                .or_insert(0.0) += rat_to_f64(&credit);
+                .or_insert(0.0) += wei;
             self.counters.tickets_accepted.fetch_add(credited, Ordering::Relaxed);
+            self.ledger.credit(route, credited, wei, refused.is_none());
         }
-        if let Some(m) = fatal.or(receive_error) {
+        if let Some(m) = refused {
             return Err(bad(m));
         }
         if credited > 0 {
@@ -354,11 +363,11 @@ mod tests {
         );
         params.recipient_rand_hash = recipient_rand_hash(&rand).to_vec();
         let p = payment(&key, &params, [1]);
-        let err = inner.process_payment(&p, "cap").unwrap_err();
+        let err = inner.process_payment(&p, "cap", PaymentRoute::ByocPayment).unwrap_err();
         assert_eq!((err.0, err.1.as_str()), (StatusCode::BAD_REQUEST, "TicketParams expired"));
         assert_eq!(orch.balance(&key.address(), "cap"), 0.0);
         // go counts the nonce before the expiry check; the entry goes when the next block comes.
-        let again = inner.process_payment(&p, "cap").unwrap_err();
+        let again = inner.process_payment(&p, "cap", PaymentRoute::ByocPayment).unwrap_err();
         assert!(again.1.starts_with("invalid ticket senderNonce: already seen"), "{}", again.1);
     }
 
@@ -368,10 +377,12 @@ mod tests {
         let inner = &orch.inner;
         let key = EthKey::random();
         let params = inner.ticket_params(&key.address(), &price());
-        inner.process_payment(&payment(&key, &params, 1..=600), "cap").unwrap();
+        inner.process_payment(&payment(&key, &params, 1..=600), "cap", PaymentRoute::ByocPayment).unwrap();
         let ev = rat_to_f64(&crate::tickets::ticket_ev(&params.face_value, &params.win_prob));
         assert!((orch.balance(&key.address(), "cap") - 600.0 * ev).abs() < 1e3);
-        let err = inner.process_payment(&payment(&key, &params, [601]), "cap").unwrap_err();
+        let err = inner
+            .process_payment(&payment(&key, &params, [601]), "cap", PaymentRoute::ByocPayment)
+            .unwrap_err();
         let who = checksum_address(&key.address());
         assert_eq!(err.1, format!("invalid ticket senderNonce: too many values sender={who} nonce=601"));
     }
@@ -382,17 +393,24 @@ mod tests {
         let inner = &orch.inner;
         let key = EthKey::random();
         let params = inner.ticket_params(&key.address(), &price());
-        inner.process_payment(&payment(&key, &params, [2]), "cap").unwrap();
+        inner.process_payment(&payment(&key, &params, [2]), "cap", PaymentRoute::ByocPayment).unwrap();
         let one = orch.balance(&key.address(), "cap");
         // 1 is credited, 2 was seen, 3 is received but no longer credited.
-        let err = inner.process_payment(&payment(&key, &params, [1, 2, 3]), "cap").unwrap_err();
+        let err = inner
+            .process_payment(&payment(&key, &params, [1, 2, 3]), "cap", PaymentRoute::ByocPayment)
+            .unwrap_err();
         assert!(err.1.contains("already seen") && err.1.ends_with("nonce=2"), "{}", err.1);
         assert!((orch.balance(&key.address(), "cap") - 2.0 * one).abs() < 1.0);
-        let third = inner.process_payment(&payment(&key, &params, [3]), "cap").unwrap_err();
+        let third = inner
+            .process_payment(&payment(&key, &params, [3]), "cap", PaymentRoute::ByocPayment)
+            .unwrap_err();
         assert!(third.1.ends_with("nonce=3"), "{}", third.1);
         // Missing expiration params: go panics (the connection is dropped).
         let mut bare = payment(&key, &params, [4]);
         bare.expiration_params = None;
-        assert_eq!(inner.process_payment(&bare, "cap").unwrap_err().0, Reject::panic_status());
+        assert_eq!(
+            inner.process_payment(&bare, "cap", PaymentRoute::ByocPayment).unwrap_err().0,
+            Reject::panic_status()
+        );
     }
 }

@@ -30,6 +30,7 @@ mod memory;
 mod schedule;
 mod sessions;
 mod summary;
+pub mod swaps;
 #[cfg(test)]
 mod tests;
 
