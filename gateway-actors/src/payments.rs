@@ -285,6 +285,8 @@ pub struct PaymentStats {
     pub failures_in_a_row: u32,
     /// Balance the orchestrator last reported (BYOC).
     pub last_balance: Option<i64>,
+    /// Last payments a stop call carried that the orchestrator accepted (BYOC: 0 or 1).
+    pub final_payments: u64,
     /// Why payments stopped for good, if they did.
     pub stopped: Option<PaymentStop>,
 }

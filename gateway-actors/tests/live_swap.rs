@@ -20,6 +20,7 @@ use gateway_media::{Rational, TestPattern};
 use gateway_testkit::faults::OrchestratorFault;
 use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use gateway_testkit::orchestrator::OrchestratorConfig;
+use gateway_testkit::orchestrator::PaymentRoute;
 use gateway_testkit::trickle_server::TrickleFault;
 
 const W: u32 = 160;
@@ -492,6 +493,19 @@ async fn a_byoc_orchestrator_left_is_stopped_with_the_reason() {
     for node in &net.orchestrators {
         let o = &node.orchestrator;
         wait_for("no session left", Duration::from_secs(5), || o.stats().active_sessions == 0).await;
+    }
+    // What the stream says it paid each orchestrator, stops' last payments included, is what
+    // each one's books received.
+    let stop_payments: u64 = report.status.payments.iter().map(|(_, p)| p.final_payments).sum();
+    assert!(stop_payments > 0, "the stops carried no last payment: {:?}", report.status.payments);
+    for (i, node) in net.orchestrators.iter().enumerate() {
+        let url = net.orchestrator_urls()[i].trim_end_matches('/').to_owned();
+        let paid: Vec<_> = report.status.payments.iter().filter(|(o, _)| *o == url).map(|(_, p)| p).collect();
+        let ledger = node.orchestrator.ledger();
+        let recurring = ledger.payments(|r| r == PaymentRoute::ByocPayment);
+        let stops = ledger.payments(|r| r == PaymentRoute::ByocStop);
+        assert_eq!(paid.iter().map(|p| p.payments_sent).sum::<u64>(), recurring, "{url}");
+        assert_eq!(paid.iter().map(|p| p.final_payments).sum::<u64>(), stops, "{url}");
     }
     net.shutdown().await;
 }

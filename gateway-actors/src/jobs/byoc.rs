@@ -332,12 +332,16 @@ impl ByocJob {
         if let Some(reason) = reason {
             req = req.body(reason);
         }
+        let paying = last_payment.is_some();
         if let Some(creds) = last_payment {
             req = req.header(jobs::HEADER_PAYMENT, creds.payment).header(jobs::HEADER_SEGMENT, creds.segment);
         }
         let answer = send(req, jobs::STREAM_STOP_PATH).await.map_err(job_error)?;
         if answer.status >= 300 {
             return Err(job_error(answer.rejection(jobs::STREAM_STOP_PATH)));
+        }
+        if paying {
+            self.payments.final_payment_accepted();
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ pub mod byoc_request;
 pub(crate) mod failover;
 pub mod lv2v;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -139,11 +140,15 @@ impl Gateway {
         interval: Duration,
     ) -> JobPayments {
         if let Some(reason) = session.not_paying_reason() {
-            return JobPayments { scheduler: None, stats: payments::not_paying(reason) };
+            return JobPayments {
+                scheduler: None,
+                stats: payments::not_paying(reason),
+                final_accepted: AtomicU64::new(0),
+            };
         }
         let (scheduler, stats) = PaymentScheduler::new(session, target, http, interval);
         let scheduler = PaymentScheduler::start_in_arbiter(self.arbiter(), move |_| scheduler);
-        JobPayments { scheduler: Some(scheduler), stats }
+        JobPayments { scheduler: Some(scheduler), stats, final_accepted: AtomicU64::new(0) }
     }
 }
 
@@ -152,12 +157,21 @@ impl Gateway {
 pub(crate) struct JobPayments {
     scheduler: Option<Addr<PaymentScheduler>>,
     stats: PaymentStatsReceiver,
+    /// Stops whose last payment the orchestrator accepted (the scheduler has ended by then).
+    final_accepted: AtomicU64,
 }
 
 impl JobPayments {
     /// Payments so far.
     pub(crate) fn stats(&self) -> PaymentStats {
-        self.stats.borrow().clone()
+        let mut stats = self.stats.borrow().clone();
+        stats.final_payments = self.final_accepted.load(Ordering::Relaxed);
+        stats
+    }
+
+    /// The orchestrator accepted a stop carrying the last payment.
+    pub(crate) fn final_payment_accepted(&self) {
+        self.final_accepted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Resolves when recurring payments stop for good, with why (at once if the job does not

@@ -17,6 +17,7 @@ use super::job::{LiveJobRequest, RunningJob};
 use super::{detect, FinishedVideo, LiveStreamStatus, StreamEnd, SwapConfig, SwapRecord};
 use crate::gateway::{Gateway, GatewayError};
 use crate::media::{ChannelHealth, MediaStats, VideoPublisher};
+use crate::payments::PaymentStats;
 use crate::trickle::{ChannelKind, ChannelRoutes, ReaderSignals};
 
 /// Far enough away to mean "no deadline".
@@ -33,6 +34,30 @@ enum Wake {
     ReaderClosed,
     Tick,
 }
+
+/// A left orchestrator's stop, running on its own: its answer brings the job's final payments.
+struct PendingStop {
+    /// The job's entry in [`LiveStreamStatus::payments`].
+    index: usize,
+    task: tokio::task::JoinHandle<PaymentStats>,
+}
+
+impl PendingStop {
+    /// Writes the stopped job's payments into its entry, once the stop has answered; a stop
+    /// that does not answer within [`STOP_WAIT`] leaves the entry as it was when the job was left.
+    async fn settle(self, status: &watch::Sender<LiveStreamStatus>) {
+        if let Ok(Ok(stats)) = tokio::time::timeout(STOP_WAIT, self.task).await {
+            status.send_modify(|s| {
+                if let Some(entry) = s.payments.get_mut(self.index) {
+                    entry.1 = stats;
+                }
+            });
+        }
+    }
+}
+
+/// How long the end of a stream waits for the stops of orchestrators it left.
+const STOP_WAIT: Duration = Duration::from_secs(10);
 
 /// A swap whose recovery times are still coming in.
 struct Measure {
@@ -61,6 +86,8 @@ pub(crate) struct Driver {
     failures: Vec<OrchestratorRejection>,
     excluded: Vec<String>,
     measuring: Option<Measure>,
+    /// Stops of left orchestrators still running.
+    stops: Vec<PendingStop>,
     /// The video's totals when the current channel last confirmed a segment (zeros at the
     /// start): what a swap lost is counted from there, not from its detection.
     last_confirmed: Option<MediaStats>,
@@ -76,16 +103,24 @@ pub(crate) struct Driver {
 /// senders to say so.
 pub(crate) struct DriverExit {
     job: Option<RunningJob>,
+    /// The current job's entry in the payments, if it runs.
+    job_index: Option<usize>,
+    stops: Vec<PendingStop>,
     routes: watch::Sender<ChannelRoutes>,
     status: watch::Sender<LiveStreamStatus>,
 }
 
 impl DriverExit {
-    /// Stops the job (if one still runs) and marks the stream ended; answers the final status.
+    /// Stops the job (if one still runs) and marks the stream ended; answers the final status,
+    /// with the payments of every job the stream ran, their stops' last payments included.
     pub(crate) async fn finish(&mut self) -> LiveStreamStatus {
         self.routes.send_modify(|r| r.ended = true);
-        if let Some(job) = self.job.take() {
-            job.stop(None).await;
+        if let (Some(job), Some(index)) = (self.job.take(), self.job_index) {
+            let task = tokio::spawn(job.stop(None));
+            self.stops.push(PendingStop { index, task });
+        }
+        for stop in self.stops.drain(..) {
+            stop.settle(&self.status).await;
         }
         self.status.send_modify(|s| {
             s.ended.get_or_insert(StreamEnd::Stopped);
@@ -129,6 +164,7 @@ impl Driver {
             failures: Vec::new(),
             excluded: Vec::new(),
             measuring: None,
+            stops: Vec::new(),
             last_confirmed: Some(MediaStats::default()),
             seen_accepted: 0,
             payments_quiet: false,
@@ -163,6 +199,7 @@ impl Driver {
                 Wake::Tick => self.watchdog_tick(),
             };
             self.measure().await;
+            self.settle_finished_stops().await;
             let Some(reason) = reason else { continue };
             if let Err(end) = self.swap(reason).await {
                 tracing::warn!(error = %end, "live stream ended");
@@ -209,12 +246,18 @@ impl Driver {
         let (routes, _) = watch::channel(ChannelRoutes::default());
         let (status, _) = watch::channel(LiveStreamStatus::default());
         let job = self.job.take();
+        let mut job_index = None;
         if let Some(j) = &job {
             let entry = (j.orchestrator().to_owned(), j.payment_stats());
-            self.status.send_modify(|s| s.payments.push(entry));
+            self.status.send_modify(|s| {
+                s.payments.push(entry);
+                job_index = Some(s.payments.len() - 1);
+            });
         }
         DriverExit {
             job,
+            job_index,
+            stops: std::mem::take(&mut self.stops),
             routes: std::mem::replace(&mut self.routes, routes),
             status: std::mem::replace(&mut self.status, status),
         }
@@ -235,6 +278,15 @@ impl Driver {
             self.last_confirmed = self.media_stats().await;
         }
         detect::publish_failure(&health, self.video_generation, self.config.failed_segments)
+    }
+
+    /// Writes the payments of left jobs whose stops have answered.
+    async fn settle_finished_stops(&mut self) {
+        let (done, running) = std::mem::take(&mut self.stops).into_iter().partition(|s| s.task.is_finished());
+        self.stops = running;
+        for stop in done {
+            stop.settle(&self.status).await;
+        }
     }
 
     /// Whether go's output watchdog runs: configured, and an output reader exists to see output.
@@ -278,10 +330,15 @@ impl Driver {
         ));
         self.excluded.push(old.address().to_owned());
         let payments = (from.clone(), old.payment_stats());
-        self.status.send_modify(|s| s.payments.push(payments));
+        let mut index = 0;
+        self.status.send_modify(|s| {
+            s.payments.push(payments);
+            index = s.payments.len() - 1;
+        });
         let budget = self.budget.on_stop(detected_at);
         // A dead orchestrator must not hold the swap up: its stop runs on its own.
-        tokio::spawn(old.stop(Some(reason.to_string())));
+        let task = tokio::spawn(old.stop(Some(reason.to_string())));
+        self.stops.push(PendingStop { index, task });
         if !self.config.enabled {
             return Err(StreamEnd::Failed { orchestrator: from, reason });
         }

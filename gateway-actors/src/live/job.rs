@@ -128,9 +128,9 @@ impl RunningJob {
 
     /// Stops the job on its orchestrator, saying why when it is left for another (go's BYOC
     /// gateway sends the reason as the stop's body). Problems are logged, never returned: the
-    /// stream has moved on either way.
-    pub(crate) async fn stop(self, reason: Option<String>) {
-        match self {
+    /// stream has moved on either way. Answers the job's payments, the stop's last one included.
+    pub(crate) async fn stop(self, reason: Option<String>) -> PaymentStats {
+        match &self {
             RunningJob::Lv2v(j) => {
                 j.stop_payments().await;
                 j.end_session().await;
@@ -141,5 +141,6 @@ impl RunningJob {
                 }
             }
         }
+        self.payment_stats()
     }
 }

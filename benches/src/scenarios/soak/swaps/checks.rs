@@ -135,6 +135,8 @@ pub struct Books {
     pub gateway_recurring: u64,
     /// Jobs the gateway's sessions say they started there (each paid at its start).
     pub gateway_starts: u64,
+    /// Stops carrying a last payment that the gateway's sessions say it accepted (BYOC).
+    pub gateway_stop_payments: u64,
     /// Its ledger, by route.
     pub ledger: BTreeMap<PaymentRoute, LedgerLine>,
     /// Sessions that ran there, with the recurring payments each says it made.
@@ -154,6 +156,11 @@ impl Books {
     /// Start payments its ledger received.
     pub fn ledger_starts(&self) -> u64 {
         self.ledger.iter().filter(|(r, _)| r.is_start()).map(|(_, l)| l.payments).sum()
+    }
+
+    /// Stop payments its ledger received (BYOC).
+    pub fn ledger_stop_payments(&self) -> u64 {
+        self.ledger.get(&PaymentRoute::ByocStop).map_or(0, |l| l.payments)
     }
 
     /// Every check of these books that fails, naming the orchestrator and its sessions.
@@ -181,6 +188,15 @@ impl Books {
                 who()
             ));
         }
+        if self.gateway_stop_payments != self.ledger_stop_payments() {
+            out.push(format!(
+                "{}: the gateway's sessions say it accepted {} stops carrying a last payment, its ledger received {}; {}",
+                self.url,
+                self.gateway_stop_payments,
+                self.ledger_stop_payments(),
+                who()
+            ));
+        }
         if !self.serving_after {
             out.push(format!("{}: not serving at the end", self.url));
         }
@@ -201,6 +217,8 @@ pub struct GatewaySide {
     pub recurring: u64,
     /// Jobs started there (each paid at its start).
     pub starts: u64,
+    /// Stops carrying a last payment it accepted.
+    pub stop_payments: u64,
     /// Sessions that paid it, with the recurring payments each made.
     pub sessions: Vec<(String, u64)>,
 }
@@ -216,6 +234,7 @@ pub fn gateway_side(sessions: &[SwapSession]) -> BTreeMap<String, GatewaySide> {
         let mut paid: BTreeMap<&str, u64> = BTreeMap::new();
         for (orch, stats) in &status.payments {
             *paid.entry(orch.as_str()).or_default() += stats.payments_sent;
+            out.entry(orch.clone()).or_default().stop_payments += stats.final_payments;
         }
         for (orch, n) in paid {
             let e = out.entry(orch.to_owned()).or_default();

@@ -207,6 +207,7 @@ async fn run_async(config: SwapSoakConfig) -> anyhow::Result<SwapSoakReport> {
             deaths: schedule.iter().filter(|d| d.orchestrator == i).count() as u64,
             gateway_recurring: side.recurring,
             gateway_starts: side.starts,
+            gateway_stop_payments: side.stop_payments,
             ledger: net.orchestrators[i].orchestrator.ledger().lines(),
             sessions: side.sessions,
             serving_after: net.is_serving(i),

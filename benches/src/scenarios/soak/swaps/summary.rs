@@ -149,12 +149,7 @@ impl SwapSoakReport {
                     b.deaths.to_string(),
                     format!("{} / {}", b.gateway_starts, b.ledger_starts()),
                     format!("{} / {}", b.gateway_recurring, b.ledger_recurring()),
-                    b.ledger
-                        .iter()
-                        .filter(|(r, _)| !r.is_start() && !r.is_recurring())
-                        .map(|(_, l)| l.payments)
-                        .sum::<u64>()
-                        .to_string(),
+                    format!("{} / {}", b.gateway_stop_payments, b.ledger_stop_payments()),
                     format!("{} / {}", b.running_after.sessions, b.running_after.channels),
                 ]
             })
@@ -168,7 +163,7 @@ impl SwapSoakReport {
                     "deaths",
                     "starts paid",
                     "recurring payments",
-                    "other payments (BYOC stop)",
+                    "stop payments (gateway / ledger)",
                     "running after (sessions / channels)"
                 ],
                 &rows

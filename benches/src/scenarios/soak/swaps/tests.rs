@@ -181,8 +181,10 @@ fn books_compare_the_gateway_with_the_ledger() {
     };
     assert_eq!(books.problems(), Vec::<String>::new());
     books.ledger.insert(PaymentRoute::ByocPayment, line(1));
+    books.ledger.insert(PaymentRoute::ByocStop, line(1));
     books.running_after.sessions = 1;
     let p = books.problems();
-    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!(p.len(), 3, "{p:?}");
+    assert!(p[1].contains("stops carrying a last payment"), "{p:?}");
     assert!(p[0].contains("recurring") && p[0].contains("3/1 lv2v: 2"), "{p:?}");
 }
