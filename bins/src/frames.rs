@@ -1,5 +1,5 @@
 //! What `write-frames` (LV2V) and `byoc-write-frames` share: the frame options, and the loop
-//! that generates the moving test pattern, feeds it to a [`VideoPublisher`] at the frame rate
+//! that generates the moving test pattern, feeds it to a [`VideoPublisher`](gateway_actors::media::VideoPublisher) at the frame rate
 //! (or as fast as the encoder takes frames), reads the job's output stream back (optionally
 //! into a file or stdout) and counts everything for the summary.
 

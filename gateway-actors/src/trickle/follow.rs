@@ -3,7 +3,7 @@
 //!
 //! When a stream moves to another orchestrator it gets new channel URLs. The driver sends them
 //! as a new [`ChannelRoutes`] generation on a `watch`; a subscriber made with
-//! [`TrickleSubscriber::following`](super::TrickleSubscriber::following) leaves the old channel
+//! `TrickleSubscriber::following` leaves the old channel
 //! for the new one (from its first segment) and marks the first segment it reads there as a
 //! discontinuity, so the caller's reader object stays the same across swaps.
 

@@ -38,7 +38,7 @@ use session::{run_slot, SlotCtx};
 
 /// Shortest session.
 pub const SESSION_MIN: Duration = Duration::from_secs(8);
-/// Longest session (with [`deaths::MIN_DEATH_GAP`], at most two deaths fall in one).
+/// Longest session (with `deaths::MIN_DEATH_GAP`, at most two deaths fall in one).
 pub const SESSION_MAX: Duration = Duration::from_secs(24);
 /// Bound on starting or stopping one stream.
 pub const FINISH_BOUND: Duration = Duration::from_secs(30);
