@@ -108,7 +108,7 @@ pub struct Probe {
     pub keyframes: Vec<bool>,
 }
 
-fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Vec<u8> {
+pub fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Vec<u8> {
     let program = cmd.get_program().to_string_lossy().into_owned();
     let mut child = cmd
         .stdin(if stdin.is_some() {

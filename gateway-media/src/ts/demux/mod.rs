@@ -231,6 +231,11 @@ impl TsDemuxer {
         self.last_issue
     }
 
+    /// The PID of the first program's PMT, once the PAT named it.
+    pub fn pmt_pid(&self) -> Option<u16> {
+        self.pmt_pid
+    }
+
     /// The video stream followed, once a PMT declared one.
     pub fn video_stream(&self) -> Option<VideoStream> {
         self.video
@@ -666,7 +671,7 @@ fn parse_pes(buf: Vec<u8>) -> Result<(Option<i64>, Option<i64>, Bytes), DemuxIss
 }
 
 /// A 33-bit PTS/DTS from its 5 bytes (marker bits ignored, as players do).
-fn read_timestamp(b: &[u8]) -> i64 {
+pub(crate) fn read_timestamp(b: &[u8]) -> i64 {
     ((i64::from(b[0] >> 1 & 0x07) << 30)
         | (i64::from(b[1]) << 22)
         | (i64::from(b[2] >> 1) << 15)
