@@ -9,6 +9,7 @@ use gateway_actors::live::StreamEnd;
 use gateway_testkit::orchestrator::{LedgerLine, PaymentRoute, Running};
 
 use super::session::SwapSession;
+use crate::scenarios::soak::sessions::media_accounting;
 
 impl SwapSession {
     /// Every equation of this session that does not hold, as a sentence naming it.
@@ -41,28 +42,9 @@ impl SwapSession {
         match &self.media {
             None => check(false, "no video totals".into()),
             Some(m) => {
-                check(
-                    self.frames_submitted == m.frames_in,
-                    format!("{} frames submitted but {} counted in", self.frames_submitted, m.frames_in),
-                );
-                check(
-                    m.frames_in == m.frames_encoded + m.frames_dropped,
-                    format!(
-                        "frames in {} != encoded {} + dropped {}",
-                        m.frames_in, m.frames_encoded, m.frames_dropped
-                    ),
-                );
-                check(
-                    m.frames_dropped == m.drops.total(),
-                    format!("frames dropped {} != the sum of the reasons {:?}", m.frames_dropped, m.drops),
-                );
-                check(
-                    m.bytes_encoded == m.bytes_published + m.bytes_drained,
-                    format!(
-                        "bytes encoded {} != published {} + drained {}",
-                        m.bytes_encoded, m.bytes_published, m.bytes_drained
-                    ),
-                );
+                for what in media_accounting(self.frames_submitted, m) {
+                    check(false, what);
+                }
                 let dropped: u64 = status.swaps.iter().map(|s| s.frames_dropped).sum();
                 let drained: u64 = status.swaps.iter().map(|s| s.bytes_drained).sum();
                 check(
