@@ -202,22 +202,8 @@ async fn run_async(addrs: &ServerAddrs, config: SoakConfig) -> anyhow::Result<So
         }));
     }
     let mut failures = Vec::new();
-    let mut sessions = Vec::new();
     let bound = ctx.deadline + FINISH_BOUND + SUBSCRIBER_BOUND + Duration::from_secs(20);
-    for (slot, task) in slots.into_iter().enumerate() {
-        let abort = task.abort_handle();
-        match tokio::time::timeout_at(bound, task).await {
-            Ok(Ok(records)) => sessions.extend(records),
-            Ok(Err(e)) => failures.push(format!("slot {slot}: task failed: {e}")),
-            Err(_) => {
-                abort.abort();
-                failures.push(format!(
-                    "slot {slot}: still running {:?} after the deadline",
-                    bound - ctx.deadline
-                ));
-            }
-        }
-    }
+    let mut sessions = collect_slots(slots, ctx.deadline, bound, &mut failures).await;
     let injected = injector.await.unwrap_or_default();
     let client_cpu_s = cpu_seconds() - cpu0;
     sampling.store(false, Ordering::Relaxed);
@@ -355,3 +341,27 @@ const CONTROL_POOL: usize = 4;
 const THREAD_SLACK: u64 = 2;
 /// Descriptors allowed above the start.
 const FD_SLACK: u64 = 2;
+
+/// Waits for each slot's sessions until `bound`; a slot that failed or still runs then (it is
+/// aborted) is a failure naming it. Both soaks end this way.
+pub(crate) async fn collect_slots<T>(
+    slots: Vec<tokio::task::JoinHandle<Vec<T>>>,
+    deadline: Instant,
+    bound: Instant,
+    failures: &mut Vec<String>,
+) -> Vec<T> {
+    let mut sessions = Vec::new();
+    for (slot, task) in slots.into_iter().enumerate() {
+        let abort = task.abort_handle();
+        match tokio::time::timeout_at(bound, task).await {
+            Ok(Ok(records)) => sessions.extend(records),
+            Ok(Err(e)) => failures.push(format!("slot {slot}: task failed: {e}")),
+            Err(_) => {
+                abort.abort();
+                failures
+                    .push(format!("slot {slot}: still running {:?} after the deadline", bound - deadline));
+            }
+        }
+    }
+    sessions
+}

@@ -171,22 +171,8 @@ async fn run_async(config: SwapSoakConfig) -> anyhow::Result<SwapSoakReport> {
         log.push(DeathLog { death: *death, kill_took, error });
     }
 
-    let mut sessions = Vec::new();
     let bound = ctx.deadline + FINISH_BOUND * 2 + Duration::from_secs(20);
-    for (slot, task) in slots.into_iter().enumerate() {
-        let abort = task.abort_handle();
-        match tokio::time::timeout_at(bound, task).await {
-            Ok(Ok(records)) => sessions.extend(records),
-            Ok(Err(e)) => failures.push(format!("slot {slot}: task failed: {e}")),
-            Err(_) => {
-                abort.abort();
-                failures.push(format!(
-                    "slot {slot}: still running {:?} after the deadline",
-                    bound - ctx.deadline
-                ));
-            }
-        }
-    }
+    let sessions = super::collect_slots(slots, ctx.deadline, bound, &mut failures).await;
     drop(ctx);
 
     // Every stream has stopped: give the orchestrators a moment to end what they ran.
