@@ -203,14 +203,15 @@ impl Driver {
             let Some(reason) = reason else { continue };
             if let Err(end) = self.swap(reason).await {
                 tracing::warn!(error = %end, "live stream ended");
-                self.routes.send_modify(|r| r.ended = true);
-                self.status.send_modify(|s| s.ended = Some(end));
-                // No channel will come: the video takes no more frames (its writers are told).
+                // No channel will come: the video takes no more frames (its writers are told),
+                // before anyone watching hears of the end.
                 if let Some((video, _)) = &self.video {
                     if let Ok(stats) = video.close().await {
                         self.finished.set(stats);
                     }
                 }
+                self.routes.send_modify(|r| r.ended = true);
+                self.status.send_modify(|s| s.ended = Some(end));
                 return self.exit();
             }
         }
