@@ -21,7 +21,9 @@ use gateway_actors::trickle::{
     TricklePublisher, TrickleSubscriber,
 };
 use gateway_core::error::{redact_url, TrickleError};
-use gateway_core::trickle::{SeqSpec, SERVER_RING_SIZE};
+use gateway_core::trickle::{SeqSpec, MIME_MPEGTS, SERVER_RING_SIZE};
+use gateway_media::ts::cutter::{CutError, TsCutter, TsCutterConfig};
+use gateway_media::SegmentEvent;
 use tokio::io::AsyncWriteExt;
 
 use crate::cli::{self, human_bytes, Progress};
@@ -78,14 +80,26 @@ pub struct PublishArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// Cut a segment every N bytes (default 1 MiB).
-    #[arg(long, value_name = "N", conflicts_with = "segment_ms", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", conflicts_with_all = ["segment_ms", "keyframes"], value_parser = clap::value_parser!(u64).range(1..))]
     pub segment_bytes: Option<u64>,
     /// Cut a segment every N milliseconds of wall-clock time instead (for live input).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", conflicts_with = "keyframes", value_parser = clap::value_parser!(u64).range(1..))]
     pub segment_ms: Option<u64>,
+    /// The input is MPEG-TS: cut it on its video keyframes, at least `--min-segment-ms` apart,
+    /// each segment starting with the PAT and PMT (no re-encoding); the mime type becomes
+    /// MPEG-TS unless `--mime` says otherwise.
+    #[arg(long)]
+    pub keyframes: bool,
+    /// With `--keyframes`: the shortest segment, in milliseconds of media time.
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "keyframes")]
+    pub min_segment_ms: u64,
+    /// With `--keyframes`: publish at the stream's own pace (its timestamps), as a live source
+    /// would, instead of as fast as the server takes it (for files).
+    #[arg(long, requires = "keyframes")]
+    pub pace: bool,
     /// Content type of the segments.
-    #[arg(long, value_name = "TYPE", default_value = "application/octet-stream")]
-    pub mime: String,
+    #[arg(long, value_name = "TYPE")]
+    pub mime: Option<String>,
     /// At the end of input, leave the channel open instead of deleting it.
     #[arg(long)]
     pub keep_open: bool,
@@ -150,7 +164,13 @@ const READ_CHUNK: usize = 64 * 1024;
 
 async fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let http = args.connect.publish_client()?;
-    let config = PublisherConfig { mime: args.mime.clone(), ..Default::default() };
+    let default_mime = if args.keyframes { MIME_MPEGTS } else { "application/octet-stream" };
+    let mime = args.mime.clone().unwrap_or_else(|| default_mime.to_owned());
+    let config = PublisherConfig { mime, ..Default::default() };
+    let mut cutter = args
+        .keyframes
+        .then(|| TsCutter::new(TsCutterConfig { min_duration: Duration::from_millis(args.min_segment_ms) }));
+    let mut pacer = Pacer::default();
     let publisher = cli::interruptible(async {
         anyhow::Ok(TricklePublisher::start(http, &args.connect.url, config).await)
     })
@@ -180,6 +200,14 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
                 Some(Err(e)) => anyhow::bail!("reading stdin: {e}"),
                 None => break,
             };
+            if let Some(cutter) = cutter.as_mut() {
+                let events = cutter.push(&chunk).map_err(|e| input_error(e, &stream))?;
+                publish_cut(events, &mut stream, &progress).await?;
+                if args.pace {
+                    pacer.wait(cutter.clock()).await;
+                }
+                chunk.clear();
+            }
             while !chunk.is_empty() {
                 piece_started.get_or_insert_with(tokio::time::Instant::now);
                 // With size cuts, a chunk may straddle two pieces.
@@ -203,10 +231,23 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
                 ),
             );
         }
+        if let Some(cutter) = cutter.as_mut() {
+            let events = cutter.finish().map_err(|e| input_error(e, &stream))?;
+            publish_cut(events, &mut stream, &progress).await?;
+        }
         settle(stream.cut().await, &progress)
     })
     .await;
     progress.finish();
+    if let Some(c) = &cutter {
+        let c = c.stats();
+        if c.bytes_before_first_keyframe > 0 {
+            eprintln!(
+                "note: {} before the first keyframe not published (segments start at a keyframe)",
+                human_bytes(c.bytes_before_first_keyframe)
+            );
+        }
+    }
     let totals = stream.totals();
     let started = stream.publisher().stats().segments_started;
     // An unfinished segment (Ctrl-C) is abandoned: deleted, never completed short.
@@ -239,6 +280,50 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         Ok(()) => None,
     };
     cli::verdict(shortfall, args.allow_partial)
+}
+
+/// Publishes what the TS cutter gave: its chunks into the open piece, a cut at each segment's
+/// end.
+async fn publish_cut(
+    events: Vec<SegmentEvent>,
+    stream: &mut SegmentedPublisher,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    for event in events {
+        match event {
+            SegmentEvent::SegmentStart { .. } => {}
+            SegmentEvent::Chunk(bytes) => settle(stream.write(bytes).await, progress)?,
+            SegmentEvent::SegmentEnd(_) => settle(stream.cut().await, progress)?,
+        }
+    }
+    Ok(())
+}
+
+/// Input `--keyframes` cannot cut: a usage error (exit 2) while nothing was published, else a
+/// failure (exit 1) after what was.
+fn input_error(e: CutError, stream: &SegmentedPublisher) -> anyhow::Error {
+    let what = format!("the input cannot be cut on keyframes: {e}");
+    match stream.totals().bytes_in {
+        0 => cli::UsageError(what).into(),
+        _ => anyhow::anyhow!(what),
+    }
+}
+
+/// Holds publishing to the media's own pace: the time since the first timestamp seen, on the
+/// wall clock since then.
+#[derive(Debug, Default)]
+struct Pacer {
+    start: Option<(tokio::time::Instant, i64)>,
+}
+
+impl Pacer {
+    /// Waits until the wall clock has caught up with media time `pts` (90 kHz).
+    async fn wait(&mut self, pts: Option<i64>) {
+        let Some(pts) = pts else { return };
+        let (at, first) = *self.start.get_or_insert((tokio::time::Instant::now(), pts));
+        let ahead = u64::try_from(pts - first).unwrap_or(0);
+        tokio::time::sleep_until(at + Duration::from_micros(ahead * 100 / 9)).await;
+    }
 }
 
 /// The publisher stopped for good (the channel is gone or closed, or too many segments failed
