@@ -44,9 +44,9 @@ struct PendingStop {
 
 impl PendingStop {
     /// Writes the stopped job's payments into its entry, once the stop has answered; a stop
-    /// that does not answer within [`STOP_WAIT`] leaves the entry as it was when the job was left.
-    async fn settle(self, status: &watch::Sender<LiveStreamStatus>) {
-        if let Ok(Ok(stats)) = tokio::time::timeout(STOP_WAIT, self.task).await {
+    /// that has not answered by `deadline` leaves the entry as it was when the job was left.
+    async fn settle(self, status: &watch::Sender<LiveStreamStatus>, deadline: tokio::time::Instant) {
+        if let Ok(Ok(stats)) = tokio::time::timeout_at(deadline, self.task).await {
             status.send_modify(|s| {
                 if let Some(entry) = s.payments.get_mut(self.index) {
                     entry.1 = stats;
@@ -119,8 +119,10 @@ impl DriverExit {
             let task = tokio::spawn(job.stop(None));
             self.stops.push(PendingStop { index, task });
         }
+        // One deadline for all: the stops run side by side.
+        let deadline = tokio::time::Instant::now() + STOP_WAIT;
         for stop in self.stops.drain(..) {
-            stop.settle(&self.status).await;
+            stop.settle(&self.status, deadline).await;
         }
         self.status.send_modify(|s| {
             s.ended.get_or_insert(StreamEnd::Stopped);
@@ -286,7 +288,8 @@ impl Driver {
         let (done, running) = std::mem::take(&mut self.stops).into_iter().partition(|s| s.task.is_finished());
         self.stops = running;
         for stop in done {
-            stop.settle(&self.status).await;
+            // Finished: the deadline is never reached.
+            stop.settle(&self.status, tokio::time::Instant::now() + STOP_WAIT).await;
         }
     }
 
