@@ -88,8 +88,11 @@ fn a_y4m_file_and_a_y4m_pipe_are_published_and_come_back_whole() {
 /// flags point at closed ports, so getting that far would be a connection error instead.
 #[test]
 fn bad_y4m_input_is_a_usage_error_before_any_job() {
-    let cases: [(&[u8], &str); 4] = [
+    let mut ts = vec![0xFFu8; 188 * 4];
+    ts.iter_mut().step_by(188).for_each(|b| *b = 0x47);
+    let cases: [(&[u8], &str); 5] = [
         (b"RIFF....WAVEfmt ", "not a Y4M stream"),
+        (&ts, "is MPEG-TS, not Y4M: publish it as it is with `trickle publish --keyframes`"),
         (b"YUV4MPEG2 W320 H24", "truncated"),
         (b"YUV4MPEG2 W321 H240 F30:1\n", "odd side"),
         (b"YUV4MPEG2 W320 H240 F30:1 C444\n", "convert to 8-bit 4:2:0"),

@@ -27,6 +27,11 @@ pub enum Y4mError {
         "not a Y4M stream (it must start with YUV4MPEG2; make one with `ffmpeg -i IN -f yuv4mpegpipe -`)"
     )]
     NotY4m,
+    /// The input is an MPEG transport stream (it starts with the TS sync byte), not Y4M.
+    #[error(
+        "the input is MPEG-TS, not Y4M: publish it as it is with `trickle publish --keyframes`, or decode it to Y4M with `ffmpeg -i IN -f yuv4mpegpipe -`"
+    )]
+    MpegTs,
     /// The input ended inside the header, or the header line is absurdly long.
     #[error("the Y4M header is truncated or longer than {MAX_LINE} bytes")]
     TruncatedHeader,
@@ -95,6 +100,19 @@ impl Y4mHeader {
     }
 }
 
+/// Why input starting with `start` is not Y4M: MPEG-TS, told apart by its sync bytes, or
+/// anything else.
+fn not_y4m(start: &[u8]) -> Y4mError {
+    const SYNC: u8 = 0x47;
+    const PACKET: usize = 188;
+    let sync_at = |i: usize| start.get(i) == Some(&SYNC);
+    if sync_at(0) && (start.len() <= PACKET || sync_at(PACKET)) {
+        Y4mError::MpegTs
+    } else {
+        Y4mError::NotY4m
+    }
+}
+
 /// Parses a header line (without its newline).
 pub fn parse_header(line: &[u8]) -> Result<Y4mHeader, Y4mError> {
     let mut fields = line.split(|&b| b == b' ').filter(|f| !f.is_empty());
@@ -152,9 +170,13 @@ impl<R: Read> Y4mReader<R> {
             Line::Whole(line) => line,
             // Anything else first is not Y4M at all, however it ends.
             Line::Cut(start) if start.starts_with(Y4M_MAGIC) => return Err(Y4mError::TruncatedHeader),
-            Line::Cut(_) | Line::End => return Err(Y4mError::NotY4m),
+            Line::Cut(start) => return Err(not_y4m(&start)),
+            Line::End => return Err(Y4mError::NotY4m),
         };
-        let header = parse_header(&line)?;
+        let header = parse_header(&line).map_err(|e| match e {
+            Y4mError::NotY4m => not_y4m(&line),
+            other => other,
+        })?;
         Ok(Y4mReader { input, header, index: 0 })
     }
 
@@ -287,6 +309,11 @@ mod tests {
             assert_eq!(parse_header(header.as_bytes()).unwrap_err(), expected, "{header}");
         }
         assert!(matches!(parse_header(b"YUV4MPEG2 W0 H2 F30:1"), Err(Y4mError::Size(_))));
+        // MPEG-TS, the likeliest wrong input, is named as such.
+        let mut ts = vec![0u8; 188 * 8];
+        ts.iter_mut().step_by(188).for_each(|b| *b = 0x47);
+        assert_eq!(Y4mReader::new(&ts[..]).unwrap_err(), Y4mError::MpegTs);
+        assert_eq!(Y4mReader::new(&b"RIFF....WAVEfmt "[..]).unwrap_err(), Y4mError::NotY4m);
         assert!(matches!(parse_header(b"YUV4MPEG2 W9000 H2 F30:1"), Err(Y4mError::Size(_))));
         assert!(parse_header(b"YUV4MPEG2 W4 H2 F30:1 C420p10").is_err(), "10-bit is refused");
     }
