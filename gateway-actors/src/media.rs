@@ -20,10 +20,12 @@ use actix::prelude::*;
 use gateway_core::trickle::{MIME_IVF, MIME_MPEGTS};
 use gateway_media::encoder::{Codec, EncodeError};
 use gateway_media::ts::discontinuity::mark_discontinuity;
-use gateway_media::{FrameQueue, H264EncoderPool, Rational, VideoFrame};
+use gateway_media::{FrameQueue, H264EncoderPool, Rational, SegmentEvent, VideoFrame};
 use tokio::sync::watch;
 
-use crate::stream::driver::{Abandon, Finish, FramesAvailable, GetMediaStats, ReplaceChannel, StreamDriver};
+use crate::stream::driver::{
+    Abandon, Finish, FramesAvailable, GetMediaStats, PushMedia, ReplaceChannel, StreamDriver,
+};
 use crate::stream::encoder::{EncoderSettings, StreamEncoder};
 use crate::stream::inbox::FrameInbox;
 use crate::stream::plan::StreamPlan;
@@ -62,6 +64,10 @@ pub struct VideoPublisherConfig {
     /// What the stream does when its channel is lost for good: end (the default), or keep
     /// encoding and wait for [`VideoPublisher::replace_channel`].
     pub on_channel_loss: ChannelLoss,
+    /// The caller hands in MPEG-TS already encoded and cut on keyframes
+    /// ([`VideoPublisher::write_cut`], e.g. from `gateway_media::ts::cutter::TsCutter`)
+    /// instead of frames: no encoder runs, and the size, rate and bitrate fields are unused.
+    pub passthrough: bool,
 }
 
 impl VideoPublisherConfig {
@@ -78,7 +84,16 @@ impl VideoPublisherConfig {
             timing: StreamTiming::default(),
             encoder_pool: Some(H264EncoderPool::shared().clone()),
             on_channel_loss: ChannelLoss::EndStream,
+            passthrough: false,
         }
+    }
+
+    /// MPEG-TS already encoded (H.264), handed in cut on its keyframes with
+    /// [`VideoPublisher::write_cut`]: no encoder; segments are joined, drained and moved to a
+    /// new channel by the same rules as encoded ones (a new channel starts at the input's next
+    /// keyframe, as no keyframe can be asked for).
+    pub fn passthrough_ts() -> VideoPublisherConfig {
+        VideoPublisherConfig { passthrough: true, encoder_pool: None, ..VideoPublisherConfig::h264(2, 2) }
     }
 
     /// The trickle mime type of this codec's container.
@@ -112,6 +127,8 @@ pub fn start_media_runtime() -> Result<usize, MediaError> {
 /// Publishes frames as encoded segments on a trickle channel, which can be replaced mid-stream.
 pub struct VideoPublisher {
     inbox: Arc<FrameInbox>,
+    /// Takes cut media ([`VideoPublisher::write_cut`]), not frames.
+    passthrough: bool,
     driver: Addr<StreamDriver>,
     health: watch::Receiver<ChannelHealth>,
 }
@@ -133,14 +150,17 @@ impl VideoPublisher {
             FrameQueue::new(config.queue_frames.max(1)).map_err(|e| MediaError::Stopped(e.to_string()))?;
         queue.set_debt_skip(config.debt_skipping);
         let inbox = Arc::new(FrameInbox::new(queue));
-        let encoder = StreamEncoder::new(&EncoderSettings {
-            codec: config.codec,
-            width: config.width,
-            height: config.height,
-            frame_rate: config.frame_rate,
-            bitrate_bps: config.bitrate_bps,
-            pool: config.encoder_pool.clone(),
-        })?;
+        let encoder = match config.passthrough {
+            true => None,
+            false => Some(StreamEncoder::new(&EncoderSettings {
+                codec: config.codec,
+                width: config.width,
+                height: config.height,
+                frame_rate: config.frame_rate,
+                bitrate_bps: config.bitrate_bps,
+                pool: config.encoder_pool.clone(),
+            })?),
+        };
         let (driver_inbox, cpu, timing, codec, on_loss) =
             (inbox.clone(), runtime.cpu().clone(), config.timing, config.codec, config.on_channel_loss);
         let (health_tx, health) = watch::channel(ChannelHealth::default());
@@ -153,12 +173,17 @@ impl VideoPublisher {
             }
             StreamDriver::new(plan, driver_inbox, encoder, cpu, writer, health_tx)
         });
-        Ok(VideoPublisher { inbox, driver, health })
+        Ok(VideoPublisher { inbox, passthrough: config.passthrough, driver, health })
     }
 
     /// Queues a frame without blocking; when the encoder is behind, the oldest queued frame is
     /// dropped (counted).
     pub fn write_frame(&self, frame: VideoFrame) -> Result<(), MediaError> {
+        if self.passthrough {
+            return Err(MediaError::Stopped(
+                "this stream takes encoded media (write_cut), not frames".into(),
+            ));
+        }
         if !self.driver.connected() {
             return Err(MediaError::Stopped("the stream driver ended".into()));
         }
@@ -173,6 +198,9 @@ impl VideoPublisher {
     /// producer faster than the encoder (a file, a benchmark) loses no frame. Live sources should
     /// use `write_frame` and let old frames go. Fails once the stream has ended for good.
     pub async fn write_frame_when_ready(&self, frame: VideoFrame) -> Result<(), MediaError> {
+        if self.passthrough {
+            return self.write_frame(frame);
+        }
         if !self.inbox.wait_for_room().await {
             let reason = match self.stats().await {
                 Ok(MediaStats { terminal_error: Some(e), .. }) => e,
@@ -213,6 +241,15 @@ impl VideoPublisher {
     /// Encodes what is queued, flushes, publishes the last segment and returns the totals.
     pub async fn finish(self) -> Result<MediaStats, MediaError> {
         self.close().await
+    }
+
+    /// Hands in media already encoded and cut into segments (a stream started with
+    /// [`VideoPublisherConfig::passthrough_ts`]): `access_units` access units as the cutter's
+    /// events, each segment starting with a keyframe. Waits while the stream holds more than a
+    /// few MiB for the network; refused once the stream has ended or if it encodes frames.
+    pub async fn write_cut(&self, events: Vec<SegmentEvent>, access_units: u64) -> Result<(), MediaError> {
+        let push = PushMedia { events, units: access_units };
+        self.driver.send(push).await.map_err(|e| MediaError::Stopped(e.to_string()))?
     }
 
     /// [`VideoPublisher::finish`] through a shared handle: the stream takes no frame after.

@@ -32,8 +32,12 @@ use crate::writer::{BeginSegment, EndSegment, Retire, SegmentWriter, Settle, Wri
 pub(crate) struct StreamDriver {
     plan: StreamPlan,
     inbox: Arc<FrameInbox>,
-    /// `None` while lent to the CPU pool, and once flushed or lost.
+    /// `None` while lent to the CPU pool, once flushed or lost, and always for passthrough.
     encoder: Option<StreamEncoder>,
+    /// The caller hands in media already encoded and cut ([`PushMedia`]): no encoder.
+    passthrough: bool,
+    /// A [`PushMedia`] waiting for the queued bytes to fall below [`PASSTHROUGH_QUEUE_BYTES`].
+    push_waiting: Option<oneshot::Sender<Result<(), MediaError>>>,
     cpu: Addr<CpuWorker>,
     writer: Addr<SegmentWriter>,
     /// The armed timer and when it fires.
@@ -50,7 +54,7 @@ impl StreamDriver {
     pub(crate) fn new(
         plan: StreamPlan,
         inbox: Arc<FrameInbox>,
-        encoder: StreamEncoder,
+        encoder: Option<StreamEncoder>,
         cpu: Addr<CpuWorker>,
         writer: Addr<SegmentWriter>,
         health: watch::Sender<ChannelHealth>,
@@ -58,7 +62,9 @@ impl StreamDriver {
         StreamDriver {
             plan,
             inbox,
-            encoder: Some(encoder),
+            passthrough: encoder.is_none(),
+            encoder,
+            push_waiting: None,
             cpu,
             writer,
             deadline: None,
@@ -82,7 +88,25 @@ impl StreamDriver {
         }
         self.arm_deadline(ctx);
         self.publish_health();
+        self.release_push();
         self.answer_finish(ctx);
+    }
+
+    /// Lets a waiting [`PushMedia`] return once the queue has room, or the stream has ended.
+    fn release_push(&mut self) {
+        if self.push_waiting.is_none() {
+            return;
+        }
+        let answer = if self.plan.is_terminal() {
+            Err(MediaError::Stopped("the stream has ended".into()))
+        } else if self.plan.queued_bytes() <= PASSTHROUGH_QUEUE_BYTES {
+            Ok(())
+        } else {
+            return;
+        };
+        if let Some(tx) = self.push_waiting.take() {
+            let _ = tx.send(answer);
+        }
     }
 
     /// Tells health watchers, if the health changed.
@@ -98,6 +122,14 @@ impl StreamDriver {
     }
 
     fn feed_encoder(&mut self, ctx: &mut Context<Self>) {
+        if self.passthrough {
+            // Nothing to encode or flush: at the finish, the media handed in is all there is.
+            if self.plan.flush_due() {
+                self.plan.flush_sent();
+                self.plan.flushed(Vec::new());
+            }
+            return;
+        }
         if !self.plan.encoder_ready() {
             return;
         }
@@ -272,6 +304,42 @@ impl Handler<ReplaceChannel> for StreamDriver {
         }));
         self.drive(ctx);
         Ok(())
+    }
+}
+
+/// Media bytes a passthrough stream holds for its writer before [`PushMedia`] waits.
+pub(crate) const PASSTHROUGH_QUEUE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Media already encoded and cut into segments (passthrough): `units` access units. Answered
+/// once the stream holds at most [`PASSTHROUGH_QUEUE_BYTES`] for its writer, so a file read
+/// faster than the network takes it waits instead of piling up.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), MediaError>")]
+pub(crate) struct PushMedia {
+    pub(crate) events: Vec<gateway_media::SegmentEvent>,
+    pub(crate) units: u64,
+}
+
+impl Handler<PushMedia> for StreamDriver {
+    type Result = ResponseFuture<Result<(), MediaError>>;
+    fn handle(&mut self, msg: PushMedia, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.passthrough {
+            return Box::pin(async { Err(MediaError::Stopped("this stream encodes frames".into())) });
+        }
+        if let Some(e) = &self.plan.stats(&Default::default()).terminal_error {
+            let e = MediaError::Stopped(format!("the stream has ended: {e}"));
+            return Box::pin(async { Err(e) });
+        }
+        self.plan.media_passed(msg.events, msg.units);
+        let (tx, rx) = oneshot::channel();
+        // One caller pushes at a time; a second push replaces the first's wait (answered now).
+        if let Some(old) = self.push_waiting.replace(tx) {
+            let _ = old.send(Ok(()));
+        }
+        self.drive(ctx);
+        Box::pin(
+            async move { rx.await.unwrap_or_else(|_| Err(MediaError::Stopped("the stream stopped".into()))) },
+        )
     }
 }
 

@@ -116,6 +116,8 @@ pub(crate) struct StreamPlan {
     first_after_swap_opening: bool,
     /// When to ask for the keyframe that ends the first segment on a new channel.
     cut_first_at: Option<Instant>,
+    /// Access units the caller handed in already encoded (passthrough), counted as frames in.
+    passed_units: u64,
 }
 
 /// Marks a chunk that starts a media segment as a discontinuity; `None` leaves it as it is.
@@ -144,6 +146,7 @@ impl StreamPlan {
             mark_after_swap: false,
             first_after_swap_opening: false,
             cut_first_at: None,
+            passed_units: 0,
         }
     }
 
@@ -176,6 +179,23 @@ impl StreamPlan {
         self.encoding = false;
         self.stats.frames_encoded += 1;
         self.steps.extend(events.into_iter().map(Step::Media));
+    }
+
+    /// Media already encoded and cut (passthrough): `units` access units as segment events,
+    /// taken as frames in and encoded.
+    pub(crate) fn media_passed(&mut self, events: Vec<SegmentEvent>, units: u64) {
+        self.passed_units += units;
+        self.stats.frames_encoded += units;
+        self.steps.extend(events.into_iter().map(Step::Media));
+    }
+
+    /// Media bytes waiting for the writer.
+    pub(crate) fn queued_bytes(&self) -> u64 {
+        let chunk = |s: &Step| match s {
+            Step::Media(SegmentEvent::Chunk(b)) => b.len() as u64,
+            _ => 0,
+        };
+        self.steps.iter().map(chunk).sum()
     }
 
     /// The encoder refused a frame (counted as dropped).
@@ -494,7 +514,7 @@ impl StreamPlan {
     /// The totals so far, with the frame queue's counts.
     pub(crate) fn stats(&self, queue: &FrameQueueStats) -> MediaStats {
         let mut s = self.stats.clone();
-        s.frames_in = queue.frames_in;
+        s.frames_in = queue.frames_in + self.passed_units;
         s.drops.overflow = queue.dropped_overflow;
         s.drops.debt = queue.dropped_debt;
         s.drops.non_monotonic = queue.dropped_non_monotonic;

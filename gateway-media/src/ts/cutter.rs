@@ -116,6 +116,10 @@ pub struct TsCutter {
     group_pts: Option<i64>,
     group_random_access: bool,
     open: Option<OpenSegment>,
+    /// The open segment's PAT/PMT copies still to go out, in front of its first packets, so
+    /// the keyframe's first packet shares a chunk with them (a consumer marking a chunk as a
+    /// discontinuity marks the video too).
+    psi_due: bool,
     clock: Option<i64>,
     stats: CutterStats,
 }
@@ -270,10 +274,7 @@ impl TsCutter {
         self.stats.segments += 1;
         out.push(SegmentEvent::SegmentStart { index });
         self.open = Some(OpenSegment { index, start_pts: None, last_pts: None, bytes: 0, frames: 0 });
-        let psi: Vec<u8> = self.pat.iter().chain(self.pmt.iter()).flatten().copied().collect();
-        if !psi.is_empty() {
-            self.emit(Bytes::from(psi), out);
-        }
+        self.psi_due = true;
     }
 
     fn end_segment(&mut self, out: &mut Vec<SegmentEvent>) {
@@ -294,6 +295,13 @@ impl TsCutter {
     /// Sends bytes into the open segment; before the first keyframe there is none, and they
     /// are counted instead.
     fn emit(&mut self, bytes: Bytes, out: &mut Vec<SegmentEvent>) {
+        let bytes = match std::mem::take(&mut self.psi_due) {
+            true => {
+                let psi = self.pat.iter().chain(self.pmt.iter()).flatten();
+                Bytes::from(psi.chain(bytes.iter()).copied().collect::<Vec<u8>>())
+            }
+            false => bytes,
+        };
         match &mut self.open {
             Some(open) => {
                 open.bytes += bytes.len() as u64;
