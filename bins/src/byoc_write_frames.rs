@@ -48,6 +48,13 @@ pub async fn run(args: ByocWriteFramesArgs) -> anyhow::Result<()> {
         .into());
     }
     let source = args.frames.open_source()?;
+    if source.is_passthrough() && matches!(args.codec, CodecArg::Av1) {
+        return Err(cli::UsageError(
+            "--input is MPEG-TS, published as it is (H.264): --codec av1 would re-encode it, which is not done"
+                .into(),
+        )
+        .into());
+    }
     let net = Network::connect(&args.network, EmbeddedTweaks::default()).await?;
     let result = run_job(&net, &args, source).await;
     net.shutdown().await;

@@ -295,3 +295,20 @@ mod tests {
         assert_eq!("x.ts".parse::<OutputSpec>(), Ok(OutputSpec::File("x.ts".into())));
     }
 }
+
+/// Holds publishing to the media's own pace: the time since the first timestamp seen, on the
+/// wall clock since then.
+#[derive(Debug, Default)]
+pub struct MediaPacer {
+    start: Option<(tokio::time::Instant, i64)>,
+}
+
+impl MediaPacer {
+    /// Waits until the wall clock has caught up with media time `pts` (90 kHz).
+    pub async fn wait(&mut self, pts: Option<i64>) {
+        let Some(pts) = pts else { return };
+        let (at, first) = *self.start.get_or_insert((tokio::time::Instant::now(), pts));
+        let ahead = u64::try_from(pts - first).unwrap_or(0);
+        tokio::time::sleep_until(at + Duration::from_micros(ahead * 100 / 9)).await;
+    }
+}

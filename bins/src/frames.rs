@@ -25,6 +25,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::MissedTickBehavior;
 
 use crate::cli::{human_bytes, parse_dimension, Console, OutputSpec, Progress, UsageError};
+use crate::ts_input::{looks_like_ts, TsInput};
 
 /// After the last frame, how long the output may stay silent before we stop waiting for it.
 const OUTPUT_IDLE: Duration = Duration::from_secs(3);
@@ -84,7 +85,7 @@ impl FrameArgs {
             let pattern = TestPattern::new(self.width, self.height, Rational::new(self.fps, 1))?;
             return Ok(FrameSource::Pattern { pattern, remaining: self.count.unwrap_or(DEFAULT_COUNT) });
         };
-        let input: Box<dyn Read + Send> = if path.as_os_str() == "-" {
+        let mut input: Box<dyn Read + Send> = if path.as_os_str() == "-" {
             Box::new(std::io::stdin())
         } else {
             Box::new(
@@ -92,10 +93,25 @@ impl FrameArgs {
                     .map_err(|e| UsageError(format!("cannot open --input {}: {e}", path.display())))?,
             )
         };
+        // Two TS packets' worth tell MPEG-TS (published as it is) from Y4M (encoded).
+        let start = read_start(&mut input, 2 * 188)
+            .map_err(|e| UsageError(format!("--input {}: {e}", path.display())))?;
+        if looks_like_ts(&start) {
+            let ts = TsInput::open(start, input, &path.display().to_string())?;
+            return Ok(FrameSource::Ts(Box::new(ts)));
+        }
+        let input = std::io::Cursor::new(start).chain(input);
         let reader =
             Y4mReader::new(input).map_err(|e| UsageError(format!("--input {}: {e}", path.display())))?;
         Ok(FrameSource::y4m(reader, self.count))
     }
+}
+
+/// Up to `n` first bytes of `input` (fewer only if it ends first).
+fn read_start(input: &mut dyn Read, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut start = Vec::with_capacity(n);
+    input.take(n as u64).read_to_end(&mut start)?;
+    Ok(start)
 }
 
 /// Frames of the test pattern when neither --count nor --input says otherwise.
@@ -120,6 +136,8 @@ pub enum FrameSource {
         /// The most to send, if limited.
         limit: Option<u64>,
     },
+    /// MPEG-TS published as it is (no encoder; `--count` does not apply).
+    Ts(Box<TsInput>),
 }
 
 impl FrameSource {
@@ -148,7 +166,14 @@ impl FrameSource {
                 (frame.width(), frame.height(), frame.time_base().recip())
             }
             FrameSource::Y4m { header, .. } => (header.width, header.height, header.frame_rate),
+            // Not read from the stream: the rate only paces decoded Y4M output.
+            FrameSource::Ts(_) => (0, 0, Rational::new(30, 1)),
         }
+    }
+
+    /// Whether the input is published as it is (MPEG-TS) rather than encoded.
+    pub fn is_passthrough(&self) -> bool {
+        matches!(self, FrameSource::Ts(_))
     }
 
     /// How many frames it will give, if known.
@@ -156,6 +181,7 @@ impl FrameSource {
         match self {
             FrameSource::Pattern { remaining, .. } => Some(*remaining),
             FrameSource::Y4m { limit, .. } => *limit,
+            FrameSource::Ts(_) => None,
         }
     }
 
@@ -174,11 +200,16 @@ impl FrameSource {
                     None => Ok(None),
                 }
             }
+            // Published by `publish_ts`, never frame by frame.
+            FrameSource::Ts(_) => Ok(None),
         }
     }
 
     /// The encoder settings for `codec` at this source's size and rate.
     pub fn publisher_config(&self, codec: Codec) -> VideoPublisherConfig {
+        if self.is_passthrough() {
+            return VideoPublisherConfig::passthrough_ts();
+        }
         let (width, height, frame_rate) = self.format();
         let mut config = VideoPublisherConfig::h264(width, height);
         config.codec = codec;
@@ -374,6 +405,9 @@ async fn publish(
     out: &OutCounters,
 ) -> anyhow::Result<(Duration, MediaStats, Option<String>)> {
     let video = stream.video().ok_or_else(|| anyhow::anyhow!("the stream takes no video"))?;
+    if let FrameSource::Ts(ts) = source {
+        return publish_ts(stream, *ts, !args.no_pace).await;
+    }
     let (_, _, frame_rate) = source.format();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / frame_rate.as_f64().max(1e-3)));
     // Like a camera: a late frame is sent late, never in a burst.
@@ -420,6 +454,27 @@ async fn publish(
             );
         }
     }
+    let media = stream.finish_video().await?;
+    progress.finish();
+    Ok((started.elapsed(), media, input_error))
+}
+
+/// Publishes a TS input as it is; the counterpart of [`publish`]'s frame loop.
+async fn publish_ts(
+    stream: &LiveStream,
+    ts: TsInput,
+    pace: bool,
+) -> anyhow::Result<(Duration, MediaStats, Option<String>)> {
+    let video = stream.video().ok_or_else(|| anyhow::anyhow!("the stream takes no video"))?;
+    let progress = Progress::new(None);
+    let started = Instant::now();
+    let published = ts.publish(video, pace, |units| progress.update(units, "access units".into())).await;
+    let input_error = match published {
+        Ok((_, input_error)) => input_error,
+        // A stream that ended takes no more media: the summary and the verdict say why.
+        Err(_) if stream.status().ended.is_some() => None,
+        Err(e) => return Err(e.into()),
+    };
     let media = stream.finish_video().await?;
     progress.finish();
     Ok((started.elapsed(), media, input_error))

@@ -22,6 +22,7 @@ mod select;
 mod subscribe_events;
 mod swaps;
 mod trickle;
+mod ts_input;
 mod write_control;
 mod write_frames;
 

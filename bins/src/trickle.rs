@@ -26,7 +26,7 @@ use gateway_media::ts::cutter::{CutError, TsCutter, TsCutterConfig};
 use gateway_media::SegmentEvent;
 use tokio::io::AsyncWriteExt;
 
-use crate::cli::{self, human_bytes, Progress};
+use crate::cli::{self, human_bytes, MediaPacer, Progress};
 
 /// `trickle` subcommands.
 #[derive(Debug, Subcommand)]
@@ -170,7 +170,7 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let mut cutter = args
         .keyframes
         .then(|| TsCutter::new(TsCutterConfig { min_duration: Duration::from_millis(args.min_segment_ms) }));
-    let mut pacer = Pacer::default();
+    let mut pacer = MediaPacer::default();
     let publisher = cli::interruptible(async {
         anyhow::Ok(TricklePublisher::start(http, &args.connect.url, config).await)
     })
@@ -306,23 +306,6 @@ fn input_error(e: CutError, stream: &SegmentedPublisher) -> anyhow::Error {
     match stream.totals().bytes_in {
         0 => cli::UsageError(what).into(),
         _ => anyhow::anyhow!(what),
-    }
-}
-
-/// Holds publishing to the media's own pace: the time since the first timestamp seen, on the
-/// wall clock since then.
-#[derive(Debug, Default)]
-struct Pacer {
-    start: Option<(tokio::time::Instant, i64)>,
-}
-
-impl Pacer {
-    /// Waits until the wall clock has caught up with media time `pts` (90 kHz).
-    async fn wait(&mut self, pts: Option<i64>) {
-        let Some(pts) = pts else { return };
-        let (at, first) = *self.start.get_or_insert((tokio::time::Instant::now(), pts));
-        let ahead = u64::try_from(pts - first).unwrap_or(0);
-        tokio::time::sleep_until(at + Duration::from_micros(ahead * 100 / 9)).await;
     }
 }
 

@@ -88,11 +88,8 @@ fn a_y4m_file_and_a_y4m_pipe_are_published_and_come_back_whole() {
 /// flags point at closed ports, so getting that far would be a connection error instead.
 #[test]
 fn bad_y4m_input_is_a_usage_error_before_any_job() {
-    let mut ts = vec![0xFFu8; 188 * 4];
-    ts.iter_mut().step_by(188).for_each(|b| *b = 0x47);
-    let cases: [(&[u8], &str); 5] = [
+    let cases: [(&[u8], &str); 4] = [
         (b"RIFF....WAVEfmt ", "not a Y4M stream"),
-        (&ts, "is MPEG-TS, not Y4M: publish it as it is with `trickle publish --keyframes`"),
         (b"YUV4MPEG2 W320 H24", "truncated"),
         (b"YUV4MPEG2 W321 H240 F30:1\n", "odd side"),
         (b"YUV4MPEG2 W320 H240 F30:1 C444\n", "convert to 8-bit 4:2:0"),
@@ -170,4 +167,78 @@ fn decoded_output_is_y4m_with_every_frame_in_order() {
     );
     assert_eq!(r.code, Some(2), "{r:?}");
     assert!(r.stderr.contains("--decode reads H.264 output only"), "{}", r.stderr);
+}
+
+/// 5 s of ffmpeg's test source at 320x180 and 30 fps as H.264 (a keyframe each second) with
+/// AAC audio, in MPEG-TS; `video: false` makes it audio only.
+fn mpegts(video: bool) -> Vec<u8> {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    if video {
+        cmd.args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=30"]);
+        cmd.args(["-c:v", "libx264", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-bf", "0"]);
+    }
+    let out = cmd
+        .args(["-c:a", "aac", "-t", "5", "-f", "mpegts", "-"])
+        .output()
+        .expect("ffmpeg runs (scripts/setup.sh installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// MPEG-TS input is published as it is (no encoder): every access unit goes out and comes back.
+#[test]
+fn an_mpegts_file_and_pipe_are_published_as_they_are_and_come_back_whole() {
+    let dir = std::env::temp_dir().join(format!("lpgw-input-ts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in.ts");
+    std::fs::write(&input, mpegts(true)).unwrap();
+
+    // A file, as fast as the job takes it.
+    let out = dir.join("out.ts");
+    let r = run_with(
+        &["write-frames", "--input", input.to_str().unwrap(), "--no-pace", "--output", out.to_str().unwrap()],
+        None,
+        &[],
+        Duration::from_secs(90),
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(encoded(&r), 150, "every access unit published: {}", r.all());
+    assert_eq!(probe(&out), ("320x180".to_owned(), 150));
+
+    // A pipe on stdin, at the stream's own pace, through a BYOC job.
+    let out = dir.join("byoc.ts");
+    let r = run_with(
+        &["byoc-write-frames", "--input", "-", "--output", out.to_str().unwrap()],
+        Some(&mpegts(true)),
+        &[],
+        Duration::from_secs(90),
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(encoded(&r), 150, "{}", r.all());
+    assert_eq!(probe(&out), ("320x180".to_owned(), 150));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// MPEG-TS that cannot be published is refused with exit 2 and the reason, before any job.
+#[test]
+fn mpegts_without_video_or_for_av1_is_a_usage_error() {
+    let offline = ["--orchestrator", "127.0.0.1:1", "--signer", "http://127.0.0.1:1"];
+    let r = run_with(
+        &[&["write-frames", "--input", "-"][..], &offline[..]].concat(),
+        Some(&mpegts(false)),
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("--input -: ") && r.stderr.contains("no video stream"), "{}", r.stderr);
+
+    let r = run_with(
+        &[&["byoc-write-frames", "--input", "-", "--codec", "av1"][..], &offline[..]].concat(),
+        Some(&mpegts(true)),
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("published as it is"), "{}", r.stderr);
 }

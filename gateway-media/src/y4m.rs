@@ -28,9 +28,7 @@ pub enum Y4mError {
     )]
     NotY4m,
     /// The input is an MPEG transport stream (it starts with the TS sync byte), not Y4M.
-    #[error(
-        "the input is MPEG-TS, not Y4M: publish it as it is with `trickle publish --keyframes`, or decode it to Y4M with `ffmpeg -i IN -f yuv4mpegpipe -`"
-    )]
+    #[error("the input is MPEG-TS, not Y4M (decode it to Y4M with `ffmpeg -i IN -f yuv4mpegpipe -`)")]
     MpegTs,
     /// The input ended inside the header, or the header line is absurdly long.
     #[error("the Y4M header is truncated or longer than {MAX_LINE} bytes")]

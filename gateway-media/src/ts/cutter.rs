@@ -135,6 +135,11 @@ impl TsCutter {
         self.stats
     }
 
+    /// The video stream the cutter follows, once a PMT named one.
+    pub fn video_stream(&self) -> Option<crate::ts::demux::VideoStream> {
+        self.demux.video_stream()
+    }
+
     /// The PTS (90 kHz) of the latest video access unit emitted: how far into the media the
     /// output is, for pacing.
     pub fn clock(&self) -> Option<i64> {
