@@ -161,6 +161,8 @@ pub async fn run(command: TrickleCommand) -> anyhow::Result<()> {
 
 const DEFAULT_SEGMENT_BYTES: u64 = 1024 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// Bytes cut at a time under `--pace`.
+const PACED_STEP: usize = 4 * 1024;
 
 async fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let http = args.connect.publish_client()?;
@@ -201,10 +203,14 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
                 None => break,
             };
             if let Some(cutter) = cutter.as_mut() {
-                let events = cutter.push(&chunk).map_err(|e| input_error(e, &stream))?;
-                publish_cut(events, &mut stream, &progress).await?;
-                if args.pace {
-                    pacer.wait(cutter.clock()).await;
+                // Paced in small steps, so the stream's clock is followed closely.
+                let step = if args.pace { PACED_STEP } else { chunk.len().max(1) };
+                for part in chunk.chunks(step) {
+                    let events = cutter.push(part).map_err(|e| input_error(e, &stream))?;
+                    publish_cut(events, &mut stream, &progress).await?;
+                    if args.pace {
+                        pacer.wait(cutter.clock()).await;
+                    }
                 }
                 chunk.clear();
             }

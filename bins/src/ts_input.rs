@@ -43,7 +43,8 @@ impl TsInput {
         let refuse = |e: gateway_media::ts::cutter::CutError| UsageError(format!("--input {name}: {e}"));
         let mut cutter = TsCutter::new(TsCutterConfig::default());
         let mut ready = cutter.push(&start).map_err(refuse)?;
-        let mut buf = vec![0u8; READ_CHUNK];
+        // Small reads: what is cut while checking goes out unpaced, so keep it short.
+        let mut buf = vec![0u8; PACED_PIECE];
         let mut ended = false;
         while cutter.video_stream().is_none() && cutter.stats().bytes_in < VIDEO_SEARCH_LIMIT {
             let n = match input.read(&mut buf) {

@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{run_with, Run};
+use common::{mpegts, run_with, Run};
 
 /// `frames` frames of ffmpeg's test source at `size` and 30 fps, as Y4M.
 fn y4m(size: &str, frames: u32) -> Vec<u8> {
@@ -169,30 +169,13 @@ fn decoded_output_is_y4m_with_every_frame_in_order() {
     assert!(r.stderr.contains("--decode reads H.264 output only"), "{}", r.stderr);
 }
 
-/// 5 s of ffmpeg's test source at 320x180 and 30 fps as H.264 (a keyframe each second) with
-/// AAC audio, in MPEG-TS; `video: false` makes it audio only.
-fn mpegts(video: bool) -> Vec<u8> {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
-    if video {
-        cmd.args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=30"]);
-        cmd.args(["-c:v", "libx264", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-bf", "0"]);
-    }
-    let out = cmd
-        .args(["-c:a", "aac", "-t", "5", "-f", "mpegts", "-"])
-        .output()
-        .expect("ffmpeg runs (scripts/setup.sh installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    out.stdout
-}
-
 /// MPEG-TS input is published as it is (no encoder): every access unit goes out and comes back.
 #[test]
 fn an_mpegts_file_and_pipe_are_published_as_they_are_and_come_back_whole() {
     let dir = std::env::temp_dir().join(format!("lpgw-input-ts-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("in.ts");
-    std::fs::write(&input, mpegts(true)).unwrap();
+    std::fs::write(&input, mpegts(5, true)).unwrap();
 
     // A file, as fast as the job takes it.
     let out = dir.join("out.ts");
@@ -210,7 +193,7 @@ fn an_mpegts_file_and_pipe_are_published_as_they_are_and_come_back_whole() {
     let out = dir.join("byoc.ts");
     let r = run_with(
         &["byoc-write-frames", "--input", "-", "--output", out.to_str().unwrap()],
-        Some(&mpegts(true)),
+        Some(&mpegts(5, true)),
         &[],
         Duration::from_secs(90),
     );
@@ -226,7 +209,7 @@ fn mpegts_without_video_or_for_av1_is_a_usage_error() {
     let offline = ["--orchestrator", "127.0.0.1:1", "--signer", "http://127.0.0.1:1"];
     let r = run_with(
         &[&["write-frames", "--input", "-"][..], &offline[..]].concat(),
-        Some(&mpegts(false)),
+        Some(&mpegts(5, false)),
         &[],
         Duration::from_secs(30),
     );
@@ -235,7 +218,7 @@ fn mpegts_without_video_or_for_av1_is_a_usage_error() {
 
     let r = run_with(
         &[&["byoc-write-frames", "--input", "-", "--codec", "av1"][..], &offline[..]].concat(),
-        Some(&mpegts(true)),
+        Some(&mpegts(5, true)),
         &[],
         Duration::from_secs(30),
     );

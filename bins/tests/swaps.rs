@@ -66,6 +66,22 @@ fn write_frames_moves_to_the_other_orchestrator_and_says_why() {
     assert!(last.contains("not published") && last.contains("--allow-partial"), "{}", r.all());
 }
 
+/// MPEG-TS published as it is moves too, at its next keyframe, every access unit counted.
+#[test]
+fn write_frames_with_mpegts_input_moves_too() {
+    let path = std::env::temp_dir().join(format!("lpgw-swap-ts-{}.ts", std::process::id()));
+    std::fs::write(&path, common::mpegts(8, true)).unwrap();
+    let r = run_through_a_closed_stream(
+        &["write-frames", "--input", path.to_str().unwrap(), "--allow-partial"],
+        Duration::from_secs(3),
+    );
+    let _ = std::fs::remove_file(&path);
+    let all = r.all();
+    assert_eq!(r.code, Some(0), "{all}");
+    assert!(all.contains("swap 1: ") && all.contains("the orchestrator closed the stream"), "{all}");
+    assert!(all.contains("video in: 240 frames, 240 encoded"), "{all}");
+}
+
 #[test]
 fn byoc_write_frames_moves_too() {
     let r = run_through_a_closed_stream(

@@ -165,3 +165,20 @@ pub fn ffprobe_frames(path: &std::path::Path) -> u64 {
     assert!(warnings.trim().is_empty(), "ffprobe complains about {}: {warnings}", path.display());
     String::from_utf8_lossy(&probe.stdout).lines().next().unwrap_or_default().trim().parse().unwrap()
 }
+
+/// `seconds` of ffmpeg's test source at 320x180 and 30 fps as H.264 (a keyframe each second)
+/// with AAC audio, in MPEG-TS; `video: false` makes it audio only.
+pub fn mpegts(seconds: u32, video: bool) -> Vec<u8> {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    if video {
+        cmd.args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=30"]);
+        cmd.args(["-c:v", "libx264", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-bf", "0"]);
+    }
+    let out = cmd
+        .args(["-c:a", "aac", "-t", &seconds.to_string(), "-f", "mpegts", "-"])
+        .output()
+        .expect("ffmpeg runs (scripts/setup.sh installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
