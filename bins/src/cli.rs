@@ -296,6 +296,13 @@ mod tests {
     }
 }
 
+/// Bytes of a media stream handled between two looks at the pace: 16 KiB is about 60 ms at
+/// 2 Mbit/s (a 64 KiB read would be a quarter of a second).
+pub const PACED_STEP: usize = 16 * 1024;
+/// How far ahead of its pace a stream may run before the pacer sleeps: media goes out in bursts
+/// of about this much, so a stream wakes a few times a second rather than once per step.
+pub const PACE_SLACK: Duration = Duration::from_millis(100);
+
 /// Holds publishing to the media's own pace: the time since the first timestamp seen, on the
 /// wall clock since then.
 #[derive(Debug, Default)]
@@ -304,11 +311,15 @@ pub struct MediaPacer {
 }
 
 impl MediaPacer {
-    /// Waits until the wall clock has caught up with media time `pts` (90 kHz).
+    /// Waits until the wall clock has caught up with media time `pts` (90 kHz), when it is
+    /// more than [`PACE_SLACK`] behind.
     pub async fn wait(&mut self, pts: Option<i64>) {
         let Some(pts) = pts else { return };
         let (at, first) = *self.start.get_or_insert((tokio::time::Instant::now(), pts));
         let ahead = u64::try_from(pts - first).unwrap_or(0);
-        tokio::time::sleep_until(at + Duration::from_micros(ahead * 100 / 9)).await;
+        let due = at + Duration::from_micros(ahead * 100 / 9);
+        if due > tokio::time::Instant::now() + PACE_SLACK {
+            tokio::time::sleep_until(due).await;
+        }
     }
 }

@@ -26,7 +26,7 @@ use gateway_media::ts::cutter::{CutError, TsCutter, TsCutterConfig};
 use gateway_media::SegmentEvent;
 use tokio::io::AsyncWriteExt;
 
-use crate::cli::{self, human_bytes, MediaPacer, Progress};
+use crate::cli::{self, human_bytes, MediaPacer, Progress, PACED_STEP};
 
 /// `trickle` subcommands.
 #[derive(Debug, Subcommand)]
@@ -161,8 +161,6 @@ pub async fn run(command: TrickleCommand) -> anyhow::Result<()> {
 
 const DEFAULT_SEGMENT_BYTES: u64 = 1024 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
-/// Bytes cut at a time under `--pace`.
-const PACED_STEP: usize = 4 * 1024;
 
 async fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let http = args.connect.publish_client()?;

@@ -12,13 +12,10 @@ use gateway_actors::media::VideoPublisher;
 use gateway_media::ts::cutter::{TsCutter, TsCutterConfig, VIDEO_SEARCH_LIMIT};
 use gateway_media::SegmentEvent;
 
-use crate::cli::{MediaPacer, UsageError};
+use crate::cli::{MediaPacer, UsageError, PACED_STEP};
 
 /// Bytes read from the input at a time.
 const READ_CHUNK: usize = 64 * 1024;
-/// Bytes cut at a time when paced, so pacing follows the stream's clock closely (a 64 KiB read
-/// is a quarter of a second at 2 Mbit/s).
-const PACED_PIECE: usize = 4 * 1024;
 
 /// Whether `start` (the input's first bytes) is MPEG-TS: a sync byte, and another a packet
 /// later when there is that much.
@@ -44,7 +41,7 @@ impl TsInput {
         let mut cutter = TsCutter::new(TsCutterConfig::default());
         let mut ready = cutter.push(&start).map_err(refuse)?;
         // Small reads: what is cut while checking goes out unpaced, so keep it short.
-        let mut buf = vec![0u8; PACED_PIECE];
+        let mut buf = vec![0u8; PACED_STEP];
         let mut ended = false;
         while cutter.video_stream().is_none() && cutter.stats().bytes_in < VIDEO_SEARCH_LIMIT {
             let n = match input.read(&mut buf) {
@@ -100,7 +97,7 @@ impl TsInput {
         let mut pacer = MediaPacer::default();
         video.write_cut(std::mem::take(&mut self.ready), self.ready_units).await?;
         let mut input_error = None;
-        let piece = if pace { PACED_PIECE } else { READ_CHUNK };
+        let piece = if pace { PACED_STEP } else { READ_CHUNK };
         'input: loop {
             let chunk = match self.rest.recv().await {
                 Some(Ok(chunk)) => chunk,
