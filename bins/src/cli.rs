@@ -323,3 +323,31 @@ impl MediaPacer {
         }
     }
 }
+
+/// Reads `input` on a thread of its own, `chunk` bytes at a time, into a small queue: cuts by
+/// time can fire while a read waits, and a read that never returns (a live source gone quiet)
+/// cannot hold the command when it stops early, as a read on tokio's blocking pool would keep
+/// the runtime from shutting down. The queue ends after the input's end or its first error.
+pub fn read_on_thread(
+    mut input: Box<dyn std::io::Read + Send>,
+    chunk: usize,
+) -> tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    std::thread::spawn(move || loop {
+        let mut buf = vec![0u8; chunk];
+        let item = match input.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(bytes::Bytes::from(buf))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
+        let failed = item.is_err();
+        if tx.blocking_send(item).is_err() || failed {
+            return;
+        }
+    });
+    rx
+}

@@ -8,11 +8,9 @@
 //! tells subscribers the stream ended (`--keep-open` leaves it for late readers). `subscribe`
 //! writes segments to stdout, or one file per segment into a folder.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::{Args, Subcommand};
 use gateway_actors::http::HttpClients;
 use gateway_actors::tls::OrchestratorTrust;
@@ -179,7 +177,7 @@ async fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let mut stream = SegmentedPublisher::new(publisher);
     let cut_bytes = args.segment_bytes.unwrap_or(DEFAULT_SEGMENT_BYTES);
     let cut_after = args.segment_ms.map(Duration::from_millis);
-    let mut input = read_stdin();
+    let mut input = cli::read_on_thread(Box::new(std::io::stdin()), READ_CHUNK);
 
     let progress = Progress::new(None);
     let outcome = cli::interruptible(async {
@@ -347,33 +345,6 @@ fn settle(result: Result<(), TrickleError>, progress: &Progress) -> anyhow::Resu
             Ok(())
         }
     }
-}
-
-/// Reads stdin on a thread of its own, so cuts by time can fire while a read waits, and a read
-/// that never returns (a live source gone quiet) cannot hold the command when it stops early:
-/// a read on tokio's blocking pool would keep the runtime from shutting down.
-fn read_stdin() -> tokio::sync::mpsc::Receiver<std::io::Result<Bytes>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        loop {
-            let mut buf = vec![0u8; READ_CHUNK];
-            let item = match stdin.read(&mut buf) {
-                Ok(0) => return,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Ok(Bytes::from(buf))
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => Err(e),
-            };
-            let failed = item.is_err();
-            if tx.blocking_send(item).is_err() || failed {
-                return;
-            }
-        }
-    });
-    rx
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

@@ -63,25 +63,11 @@ impl TsInput {
             return Err(refuse(gateway_media::ts::cutter::CutError::NoVideo { bytes }));
         }
         let ready_units = cutter.stats().access_units;
-        let (tx, rest) = tokio::sync::mpsc::channel(4);
-        if !ended {
-            std::thread::spawn(move || loop {
-                let mut buf = vec![0u8; READ_CHUNK];
-                let item = match input.read(&mut buf) {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        Ok(Bytes::from(buf))
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => Err(e),
-                };
-                let failed = item.is_err();
-                if tx.blocking_send(item).is_err() || failed {
-                    return;
-                }
-            });
-        }
+        let rest = match ended {
+            // Nothing left: an empty queue, closed.
+            true => tokio::sync::mpsc::channel(1).1,
+            false => crate::cli::read_on_thread(input, READ_CHUNK),
+        };
         Ok(TsInput { cutter, ready, ready_units, rest })
     }
 
