@@ -102,20 +102,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         gw.start_live_stream(request, Some(VideoPublisherConfig::h264(w, h)), SwapConfig::default()).await?;
     let status = stream.status();
     println!("LV2V job {} on {}", status.job_id, status.orchestrator);
-    let mut output = stream.output(SeqSpec::Next);
-    let reader = tokio::spawn(async move {
-        let (mut segments, mut bytes) = (0u64, 0u64);
-        while let Ok(Some(seg)) = output.next_segment().await {
-            match seg.read_all().await {
-                Ok(b) if !b.is_empty() => {
-                    segments += 1;
-                    bytes += b.len() as u64;
-                }
-                _ => {}
-            }
-        }
-        (segments, bytes)
-    });
+    let output = crate::frames::CountedOutput::start(stream.output(SeqSpec::Next));
     let video = stream.video().ok_or_else(|| anyhow::anyhow!("the stream takes no video"))?;
     let mut pattern = TestPattern::new(w, h, Rational::new(fps, 1))?;
     let t0 = Instant::now();
@@ -126,11 +113,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let media = stream.finish_video().await?;
     let sent_in = t0.elapsed();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The passthrough worker sends back what it got: wait for it (a fixed pause lost the last
+    // segment on a busy machine) before stopping the job.
+    let (out_segments, out_bytes) = output.settle(media.bytes_published).await;
     let stopped = stream.stop().await;
     let lv2v_payments = crate::swaps::total_payments(&stopped.status);
-    let (out_segments, out_bytes) =
-        tokio::time::timeout(Duration::from_secs(10), reader).await.unwrap_or(Ok((0, 0)))?;
 
     println!("summary");
     println!("  video in: {} frames, {} encoded, {} dropped, {} segments / {} bytes published, {} failed, {} bytes drained, in {:.1} s",

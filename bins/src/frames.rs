@@ -503,6 +503,29 @@ async fn wait_for_output(
     }
 }
 
+/// The output read and only counted, for runs that report it but keep nothing (`demo`).
+pub(crate) struct CountedOutput {
+    counters: Arc<OutCounters>,
+    reader: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl CountedOutput {
+    /// Starts reading `output`.
+    pub(crate) fn start(output: TrickleSubscriber) -> Self {
+        let counters = Arc::new(OutCounters::default());
+        let reader = tokio::spawn(read_output(output, OutputTarget::Counted, counters.clone()));
+        Self { counters, reader }
+    }
+
+    /// Waits as [`wait_for_output`] does for the output to catch up with `published` bytes,
+    /// then stops reading: (segments, bytes) received.
+    pub(crate) async fn settle(self, published: u64) -> (u64, u64) {
+        wait_for_output(&self.counters, published, &self.reader).await;
+        self.reader.abort();
+        (self.counters.segments.load(Ordering::Relaxed), self.counters.bytes.load(Ordering::Relaxed))
+    }
+}
+
 /// Where the output stream goes.
 enum OutputTarget {
     /// Only counted.

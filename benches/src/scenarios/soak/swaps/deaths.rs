@@ -57,7 +57,8 @@ pub fn room_for(orchestrators: usize, seconds: f64) -> usize {
 
 /// The schedule: `deaths` deaths (at most [`room_for`]), sorted by time. Deaths are spread
 /// evenly over the window with seeded jitter; each kills a seeded orchestrator among those
-/// serving whose death leaves at least [`MIN_SERVING`] serving.
+/// serving whose death leaves at least [`MIN_SERVING`] serving; the run may hit another
+/// at that moment (see [`victim`]).
 pub fn deaths(seed: u64, orchestrators: usize, seconds: f64, deaths: usize) -> Vec<Death> {
     let n = deaths.min(room_for(orchestrators, seconds));
     if n == 0 {
@@ -91,6 +92,18 @@ pub fn deaths(seed: u64, orchestrators: usize, seconds: f64, deaths: usize) -> V
         out.push(Death { at, orchestrator, downtime });
     }
     out
+}
+
+/// Who dies when a death comes: the orchestrator running the most sessions (`running[i]`),
+/// since a death that hits no stream tests nothing; ties go to the `seeded` one, then to the
+/// lowest index. Deaths never overlap (the gap is longer than any downtime), so any victim
+/// leaves [`MIN_SERVING`] serving.
+pub fn victim(seeded: usize, running: &[usize]) -> usize {
+    let most = running.iter().copied().max().unwrap_or(0);
+    if running.get(seeded) == Some(&most) {
+        return seeded;
+    }
+    running.iter().position(|&r| r == most).unwrap_or(seeded)
 }
 
 /// The fewest orchestrators serving at any instant of `schedule` (checked at every death).

@@ -23,7 +23,7 @@ mod summary;
 mod tests;
 
 pub use checks::{gateway_side, Books, GatewaySide};
-pub use deaths::{deaths, fewest_serving, room_for, Death, MIN_SERVING};
+pub use deaths::{deaths, fewest_serving, room_for, victim, Death, MIN_SERVING};
 pub use session::{session_plan, JobKind, SwapSession};
 
 use std::sync::Arc;
@@ -155,8 +155,11 @@ async fn run_async(config: SwapSoakConfig) -> anyhow::Result<SwapSoakReport> {
     // The deaths, in this task (it owns the network).
     let mut log = Vec::with_capacity(schedule.len());
     let mut failures = Vec::new();
-    for death in &schedule {
-        tokio::time::sleep_until(started + death.at).await;
+    for planned in &schedule {
+        tokio::time::sleep_until(started + planned.at).await;
+        let running: Vec<usize> =
+            (0..config.orchestrators).map(|i| net.running(i).map_or(0, |r| r.sessions)).collect();
+        let death = &Death { orchestrator: victim(planned.orchestrator, &running), ..*planned };
         let t0 = Instant::now();
         let killed = net.kill(death.orchestrator).await;
         let kill_took = t0.elapsed();
@@ -190,7 +193,7 @@ async fn run_async(config: SwapSoakConfig) -> anyhow::Result<SwapSoakReport> {
         let side = by_gateway.get(url).cloned().unwrap_or_default();
         books.push(Books {
             url: url.clone(),
-            deaths: schedule.iter().filter(|d| d.orchestrator == i).count() as u64,
+            deaths: log.iter().filter(|d| d.death.orchestrator == i).count() as u64,
             gateway_recurring: side.recurring,
             gateway_starts: side.starts,
             gateway_stop_payments: side.stop_payments,

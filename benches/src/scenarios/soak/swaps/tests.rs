@@ -51,6 +51,15 @@ fn at_least_two_serve_and_each_death_ends_before_the_next_and_the_end() {
 }
 
 #[test]
+fn the_death_hits_the_busiest_orchestrator_and_ties_keep_the_seeded_one() {
+    assert_eq!(victim(0, &[0, 3, 1]), 1, "the one running most dies");
+    assert_eq!(victim(2, &[3, 0, 3]), 2, "a tie keeps the seeded one");
+    assert_eq!(victim(1, &[3, 0, 3]), 0, "else the lowest busiest index");
+    assert_eq!(victim(1, &[0, 0, 0]), 1, "nothing runs: the seeded one");
+    assert_eq!(victim(1, &[]), 1);
+}
+
+#[test]
 fn no_deaths_without_room_or_a_third_orchestrator() {
     assert!(deaths(1, 2, 300.0, 10).is_empty(), "two must always serve");
     assert!(deaths(1, 4, 15.0, 10).is_empty(), "15 s has no room");
