@@ -44,7 +44,9 @@ async fn lv2v_round_trip_with_payments_from_a_plain_tokio_runtime() {
     .unwrap();
     assert_eq!(job.orchestrator, net.orchestrator_urls()[0]);
 
-    let mut output = job.output(SeqSpec::Next);
+    // From segment 0: `Next` raced the echo on a loaded machine (the reader's first GET came
+    // after the worker had opened segment 0, so it waited for segment 1).
+    let mut output = job.output(SeqSpec::At(0));
     let reader =
         tokio::spawn(async move { output.next_segment().await.unwrap().unwrap().read_all().await.unwrap() });
     let mut publisher = job.publisher().await;
