@@ -20,6 +20,8 @@ pub enum Codec {
     H264,
     /// AV1, low-overhead OBU format, one temporal unit per packet.
     Av1,
+    /// Opus audio, one Opus packet (usually 20 ms) per packet.
+    Opus,
 }
 
 impl std::fmt::Display for Codec {
@@ -27,6 +29,7 @@ impl std::fmt::Display for Codec {
         f.write_str(match self {
             Codec::H264 => "H.264",
             Codec::Av1 => "AV1",
+            Codec::Opus => "Opus",
         })
     }
 }

@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(all(feature = "h264", feature = "av1")), allow(dead_code))]
 
+pub mod audio;
 pub mod av1;
 pub mod convert;
 pub mod encoder;
@@ -68,6 +69,9 @@ pub use ts::demux as ts_demux;
 pub use ts::mux as mpegts;
 pub use ts::segmenter;
 
+pub use audio::{AudioError, AudioFrame, Tone};
+#[cfg(feature = "opus")]
+pub use audio::{OpusConfig, OpusDecoder, OpusEncoder};
 pub use av1::ivf::IvfMuxer;
 #[cfg(feature = "av1")]
 pub use av1::{Av1Config, Av1Encoder};

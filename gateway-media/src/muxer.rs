@@ -39,4 +39,14 @@ pub trait SegmentMuxer {
     fn begin_segment(&mut self, out: &mut Vec<u8>);
     /// Appends one packet.
     fn write_packet(&mut self, packet: &EncodedPacket, out: &mut Vec<u8>) -> Result<(), MuxError>;
+    /// The audio codec it carries, if any (beside [`Self::codec`], or alone when that is
+    /// the same).
+    fn audio_codec(&self) -> Option<Codec> {
+        None
+    }
+    /// Appends audio packets as one unit (one PES in MPEG-TS).
+    fn write_audio(&mut self, packets: &[EncodedPacket], out: &mut Vec<u8>) -> Result<(), MuxError> {
+        let _ = (packets, out);
+        Err(MuxError::Unsupported(format!("{} segments carry no audio", self.codec())))
+    }
 }

@@ -47,7 +47,7 @@ impl PacketSegmenter {
         }
     }
 
-    fn finish(&mut self) -> Option<SegmentEvent> {
+    fn finish(&mut self) -> Vec<SegmentEvent> {
         match self {
             PacketSegmenter::Ts(s) => s.finish(),
             PacketSegmenter::Ivf(s) => s.finish(),
@@ -93,7 +93,12 @@ impl StreamEncoder {
                     PacketSegmenter::Ivf(Segmenter::with_muxer(muxer, SegmenterConfig::default())),
                 )
             }
-            _ => {
+            Codec::Opus => {
+                return Err(EncodeError::Config(ConfigError::Invalid(
+                    "Opus is an audio codec; video is H.264 or AV1".into(),
+                )))
+            }
+            Codec::H264 => {
                 let mut c = H264Config::new(settings.width, settings.height);
                 c.frame_rate = settings.frame_rate;
                 c.bitrate_bps = settings.bitrate_bps;

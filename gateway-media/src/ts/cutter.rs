@@ -292,6 +292,8 @@ impl TsCutter {
             index: open.index,
             bytes: open.bytes,
             frames: open.frames,
+            // Audio passes through uncounted: only the video is cut on.
+            audio_packets: 0,
             start_pts: open.start_pts.unwrap_or(0),
             duration,
         }));

@@ -65,7 +65,7 @@ pub fn encode_segments<E: VideoEncoder, M: SegmentMuxer>(
             apply(e, &mut segments);
         }
     }
-    if let Some(e) = segmenter.finish() {
+    for e in segmenter.finish() {
         apply(e, &mut segments);
     }
     segments

@@ -35,6 +35,7 @@ fn end(index: u64) -> SegmentEvent {
         index,
         bytes: 0,
         frames: 1,
+        audio_packets: 0,
         start_pts: 0,
         duration: Duration::ZERO,
     })

@@ -15,15 +15,16 @@
 //!   PID), which keeps the PCR interval at one frame (<= 100 ms from 10 fps up), and
 //!   `random_access_indicator` on the first packet of every keyframe.
 //!
-//! Audio is not written yet, but the seam is here: [`TsConfig::streams`] is a list, the PMT
-//! lists every stream with its own `es_info` descriptors, and [`TsMuxer::write_pes`] takes a
-//! stream index.
+//! * Opus audio as ffmpeg writes it ([`crate::ts::opus`]): PES private data with the `Opus`
+//!   registration, several packets per PES ([`TsMuxer::write_audio_pes`]), each behind its
+//!   control header, the stream's first packet trimmed by the encoder's pre-skip.
 
 use std::time::Duration;
 
 use crate::encoder::{Codec, EncodedPacket};
 use crate::muxer::{MuxError, SegmentMuxer};
 use crate::time::duration_to_ticks_90k;
+use crate::ts::opus::{self, Trim};
 
 /// Size of a transport stream packet.
 pub const TS_PACKET_LEN: usize = 188;
@@ -35,6 +36,8 @@ pub const PAT_PID: u16 = 0x0000;
 pub const DEFAULT_PMT_PID: u16 = 0x1000;
 /// Default PID of the video stream.
 pub const DEFAULT_VIDEO_PID: u16 = 0x0100;
+/// Default PID of the audio stream (what ffmpeg gives its second stream).
+pub const DEFAULT_AUDIO_PID: u16 = 0x0101;
 /// PES stream_id of the first video stream.
 pub const STREAM_ID_VIDEO: u8 = 0xE0;
 
@@ -50,6 +53,8 @@ const H264_AUD: [u8; 6] = [0, 0, 0, 1, 0x09, 0xF0];
 pub enum StreamType {
     /// H.264 / AVC video, stream_type 0x1B.
     H264,
+    /// Opus audio, stream_type 0x06 (PES private data) with the `Opus` registration.
+    Opus,
 }
 
 impl StreamType {
@@ -57,6 +62,7 @@ impl StreamType {
     pub const fn code(self) -> u8 {
         match self {
             StreamType::H264 => 0x1B,
+            StreamType::Opus => 0x06,
         }
     }
 
@@ -64,6 +70,7 @@ impl StreamType {
     pub const fn codec(self) -> Codec {
         match self {
             StreamType::H264 => Codec::H264,
+            StreamType::Opus => Codec::Opus,
         }
     }
 }
@@ -77,15 +84,36 @@ pub struct TsStream {
     pub stream_type: StreamType,
     /// The PES stream_id (0xE0.. video, 0xC0.. audio, 0xBD private).
     pub stream_id: u8,
-    /// Descriptors for the PMT ES_info loop (empty for H.264; e.g. a registration descriptor
-    /// for Opus once audio is added).
+    /// Descriptors for the PMT ES_info loop (empty for H.264; the registration and channel
+    /// configuration for Opus).
     pub es_info: Vec<u8>,
+    /// Samples (48 kHz) the stream's first audio packet starts with that a player must drop:
+    /// the Opus encoder's pre-skip. 0 for video.
+    pub start_trim: u16,
 }
 
 impl TsStream {
     /// An H.264 stream on `pid`.
     pub fn h264(pid: u16) -> Self {
-        Self { pid, stream_type: StreamType::H264, stream_id: STREAM_ID_VIDEO, es_info: Vec::new() }
+        Self {
+            pid,
+            stream_type: StreamType::H264,
+            stream_id: STREAM_ID_VIDEO,
+            es_info: Vec::new(),
+            start_trim: 0,
+        }
+    }
+
+    /// An Opus stream of `channels` (1 or 2) on `pid` whose encoder has `pre_skip` samples of
+    /// delay.
+    pub fn opus(pid: u16, channels: u8, pre_skip: u16) -> Self {
+        Self {
+            pid,
+            stream_type: StreamType::Opus,
+            stream_id: opus::STREAM_ID_PRIVATE_1,
+            es_info: opus::es_info(channels),
+            start_trim: pre_skip,
+        }
     }
 }
 
@@ -123,6 +151,23 @@ impl Default for TsConfig {
 }
 
 impl TsConfig {
+    /// H.264 video (carrying the PCR) and Opus audio of `channels` with `pre_skip`.
+    pub fn with_opus(channels: u8, pre_skip: u16) -> Self {
+        let mut c = Self::default();
+        c.streams.push(TsStream::opus(DEFAULT_AUDIO_PID, channels, pre_skip));
+        c
+    }
+
+    /// Opus audio alone (the audio carries the PCR).
+    pub fn opus_only(channels: u8, pre_skip: u16) -> Self {
+        Self { streams: vec![TsStream::opus(DEFAULT_VIDEO_PID, channels, pre_skip)], ..Self::default() }
+    }
+
+    /// The index of the first stream carrying `codec`.
+    pub fn stream_of(&self, codec: Codec) -> Option<usize> {
+        self.streams.iter().position(|s| s.stream_type.codec() == codec)
+    }
+
     /// Checks PIDs, stream list and that the PMT fits one packet.
     pub fn validate(&self) -> Result<(), MuxError> {
         let bad = |m: String| Err(MuxError::InvalidConfig(m));
@@ -169,7 +214,11 @@ pub struct TsMuxer {
     pat_cc: u8,
     pmt_cc: u8,
     stream_cc: Vec<u8>,
+    /// Per stream: the start trim its next packet carries (the first packet's pre-skip).
+    start_trim: Vec<u16>,
     pcr_lead_90k: i64,
+    /// The audio PES payload being put together (kept to reuse its allocation).
+    audio_buf: Vec<u8>,
 }
 
 impl Default for TsMuxer {
@@ -186,6 +235,8 @@ impl TsMuxer {
         let pmt = pmt_section(&config);
         Ok(Self {
             stream_cc: vec![0; config.streams.len()],
+            start_trim: config.streams.iter().map(|s| s.start_trim).collect(),
+            audio_buf: Vec::new(),
             pcr_lead_90k: duration_to_ticks_90k(config.pcr_lead),
             config,
             pat,
@@ -217,41 +268,99 @@ impl TsMuxer {
         if s.stream_type.codec() != packet.codec {
             return Err(MuxError::CodecMismatch { expected: s.stream_type.codec(), got: packet.codec });
         }
+        if s.stream_type == StreamType::Opus {
+            return self.write_audio_pes(stream, std::slice::from_ref(packet), out);
+        }
         let aud: &[u8] =
             if s.stream_type == StreamType::H264 && !starts_with_aud(&packet.data) { &H264_AUD } else { &[] };
 
         let mut header = [0u8; 19];
-        let with_dts = packet.dts != packet.pts;
-        let header_data_len: usize = if with_dts { 10 } else { 5 };
-        header[..4].copy_from_slice(&[0, 0, 1, s.stream_id]);
-        // PES_packet_length counts bytes after itself; 0 ("unbounded") is allowed for video only.
-        let pes_len = 3 + header_data_len + aud.len() + packet.data.len();
-        let pes_len_field = match u16::try_from(pes_len) {
-            Ok(n) => n,
-            Err(_) if (0xE0..=0xEF).contains(&s.stream_id) => 0,
-            Err(_) => return Err(MuxError::PesTooLarge(pes_len)),
-        };
-        header[4..6].copy_from_slice(&pes_len_field.to_be_bytes());
-        // '10', not scrambled, no priority, data_alignment_indicator = 1, no copyright, copy.
-        header[6] = 0x84;
-        header[7] = if with_dts { 0xC0 } else { 0x80 };
-        header[8] = header_data_len as u8;
-        if with_dts {
-            write_timestamp(0b0011, packet.pts, &mut header[9..14]);
-            write_timestamp(0b0001, packet.dts, &mut header[14..19]);
-        } else {
-            write_timestamp(0b0010, packet.pts, &mut header[9..14]);
-        }
-        let header = &header[..9 + header_data_len];
-
+        let header =
+            pes_header(s.stream_id, packet.pts, packet.dts, aud.len() + packet.data.len(), &mut header)?;
         let pid = s.pid;
-        let pcr =
-            (stream == self.config.pcr_stream).then(|| (packet.dts - self.pcr_lead_90k).max(0) & TS_MASK);
+        let pcr = self.pcr_for(stream, packet.dts);
         let mut payload = Chain::new([header, aud, &packet.data]);
         let cc = &mut self.stream_cc[stream];
         write_pes_packets(pid, cc, pcr, packet.keyframe, &mut payload, out);
         Ok(())
     }
+
+    /// Appends Opus packets of audio stream `stream` as one PES stamped with the first one's
+    /// pts, each packet behind its control header (the stream's very first one carrying the
+    /// pre-skip as its start trim). Players split them back by those headers.
+    pub fn write_audio_pes(
+        &mut self,
+        stream: usize,
+        packets: &[EncodedPacket],
+        out: &mut Vec<u8>,
+    ) -> Result<(), MuxError> {
+        let s = self.config.streams.get(stream).ok_or(MuxError::UnknownStream(stream))?;
+        let expected = s.stream_type.codec();
+        if let Some(p) = packets.iter().find(|p| p.codec != expected) {
+            return Err(MuxError::CodecMismatch { expected, got: p.codec });
+        }
+        let Some(first) = packets.first() else { return Ok(()) };
+        let mut payload = std::mem::take(&mut self.audio_buf);
+        payload.clear();
+        let mut start_trim = self.start_trim[stream];
+        for p in packets {
+            opus::write_control_header(p.data.len(), Trim { start: start_trim, end: 0 }, &mut payload);
+            payload.extend_from_slice(&p.data);
+            start_trim = 0;
+        }
+        let (pid, stream_id) = (s.pid, s.stream_id);
+        let pcr = self.pcr_for(stream, first.dts);
+        let mut header = [0u8; 19];
+        let result = match pes_header(stream_id, first.pts, first.dts, payload.len(), &mut header) {
+            Ok(header) => {
+                let mut chain = Chain::new([header, &payload]);
+                write_pes_packets(pid, &mut self.stream_cc[stream], pcr, first.keyframe, &mut chain, out);
+                self.start_trim[stream] = 0;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        self.audio_buf = payload;
+        result
+    }
+
+    /// The PCR a PES of `stream` decoded at `dts` carries, if `stream` carries the PCR.
+    fn pcr_for(&self, stream: usize, dts: i64) -> Option<i64> {
+        (stream == self.config.pcr_stream).then(|| (dts - self.pcr_lead_90k).max(0) & TS_MASK)
+    }
+}
+
+/// Writes a PES header for `payload_len` bytes of stream `stream_id` into `buf`; returns the
+/// bytes written. DTS only when it differs from PTS.
+fn pes_header(
+    stream_id: u8,
+    pts: i64,
+    dts: i64,
+    payload_len: usize,
+    buf: &mut [u8; 19],
+) -> Result<&[u8], MuxError> {
+    let with_dts = dts != pts;
+    let header_data_len: usize = if with_dts { 10 } else { 5 };
+    buf[..4].copy_from_slice(&[0, 0, 1, stream_id]);
+    // PES_packet_length counts bytes after itself; 0 ("unbounded") is allowed for video only.
+    let pes_len = 3 + header_data_len + payload_len;
+    let pes_len_field = match u16::try_from(pes_len) {
+        Ok(n) => n,
+        Err(_) if (0xE0..=0xEF).contains(&stream_id) => 0,
+        Err(_) => return Err(MuxError::PesTooLarge(pes_len)),
+    };
+    buf[4..6].copy_from_slice(&pes_len_field.to_be_bytes());
+    // '10', not scrambled, no priority, data_alignment_indicator = 1, no copyright, copy.
+    buf[6] = 0x84;
+    buf[7] = if with_dts { 0xC0 } else { 0x80 };
+    buf[8] = header_data_len as u8;
+    if with_dts {
+        write_timestamp(0b0011, pts, &mut buf[9..14]);
+        write_timestamp(0b0001, dts, &mut buf[14..19]);
+    } else {
+        write_timestamp(0b0010, pts, &mut buf[9..14]);
+    }
+    Ok(&buf[..9 + header_data_len])
 }
 
 impl SegmentMuxer for TsMuxer {
@@ -271,6 +380,16 @@ impl SegmentMuxer for TsMuxer {
             .position(|s| s.stream_type.codec() == packet.codec)
             .ok_or(MuxError::CodecMismatch { expected: self.codec(), got: packet.codec })?;
         self.write_pes(stream, packet, out)
+    }
+
+    fn audio_codec(&self) -> Option<Codec> {
+        self.config.streams.iter().map(|s| s.stream_type.codec()).find(|&c| c == Codec::Opus)
+    }
+
+    fn write_audio(&mut self, packets: &[EncodedPacket], out: &mut Vec<u8>) -> Result<(), MuxError> {
+        let stream =
+            self.config.stream_of(Codec::Opus).ok_or(MuxError::Unsupported("no audio stream".into()))?;
+        self.write_audio_pes(stream, packets, out)
     }
 }
 
@@ -459,251 +578,4 @@ pub fn crc32_mpeg2(data: &[u8]) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-    use std::collections::HashMap;
-
-    /// A parsed TS packet, just enough to check structure.
-    #[derive(Debug)]
-    struct Pkt {
-        pid: u16,
-        pusi: bool,
-        cc: u8,
-        has_payload: bool,
-        pcr: Option<u64>,
-        rai: bool,
-        payload: Vec<u8>,
-    }
-
-    fn parse(ts: &[u8]) -> Vec<Pkt> {
-        assert_eq!(ts.len() % TS_PACKET_LEN, 0, "whole packets only");
-        ts.chunks_exact(TS_PACKET_LEN)
-            .map(|p| {
-                assert_eq!(p[0], SYNC_BYTE);
-                let pid = (u16::from(p[1] & 0x1F) << 8) | u16::from(p[2]);
-                let afc = (p[3] >> 4) & 3;
-                let mut i = 4;
-                let (mut pcr, mut rai) = (None, false);
-                if afc & 2 != 0 {
-                    let len = p[4] as usize;
-                    if len > 0 {
-                        let flags = p[5];
-                        rai = flags & 0x40 != 0;
-                        if flags & 0x10 != 0 {
-                            let b = &p[6..12];
-                            pcr = Some(
-                                (u64::from(b[0]) << 25)
-                                    | (u64::from(b[1]) << 17)
-                                    | (u64::from(b[2]) << 9)
-                                    | (u64::from(b[3]) << 1)
-                                    | u64::from(b[4] >> 7),
-                            );
-                            assert_eq!(b[4] & 0x7E, 0x7E, "reserved bits set");
-                        }
-                    }
-                    i += 1 + len;
-                }
-                Pkt {
-                    pid,
-                    pusi: p[1] & 0x40 != 0,
-                    cc: p[3] & 0x0F,
-                    has_payload: afc & 1 != 0,
-                    pcr,
-                    rai,
-                    payload: p[i..].to_vec(),
-                }
-            })
-            .collect()
-    }
-
-    fn read_ts(b: &[u8]) -> i64 {
-        (i64::from(b[0] >> 1 & 7) << 30)
-            | (i64::from(b[1]) << 22)
-            | (i64::from(b[2] >> 1) << 15)
-            | (i64::from(b[3]) << 7)
-            | i64::from(b[4] >> 1)
-    }
-
-    fn packet(pts: i64, dts: i64, len: usize, keyframe: bool) -> EncodedPacket {
-        // A fake access unit: starts like a slice NAL so the muxer adds an AUD.
-        let mut data = vec![0, 0, 0, 1, 0x65];
-        data.extend((0..len - 5).map(|i| (i % 251) as u8));
-        EncodedPacket { codec: Codec::H264, data: Bytes::from(data), pts, dts, keyframe }
-    }
-
-    /// Reassembles the PES payloads of `pid`.
-    fn pes_units(pkts: &[Pkt], pid: u16) -> Vec<Vec<u8>> {
-        let mut units: Vec<Vec<u8>> = Vec::new();
-        for p in pkts.iter().filter(|p| p.pid == pid) {
-            if p.pusi {
-                units.push(Vec::new());
-            }
-            units.last_mut().unwrap().extend_from_slice(&p.payload);
-        }
-        units
-    }
-
-    #[test]
-    fn crc32_mpeg2_check_value() {
-        assert_eq!(crc32_mpeg2(b"123456789"), 0x0376_E6E7);
-        assert_eq!(crc32_mpeg2(b""), 0xFFFF_FFFF);
-    }
-
-    #[test]
-    fn pat_and_pmt_are_valid_sections() {
-        let mut m = TsMuxer::default();
-        let mut out = Vec::new();
-        m.write_tables(&mut out);
-        let pkts = parse(&out);
-        assert_eq!(pkts.len(), 2);
-        let (pat, pmt) = (&pkts[0], &pkts[1]);
-        assert_eq!((pat.pid, pmt.pid), (PAT_PID, DEFAULT_PMT_PID));
-        assert!(pat.pusi && pmt.pusi);
-        for p in [pat, pmt] {
-            assert_eq!(p.payload[0], 0, "pointer_field");
-            let len = ((usize::from(p.payload[2]) & 0x0F) << 8) | usize::from(p.payload[3]);
-            let section = &p.payload[1..4 + len];
-            // CRC over the whole section including its CRC is zero.
-            assert_eq!(crc32_mpeg2(section), 0);
-            assert!(p.payload[4 + len..].iter().all(|&b| b == 0xFF));
-        }
-        // PAT: program 1 -> PMT PID.
-        let s = &pat.payload[1..];
-        assert_eq!(s[0], 0x00);
-        assert_eq!(u16::from_be_bytes([s[8], s[9]]), 1);
-        assert_eq!(u16::from_be_bytes([s[10], s[11]]) & 0x1FFF, DEFAULT_PMT_PID);
-        // PMT: PCR PID = video PID, one H.264 stream.
-        let s = &pmt.payload[1..];
-        assert_eq!(s[0], 0x02);
-        assert_eq!(u16::from_be_bytes([s[8], s[9]]) & 0x1FFF, DEFAULT_VIDEO_PID);
-        assert_eq!(s[12], 0x1B);
-        assert_eq!(u16::from_be_bytes([s[13], s[14]]) & 0x1FFF, DEFAULT_VIDEO_PID);
-        // Writing the tables again advances each PID's counter.
-        m.write_tables(&mut out);
-        let pkts = parse(&out);
-        assert_eq!((pkts[2].cc, pkts[3].cc), (1, 1));
-    }
-
-    #[test]
-    fn pes_structure_pcr_rai_and_stuffing() {
-        let mut m = TsMuxer::default();
-        let mut out = Vec::new();
-        // Sizes chosen to hit every packing edge: with PCR the first packet has 176 payload bytes
-        // and PES header + AUD are 20 bytes, so 156 fills one packet exactly, 339 leaves one
-        // byte of stuffing (zero-length adaptation field), 338 two bytes, 340 none.
-        let sizes = [5000usize, 339, 338, 340, 156, 155, 157, 6];
-        let mut sent = Vec::new();
-        for (i, &len) in sizes.iter().enumerate() {
-            let p = packet(i as i64 * 3000 + 90_000, i as i64 * 3000 + 90_000, len, i == 0);
-            m.write_pes(0, &p, &mut out).unwrap();
-            sent.push(p);
-        }
-        let pkts = parse(&out);
-        let units = pes_units(&pkts, DEFAULT_VIDEO_PID);
-        assert_eq!(units.len(), sizes.len());
-        for (i, (unit, p)) in units.iter().zip(&sent).enumerate() {
-            assert_eq!(&unit[..4], &[0, 0, 1, STREAM_ID_VIDEO]);
-            assert_eq!(unit[6], 0x84, "data_alignment_indicator");
-            assert_eq!(unit[7], 0x80, "PTS only when pts == dts");
-            assert_eq!(unit[8], 5);
-            assert_eq!(unit[9] >> 4, 0b0010);
-            assert_eq!(read_ts(&unit[9..14]), p.pts);
-            let body = &unit[14..];
-            let declared = usize::from(u16::from_be_bytes([unit[4], unit[5]]));
-            assert_eq!(declared, unit.len() - 6, "PES_packet_length, no stray stuffing");
-            assert_eq!(&body[..6], &H264_AUD, "AUD inserted");
-            assert_eq!(&body[6..], &p.data[..], "access unit {i} intact");
-        }
-        // PCR and RAI only in the first packet of each PES; RAI only on the keyframe.
-        let firsts: Vec<&Pkt> = pkts.iter().filter(|p| p.pusi).collect();
-        for (i, p) in firsts.iter().enumerate() {
-            assert_eq!(p.pcr, Some(sent[i].dts as u64));
-            assert_eq!(p.rai, i == 0);
-        }
-        assert!(pkts.iter().filter(|p| !p.pusi).all(|p| p.pcr.is_none()));
-        // Continuity counter increments by one per packet, mod 16.
-        for w in pkts.windows(2) {
-            assert!(w[1].has_payload);
-            assert_eq!(w[1].cc, (w[0].cc + 1) % 16);
-        }
-    }
-
-    #[test]
-    fn dts_written_when_different_and_timestamps_wrap() {
-        let mut m = TsMuxer::default();
-        let mut out = Vec::new();
-        let p = packet(9000, 6000, 100, false);
-        m.write_pes(0, &p, &mut out).unwrap();
-        let unit = &pes_units(&parse(&out), DEFAULT_VIDEO_PID)[0];
-        assert_eq!((unit[7], unit[8]), (0xC0, 10));
-        assert_eq!((unit[9] >> 4, unit[14] >> 4), (0b0011, 0b0001));
-        assert_eq!((read_ts(&unit[9..14]), read_ts(&unit[14..19])), (9000, 6000));
-        // 33-bit wrap.
-        let mut out = Vec::new();
-        m.write_pes(0, &packet((1 << 33) + 5, (1 << 33) + 5, 50, false), &mut out).unwrap();
-        let unit = &pes_units(&parse(&out), DEFAULT_VIDEO_PID)[0];
-        assert_eq!(read_ts(&unit[9..14]), 5);
-    }
-
-    #[test]
-    fn continuity_counters_are_per_pid_across_segments() {
-        let mut m = TsMuxer::default();
-        let mut out = Vec::new();
-        for seg in 0..3 {
-            m.begin_segment(&mut out);
-            for f in 0..7 {
-                let pts = (seg * 7 + f) * 3000;
-                m.write_packet(&packet(pts, pts, 700, f == 0), &mut out).unwrap();
-            }
-        }
-        let mut last: HashMap<u16, u8> = HashMap::new();
-        for p in parse(&out) {
-            if let Some(prev) = last.insert(p.pid, p.cc) {
-                assert_eq!(p.cc, (prev + 1) % 16, "pid {:#x}", p.pid);
-            }
-        }
-        assert_eq!(last.len(), 3);
-    }
-
-    #[test]
-    fn keeps_existing_aud_and_rejects_wrong_codec() {
-        let mut m = TsMuxer::default();
-        let mut out = Vec::new();
-        let mut p = packet(0, 0, 20, true);
-        let mut data = H264_AUD.to_vec();
-        data.extend_from_slice(&p.data);
-        p.data = Bytes::from(data);
-        m.write_pes(0, &p, &mut out).unwrap();
-        let unit = &pes_units(&parse(&out), DEFAULT_VIDEO_PID)[0];
-        assert_eq!(&unit[14..], &p.data[..]);
-        let av1 = EncodedPacket { codec: Codec::Av1, ..p.clone() };
-        assert!(matches!(m.write_pes(0, &av1, &mut out), Err(MuxError::CodecMismatch { .. })));
-        assert!(matches!(m.write_pes(3, &p, &mut out), Err(MuxError::UnknownStream(3))));
-    }
-
-    #[test]
-    fn config_validation() {
-        let mut c = TsConfig::default();
-        c.streams[0].pid = 0x0001;
-        assert!(TsMuxer::new(c).is_err());
-        let mut c = TsConfig::default();
-        c.streams[0].pid = c.pmt_pid;
-        assert!(TsMuxer::new(c).is_err());
-        let c = TsConfig { pcr_stream: 1, ..TsConfig::default() };
-        assert!(TsMuxer::new(c).is_err());
-        let c = TsConfig { streams: vec![], ..TsConfig::default() };
-        assert!(TsMuxer::new(c).is_err());
-    }
-
-    #[test]
-    fn pcr_lead_is_clamped_at_zero() {
-        let mut m =
-            TsMuxer::new(TsConfig { pcr_lead: Duration::from_millis(100), ..TsConfig::default() }).unwrap();
-        let mut out = Vec::new();
-        m.write_pes(0, &packet(3000, 3000, 10, true), &mut out).unwrap();
-        m.write_pes(0, &packet(12_000, 12_000, 10, false), &mut out).unwrap();
-        let pcrs: Vec<Option<u64>> = parse(&out).iter().map(|p| p.pcr).collect();
-        assert_eq!(pcrs, vec![Some(0), Some(3000)]);
-    }
-}
+mod tests;
