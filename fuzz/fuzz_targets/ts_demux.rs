@@ -1,25 +1,25 @@
-//! The MPEG-TS demuxer on any bytes, in any chunking. The first input byte seeds the chunk
+//! The MPEG-TS demuxer, following video and audio, on any bytes, in any chunking. The first input byte seeds the chunk
 //! sizes (1 to 400 bytes, as HTTP bodies arrive); the rest is the stream.
 //!
 //! Checked: no panic; the same stream fed whole and fed in chunks gives the same access units
-//! and the same counters (the demuxer's decisions depend on the bytes, never on how they
-//! arrive); no access unit is larger than the cap or than the input; timestamps are 33-bit;
+//! and audio units and the same counters (the demuxer's decisions depend on the bytes, never
+//! on how they arrive); no unit is larger than the cap or than the input; timestamps are 33-bit;
 //! every input byte is accounted for.
 #![no_main]
 
-use gateway_media::ts_demux::{AccessUnit, TsDemuxer, MAX_ACCESS_UNIT_BYTES};
+use gateway_media::ts_demux::{MediaUnit, TsDemuxer, MAX_ACCESS_UNIT_BYTES};
 use libfuzzer_sys::fuzz_target;
 
-fn demux(stream: &[u8], mut next_size: impl FnMut() -> usize) -> (Vec<AccessUnit>, TsDemuxer) {
-    let mut demuxer = TsDemuxer::new();
+fn demux(stream: &[u8], mut next_size: impl FnMut() -> usize) -> (Vec<MediaUnit>, TsDemuxer) {
+    let mut demuxer = TsDemuxer::with_audio();
     let mut units = Vec::new();
     let mut rest = stream;
     while !rest.is_empty() {
         let n = next_size().clamp(1, rest.len());
-        units.extend(demuxer.push(&rest[..n]));
+        units.extend(demuxer.push_media(&rest[..n]));
         rest = &rest[n..];
     }
-    units.extend(demuxer.finish());
+    units.extend(demuxer.finish_media());
     (units, demuxer)
 }
 
@@ -38,14 +38,25 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(stats, chunked_demuxer.stats(), "counters depend on the chunking");
 
     assert_eq!(stats.bytes_in, stream.len() as u64);
-    assert_eq!(stats.access_units, whole.len() as u64);
+    let video = whole.iter().filter(|u| matches!(u, MediaUnit::Video(_))).count();
+    assert_eq!(stats.access_units, video as u64);
+    assert_eq!(stats.audio_units, (whole.len() - video) as u64);
     assert_eq!(stats.packets * 188 + stats.bytes_skipped, stream.len() as u64, "bytes unaccounted for");
-    let total: usize = whole.iter().map(|u| u.data.len()).sum();
-    assert!(total <= stream.len());
+    let (mut total, mut stamps) = (0usize, Vec::new());
     for unit in &whole {
-        assert!(unit.data.len() <= MAX_ACCESS_UNIT_BYTES);
-        for ts in [unit.pts, unit.dts].into_iter().flatten() {
-            assert!((0..1i64 << 33).contains(&ts));
-        }
+        let len = match unit {
+            MediaUnit::Video(v) => {
+                stamps.extend([v.pts, v.dts].into_iter().flatten());
+                v.data.len()
+            }
+            MediaUnit::Audio(a) => {
+                stamps.extend(a.pts);
+                a.data.len()
+            }
+        };
+        assert!(len <= MAX_ACCESS_UNIT_BYTES);
+        total += len;
     }
+    assert!(total <= stream.len());
+    assert!(stamps.iter().all(|ts| (0..1i64 << 33).contains(ts)));
 });

@@ -90,6 +90,8 @@ pub use h264::{H264Config, H264Encoder};
 pub use muxer::{MuxError, SegmentMuxer};
 pub use pattern::TestPattern;
 pub use time::{Rational, TIME_BASE_90K};
-pub use ts::demux::{AccessUnit, DemuxIssue, DemuxStats, TsDemuxer, VideoStream};
+pub use ts::demux::{
+    AccessUnit, AudioStream, AudioUnit, DemuxIssue, DemuxStats, MediaUnit, TsDemuxer, VideoStream,
+};
 pub use ts::mux::{TsConfig, TsMuxer, TsStream};
 pub use ts::segmenter::{SegmentError, SegmentEvent, SegmentSummary, Segmenter, SegmenterConfig};

@@ -1,15 +1,17 @@
 //! Opus audio in MPEG-TS next to H.264, checked by Debian's ffmpeg: both tracks with the right
 //! codecs, layout and rate in every segment alone and in the whole stream, the audio starting
-//! within a video frame of the video, every sample decoded, and the tone's pitch intact.
+//! within a video frame of the video, every sample decoded, and the tone's pitch intact; and
+//! our demuxer and decoder read ffmpeg's Opus and our own back, packet for packet.
 
 mod common;
 
 use std::process::Command;
 
 use common::*;
-use gateway_media::audio::{OpusConfig, OpusEncoder, Tone};
+use gateway_media::audio::{OpusConfig, OpusDecoder, OpusEncoder, Tone};
 use gateway_media::{
-    EncodedPacket, H264Config, H264Encoder, SegmentEvent, Segmenter, TsConfig, TsMuxer, VideoEncoder,
+    Codec, EncodedPacket, H264Config, H264Encoder, MediaUnit, SegmentEvent, Segmenter, TsConfig, TsDemuxer,
+    TsMuxer, VideoEncoder,
 };
 
 const SECONDS: u32 = 5;
@@ -135,4 +137,91 @@ fn ffmpeg_reads_both_tracks_in_sync_and_decodes_every_sample() {
         let rising = ch.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count() as f32 / 4.0;
         assert!((rising - pitch).abs() < 3.0, "channel {c}: {rising} Hz, expected {pitch}");
     }
+}
+
+/// Our demuxer and decoder over `ts`: video units, audio pts, decoded interleaved samples.
+fn read_back(ts: &[u8], chunk: usize) -> (usize, Vec<i64>, Vec<f32>, TsDemuxer) {
+    let mut demux = TsDemuxer::with_audio();
+    let mut units = Vec::new();
+    for c in ts.chunks(chunk) {
+        units.extend(demux.push_media(c));
+    }
+    units.extend(demux.finish_media());
+    let mut decoder: Option<OpusDecoder> = None;
+    let (mut video, mut pts, mut pcm) = (0, Vec::new(), Vec::new());
+    for u in units {
+        match u {
+            MediaUnit::Video(_) => video += 1,
+            MediaUnit::Audio(a) => {
+                assert_eq!((a.stream.codec, a.stream.channels), (Some(Codec::Opus), Some(2)));
+                let d = decoder
+                    .get_or_insert_with(|| OpusDecoder::new(u16::from(a.stream.channels.unwrap())).unwrap());
+                d.trim_start(a.trim.start);
+                pcm.extend(d.decode(&a.data).unwrap());
+                pts.push(a.pts.unwrap());
+            }
+        }
+    }
+    (video, pts, pcm, demux)
+}
+
+fn pitch(pcm: &[f32], channel: usize, channels: usize) -> f32 {
+    let ch: Vec<f32> = pcm.iter().skip(channel).step_by(channels).skip(4_800).take(48_000).copied().collect();
+    ch.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count() as f32
+}
+
+#[test]
+fn our_demuxer_and_decoder_read_what_ffmpeg_writes() {
+    // Debian's ffmpeg with libopus: H.264 plus stereo Opus at 48 kHz, 3 s.
+    let ts = run(
+        Command::new("ffmpeg").args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x96:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-ac",
+            "2",
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "libopus",
+            "-f",
+            "mpegts",
+            "pipe:1",
+        ]),
+        None,
+    );
+    let (video, pts, pcm, demux) = read_back(&ts, 1000);
+    assert_eq!(demux.stats().issues(), 0, "{:?}", demux.last_issue());
+    assert_eq!(video, 90);
+    assert!(pts.windows(2).all(|w| w[1] - w[0] == 1800), "20 ms apart, split from PES of several packets");
+    // 3 s less the pre-skip ffmpeg's first control header declared, within a packet.
+    let samples = pcm.len() / 2;
+    assert!((samples as i64 - (144_000 - 312)).abs() <= 960, "{samples} samples");
+    assert!((pitch(&pcm, 0, 2) - 440.0).abs() < 3.0);
+}
+
+#[test]
+fn our_demuxer_and_decoder_read_what_we_write() {
+    let (segments, audio_packets) = av_segments();
+    let (video, pts, pcm, demux) = read_back(&segments.concat(), 4096);
+    assert_eq!(demux.stats().issues(), 0, "{:?}", demux.last_issue());
+    assert_eq!(video as u32, SECONDS * FPS);
+    assert_eq!(pts.len() as u64, audio_packets, "every packet comes back");
+    assert!(pts.windows(2).all(|w| w[1] - w[0] == 1800));
+    assert_eq!(pcm.len() as u64 / 2, audio_packets * 960 - 312, "all but the pre-skip");
+    assert!((pitch(&pcm, 0, 2) - Tone::pitch(0)).abs() < 3.0);
+    assert!((pitch(&pcm, 1, 2) - Tone::pitch(1)).abs() < 3.0);
+    // A video-only demuxer ignores the audio.
+    let mut plain = TsDemuxer::new();
+    assert_eq!(plain.push(&segments.concat()).len() + plain.finish().len(), video);
+    assert_eq!(plain.stats().audio_units, 0);
 }

@@ -154,6 +154,25 @@ pub fn split_packets(mut payload: &[u8]) -> Result<Vec<OpusPacketRef<'_>>, OpusT
     Ok(out)
 }
 
+/// Samples (at 48 kHz) an Opus packet decodes to, from its TOC byte (RFC 6716 3.1); `None`
+/// for an empty packet or a code-3 packet without its frame count.
+pub fn packet_samples(packet: &[u8]) -> Option<usize> {
+    let toc = *packet.first()?;
+    let config = toc >> 3;
+    // Frame length in 48 kHz samples: SILK 10/20/40/60 ms, hybrid 10/20 ms, CELT 2.5/5/10/20 ms.
+    let frame = match config {
+        0..=11 => [480, 960, 1920, 2880][usize::from(config % 4)],
+        12..=15 => [480, 960][usize::from(config % 2)],
+        _ => [120, 240, 480, 960][usize::from(config % 4)],
+    };
+    let frames = match toc & 0x03 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => usize::from(*packet.get(1)? & 0x3F),
+    };
+    Some(frame * frames)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +217,18 @@ mod tests {
         let split = split_packets(&pes).unwrap();
         let back: Vec<(Vec<u8>, Trim)> = split.iter().map(|p| (p.data.to_vec(), p.trim)).collect();
         assert_eq!(back, packets);
+    }
+
+    #[test]
+    fn packet_durations_come_from_the_toc() {
+        // CELT 20 ms (config 31), one frame: what the encoder here writes at 96 kbit/s.
+        assert_eq!(packet_samples(&[0xFC, 0, 0]), Some(960));
+        // SILK 60 ms, two frames.
+        assert_eq!(packet_samples(&[(3 << 3) | 1]), Some(5760));
+        // Code 3 with 3 frames of CELT 10 ms.
+        assert_eq!(packet_samples(&[(30 << 3) | 3, 3]), Some(1440));
+        assert_eq!(packet_samples(&[(30 << 3) | 3]), None);
+        assert_eq!(packet_samples(&[]), None);
     }
 
     #[test]

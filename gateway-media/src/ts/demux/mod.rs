@@ -7,6 +7,9 @@
 //! registration descriptor are passed through as opaque payloads carrying their stream type).
 //! Each PES of that stream is reassembled into one [`AccessUnit`] with its PTS/DTS (90 kHz)
 //! and a keyframe flag, taken from the `random_access_indicator` or, for H.264, an IDR NAL unit.
+//! With [`TsDemuxer::with_audio`] it follows the first audio stream too and returns its units
+//! through [`TsDemuxer::push_media`]: Opus PES are split into their packets by the control
+//! headers ([`crate::ts::opus`]), each stamped from the PES pts plus the packets before it.
 //!
 //! Input is untrusted. Nothing here panics on any byte sequence; every malformed thing is
 //! skipped and counted in [`DemuxStats`] with a typed [`DemuxIssue`]: lost sync bytes (the
@@ -22,6 +25,9 @@ use thiserror::Error;
 use crate::encoder::Codec;
 use crate::h264::nal::has_idr;
 use crate::ts::mux::{crc32_mpeg2, PAT_PID, SYNC_BYTE, TS_PACKET_LEN};
+use crate::ts::opus::{self, Trim, OPUS_REGISTRATION};
+pub(crate) use pes::read_timestamp;
+use pes::{has_registration, parse_pes};
 
 /// The largest PES (one access unit, header included) the demuxer reassembles; larger ones
 /// are dropped and counted as [`DemuxIssue::OversizedUnit`].
@@ -38,7 +44,9 @@ const MAX_SECTION_LEN: usize = 1024;
 /// Input bytes held while looking for the next packet boundary.
 const INPUT_WINDOW: usize = 2 * TS_PACKET_LEN + 1;
 /// Timestamps are 33-bit counters of the 90 kHz clock.
-const TS_MASK: i64 = (1 << 33) - 1;
+pub(crate) const TS_MASK: i64 = (1 << 33) - 1;
+/// Stream types that carry audio: MPEG-1/2 audio, AAC (ADTS, LATM), AC-3.
+const AUDIO_STREAM_TYPES: [u8; 5] = [0x03, 0x04, 0x0F, 0x11, 0x81];
 /// Stream types that carry video (Table 2-34 and its amendments).
 const VIDEO_STREAM_TYPES: [u8; 8] = [0x01, 0x02, 0x10, STREAM_TYPE_H264, 0x20, 0x24, 0x42, 0xEA];
 
@@ -112,8 +120,10 @@ pub struct DemuxStats {
     pub bytes_in: u64,
     /// Whole TS packets read.
     pub packets: u64,
-    /// Access units returned.
+    /// Video access units returned.
     pub access_units: u64,
+    /// Audio units returned (Opus packets, or PES of other audio codecs).
+    pub audio_units: u64,
     /// Times sync was lost ([`DemuxIssue::LostSync`]).
     pub sync_losses: u64,
     /// Bytes skipped while out of sync, or left over at the end.
@@ -156,6 +166,41 @@ pub struct VideoStream {
     pub codec: Option<Codec>,
 }
 
+/// The audio elementary stream being followed, as the PMT declared it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioStream {
+    /// Its PID.
+    pub pid: u16,
+    /// Its PMT `stream_type`.
+    pub stream_type: u8,
+    /// The codec, when it is one the gateway knows (Opus, by its registration).
+    pub codec: Option<Codec>,
+    /// Channels its descriptors declare (Opus).
+    pub channels: Option<u8>,
+}
+
+/// One audio unit: an Opus packet, or for other codecs one whole PES payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioUnit {
+    /// The stream it belongs to.
+    pub stream: AudioStream,
+    /// Presentation time, 90 kHz, 33 bits.
+    pub pts: Option<i64>,
+    /// Samples to drop at its start and end (Opus control header).
+    pub trim: Trim,
+    /// The packet.
+    pub data: Bytes,
+}
+
+/// What [`TsDemuxer::push_media`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaUnit {
+    /// A video access unit.
+    Video(AccessUnit),
+    /// An audio unit.
+    Audio(AudioUnit),
+}
+
 /// One reassembled access unit (one PES) of the video stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessUnit {
@@ -169,6 +214,17 @@ pub struct AccessUnit {
     pub keyframe: bool,
     /// The elementary stream bytes (for H.264, Annex B NAL units with start codes).
     pub data: Bytes,
+}
+
+/// The video units of `units`.
+fn video_only(units: Vec<MediaUnit>) -> Vec<AccessUnit> {
+    units
+        .into_iter()
+        .filter_map(|u| match u {
+            MediaUnit::Video(v) => Some(v),
+            MediaUnit::Audio(_) => None,
+        })
+        .collect()
 }
 
 impl AccessUnit {
@@ -185,6 +241,20 @@ struct PesAssembly {
     random_access: bool,
     /// `6 + PES_packet_length` once known and non-zero.
     declared: Option<usize>,
+}
+
+/// A followed PID: its continuity counter and the PES in progress.
+#[derive(Debug, Default)]
+struct Track {
+    cc: Option<u8>,
+    pes: Option<PesAssembly>,
+}
+
+/// Which followed stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Video,
+    Audio,
 }
 
 /// A PSI section being reassembled.
@@ -209,8 +279,11 @@ pub struct TsDemuxer {
     pat: SectionAssembly,
     pmt: SectionAssembly,
     video: Option<VideoStream>,
-    video_cc: Option<u8>,
-    pes: Option<PesAssembly>,
+    video_track: Track,
+    /// Whether to follow an audio stream.
+    follow_audio: bool,
+    audio: Option<AudioStream>,
+    audio_track: Track,
     stats: DemuxStats,
     last_issue: Option<DemuxIssue>,
 }
@@ -219,6 +292,17 @@ impl TsDemuxer {
     /// A demuxer waiting for a PAT.
     pub fn new() -> TsDemuxer {
         TsDemuxer::default()
+    }
+
+    /// A demuxer that follows the first audio stream too (see [`Self::push_media`]); a
+    /// program with audio and no video is then no issue.
+    pub fn with_audio() -> TsDemuxer {
+        TsDemuxer { follow_audio: true, ..TsDemuxer::default() }
+    }
+
+    /// The audio stream followed, once a PMT declared one (with [`Self::with_audio`]).
+    pub fn audio_stream(&self) -> Option<AudioStream> {
+        self.audio
     }
 
     /// Counters so far.
@@ -241,8 +325,13 @@ impl TsDemuxer {
         self.video
     }
 
-    /// Feeds the next bytes of the stream; returns the access units they completed.
-    pub fn push(&mut self, mut chunk: &[u8]) -> Vec<AccessUnit> {
+    /// Feeds the next bytes of the stream; returns the video access units they completed.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<AccessUnit> {
+        video_only(self.push_media(chunk))
+    }
+
+    /// Feeds the next bytes of the stream; returns the video and audio units they completed.
+    pub fn push_media(&mut self, mut chunk: &[u8]) -> Vec<MediaUnit> {
         self.stats.bytes_in += chunk.len() as u64;
         let mut out = Vec::new();
         while !chunk.is_empty() {
@@ -259,6 +348,11 @@ impl TsDemuxer {
     /// declared (video PES usually leave it open), dropped as truncated if it was; leftover
     /// bytes are counted. The demuxer can then start over on a new stream.
     pub fn finish(&mut self) -> Vec<AccessUnit> {
+        video_only(self.finish_media())
+    }
+
+    /// [`Self::finish`] with the audio.
+    pub fn finish_media(&mut self) -> Vec<MediaUnit> {
         let mut out = Vec::new();
         self.consume_input(true, &mut out);
         if !self.input.is_empty() {
@@ -267,22 +361,34 @@ impl TsDemuxer {
             self.note(DemuxIssue::TrailingBytes(n));
             self.input.clear();
         }
-        self.close_pes(&mut out);
-        let stats = self.stats;
-        let last_issue = self.last_issue;
-        *self = TsDemuxer { stats, last_issue, ..TsDemuxer::default() };
+        self.close_pes(Kind::Video, &mut out);
+        self.close_pes(Kind::Audio, &mut out);
+        self.reset();
         out
+    }
+
+    /// Starts over, keeping the counters and whether audio is followed.
+    fn reset(&mut self) {
+        let (stats, last_issue, follow_audio) = (self.stats, self.last_issue, self.follow_audio);
+        *self = TsDemuxer { stats, last_issue, follow_audio, ..TsDemuxer::default() };
     }
 
     /// The stream broke off (a segment's connection failed): the access unit in progress is
     /// dropped, counted as truncated, and the demuxer starts over, keeping its counters.
     pub fn abandon(&mut self) {
-        if let Some(pes) = self.pes.take() {
-            self.note(DemuxIssue::TruncatedUnit { received: pes.buf.len(), declared: pes.declared });
+        for kind in [Kind::Video, Kind::Audio] {
+            if let Some(pes) = self.track(kind).pes.take() {
+                self.note(DemuxIssue::TruncatedUnit { received: pes.buf.len(), declared: pes.declared });
+            }
         }
-        let stats = self.stats;
-        let last_issue = self.last_issue;
-        *self = TsDemuxer { stats, last_issue, ..TsDemuxer::default() };
+        self.reset();
+    }
+
+    fn track(&mut self, kind: Kind) -> &mut Track {
+        match kind {
+            Kind::Video => &mut self.video_track,
+            Kind::Audio => &mut self.audio_track,
+        }
     }
 
     fn note(&mut self, issue: DemuxIssue) {
@@ -302,7 +408,7 @@ impl TsDemuxer {
     /// Reads every whole packet in `input`, resyncing where needed. A packet is read once the
     /// byte after it is a sync byte too (or the stream ends right after it), so a packet with
     /// bytes missing inside is dropped instead of being read with its neighbour's bytes.
-    fn consume_input(&mut self, at_end: bool, out: &mut Vec<AccessUnit>) {
+    fn consume_input(&mut self, at_end: bool, out: &mut Vec<MediaUnit>) {
         let mut pos = 0;
         let len = self.input.len();
         while pos < len {
@@ -350,19 +456,27 @@ impl TsDemuxer {
     }
 
     /// One 188-byte packet.
-    fn read_packet(&mut self, p: &[u8; TS_PACKET_LEN], out: &mut Vec<AccessUnit>) {
+    fn read_packet(&mut self, p: &[u8; TS_PACKET_LEN], out: &mut Vec<MediaUnit>) {
         self.stats.packets += 1;
         let pid = (u16::from(p[1] & 0x1F) << 8) | u16::from(p[2]);
         let video_pid = self.video.map(|v| v.pid);
-        let relevant = pid == PAT_PID || Some(pid) == self.pmt_pid || Some(pid) == video_pid;
+        let audio_pid = self.audio.map(|a| a.pid);
+        let kind = if Some(pid) == video_pid {
+            Some(Kind::Video)
+        } else if Some(pid) == audio_pid {
+            Some(Kind::Audio)
+        } else {
+            None
+        };
+        let relevant = pid == PAT_PID || Some(pid) == self.pmt_pid || kind.is_some();
         if pid == NULL_PID || !relevant {
             return;
         }
         let invalid = |reason| DemuxIssue::InvalidPacket { pid, reason };
         if p[1] & 0x80 != 0 {
             self.note(invalid("transport_error_indicator set"));
-            if Some(pid) == video_pid {
-                self.drop_pes();
+            if let Some(kind) = kind {
+                self.track(kind).pes = None;
             }
             return;
         }
@@ -393,28 +507,28 @@ impl TsDemuxer {
             _ => {}
         }
         let has_payload = afc & 1 != 0;
-        if Some(pid) == video_pid {
+        if let Some(kind) = kind {
             // Continuity: counts packets with payload; one duplicate is allowed (2.4.3.3).
             if has_payload {
-                if let Some(last) = self.video_cc {
+                if let Some(last) = self.track(kind).cc {
                     let expected = (last + 1) & 0x0F;
                     if cc == last && !discontinuity {
                         return;
                     }
                     if cc != expected && !discontinuity {
                         self.note(DemuxIssue::ContinuityGap { pid, expected, got: cc });
-                        self.drop_pes();
+                        self.track(kind).pes = None;
                     }
                 }
-                self.video_cc = Some(cc);
+                self.track(kind).cc = Some(cc);
             }
             if scrambled {
                 self.note(invalid("scrambled payload"));
-                self.drop_pes();
+                self.track(kind).pes = None;
                 return;
             }
             if has_payload {
-                self.video_payload(pusi, random_access, &p[start..], out);
+                self.track_payload(kind, pusi, random_access, &p[start..], out);
             }
             return;
         }
@@ -540,6 +654,7 @@ impl TsDemuxer {
         let info_len = usize::from(u16::from_be_bytes([body[2], body[3]]) & 0x0FFF);
         let mut es = body.get(4 + info_len..).ok_or(bad("program_info_length beyond the section"))?;
         let mut found = None;
+        let mut audio = None;
         while es.len() >= 5 {
             let stream_type = es[0];
             let pid = u16::from_be_bytes([es[1], es[2]]) & 0x1FFF;
@@ -551,39 +666,62 @@ impl TsDemuxer {
                 _ => None,
             };
             let video = VIDEO_STREAM_TYPES.contains(&stream_type) || codec.is_some();
-            if video && found.is_none() && pid != PAT_PID && pid != NULL_PID && Some(pid) != self.pmt_pid {
+            let usable = pid != PAT_PID && pid != NULL_PID && Some(pid) != self.pmt_pid;
+            if video && found.is_none() && usable {
                 found = Some(VideoStream { pid, stream_type, codec });
+            }
+            let opus =
+                stream_type == STREAM_TYPE_PRIVATE_PES && has_registration(descriptors, OPUS_REGISTRATION);
+            if (opus || AUDIO_STREAM_TYPES.contains(&stream_type)) && audio.is_none() && usable && !video {
+                let (codec, channels) = if opus {
+                    (Some(Codec::Opus), opus::channels_from_es_info(descriptors))
+                } else {
+                    (None, None)
+                };
+                audio = Some(AudioStream { pid, stream_type, codec, channels });
             }
             es = &es[5 + es_info_len..];
         }
+        let audio = audio.filter(|_| self.follow_audio);
+        if self.audio != audio {
+            self.audio = audio;
+            self.audio_track = Track::default();
+        }
         let Some(stream) = found else {
-            return Err(DemuxIssue::NoVideoStream);
+            return if self.audio.is_some() { Ok(()) } else { Err(DemuxIssue::NoVideoStream) };
         };
         if self.video != Some(stream) {
             self.video = Some(stream);
-            self.video_cc = None;
-            self.pes = None;
+            self.video_track = Track::default();
         }
         Ok(())
     }
 
-    /// Payload of a video packet.
-    fn video_payload(&mut self, pusi: bool, random_access: bool, payload: &[u8], out: &mut Vec<AccessUnit>) {
+    /// Payload of a packet of a followed stream.
+    fn track_payload(
+        &mut self,
+        kind: Kind,
+        pusi: bool,
+        random_access: bool,
+        payload: &[u8],
+        out: &mut Vec<MediaUnit>,
+    ) {
         if pusi {
-            self.close_pes(out);
-            self.pes = Some(PesAssembly { buf: Vec::new(), random_access, declared: None });
+            self.close_pes(kind, out);
+            self.track(kind).pes = Some(PesAssembly { buf: Vec::new(), random_access, declared: None });
         }
-        let Some(pes) = self.pes.as_mut() else { return };
+        let track = self.track(kind);
+        let Some(pes) = track.pes.as_mut() else { return };
         let want = pes.declared.map_or(payload.len(), |d| d.saturating_sub(pes.buf.len()).min(payload.len()));
         if pes.buf.len() + want > MAX_ACCESS_UNIT_BYTES {
-            self.pes = None;
+            track.pes = None;
             self.note(DemuxIssue::OversizedUnit);
             return;
         }
         pes.buf.extend_from_slice(&payload[..want]);
         if pes.declared.is_none() && pes.buf.len() >= 6 {
             if pes.buf[..3] != [0, 0, 1] {
-                self.pes = None;
+                track.pes = None;
                 self.note(DemuxIssue::InvalidPes { reason: "no packet_start_code_prefix" });
                 return;
             }
@@ -595,90 +733,59 @@ impl TsDemuxer {
             }
         }
         if pes.declared.is_some_and(|d| pes.buf.len() >= d) {
-            self.close_pes(out);
+            self.close_pes(kind, out);
         }
     }
 
     /// Ends the PES in progress (a new one starts, or the stream ends).
-    fn close_pes(&mut self, out: &mut Vec<AccessUnit>) {
-        let Some(pes) = self.pes.take() else { return };
+    fn close_pes(&mut self, kind: Kind, out: &mut Vec<MediaUnit>) {
+        let Some(pes) = self.track(kind).pes.take() else { return };
         if let Some(declared) = pes.declared {
             if pes.buf.len() < declared {
                 self.note(DemuxIssue::TruncatedUnit { received: pes.buf.len(), declared: Some(declared) });
                 return;
             }
         }
-        let Some(stream) = self.video else { return };
-        match parse_pes(pes.buf) {
-            Ok((pts, dts, data)) => {
+        let (pts, dts, data) = match parse_pes(pes.buf) {
+            Ok(parts) => parts,
+            Err(issue) => return self.note(issue),
+        };
+        match (kind, self.video, self.audio) {
+            (Kind::Video, Some(stream), _) => {
                 let keyframe = pes.random_access || (stream.codec == Some(Codec::H264) && has_idr(&data));
                 self.stats.access_units += 1;
-                out.push(AccessUnit { stream, pts, dts, keyframe, data });
+                out.push(MediaUnit::Video(AccessUnit { stream, pts, dts, keyframe, data }));
             }
-            Err(issue) => self.note(issue),
+            (Kind::Audio, _, Some(stream)) if stream.codec == Some(Codec::Opus) => {
+                self.opus_units(stream, pts, data, out);
+            }
+            (Kind::Audio, _, Some(stream)) => {
+                self.stats.audio_units += 1;
+                out.push(MediaUnit::Audio(AudioUnit { stream, pts, trim: Trim::default(), data }));
+            }
+            _ => {}
         }
     }
 
-    fn drop_pes(&mut self) {
-        self.pes = None;
-    }
-}
-
-/// Whether `descriptors` holds a registration descriptor (tag 5) with `format`.
-fn has_registration(mut descriptors: &[u8], format: &[u8; 4]) -> bool {
-    while descriptors.len() >= 2 {
-        let (tag, len) = (descriptors[0], usize::from(descriptors[1]));
-        let Some(body) = descriptors.get(2..2 + len) else { return false };
-        if tag == 5 && body.len() >= 4 && &body[..4] == format {
-            return true;
+    /// An Opus PES: its packets, the k-th stamped after the durations of those before it.
+    fn opus_units(&mut self, stream: AudioStream, pts: Option<i64>, data: Bytes, out: &mut Vec<MediaUnit>) {
+        let packets = match opus::split_packets(&data) {
+            Ok(p) => p,
+            Err(_) => {
+                return self.note(DemuxIssue::InvalidPes { reason: "Opus control headers do not parse" })
+            }
+        };
+        let mut samples = 0i64;
+        for p in packets {
+            let at = pts.map(|t| (t + samples * 15 / 8) & TS_MASK);
+            samples += opus::packet_samples(p.data).unwrap_or(0) as i64;
+            let unit = data.slice_ref(p.data);
+            self.stats.audio_units += 1;
+            out.push(MediaUnit::Audio(AudioUnit { stream, pts: at, trim: p.trim, data: unit }));
         }
-        descriptors = &descriptors[2 + len..];
     }
-    false
 }
 
-/// Splits a whole PES into PTS, DTS and payload.
-fn parse_pes(buf: Vec<u8>) -> Result<(Option<i64>, Option<i64>, Bytes), DemuxIssue> {
-    let bad = |reason| DemuxIssue::InvalidPes { reason };
-    if buf.len() < 9 || buf[..3] != [0, 0, 1] {
-        return Err(bad("shorter than a PES header"));
-    }
-    let stream_id = buf[3];
-    // Streams without the optional header (padding, private_stream_2, ECM, EMM, ...).
-    if matches!(stream_id, 0xBC | 0xBE | 0xBF | 0xF0 | 0xF1 | 0xF2 | 0xF8 | 0xFF) {
-        return Ok((None, None, Bytes::from(buf).slice(6..)));
-    }
-    if buf[6] & 0xC0 != 0x80 {
-        return Err(bad("missing the '10' marker bits"));
-    }
-    let flags = buf[7] >> 6;
-    let header_len = usize::from(buf[8]);
-    let needed = match flags {
-        0b10 => 5,
-        0b11 => 10,
-        0b00 => 0,
-        _ => return Err(bad("PTS_DTS_flags is 01 (forbidden)")),
-    };
-    if header_len < needed {
-        return Err(bad("PES_header_data_length too short for its timestamps"));
-    }
-    if buf.len() < 9 + header_len {
-        return Err(bad("PES header longer than the PES"));
-    }
-    let pts = (flags & 0b10 != 0).then(|| read_timestamp(&buf[9..14]));
-    let dts = (flags == 0b11).then(|| read_timestamp(&buf[14..19]));
-    Ok((pts, dts, Bytes::from(buf).slice(9 + header_len..)))
-}
-
-/// A 33-bit PTS/DTS from its 5 bytes (marker bits ignored, as players do).
-pub(crate) fn read_timestamp(b: &[u8]) -> i64 {
-    ((i64::from(b[0] >> 1 & 0x07) << 30)
-        | (i64::from(b[1]) << 22)
-        | (i64::from(b[2] >> 1) << 15)
-        | (i64::from(b[3]) << 7)
-        | i64::from(b[4] >> 1))
-        & TS_MASK
-}
-
+mod pes;
 #[cfg(test)]
 mod tests;
