@@ -1,7 +1,8 @@
 //! Opus audio in MPEG-TS next to H.264, checked by Debian's ffmpeg: both tracks with the right
 //! codecs, layout and rate in every segment alone and in the whole stream, the audio starting
 //! within a video frame of the video, every sample decoded, and the tone's pitch intact; and
-//! our demuxer and decoder read ffmpeg's Opus and our own back, packet for packet.
+//! our demuxer and decoder read ffmpeg's Opus and our own back, packet for packet; the official
+//! Python SDK's decoder (PyAV) reads our audio and video.
 
 mod common;
 
@@ -224,4 +225,24 @@ fn our_demuxer_and_decoder_read_what_we_write() {
     let mut plain = TsDemuxer::new();
     assert_eq!(plain.push(&segments.concat()).len() + plain.finish().len(), video);
     assert_eq!(plain.stats().audio_units, 0);
+}
+
+#[test]
+fn the_python_sdk_decodes_our_audio_and_video() {
+    let (segments, audio_packets) = av_segments();
+    let dir = temp_dir("audio_ts_py");
+    let whole = write(&dir, "whole.ts", &segments.concat());
+    let first = write(&dir, "0.ts", &segments[0]);
+    let seen = py_decode(&[whole, first]);
+    let whole = &seen[0];
+    assert_eq!(whole.count as u32, SECONDS * FPS, "every video frame");
+    assert_eq!((whole.audio_rate, whole.audio_layout.as_str()), (48_000, "stereo"), "{whole:?}");
+    let encoded = audio_packets * 960;
+    assert!(
+        whole.audio_samples <= encoded && whole.audio_samples + 312 + 960 >= encoded,
+        "PyAV decoded {} of {encoded} samples",
+        whole.audio_samples
+    );
+    // A segment alone decodes with its audio too.
+    assert!(seen[1].count > 0 && seen[1].audio_frames > 0, "{:?}", seen[1]);
 }

@@ -215,6 +215,11 @@ pub struct PyDecode {
     pub heights: Vec<u64>,
     pub pts: Vec<i64>,
     pub time_base: String,
+    /// Decoded audio frames, their samples per channel in all, rate and layout.
+    pub audio_frames: usize,
+    pub audio_samples: u64,
+    pub audio_rate: u64,
+    pub audio_layout: String,
 }
 
 const PY_DECODE: &str = r#"
@@ -231,6 +236,7 @@ for path in sys.argv[1:]:
         dec.feed(data[i:i + 7001])
     dec.close()
     frames = []
+    audio = []
     while True:
         item = dec.get()
         if is_decoder_end(item):
@@ -240,6 +246,8 @@ for path in sys.argv[1:]:
             raise err
         if item.kind == "video":
             frames.append(item)
+        elif item.kind == "audio":
+            audio.append(item)
     dec.join()
     out.append({
         "count": len(frames),
@@ -247,6 +255,10 @@ for path in sys.argv[1:]:
         "height": [f.height for f in frames],
         "pts": [f.pts for f in frames],
         "time_base": str(frames[0].time_base) if frames else "",
+        "audio_frames": len(audio),
+        "audio_samples": sum(a.samples for a in audio),
+        "audio_rate": audio[0].sample_rate if audio else 0,
+        "audio_layout": str(audio[0].layout) if audio else "",
     })
 print(json.dumps(out))
 "#;
@@ -279,6 +291,10 @@ pub fn py_decode(paths: &[PathBuf]) -> Vec<PyDecode> {
                 heights: nums("height"),
                 pts: r["pts"].as_array().unwrap().iter().map(|x| x.as_i64().expect("pts")).collect(),
                 time_base: r["time_base"].as_str().unwrap().to_string(),
+                audio_frames: r["audio_frames"].as_u64().unwrap() as usize,
+                audio_samples: r["audio_samples"].as_u64().unwrap(),
+                audio_rate: r["audio_rate"].as_u64().unwrap(),
+                audio_layout: r["audio_layout"].as_str().unwrap().to_string(),
             }
         })
         .collect()
