@@ -8,7 +8,9 @@
 //! cuts at keyframes by media time and yields [`bytes::Bytes`] chunks while a segment is still
 //! being encoded. [`TestPattern`], [`y4m`] (YUV4MPEG2 streams, as ffmpeg pipes them) and
 //! [`rgb24_to_i420`] feed it frames. On the way back,
-//! [`TsDemuxer`] turns MPEG-TS bytes into access units with their timestamps.
+//! [`TsDemuxer`] turns MPEG-TS bytes into access units with their timestamps. [`audio`]
+//! holds the sound side: PCM frames, the Opus encoder and decoder (carried in MPEG-TS by
+//! [`ts::opus`]), which the segmenter interleaves with the video by time.
 //!
 //! What it is not: it does no I/O of its own (the Y4M reader reads the `Read` it is given),
 //! spawns no task, reads no clock (except to expire idle pooled
