@@ -8,6 +8,10 @@
 //! machine's cores, whatever their number, so the handle works from any tokio runtime and a
 //! thousand streams do not cost a thousand threads.
 //!
+//! A stream can carry an audio track ([`VideoPublisherConfig::audio`]): audio frames
+//! ([`VideoPublisher::write_audio`]) wait in a FIFO of their own, are encoded to Opus beside
+//! the video and interleaved with it by time in the same MPEG-TS segments.
+//!
 //! A stream can move to another trickle channel while frames keep coming
 //! ([`VideoPublisher::replace_channel`]), and tells how its channel is doing without being
 //! polled ([`VideoPublisher::channel_health`]), so a swap driver can replace a dead or stalled
@@ -20,7 +24,9 @@ use actix::prelude::*;
 use gateway_core::trickle::{MIME_IVF, MIME_MPEGTS};
 use gateway_media::encoder::{Codec, EncodeError};
 use gateway_media::ts::discontinuity::mark_discontinuity;
-use gateway_media::{FrameQueue, H264EncoderPool, Rational, SegmentEvent, VideoFrame};
+use gateway_media::{
+    AudioFrame, FrameQueue, H264EncoderPool, OpusConfig, Rational, SegmentEvent, VideoFrame,
+};
 use tokio::sync::watch;
 
 use crate::stream::driver::{
@@ -30,13 +36,37 @@ use crate::stream::encoder::{EncoderSettings, StreamEncoder};
 use crate::stream::inbox::FrameInbox;
 use crate::stream::plan::StreamPlan;
 use crate::stream::runtime::MediaRuntime;
-pub use crate::stream::stats::{ChannelHealth, ChannelLoss, FrameDrops, MediaStats, StreamTiming};
+pub use crate::stream::stats::{
+    AudioStats, ChannelHealth, ChannelLoss, FrameDrops, MediaStats, StreamTiming,
+};
 use crate::trickle::TricklePublisher;
 use crate::writer::SegmentWriter;
 pub use gateway_core::error::SegmentFailure;
 
 /// Frames waiting for the encoder before the oldest is dropped (the Python SDK's size).
 pub(crate) const DEFAULT_FRAME_QUEUE: usize = gateway_media::frame_queue::DEFAULT_QUEUE_CAPACITY;
+
+/// Audio frames waiting for the encoder before the oldest is dropped (the Python SDK's 32).
+pub const DEFAULT_AUDIO_QUEUE: usize = 32;
+
+/// A stream's audio track: Opus at 48 kHz in the video's MPEG-TS segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioTrackConfig {
+    /// 1 (mono) or 2 (stereo); frames must have this many.
+    pub channels: u16,
+    /// Target Opus bitrate.
+    pub bitrate_bps: u32,
+    /// Audio frames queued before the oldest is dropped.
+    pub queue_frames: usize,
+}
+
+impl AudioTrackConfig {
+    /// Opus with `channels` at the usual bitrate for them (64 kbit/s mono, 96 kbit/s stereo).
+    pub fn opus(channels: u16) -> AudioTrackConfig {
+        let opus = OpusConfig::new(channels);
+        AudioTrackConfig { channels, bitrate_bps: opus.bitrate_bps, queue_frames: DEFAULT_AUDIO_QUEUE }
+    }
+}
 
 /// What to encode and how to segment.
 #[derive(Debug, Clone)]
@@ -68,6 +98,9 @@ pub struct VideoPublisherConfig {
     /// ([`VideoPublisher::write_cut`], e.g. from `gateway_media::ts::cutter::TsCutter`)
     /// instead of frames: no encoder runs, and the size, rate and bitrate fields are unused.
     pub passthrough: bool,
+    /// An audio track beside the video (H.264 only; not with `passthrough`, whose input
+    /// carries its own audio).
+    pub audio: Option<AudioTrackConfig>,
 }
 
 impl VideoPublisherConfig {
@@ -85,6 +118,7 @@ impl VideoPublisherConfig {
             encoder_pool: Some(H264EncoderPool::shared().clone()),
             on_channel_loss: ChannelLoss::EndStream,
             passthrough: false,
+            audio: None,
         }
     }
 
@@ -129,6 +163,8 @@ pub struct VideoPublisher {
     inbox: Arc<FrameInbox>,
     /// Takes cut media ([`VideoPublisher::write_cut`]), not frames.
     passthrough: bool,
+    /// Has an audio track.
+    audio: bool,
     driver: Addr<StreamDriver>,
     health: watch::Receiver<ChannelHealth>,
 }
@@ -149,7 +185,14 @@ impl VideoPublisher {
         let mut queue =
             FrameQueue::new(config.queue_frames.max(1)).map_err(|e| MediaError::Stopped(e.to_string()))?;
         queue.set_debt_skip(config.debt_skipping);
-        let inbox = Arc::new(FrameInbox::new(queue));
+        let audio_queue = config.audio.map_or(1, |a| a.queue_frames);
+        let inbox = Arc::new(FrameInbox::new(queue, audio_queue));
+        if config.passthrough && config.audio.is_some() {
+            return Err(MediaError::Stopped(
+                "a passthrough stream carries the audio of its input; it takes no audio track".into(),
+            ));
+        }
+        let audio = config.audio.map(|a| OpusConfig { channels: a.channels, bitrate_bps: a.bitrate_bps });
         let encoder = match config.passthrough {
             true => None,
             false => Some(StreamEncoder::new(&EncoderSettings {
@@ -159,6 +202,7 @@ impl VideoPublisher {
                 frame_rate: config.frame_rate,
                 bitrate_bps: config.bitrate_bps,
                 pool: config.encoder_pool.clone(),
+                audio,
             })?),
         };
         let (driver_inbox, cpu, timing, codec, on_loss) =
@@ -173,7 +217,32 @@ impl VideoPublisher {
             }
             StreamDriver::new(plan, driver_inbox, encoder, cpu, writer, health_tx)
         });
-        Ok(VideoPublisher { inbox, passthrough: config.passthrough, driver, health })
+        Ok(VideoPublisher {
+            inbox,
+            passthrough: config.passthrough,
+            audio: config.audio.is_some(),
+            driver,
+            health,
+        })
+    }
+
+    /// Queues an audio frame (48 kHz, the track's channel count) without blocking; when the
+    /// encoder is behind, the oldest queued audio frame is dropped (counted in
+    /// [`AudioStats::frames_dropped_overflow`]). Frames of another rate or layout are counted
+    /// as refused.
+    pub fn write_audio(&self, frame: AudioFrame) -> Result<(), MediaError> {
+        if !self.audio {
+            return Err(MediaError::Stopped(
+                "this stream has no audio track (VideoPublisherConfig::audio)".into(),
+            ));
+        }
+        if !self.driver.connected() {
+            return Err(MediaError::Stopped("the stream driver ended".into()));
+        }
+        if self.inbox.push_audio(frame) {
+            self.driver.do_send(FramesAvailable);
+        }
+        Ok(())
     }
 
     /// Queues a frame without blocking; when the encoder is behind, the oldest queued frame is

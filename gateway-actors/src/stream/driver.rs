@@ -19,11 +19,11 @@ use actix::prelude::*;
 use gateway_core::error::{SegmentFailure, TrickleError};
 use tokio::sync::{oneshot, watch};
 
-use super::encoder::StreamEncoder;
+use super::encoder::{AudioCounts, StreamEncoder};
 use super::inbox::FrameInbox;
 use super::plan::{StreamPlan, WriterCommand};
-use super::runtime::{CpuWorker, EncodeFrame, FlushEncoder};
-use super::stats::{ChannelHealth, MediaStats};
+use super::runtime::{CpuWorker, EncodeAudio, EncodeFrame, FlushEncoder};
+use super::stats::{AudioStats, ChannelHealth, MediaStats};
 use crate::media::MediaError;
 use crate::trickle::TricklePublisher;
 use crate::writer::{BeginSegment, EndSegment, Retire, SegmentWriter, Settle, WriteChunk, WriterRestarts};
@@ -48,6 +48,8 @@ pub(crate) struct StreamDriver {
     health: watch::Sender<ChannelHealth>,
     /// Restarts of the writers of replaced channels.
     retired_restarts: u32,
+    /// The audio track's counts from the encoder's answers.
+    audio: AudioStats,
 }
 
 impl StreamDriver {
@@ -71,11 +73,25 @@ impl StreamDriver {
             finished: None,
             health,
             retired_restarts: 0,
+            audio: AudioStats::default(),
         }
     }
 
     fn stats(&self) -> MediaStats {
-        self.plan.stats(&self.inbox.stats())
+        let mut stats = self.plan.stats(&self.inbox.stats());
+        let (frames_in, overflow) = self.inbox.audio_counts();
+        stats.audio = AudioStats { frames_in, frames_dropped_overflow: overflow, ..self.audio };
+        if let Some(encoder) = &self.encoder {
+            (stats.audio.packets_encoded, stats.audio.packets_dropped) = encoder.audio_packets();
+        }
+        stats
+    }
+
+    /// Counts what the encoder did with audio frames (its packets are counted by the
+    /// encoder itself, read back in [`Self::stats`]).
+    fn record_audio(&mut self, counts: AudioCounts) {
+        self.audio.frames_encoded += counts.frames_encoded;
+        self.audio.frames_refused += counts.frames_refused;
     }
 
     /// Runs whatever the plan asks for now.
@@ -134,26 +150,44 @@ impl StreamDriver {
             return;
         }
         let Some(mut encoder) = self.encoder.take() else { return };
-        if let Some(frame) = self.inbox.pop() {
+        let frame = self.inbox.pop();
+        let audio = self.inbox.take_audio();
+        if let Some(frame) = frame {
             if self.plan.take_keyframe_request(Instant::now()) {
                 encoder.request_keyframe();
             }
             self.plan.frame_sent();
-            let job = self.cpu.send(EncodeFrame { encoder, frame });
+            let job = self.cpu.send(EncodeFrame { encoder, frame, audio });
             ctx.spawn(job.into_actor(self).map(|res, act, ctx| {
                 match res {
-                    Ok((encoder, result)) => {
+                    Ok((encoder, encoded)) => {
                         act.encoder = Some(encoder);
-                        match result {
-                            Ok(encoded) => {
+                        act.record_audio(encoded.audio);
+                        match encoded.refused {
+                            None => {
                                 act.inbox.record_encode(encoded.pts_90k, encoded.took);
                                 act.plan.frame_encoded(encoded.events);
                             }
-                            Err(e) => {
+                            Some(e) => {
                                 tracing::warn!(error = %e, "frame not encoded");
                                 act.plan.frame_refused();
+                                act.plan.audio_encoded(encoded.events);
                             }
                         }
+                    }
+                    Err(_) => act.plan.encoder_lost(),
+                }
+                act.drive(ctx);
+            }));
+        } else if !audio.is_empty() {
+            self.plan.audio_sent();
+            let job = self.cpu.send(EncodeAudio { encoder, audio });
+            ctx.spawn(job.into_actor(self).map(|res, act, ctx| {
+                match res {
+                    Ok((encoder, encoded)) => {
+                        act.encoder = Some(encoder);
+                        act.record_audio(encoded.counts);
+                        act.plan.audio_encoded(encoded.events);
                     }
                     Err(_) => act.plan.encoder_lost(),
                 }
@@ -164,6 +198,9 @@ impl StreamDriver {
             let job = self.cpu.send(FlushEncoder { encoder });
             ctx.spawn(job.into_actor(self).map(|res, act, ctx| {
                 // The encoder itself was released by the flush; the rest of it goes here.
+                if let Ok((encoder, _)) = &res {
+                    (act.audio.packets_encoded, act.audio.packets_dropped) = encoder.audio_packets();
+                }
                 let events = match res {
                     Ok((_, Ok(events))) => events,
                     Ok((_, Err(e))) => {
@@ -222,8 +259,9 @@ impl StreamDriver {
         }
         let Some(tx) = self.finished.take() else { return };
         if self.plan.is_terminal() {
-            let abandoned = self.inbox.abandon();
+            let (abandoned, audio) = self.inbox.abandon();
             self.plan.frames_abandoned(abandoned);
+            self.audio.frames_refused += audio;
         }
         let totals = self.stats();
         let (writer, retired) = (self.writer.clone(), self.retired_restarts);

@@ -1,4 +1,6 @@
-//! A stream's encoder: raw frames in, segment events out (codec + container + segmenter).
+//! A stream's encoder: raw frames in, segment events out (codec + container + segmenter), with
+//! an Opus encoder beside the video one when the stream has an audio track (its packets go
+//! into the same segmenter, which interleaves them by time).
 //!
 //! Plain synchronous CPU work with no actor of its own: the stream's driver owns it and lends
 //! it, one frame at a time, to the shared CPU pool ([`super::runtime`]), which hands it back
@@ -10,7 +12,8 @@ use std::time::{Duration, Instant};
 use gateway_media::encoder::{Codec, ConfigError, EncodeError, EncodedPacket, VideoEncoder};
 use gateway_media::segmenter::{SegmentEvent, Segmenter, SegmenterConfig};
 use gateway_media::{
-    Av1Config, Av1Encoder, H264Config, H264Encoder, H264EncoderPool, IvfMuxer, Rational, TsMuxer, VideoFrame,
+    AudioFrame, Av1Config, Av1Encoder, H264Config, H264Encoder, H264EncoderPool, IvfMuxer, OpusConfig,
+    OpusEncoder, Rational, TsConfig, TsMuxer, VideoFrame,
 };
 
 /// What to encode.
@@ -26,6 +29,15 @@ pub(crate) struct EncoderSettings {
     /// Pool to borrow the H.264 encoder from (it goes back when released), or `None` for a
     /// private one.
     pub(crate) pool: Option<H264EncoderPool>,
+    /// The audio track's encoder settings, if the stream has one (H.264 in MPEG-TS only).
+    pub(crate) audio: Option<OpusConfig>,
+}
+
+/// What the audio encoder did with the frames it was given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AudioCounts {
+    pub(crate) frames_encoded: u64,
+    pub(crate) frames_refused: u64,
 }
 
 enum PacketSegmenter {
@@ -53,6 +65,13 @@ impl PacketSegmenter {
             PacketSegmenter::Ivf(s) => s.finish(),
         }
     }
+
+    fn audio_dropped(&self) -> u64 {
+        match self {
+            PacketSegmenter::Ts(s) => s.audio_dropped(),
+            PacketSegmenter::Ivf(s) => s.audio_dropped(),
+        }
+    }
 }
 
 /// What one frame produced.
@@ -64,12 +83,27 @@ pub(crate) struct EncodedFrame {
     pub(crate) events: Vec<SegmentEvent>,
     /// Time the encoder took (feeds the debt rule too).
     pub(crate) took: Duration,
+    /// What became of the audio frames encoded with it.
+    pub(crate) audio: AudioCounts,
+    /// Why the video frame was not encoded, if it was not (the audio's events are kept).
+    pub(crate) refused: Option<EncodeError>,
+}
+
+/// What a job of audio frames alone produced.
+#[derive(Debug)]
+pub(crate) struct EncodedAudio {
+    pub(crate) events: Vec<SegmentEvent>,
+    pub(crate) counts: AudioCounts,
 }
 
 /// One stream's encoder and segmenter.
 pub(crate) struct StreamEncoder {
     /// `None` once flushed: the encoder is released at once (back to its pool, if it has one).
     encoder: Option<Box<dyn VideoEncoder>>,
+    /// The audio track's encoder, if any.
+    audio: Option<OpusEncoder>,
+    /// Opus packets made, the flush's included.
+    audio_packets: u64,
     segmenter: PacketSegmenter,
 }
 
@@ -109,16 +143,74 @@ impl StreamEncoder {
                 (encoder, PacketSegmenter::Ts(Segmenter::mpegts(SegmenterConfig::default())))
             }
         };
-        Ok(StreamEncoder { encoder: Some(encoder), segmenter })
+        let Some(audio_config) = settings.audio else {
+            return Ok(StreamEncoder { encoder: Some(encoder), audio: None, audio_packets: 0, segmenter });
+        };
+        if settings.codec != Codec::H264 {
+            return Err(EncodeError::Config(ConfigError::Invalid(format!(
+                "an audio track travels in MPEG-TS with H.264, not with {}",
+                settings.codec
+            ))));
+        }
+        let audio = OpusEncoder::new(audio_config)
+            .map_err(|e| EncodeError::Config(ConfigError::Invalid(e.to_string())))?;
+        let ts = TsConfig::with_opus(audio_config.channels as u8, audio.pre_skip());
+        let muxer = TsMuxer::new(ts).map_err(|e| EncodeError::Config(ConfigError::Invalid(e.to_string())))?;
+        let segmenter = PacketSegmenter::Ts(Segmenter::with_muxer(muxer, SegmenterConfig::default()));
+        Ok(StreamEncoder { encoder: Some(encoder), audio: Some(audio), audio_packets: 0, segmenter })
     }
 
-    /// Encodes one frame.
-    pub(crate) fn encode(&mut self, frame: VideoFrame) -> Result<EncodedFrame, EncodeError> {
-        let t0 = Instant::now();
-        let packets = self.encoder.as_mut().ok_or(EncodeError::Flushed)?.encode(&frame)?;
+    /// Encodes audio frames into `events`; frames the encoder refuses are counted, not fatal.
+    fn push_audio(&mut self, frames: Vec<AudioFrame>, events: &mut Vec<SegmentEvent>) -> AudioCounts {
+        let mut counts = AudioCounts::default();
+        let Some(encoder) = self.audio.as_mut() else {
+            counts.frames_refused = frames.len() as u64;
+            return counts;
+        };
+        for frame in frames {
+            match encoder.encode(&frame) {
+                Ok(packets) => {
+                    counts.frames_encoded += 1;
+                    self.audio_packets += packets.len() as u64;
+                    self.segmenter.push(&packets, events);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "audio frame not encoded");
+                    counts.frames_refused += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    /// Encodes audio frames alone (no video frame was waiting).
+    pub(crate) fn encode_audio(&mut self, frames: Vec<AudioFrame>) -> EncodedAudio {
         let mut events = Vec::new();
-        self.segmenter.push(&packets, &mut events);
-        Ok(EncodedFrame { pts_90k: frame.pts_90k(), events, took: t0.elapsed() })
+        let counts = self.push_audio(frames, &mut events);
+        EncodedAudio { events, counts }
+    }
+
+    /// Opus packets made so far, and those the segmenter dropped (held too long before the
+    /// first keyframe).
+    pub(crate) fn audio_packets(&self) -> (u64, u64) {
+        (self.audio_packets, self.segmenter.audio_dropped())
+    }
+
+    /// Encodes one frame, after the audio frames that came with it. A refused video frame
+    /// keeps the audio's events.
+    pub(crate) fn encode(&mut self, frame: VideoFrame, audio: Vec<AudioFrame>) -> EncodedFrame {
+        let t0 = Instant::now();
+        let mut events = Vec::new();
+        let audio = self.push_audio(audio, &mut events);
+        let video = self.encoder.as_mut().ok_or(EncodeError::Flushed).and_then(|e| e.encode(&frame));
+        let refused = match video {
+            Ok(packets) => {
+                self.segmenter.push(&packets, &mut events);
+                None
+            }
+            Err(e) => Some(e),
+        };
+        EncodedFrame { pts_90k: frame.pts_90k(), events, took: t0.elapsed(), audio, refused }
     }
 
     /// Makes the next frame a keyframe and cuts a new segment at it, however young the open
@@ -142,6 +234,15 @@ impl StreamEncoder {
         drop(encoder);
         let mut events = Vec::new();
         self.segmenter.push(&packets, &mut events);
+        if let Some(mut audio) = self.audio.take() {
+            match audio.flush() {
+                Ok(packets) => {
+                    self.audio_packets += packets.len() as u64;
+                    self.segmenter.push(&packets, &mut events);
+                }
+                Err(e) => tracing::warn!(error = %e, "audio flush failed"),
+            }
+        }
         events.extend(self.segmenter.finish());
         Ok(events)
     }

@@ -181,6 +181,17 @@ impl StreamPlan {
         self.steps.extend(events.into_iter().map(Step::Media));
     }
 
+    /// Audio frames alone went to the encoder.
+    pub(crate) fn audio_sent(&mut self) {
+        self.encoding = true;
+    }
+
+    /// The encoder answered audio (alone, or with a video frame it refused) with these events.
+    pub(crate) fn audio_encoded(&mut self, events: Vec<SegmentEvent>) {
+        self.encoding = false;
+        self.steps.extend(events.into_iter().map(Step::Media));
+    }
+
     /// Media already encoded and cut (passthrough): `units` access units as segment events,
     /// taken as frames in and encoded.
     pub(crate) fn media_passed(&mut self, events: Vec<SegmentEvent>, units: u64) {

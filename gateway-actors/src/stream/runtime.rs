@@ -13,9 +13,9 @@ use std::sync::OnceLock;
 use actix::prelude::*;
 use gateway_media::encoder::EncodeError;
 use gateway_media::segmenter::SegmentEvent;
-use gateway_media::VideoFrame;
+use gateway_media::{AudioFrame, VideoFrame};
 
-use super::encoder::{EncodedFrame, StreamEncoder};
+use super::encoder::{EncodedAudio, EncodedFrame, StreamEncoder};
 
 /// Arbiters and CPU workers of the shared runtime (each at least one).
 fn threads() -> usize {
@@ -85,10 +85,29 @@ impl Actor for CpuWorker {
 
 /// Encode one frame with a lent encoder.
 #[derive(Message)]
-#[rtype(result = "(StreamEncoder, Result<EncodedFrame, EncodeError>)")]
+#[rtype(result = "(StreamEncoder, EncodedFrame)")]
 pub(crate) struct EncodeFrame {
     pub(crate) encoder: StreamEncoder,
     pub(crate) frame: VideoFrame,
+    /// Audio frames queued with it, encoded first.
+    pub(crate) audio: Vec<AudioFrame>,
+}
+
+/// Encode audio frames with a lent encoder (no video frame was waiting).
+#[derive(Message)]
+#[rtype(result = "(StreamEncoder, EncodedAudio)")]
+pub(crate) struct EncodeAudio {
+    pub(crate) encoder: StreamEncoder,
+    pub(crate) audio: Vec<AudioFrame>,
+}
+
+impl Handler<EncodeAudio> for CpuWorker {
+    type Result = MessageResult<EncodeAudio>;
+    fn handle(&mut self, msg: EncodeAudio, _: &mut SyncContext<Self>) -> Self::Result {
+        let EncodeAudio { mut encoder, audio } = msg;
+        let result = encoder.encode_audio(audio);
+        MessageResult((encoder, result))
+    }
 }
 
 /// Drain a lent encoder and close its last segment.
@@ -101,8 +120,8 @@ pub(crate) struct FlushEncoder {
 impl Handler<EncodeFrame> for CpuWorker {
     type Result = MessageResult<EncodeFrame>;
     fn handle(&mut self, msg: EncodeFrame, _: &mut SyncContext<Self>) -> Self::Result {
-        let EncodeFrame { mut encoder, frame } = msg;
-        let result = encoder.encode(frame);
+        let EncodeFrame { mut encoder, frame, audio } = msg;
+        let result = encoder.encode(frame, audio);
         MessageResult((encoder, result))
     }
 }

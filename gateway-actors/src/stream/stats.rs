@@ -53,6 +53,26 @@ impl FrameDrops {
     }
 }
 
+/// Where every audio frame of a stream went. Once a stream is finished, `frames_in =
+/// frames_encoded + frames_dropped_overflow + frames_refused`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AudioStats {
+    /// Audio frames offered.
+    pub frames_in: u64,
+    /// Dropped because the audio queue was full: its oldest frame went (as in the Python SDK).
+    pub frames_dropped_overflow: u64,
+    /// Refused by the encoder (a rate or channel count it does not take), or still queued when
+    /// the stream ended for good.
+    pub frames_refused: u64,
+    /// Frames encoded.
+    pub frames_encoded: u64,
+    /// Opus packets made from them.
+    pub packets_encoded: u64,
+    /// Packets the segmenter dropped: held longer than it keeps audio before the first video
+    /// keyframe.
+    pub packets_dropped: u64,
+}
+
 /// Where every frame and byte of a stream went. Once a stream is finished, `frames_in =
 /// frames_encoded + frames_dropped` and `bytes_encoded = bytes_published + bytes_drained`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, MessageResponse)]
@@ -86,6 +106,8 @@ pub struct MediaStats {
     pub terminal_error: Option<String>,
     /// Times the stream moved to another channel (`VideoPublisher::replace_channel`).
     pub channel_swaps: u32,
+    /// The audio track, when the stream has one.
+    pub audio: AudioStats,
 }
 
 /// What a stream does when its channel is lost for good (a terminal trickle error: channel not

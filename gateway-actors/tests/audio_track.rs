@@ -1,0 +1,176 @@
+//! A video stream with an audio track (issue 16), over a real socket to the testkit's trickle
+//! server: test-pattern video and a stereo tone go in through one `VideoPublisher`, come out
+//! as MPEG-TS segments carrying H.264 and Opus interleaved, every audio frame is counted
+//! (encoded, dropped for overflow, or refused), our demuxer finds every Opus packet the stream
+//! says it made, and the tone decodes back at its pitch. Bad audio gets typed refusals.
+//!
+//! Every wait is bounded by a generous deadline; nothing asserts on how long something took.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_actors::http::HttpClients;
+use gateway_actors::media::{AudioTrackConfig, StreamTiming, VideoPublisher, VideoPublisherConfig};
+use gateway_actors::tls::OrchestratorTrust;
+use gateway_actors::trickle::{PublisherConfig, TricklePublisher};
+use gateway_core::trickle::{channel_url, SeqSpec, MIME_MPEGTS};
+use gateway_media::audio::{AudioFrame, OpusDecoder, Tone};
+use gateway_media::encoder::Codec;
+use gateway_media::ts_demux::{MediaUnit, TsDemuxer};
+use gateway_media::{Rational, TestPattern};
+use gateway_testkit::serve::{serve, ServerHandle};
+use gateway_testkit::trickle_server::{TrickleConfig, TrickleServer};
+
+const GENEROUS: Duration = Duration::from_secs(30);
+
+struct Server {
+    trickle: TrickleServer,
+    _handle: ServerHandle,
+    url: String,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let trickle = TrickleServer::new(TrickleConfig::default());
+        assert!(trickle.create_channel("av", MIME_MPEGTS));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let handle = serve(listener, trickle.router(), None);
+        let url = channel_url(&format!("http://{}", handle.addr), "av");
+        Server { trickle, _handle: handle, url }
+    }
+
+    async fn publisher(&self) -> TricklePublisher {
+        let http = HttpClients::new(OrchestratorTrust::Insecure).unwrap().orchestrator(&self.url).unwrap();
+        TricklePublisher::start(http, &self.url, PublisherConfig::default()).await
+    }
+}
+
+fn config() -> VideoPublisherConfig {
+    // Pushed faster than real time: keep media segments apart, as a live source would.
+    let timing = StreamTiming { min_segment_wallclock: Duration::ZERO, ..StreamTiming::default() };
+    VideoPublisherConfig {
+        timing,
+        audio: Some(AudioTrackConfig::opus(2)),
+        ..VideoPublisherConfig::h264(320, 180)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_and_audio_go_out_interleaved_and_every_audio_frame_is_counted() {
+    let server = Server::start().await;
+    let mut reader = server.trickle.local_subscriber("av", SeqSpec::At(0)).unwrap();
+    let read = Arc::new(AtomicUsize::new(0));
+    let collected = tokio::spawn({
+        let read = read.clone();
+        async move {
+            let mut segments = Vec::new();
+            while let Some(seg) = reader.next_segment().await {
+                segments.push(seg.read_all().await);
+                read.store(segments.len(), Ordering::SeqCst);
+            }
+            segments
+        }
+    });
+    let video = VideoPublisher::start(server.publisher().await, config()).unwrap();
+    let mut pattern = TestPattern::new(320, 180, Rational::new(30, 1)).unwrap();
+    // 20 ms frames: 1.5 per video frame; audio and video in time order, as a capture gives them.
+    let mut tone = Tone::new(2, 48_000, 960).unwrap();
+    let (mut audio_frames, mut audio_samples) = (0u64, 0u64);
+    for i in 0..90u64 {
+        while audio_samples * 30 <= i * 48_000 {
+            video.write_audio(tone.next_frame()).unwrap();
+            audio_frames += 1;
+            audio_samples += 960;
+        }
+        tokio::time::timeout(GENEROUS, video.write_frame_when_ready(pattern.next_frame()))
+            .await
+            .expect("room in the queue")
+            .unwrap();
+    }
+    let stats = tokio::time::timeout(GENEROUS, video.finish()).await.expect("finished").unwrap();
+
+    let a = stats.audio;
+    assert_eq!(a.frames_in, audio_frames, "{stats:?}");
+    assert_eq!(a.frames_encoded + a.frames_dropped_overflow + a.frames_refused, a.frames_in, "{stats:?}");
+    assert_eq!(a.frames_refused, 0, "{stats:?}");
+    // 960-sample frames make one packet each; the flush adds none (nothing is left over).
+    assert_eq!(a.packets_encoded, a.frames_encoded, "{stats:?}");
+    assert_eq!(a.packets_dropped, 0, "{stats:?}");
+    assert_eq!((stats.frames_in, stats.frames_encoded + stats.frames_dropped), (90, 90), "{stats:?}");
+    assert_eq!(stats.bytes_encoded, stats.bytes_published, "{stats:?}");
+
+    // What the server holds: every packet, in segments that start with the PAT.
+    let completed = server.trickle.channel_totals("av").segments_completed as usize;
+    tokio::time::timeout(GENEROUS, async {
+        while read.load(Ordering::SeqCst) < completed {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the reader gets every segment");
+    server.trickle.close_channel("av");
+    let segments = tokio::time::timeout(GENEROUS, collected).await.expect("the reader ends").unwrap();
+    assert_eq!(segments.len(), completed);
+    let mut demux = TsDemuxer::with_audio();
+    let (mut video_units, mut pcm, mut decoder) = (0u64, Vec::new(), OpusDecoder::new(2).unwrap());
+    let mut audio_units = 0u64;
+    let mut units = Vec::new();
+    for seg in &segments {
+        assert_eq!((seg[0], seg[1] & 0x1F, seg[2]), (0x47, 0, 0), "a segment starts with the PAT");
+        units.extend(demux.push_media(seg));
+    }
+    assert_eq!(demux.stats().issues(), 0, "{:?}", demux.last_issue());
+    units.extend(demux.finish_media());
+    for unit in units {
+        match unit {
+            MediaUnit::Video(_) => video_units += 1,
+            MediaUnit::Audio(u) => {
+                assert_eq!(u.stream.codec, Some(Codec::Opus));
+                audio_units += 1;
+                decoder.trim_start(u.trim.start);
+                pcm.extend(decoder.decode(&u.data).unwrap());
+            }
+        }
+    }
+    assert_eq!(video_units, stats.frames_encoded);
+    assert_eq!(audio_units, a.packets_encoded, "every packet made reached the server");
+    let left: Vec<f32> = pcm.iter().step_by(2).skip(4_800).take(48_000).copied().collect();
+    let hz = left.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count() as f32;
+    assert!((hz - Tone::pitch(0)).abs() < 3.0, "{hz} Hz");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_audio_is_refused_and_counted() {
+    let server = Server::start().await;
+    // No audio track: write_audio is an error.
+    let plain = VideoPublisher::start(server.publisher().await, VideoPublisherConfig::h264(64, 64)).unwrap();
+    let frame = Tone::new(2, 48_000, 960).unwrap().next_frame();
+    assert!(plain.write_audio(frame.clone()).is_err());
+    plain.finish().await.unwrap();
+    // An audio track with AV1 or passthrough cannot start.
+    let av1 = VideoPublisherConfig { codec: Codec::Av1, ..config() };
+    assert!(VideoPublisher::start(server.publisher().await, av1).is_err());
+    let pass = VideoPublisherConfig {
+        audio: Some(AudioTrackConfig::opus(2)),
+        ..VideoPublisherConfig::passthrough_ts()
+    };
+    assert!(VideoPublisher::start(server.publisher().await, pass).is_err());
+
+    // 44.1 kHz and mono frames on a 48 kHz stereo track: refused by the encoder, counted.
+    let video = VideoPublisher::start(server.publisher().await, config()).unwrap();
+    video.write_audio(Tone::new(2, 44_100, 882).unwrap().next_frame()).unwrap();
+    video.write_audio(Tone::new(1, 48_000, 960).unwrap().next_frame()).unwrap();
+    let silent = AudioFrame::new(vec![0.0; 1920], 2, 48_000, 0, Rational::new(1, 48_000)).unwrap();
+    video.write_audio(silent).unwrap();
+    video
+        .write_frame_when_ready(TestPattern::new(320, 180, Rational::new(30, 1)).unwrap().next_frame())
+        .await
+        .unwrap();
+    let stats = tokio::time::timeout(GENEROUS, video.finish()).await.expect("finished").unwrap();
+    assert_eq!(
+        (stats.audio.frames_in, stats.audio.frames_refused, stats.audio.frames_encoded),
+        (3, 2, 1),
+        "{stats:?}"
+    );
+}
