@@ -52,7 +52,7 @@ pub const DEFAULT_AUDIO_QUEUE: usize = 32;
 /// A stream's audio track: Opus at 48 kHz in the video's MPEG-TS segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AudioTrackConfig {
-    /// 1 (mono) or 2 (stereo); frames must have this many.
+    /// 1 (mono) or 2 (stereo); frames with other layouts are folded to it.
     pub channels: u16,
     /// Target Opus bitrate.
     pub bitrate_bps: u32,
@@ -226,10 +226,10 @@ impl VideoPublisher {
         })
     }
 
-    /// Queues an audio frame (48 kHz, the track's channel count) without blocking; when the
-    /// encoder is behind, the oldest queued audio frame is dropped (counted in
-    /// [`AudioStats::frames_dropped_overflow`]). Frames of another rate or layout are counted
-    /// as refused.
+    /// Queues an audio frame without blocking; when the encoder is behind, the oldest queued
+    /// audio frame is dropped (counted in [`AudioStats::frames_dropped_overflow`]). Frames of
+    /// another rate or layout (up to 8 channels) are converted to 48 kHz and the track's
+    /// channels before encoding; their pts set the audio clock.
     pub fn write_audio(&self, frame: AudioFrame) -> Result<(), MediaError> {
         if !self.audio {
             return Err(MediaError::Stopped(

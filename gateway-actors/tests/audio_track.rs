@@ -2,7 +2,8 @@
 //! server: test-pattern video and a stereo tone go in through one `VideoPublisher`, come out
 //! as MPEG-TS segments carrying H.264 and Opus interleaved, every audio frame is counted
 //! (encoded, dropped for overflow, or refused), our demuxer finds every Opus packet the stream
-//! says it made, and the tone decodes back at its pitch. Bad audio gets typed refusals.
+//! says it made, and the tone decodes back at its pitch; audio of another rate and layout is
+//! converted. Audio a stream cannot carry gets typed refusals.
 //!
 //! Every wait is bounded by a generous deadline; nothing asserts on how long something took.
 
@@ -15,7 +16,7 @@ use gateway_actors::media::{AudioTrackConfig, StreamTiming, VideoPublisher, Vide
 use gateway_actors::tls::OrchestratorTrust;
 use gateway_actors::trickle::{PublisherConfig, TricklePublisher};
 use gateway_core::trickle::{channel_url, SeqSpec, MIME_MPEGTS};
-use gateway_media::audio::{AudioFrame, OpusDecoder, Tone};
+use gateway_media::audio::{OpusDecoder, Tone};
 use gateway_media::encoder::Codec;
 use gateway_media::ts_demux::{MediaUnit, TsDemuxer};
 use gateway_media::{Rational, TestPattern};
@@ -141,12 +142,12 @@ async fn video_and_audio_go_out_interleaved_and_every_audio_frame_is_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_audio_is_refused_and_counted() {
+async fn audio_without_a_track_or_on_a_track_that_cannot_carry_it_is_refused() {
     let server = Server::start().await;
     // No audio track: write_audio is an error.
     let plain = VideoPublisher::start(server.publisher().await, VideoPublisherConfig::h264(64, 64)).unwrap();
     let frame = Tone::new(2, 48_000, 960).unwrap().next_frame();
-    assert!(plain.write_audio(frame.clone()).is_err());
+    assert!(plain.write_audio(frame).is_err());
     plain.finish().await.unwrap();
     // An audio track with AV1 or passthrough cannot start.
     let av1 = VideoPublisherConfig { codec: Codec::Av1, ..config() };
@@ -156,21 +157,53 @@ async fn bad_audio_is_refused_and_counted() {
         ..VideoPublisherConfig::passthrough_ts()
     };
     assert!(VideoPublisher::start(server.publisher().await, pass).is_err());
+}
 
-    // 44.1 kHz and mono frames on a 48 kHz stereo track: refused by the encoder, counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_of_another_rate_and_layout_is_converted() {
+    let server = Server::start().await;
+    let mut reader = server.trickle.local_subscriber("av", SeqSpec::At(0)).unwrap();
+    let first = tokio::spawn(async move { reader.next_segment().await.expect("a segment").read_all().await });
+    // 44.1 kHz mono on a 48 kHz stereo track, 2 s, in 1024-sample frames.
     let video = VideoPublisher::start(server.publisher().await, config()).unwrap();
-    video.write_audio(Tone::new(2, 44_100, 882).unwrap().next_frame()).unwrap();
-    video.write_audio(Tone::new(1, 48_000, 960).unwrap().next_frame()).unwrap();
-    let silent = AudioFrame::new(vec![0.0; 1920], 2, 48_000, 0, Rational::new(1, 48_000)).unwrap();
-    video.write_audio(silent).unwrap();
-    video
-        .write_frame_when_ready(TestPattern::new(320, 180, Rational::new(30, 1)).unwrap().next_frame())
-        .await
-        .unwrap();
+    let mut tone = Tone::new(1, 44_100, 1024).unwrap();
+    let mut pattern = TestPattern::new(320, 180, Rational::new(30, 1)).unwrap();
+    let mut sent = 0u64;
+    for i in 0..60u64 {
+        while sent * 30 <= i * 44_100 {
+            video.write_audio(tone.next_frame()).unwrap();
+            sent += 1024;
+        }
+        tokio::time::timeout(GENEROUS, video.write_frame_when_ready(pattern.next_frame()))
+            .await
+            .unwrap()
+            .unwrap();
+    }
     let stats = tokio::time::timeout(GENEROUS, video.finish()).await.expect("finished").unwrap();
-    assert_eq!(
-        (stats.audio.frames_in, stats.audio.frames_refused, stats.audio.frames_encoded),
-        (3, 2, 1),
-        "{stats:?}"
-    );
+    let a = stats.audio;
+    assert_eq!((a.frames_refused, a.frames_dropped_overflow), (0, 0), "{stats:?}");
+    assert_eq!(a.frames_encoded, a.frames_in, "{stats:?}");
+    // Its length at 48 kHz in 20 ms packets, the last padded.
+    let expected = (sent * 48_000 / 44_100).div_ceil(960);
+    assert_eq!(a.packets_encoded, expected, "{stats:?}");
+
+    let seg = tokio::time::timeout(GENEROUS, first).await.expect("the first segment").unwrap();
+    let mut demux = TsDemuxer::with_audio();
+    let mut units = demux.push_media(&seg);
+    units.extend(demux.finish_media());
+    let mut decoder = OpusDecoder::new(2).unwrap();
+    let mut pcm = Vec::new();
+    for unit in units {
+        if let MediaUnit::Audio(u) = unit {
+            assert_eq!(u.stream.channels, Some(2));
+            decoder.trim_start(u.trim.start);
+            pcm.extend(decoder.decode(&u.data).unwrap());
+        }
+    }
+    // Both sides carry the mono tone at its pitch.
+    for side in 0..2 {
+        let ch: Vec<f32> = pcm.iter().skip(side).step_by(2).skip(4_800).take(48_000).copied().collect();
+        let hz = ch.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count() as f32;
+        assert!((hz - Tone::pitch(0)).abs() < 3.0, "side {side}: {hz} Hz");
+    }
 }

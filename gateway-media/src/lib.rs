@@ -71,9 +71,9 @@ pub use ts::demux as ts_demux;
 pub use ts::mux as mpegts;
 pub use ts::segmenter;
 
-pub use audio::{AudioError, AudioFrame, Tone};
 #[cfg(feature = "opus")]
-pub use audio::{OpusConfig, OpusDecoder, OpusEncoder};
+pub use audio::{AudioConverter, OpusConfig, OpusDecoder, OpusEncoder};
+pub use audio::{AudioError, AudioFrame, Tone};
 pub use av1::ivf::IvfMuxer;
 #[cfg(feature = "av1")]
 pub use av1::{Av1Config, Av1Encoder};

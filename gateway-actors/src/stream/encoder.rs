@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use gateway_media::encoder::{Codec, ConfigError, EncodeError, EncodedPacket, VideoEncoder};
 use gateway_media::segmenter::{SegmentEvent, Segmenter, SegmenterConfig};
 use gateway_media::{
-    AudioFrame, Av1Config, Av1Encoder, H264Config, H264Encoder, H264EncoderPool, IvfMuxer, OpusConfig,
-    OpusEncoder, Rational, TsConfig, TsMuxer, VideoFrame,
+    AudioConverter, AudioFrame, Av1Config, Av1Encoder, H264Config, H264Encoder, H264EncoderPool, IvfMuxer,
+    OpusConfig, OpusEncoder, Rational, TsConfig, TsMuxer, VideoFrame,
 };
 
 /// What to encode.
@@ -89,6 +89,35 @@ pub(crate) struct EncodedFrame {
     pub(crate) refused: Option<EncodeError>,
 }
 
+/// A frame after [`convert`].
+enum Converted {
+    /// Already 48 kHz with the track's channels.
+    Same,
+    /// Converted; `None` while the resampler gathers a chunk.
+    Into(Option<AudioFrame>),
+}
+
+/// Brings `frame` to 48 kHz and `channels`, through `converter` (made, or made again, for the
+/// frame's rate and layout). A source that changes its format loses the few milliseconds the
+/// old converter still held.
+fn convert(
+    converter: &mut Option<AudioConverter>,
+    channels: u16,
+    frame: &AudioFrame,
+) -> Result<Converted, gateway_media::AudioError> {
+    if frame.rate() == gateway_media::ts::opus::OPUS_RATE
+        && frame.channels() == channels
+        && converter.is_none()
+    {
+        return Ok(Converted::Same);
+    }
+    if !converter.as_ref().is_some_and(|c| c.takes(frame)) {
+        *converter = Some(AudioConverter::new(frame.rate(), frame.channels(), channels)?);
+    }
+    let c = converter.as_mut().expect("made above");
+    c.convert(frame).map(Converted::Into)
+}
+
 /// What a job of audio frames alone produced.
 #[derive(Debug)]
 pub(crate) struct EncodedAudio {
@@ -102,6 +131,9 @@ pub(crate) struct StreamEncoder {
     encoder: Option<Box<dyn VideoEncoder>>,
     /// The audio track's encoder, if any.
     audio: Option<OpusEncoder>,
+    /// Brings frames of another rate or layout to the track's; made for the first such frame,
+    /// made again when the source changes.
+    converter: Option<AudioConverter>,
     /// Opus packets made, the flush's included.
     audio_packets: u64,
     segmenter: PacketSegmenter,
@@ -144,7 +176,13 @@ impl StreamEncoder {
             }
         };
         let Some(audio_config) = settings.audio else {
-            return Ok(StreamEncoder { encoder: Some(encoder), audio: None, audio_packets: 0, segmenter });
+            return Ok(StreamEncoder {
+                encoder: Some(encoder),
+                audio: None,
+                converter: None,
+                audio_packets: 0,
+                segmenter,
+            });
         };
         if settings.codec != Codec::H264 {
             return Err(EncodeError::Config(ConfigError::Invalid(format!(
@@ -157,7 +195,13 @@ impl StreamEncoder {
         let ts = TsConfig::with_opus(audio_config.channels as u8, audio.pre_skip());
         let muxer = TsMuxer::new(ts).map_err(|e| EncodeError::Config(ConfigError::Invalid(e.to_string())))?;
         let segmenter = PacketSegmenter::Ts(Segmenter::with_muxer(muxer, SegmenterConfig::default()));
-        Ok(StreamEncoder { encoder: Some(encoder), audio: Some(audio), audio_packets: 0, segmenter })
+        Ok(StreamEncoder {
+            encoder: Some(encoder),
+            audio: Some(audio),
+            converter: None,
+            audio_packets: 0,
+            segmenter,
+        })
     }
 
     /// Encodes audio frames into `events`; frames the encoder refuses are counted, not fatal.
@@ -168,7 +212,18 @@ impl StreamEncoder {
             return counts;
         };
         for frame in frames {
-            match encoder.encode(&frame) {
+            let converted = match convert(&mut self.converter, encoder.channels(), &frame) {
+                Ok(Converted::Same) => Ok(Some(frame)),
+                Ok(Converted::Into(f)) => Ok(f),
+                Err(e) => Err(e),
+            };
+            let encoded = match converted {
+                Ok(Some(f)) => encoder.encode(&f),
+                // The resampler is gathering a chunk: the frame is taken, its packets follow.
+                Ok(None) => Ok(Vec::new()),
+                Err(e) => Err(e),
+            };
+            match encoded {
                 Ok(packets) => {
                     counts.frames_encoded += 1;
                     self.audio_packets += packets.len() as u64;
@@ -235,6 +290,16 @@ impl StreamEncoder {
         let mut events = Vec::new();
         self.segmenter.push(&packets, &mut events);
         if let Some(mut audio) = self.audio.take() {
+            let tail = self.converter.take().map(|mut c| c.flush());
+            if let Some(Ok(Some(frame))) = tail {
+                match audio.encode(&frame) {
+                    Ok(packets) => {
+                        self.audio_packets += packets.len() as u64;
+                        self.segmenter.push(&packets, &mut events);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "the resampler's last audio not encoded"),
+                }
+            }
             match audio.flush() {
                 Ok(packets) => {
                     self.audio_packets += packets.len() as u64;

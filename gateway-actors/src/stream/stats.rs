@@ -61,8 +61,7 @@ pub struct AudioStats {
     pub frames_in: u64,
     /// Dropped because the audio queue was full: its oldest frame went (as in the Python SDK).
     pub frames_dropped_overflow: u64,
-    /// Refused by the encoder (a rate or channel count it does not take), or still queued when
-    /// the stream ended for good.
+    /// Refused by the converter or encoder, or still queued when the stream ended for good.
     pub frames_refused: u64,
     /// Frames encoded.
     pub frames_encoded: u64,

@@ -5,11 +5,15 @@ use thiserror::Error;
 
 use crate::time::{rescale, Rational, TIME_BASE_90K};
 
+/// The most channels a frame may have (7.1); layouts beyond stereo are folded down to the
+/// track's by [`super::AudioConverter`].
+pub const MAX_CHANNELS: u16 = 8;
+
 /// Why audio was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum AudioError {
     /// A channel count this path does not carry.
-    #[error("{0} audio channels; 1 (mono) or 2 (stereo) are carried")]
+    #[error("{0} audio channels; tracks are mono or stereo, frames have 1 to 8 channels")]
     Channels(u16),
     /// A sample rate this path does not take.
     #[error("audio at {got} Hz; this encoder takes {expected} Hz (resample first)")]
@@ -63,7 +67,7 @@ impl AudioFrame {
         pts: i64,
         time_base: Rational,
     ) -> Result<Self, AudioError> {
-        if !(1..=2).contains(&channels) {
+        if !(1..=MAX_CHANNELS).contains(&channels) {
             return Err(AudioError::Channels(channels));
         }
         if !samples.len().is_multiple_of(usize::from(channels)) {
@@ -80,7 +84,7 @@ impl AudioFrame {
         &self.samples
     }
 
-    /// Channels (1 or 2).
+    /// Channels (1 to [`MAX_CHANNELS`]).
     pub fn channels(&self) -> u16 {
         self.channels
     }

@@ -16,7 +16,7 @@ pub struct Tone {
 impl Tone {
     /// `channels` at `rate` Hz, `frame_len` samples per frame (e.g. 1024 at 48 kHz).
     pub fn new(channels: u16, rate: u32, frame_len: usize) -> Result<Self, AudioError> {
-        if !(1..=2).contains(&channels) {
+        if !(1..=super::frame::MAX_CHANNELS).contains(&channels) {
             return Err(AudioError::Channels(channels));
         }
         if rate == 0 {
