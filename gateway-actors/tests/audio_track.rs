@@ -3,7 +3,8 @@
 //! as MPEG-TS segments carrying H.264 and Opus interleaved, every audio frame is counted
 //! (encoded, dropped for overflow, or refused), our demuxer finds every Opus packet the stream
 //! says it made, and the tone decodes back at its pitch; audio of another rate and layout is
-//! converted. Audio a stream cannot carry gets typed refusals.
+//! converted. Audio a stream cannot carry gets typed refusals. And what the official Python
+//! SDK's `MediaPublish` sends with an audio track reads back through our demuxer and decoder.
 //!
 //! Every wait is bounded by a generous deadline; nothing asserts on how long something took.
 
@@ -205,5 +206,117 @@ async fn audio_of_another_rate_and_layout_is_converted() {
         let ch: Vec<f32> = pcm.iter().skip(side).step_by(2).skip(4_800).take(48_000).copied().collect();
         let hz = ch.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count() as f32;
         assert!((hz - Tone::pitch(0)).abs() < 3.0, "side {side}: {hz} Hz");
+    }
+}
+
+/// The official Python SDK's `MediaPublish` with a video and an audio track (libx264 and
+/// libopus through PyAV), 2 s at real-time pace, to the channel at argv[1].
+const PY_MEDIA_PUBLISH: &str = r#"
+import asyncio, json, math, sys
+from array import array
+from fractions import Fraction
+import av
+from livepeer_gateway.media_publish import MediaPublish, MediaPublishConfig, VideoOutputConfig, AudioOutputConfig
+
+async def main(url):
+    mp = MediaPublish(url, config=MediaPublishConfig(tracks=[VideoOutputConfig(fps=30), AudioOutputConfig()]))
+    samples = 0
+    for i in range(60):
+        while samples * 30 <= i * 48000:
+            pcm = array("f")
+            for n in range(samples, samples + 1024):
+                t = n / 48000.0
+                pcm.append(0.4 * math.sin(2 * math.pi * 440.0 * t))
+                pcm.append(0.4 * math.sin(2 * math.pi * 660.0 * t))
+            a = av.AudioFrame(format="flt", layout="stereo", samples=1024)
+            a.planes[0].update(pcm.tobytes())
+            a.sample_rate, a.pts, a.time_base = 48000, samples, Fraction(1, 48000)
+            await mp.write_frame(a)
+            samples += 1024
+        v = av.VideoFrame(160, 96, "yuv420p")
+        for plane in v.planes:
+            plane.update(bytes([(i * 4) % 256]) * plane.buffer_size)
+        v.pts, v.time_base = i, Fraction(1, 30)
+        await mp.write_frame(v)
+        await asyncio.sleep(1 / 30)
+    await asyncio.wait_for(mp.close(), 60)
+    print(json.dumps({"audio_samples": samples}))
+
+asyncio.run(main(sys.argv[1]))
+"#;
+
+fn python() -> std::path::PathBuf {
+    let path = std::env::var_os("LPGW_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
+    assert!(
+        path.exists(),
+        "Python with the SDK not found at {}: run scripts/setup.sh or set LPGW_PYTHON",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_python_sdks_media_publish_sends_with_audio_reads_back_here() {
+    let server = Server::start().await;
+    let mut reader = server.trickle.local_subscriber("av", SeqSpec::At(0)).unwrap();
+    let read = Arc::new(AtomicUsize::new(0));
+    let collected = tokio::spawn({
+        let read = read.clone();
+        async move {
+            let mut bytes = Vec::new();
+            while let Some(seg) = reader.next_segment().await {
+                bytes.extend_from_slice(&seg.read_all().await);
+                read.fetch_add(1, Ordering::SeqCst);
+            }
+            bytes
+        }
+    });
+    let url = server.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python()).arg("-c").arg(PY_MEDIA_PUBLISH).arg(url).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+    // The SDK deletes nothing at close: end the reader once it has every segment.
+    let completed = server.trickle.channel_totals("av").segments_completed as usize;
+    assert!(completed > 0);
+    tokio::time::timeout(GENEROUS, async {
+        while read.load(Ordering::SeqCst) < completed {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the reader gets every segment");
+    server.trickle.close_channel("av");
+    let ts = tokio::time::timeout(GENEROUS, collected).await.expect("the reader ends").unwrap();
+
+    let mut demux = TsDemuxer::with_audio();
+    let mut units = demux.push_media(&ts);
+    units.extend(demux.finish_media());
+    assert_eq!(demux.stats().issues(), 0, "{:?}", demux.last_issue());
+    let (mut video, mut pts, mut pcm) = (0, Vec::new(), Vec::new());
+    let mut decoder = OpusDecoder::new(2).unwrap();
+    for unit in units {
+        match unit {
+            MediaUnit::Video(_) => video += 1,
+            MediaUnit::Audio(u) => {
+                assert_eq!((u.stream.codec, u.stream.channels), (Some(Codec::Opus), Some(2)));
+                decoder.trim_start(u.trim.start);
+                pcm.extend(decoder.decode(&u.data).unwrap());
+                pts.push(u.pts.unwrap());
+            }
+        }
+    }
+    assert!(video >= 55, "{video} video frames of 60");
+    assert!(pts.windows(2).all(|w| w[1] > w[0]), "audio in order");
+    // About 2 s of both tones (PyAV may keep back its last partial packet).
+    assert!(pcm.len() / 2 >= 90_000, "{} samples", pcm.len() / 2);
+    for (side, pitch) in [(0, 440.0), (1, 660.0)] {
+        let ch: Vec<f32> = pcm.iter().skip(side).step_by(2).skip(4_800).take(48_000).copied().collect();
+        let hz = ch.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count() as f32;
+        assert!((hz - pitch).abs() < 3.0, "side {side}: {hz} Hz");
     }
 }
