@@ -5,7 +5,8 @@
 //! first frame's pts plus the samples counted since, so audio never drifts from the video it
 //! started with); [`OpusDecoder`] turns packets back into PCM, dropping the encoder's pre-skip.
 //! [`AudioConverter`] brings other rates and layouts to 48 kHz mono or stereo first.
-//! [`Tone`] generates a test signal, as [`crate::TestPattern`] does for video.
+//! [`Tone`] generates a test signal, as [`crate::TestPattern`] does for video, and
+//! [`wav::WavReader`] reads WAV files and pipes.
 
 #[cfg(feature = "opus")]
 mod convert;
@@ -13,6 +14,7 @@ mod frame;
 #[cfg(feature = "opus")]
 mod opus;
 mod tone;
+pub mod wav;
 
 #[cfg(feature = "opus")]
 pub use convert::AudioConverter;

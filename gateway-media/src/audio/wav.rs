@@ -1,0 +1,217 @@
+//! WAV (RIFF WAVE) audio as ffmpeg writes it to files and pipes: integer PCM of 16, 24 or 32
+//! bits and 32-bit float, plain or `WAVE_FORMAT_EXTENSIBLE`, 1 to 8 channels. A data chunk of
+//! unknown length (ffmpeg's `-f wav -` writes 0 or 0xFFFFFFFF) is read to the end of input.
+//! Samples come out as [`AudioFrame`]s of `f32` with pts counted in samples.
+
+use std::io::Read;
+
+use thiserror::Error;
+
+use super::frame::{AudioFrame, MAX_CHANNELS};
+use crate::time::Rational;
+
+/// Why a WAV stream cannot be read.
+#[derive(Debug, Error)]
+pub enum WavError {
+    /// It does not start with `RIFF....WAVE`.
+    #[error("not a WAV stream (no RIFF/WAVE header)")]
+    NotWav,
+    /// A sample format this reader does not take.
+    #[error("WAV format {format_tag:#06x} with {bits} bits is not supported; use PCM of 16, 24 or 32 bits or 32-bit float")]
+    Unsupported {
+        /// `wFormatTag` (or the extensible sub-format's).
+        format_tag: u16,
+        /// Bits per sample.
+        bits: u16,
+    },
+    /// A channel count or rate that cannot be carried.
+    #[error("WAV with {channels} channels at {rate} Hz; 1 to 8 channels at a rate above 0 are taken")]
+    Layout {
+        /// Channels declared.
+        channels: u16,
+        /// Rate declared.
+        rate: u32,
+    },
+    /// The header ended before the data chunk.
+    #[error("the WAV header ends before its {0}")]
+    Truncated(&'static str),
+    /// Reading failed.
+    #[error("reading WAV: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How the samples are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WavEncoding {
+    /// Signed integers of this many bits (16, 24, 32), little-endian.
+    Int(u16),
+    /// 32-bit IEEE float.
+    Float32,
+}
+
+/// A WAV stream's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WavFormat {
+    /// Samples per second.
+    pub rate: u32,
+    /// Channels.
+    pub channels: u16,
+    /// Sample encoding.
+    pub encoding: WavEncoding,
+}
+
+impl WavFormat {
+    fn bytes_per_frame(&self) -> usize {
+        let bytes = match self.encoding {
+            WavEncoding::Int(bits) => usize::from(bits / 8),
+            WavEncoding::Float32 => 4,
+        };
+        bytes * usize::from(self.channels)
+    }
+}
+
+/// Reads a WAV stream frame by frame.
+#[derive(Debug)]
+pub struct WavReader<R> {
+    input: R,
+    format: WavFormat,
+    /// Data bytes left, when the header said.
+    remaining: Option<u64>,
+    /// Sample instants read so far (the next frame's pts).
+    position: u64,
+    buf: Vec<u8>,
+}
+
+const FORMAT_PCM: u16 = 1;
+const FORMAT_FLOAT: u16 = 3;
+const FORMAT_EXTENSIBLE: u16 = 0xFFFE;
+
+impl<R: Read> WavReader<R> {
+    /// Reads the header up to the data chunk.
+    pub fn new(mut input: R) -> Result<Self, WavError> {
+        let mut riff = [0u8; 12];
+        read_exact_or(&mut input, &mut riff, WavError::NotWav)?;
+        if &riff[..4] != b"RIFF" || &riff[8..] != b"WAVE" {
+            return Err(WavError::NotWav);
+        }
+        let mut format = None;
+        loop {
+            let mut head = [0u8; 8];
+            read_exact_or(&mut input, &mut head, WavError::Truncated("data chunk"))?;
+            let size = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+            match &head[..4] {
+                b"fmt " => {
+                    let len = usize::try_from(size).unwrap_or(usize::MAX);
+                    if !(16..=1024).contains(&len) {
+                        return Err(WavError::Truncated("format chunk"));
+                    }
+                    let mut fmt = vec![0u8; len + len % 2];
+                    read_exact_or(&mut input, &mut fmt, WavError::Truncated("format chunk"))?;
+                    format = Some(parse_format(&fmt)?);
+                }
+                b"data" => {
+                    let format = format.ok_or(WavError::Truncated("format chunk"))?;
+                    // ffmpeg writing to a pipe cannot seek back to fill the size in.
+                    let remaining = (size != 0 && size != u32::MAX).then_some(u64::from(size));
+                    return Ok(Self { input, format, remaining, position: 0, buf: Vec::new() });
+                }
+                _ => {
+                    // Skip a chunk we do not need (LIST, fact, ...), padded to even length.
+                    let skip = u64::from(size) + u64::from(size % 2);
+                    let skipped = std::io::copy(&mut (&mut input).take(skip), &mut std::io::sink())?;
+                    if skipped < skip {
+                        return Err(WavError::Truncated("data chunk"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The stream's format.
+    pub fn format(&self) -> WavFormat {
+        self.format
+    }
+
+    /// The next `len` sample instants (fewer at the end); `None` once the data is over. A last
+    /// partial sample instant is dropped.
+    pub fn next_frame(&mut self, len: usize) -> Result<Option<AudioFrame>, WavError> {
+        let per = self.format.bytes_per_frame();
+        let mut want = (len.max(1) * per) as u64;
+        if let Some(r) = self.remaining {
+            want = want.min(r);
+        }
+        self.buf.clear();
+        (&mut self.input).take(want).read_to_end(&mut self.buf)?;
+        if let Some(r) = self.remaining.as_mut() {
+            *r -= self.buf.len() as u64;
+        }
+        let whole = self.buf.len() / per * per;
+        if whole == 0 {
+            return Ok(None);
+        }
+        let samples: Vec<f32> = match self.format.encoding {
+            WavEncoding::Int(16) => self.buf[..whole]
+                .chunks_exact(2)
+                .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32_768.0)
+                .collect(),
+            WavEncoding::Int(24) => self.buf[..whole]
+                .chunks_exact(3)
+                .map(|b| (i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as f32 / 8_388_608.0)
+                .collect(),
+            WavEncoding::Int(_) => self.buf[..whole]
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 / 2_147_483_648.0)
+                .collect(),
+            WavEncoding::Float32 => self.buf[..whole]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        };
+        let pts = self.position as i64;
+        self.position += (whole / per) as u64;
+        let frame = AudioFrame::new(
+            samples,
+            self.format.channels,
+            self.format.rate,
+            pts,
+            Rational::new(1, self.format.rate),
+        )
+        .expect("the format was checked with the header");
+        Ok(Some(frame))
+    }
+}
+
+fn read_exact_or<R: Read>(input: &mut R, buf: &mut [u8], short: WavError) -> Result<(), WavError> {
+    input.read_exact(buf).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            short
+        } else {
+            e.into()
+        }
+    })
+}
+
+fn parse_format(fmt: &[u8]) -> Result<WavFormat, WavError> {
+    let u16_at = |i: usize| u16::from_le_bytes([fmt[i], fmt[i + 1]]);
+    let mut tag = u16_at(0);
+    let channels = u16_at(2);
+    let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]);
+    let bits = u16_at(14);
+    if tag == FORMAT_EXTENSIBLE {
+        // cbSize 22: valid bits, channel mask, then the sub-format GUID whose first two bytes
+        // are the format tag.
+        if fmt.len() < 26 {
+            return Err(WavError::Truncated("extensible format"));
+        }
+        tag = u16_at(24);
+    }
+    if channels == 0 || channels > MAX_CHANNELS || rate == 0 {
+        return Err(WavError::Layout { channels, rate });
+    }
+    let encoding = match (tag, bits) {
+        (FORMAT_PCM, 16 | 24 | 32) => WavEncoding::Int(bits),
+        (FORMAT_FLOAT, 32) => WavEncoding::Float32,
+        _ => return Err(WavError::Unsupported { format_tag: tag, bits }),
+    };
+    Ok(WavFormat { rate, channels, encoding })
+}

@@ -1,0 +1,89 @@
+//! WAV from Debian's ffmpeg, as files and as a pipe: 16- and 24-bit integer and 32-bit float,
+//! stereo and 5.1 (`WAVE_FORMAT_EXTENSIBLE`), every sample read with its value; bad input is a
+//! typed error.
+
+mod common;
+
+use std::process::Command;
+
+use common::run;
+use gateway_media::audio::wav::{WavEncoding, WavError, WavReader};
+
+/// 1 s of a 440 Hz sine from ffmpeg: `codec` (pcm_s16le, ...), `channels`, to a pipe or seekable.
+fn wav(codec: &str, channels: u32, rate: u32) -> Vec<u8> {
+    run(
+        Command::new("ffmpeg").args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("sine=frequency=440:sample_rate={rate}:duration=1"),
+            "-ac",
+            &channels.to_string(),
+            "-c:a",
+            codec,
+            "-f",
+            "wav",
+            "pipe:1",
+        ]),
+        None,
+    )
+}
+
+fn read_all(bytes: &[u8]) -> (gateway_media::audio::wav::WavFormat, Vec<f32>, u64) {
+    let mut r = WavReader::new(bytes).unwrap();
+    let format = r.format();
+    let (mut samples, mut frames) = (Vec::new(), 0u64);
+    while let Some(f) = r.next_frame(1000).unwrap() {
+        assert_eq!(f.pts() as u64, frames, "pts counts samples");
+        frames += f.len() as u64;
+        samples.extend_from_slice(f.samples());
+    }
+    (format, samples, frames)
+}
+
+#[test]
+fn ffmpegs_wav_reads_whole_in_every_encoding() {
+    for (codec, encoding) in [
+        ("pcm_s16le", WavEncoding::Int(16)),
+        ("pcm_s24le", WavEncoding::Int(24)),
+        ("pcm_f32le", WavEncoding::Float32),
+    ] {
+        let (format, samples, frames) = read_all(&wav(codec, 2, 44_100));
+        assert_eq!((format.rate, format.channels, format.encoding), (44_100, 2, encoding), "{codec}");
+        assert_eq!(frames, 44_100, "{codec}: one second");
+        // ffmpeg's sine source has amplitude 1/8; its mono-to-stereo upmix takes 3 dB off.
+        let peak = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
+        assert!((peak - 0.125 * std::f32::consts::FRAC_1_SQRT_2).abs() < 0.002, "{codec}: peak {peak}");
+        let left: Vec<f32> = samples.iter().step_by(2).copied().collect();
+        let hz = left.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
+        assert!(hz.abs_diff(440) <= 1, "{codec}: {hz} Hz");
+    }
+}
+
+#[test]
+fn five_one_extensible_reads_with_six_channels() {
+    let (format, samples, frames) = read_all(&wav("pcm_s16le", 6, 48_000));
+    assert_eq!((format.channels, frames), (6, 48_000));
+    assert_eq!(samples.len(), 6 * 48_000);
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    assert!(matches!(WavReader::new(&b"hello world, not audio"[..]), Err(WavError::NotWav)));
+    assert!(matches!(WavReader::new(&b"RIFF"[..]), Err(WavError::NotWav)));
+    let good = wav("pcm_s16le", 1, 8_000);
+    assert!(matches!(WavReader::new(&good[..20]), Err(WavError::Truncated(_))));
+    assert!(matches!(
+        WavReader::new(&wav("pcm_u8", 1, 8_000)[..]),
+        Err(WavError::Unsupported { format_tag: 1, bits: 8 })
+    ));
+    // A data chunk cut short ends the frames without a panic.
+    let mut r = WavReader::new(&good[..good.len() - 1001]).unwrap();
+    let mut n = 0;
+    while let Some(f) = r.next_frame(512).unwrap() {
+        n += f.len();
+    }
+    assert_eq!(n, 8_000 - 501, "every whole sample before the cut");
+}
