@@ -7,6 +7,7 @@ use gateway_actors::live::LiveJobRequest;
 use gateway_actors::ByocJobRequest;
 use gateway_media::encoder::Codec;
 
+use crate::audio_input::AudioInput;
 use crate::cli;
 use crate::frames::{stream_frames, FrameArgs, FrameSource};
 use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
@@ -55,22 +56,33 @@ pub async fn run(args: ByocWriteFramesArgs) -> anyhow::Result<()> {
         )
         .into());
     }
+    let audio = args.frames.open_audio(&source, codec(&args.codec))?;
     let net = Network::connect(&args.network, EmbeddedTweaks::default()).await?;
-    let result = run_job(&net, &args, source).await;
+    let result = run_job(&net, &args, source, audio).await;
     net.shutdown().await;
     result
 }
 
-async fn run_job(net: &Network, args: &ByocWriteFramesArgs, source: FrameSource) -> anyhow::Result<()> {
-    let console = args.frames.console();
-    let codec = match args.codec {
+/// The codec `--codec` names.
+fn codec(arg: &CodecArg) -> Codec {
+    match arg {
         CodecArg::H264 => Codec::H264,
         CodecArg::Av1 => Codec::Av1,
-    };
+    }
+}
+
+async fn run_job(
+    net: &Network,
+    args: &ByocWriteFramesArgs,
+    source: FrameSource,
+    audio: Option<AudioInput>,
+) -> anyhow::Result<()> {
+    let console = args.frames.console();
+    let codec = codec(&args.codec);
     let mut request = ByocJobRequest::new(&args.capability);
     request.enable_video_ingress = true;
     request.enable_video_egress = true;
-    let video = source.publisher_config(codec);
+    let video = source.publisher_config(codec, audio.as_ref());
     let stream = cli::interruptible(net.gateway.start_live_stream(
         LiveJobRequest::Byoc(request),
         Some(video),
@@ -80,7 +92,7 @@ async fn run_job(net: &Network, args: &ByocWriteFramesArgs, source: FrameSource)
     let status = stream.status();
     console.line(format!("BYOC job {} ({}) on {}", status.job_id, args.capability, status.orchestrator));
     let swaps = print_swaps(&stream, console);
-    let outcome = cli::interruptible(stream_frames(&stream, &args.frames, source, codec)).await;
+    let outcome = cli::interruptible(stream_frames(&stream, &args.frames, source, codec, audio)).await;
     let stopped = stream.stop().await;
     swaps.abort();
     let report = outcome?;

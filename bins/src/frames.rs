@@ -24,6 +24,7 @@ use gateway_media::{Rational, TestPattern, VideoFrame};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::MissedTickBehavior;
 
+use crate::audio_input::AudioInput;
 use crate::cli::{human_bytes, parse_dimension, Console, OutputSpec, Progress, UsageError};
 use crate::ts_input::{looks_like_ts, TsInput};
 
@@ -52,6 +53,11 @@ pub struct FrameArgs {
     /// frame rate replace --width, --height and --fps.
     #[arg(long, value_name = "FILE|-")]
     pub input: Option<PathBuf>,
+    /// Send this WAV audio beside the video, as Opus in the same MPEG-TS (a file, or `-` for
+    /// stdin: `ffmpeg -i in.mp4 -f wav - | livepeer-gateway write-frames --audio -`); any rate,
+    /// up to 8 channels (folded to stereo). H.264 with frames only, not with MPEG-TS --input.
+    #[arg(long, value_name = "FILE|-")]
+    pub audio: Option<PathBuf>,
     /// Send frames as fast as the encoder takes them instead of at the frame rate.
     #[arg(long)]
     pub no_pace: bool,
@@ -78,9 +84,29 @@ impl FrameArgs {
         Console { data_on_stdout: self.output == Some(OutputSpec::Stdout) }
     }
 
+    /// Opens the audio to send with the frames, if any; `source` is the video's (an MPEG-TS
+    /// input carries its own audio). Checked before any job starts.
+    pub fn open_audio(&self, source: &FrameSource, codec: Codec) -> anyhow::Result<Option<AudioInput>> {
+        let Some(path) = &self.audio else { return Ok(None) };
+        if source.is_passthrough() {
+            return Err(UsageError(
+                "--audio goes with frames; an MPEG-TS --input carries its own audio".into(),
+            )
+            .into());
+        }
+        if codec != Codec::H264 {
+            return Err(UsageError(format!("--audio travels in MPEG-TS with H.264, not with {codec}")).into());
+        }
+        AudioInput::open(path).map(Some)
+    }
+
     /// Opens the frames to send: the Y4M input (its header read and checked now, before any
     /// job is started or paid for) or the test pattern.
     pub fn open_source(&self) -> anyhow::Result<FrameSource> {
+        let dash = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
+        if dash(&self.input) && dash(&self.audio) {
+            return Err(UsageError("--input and --audio cannot both read stdin".into()).into());
+        }
         let Some(path) = &self.input else {
             let pattern = TestPattern::new(self.width, self.height, Rational::new(self.fps, 1))?;
             return Ok(FrameSource::Pattern { pattern, remaining: self.count.unwrap_or(DEFAULT_COUNT) });
@@ -205,8 +231,8 @@ impl FrameSource {
         }
     }
 
-    /// The encoder settings for `codec` at this source's size and rate.
-    pub fn publisher_config(&self, codec: Codec) -> VideoPublisherConfig {
+    /// The encoder settings for `codec` at this source's size and rate, with `audio`'s track.
+    pub fn publisher_config(&self, codec: Codec, audio: Option<&AudioInput>) -> VideoPublisherConfig {
         if self.is_passthrough() {
             return VideoPublisherConfig::passthrough_ts();
         }
@@ -214,6 +240,7 @@ impl FrameSource {
         let mut config = VideoPublisherConfig::h264(width, height);
         config.codec = codec;
         config.frame_rate = frame_rate;
+        config.audio = audio.map(AudioInput::track);
         config
     }
 }
@@ -254,6 +281,17 @@ impl FrameReport {
             secs,
             m.frames_encoded as f64 / secs
         ));
+        if m.audio.frames_in > 0 {
+            let a = &m.audio;
+            console.line(format!(
+                "audio in: {} frames, {} encoded, {} dropped, {} refused; {} Opus packets",
+                a.frames_in,
+                a.frames_encoded,
+                a.frames_dropped_overflow + a.packets_dropped,
+                a.frames_refused,
+                a.packets_encoded
+            ));
+        }
         console.line(format!(
             "video out: {} segments / {} received{}{}",
             self.out_segments,
@@ -335,6 +373,7 @@ pub async fn stream_frames(
     args: &FrameArgs,
     source: FrameSource,
     codec: Codec,
+    audio: Option<AudioInput>,
 ) -> anyhow::Result<FrameReport> {
     // The output channel is new, so reading from its first segment misses nothing; after a
     // swap the reader goes on from the next orchestrator's first segment.
@@ -363,7 +402,7 @@ pub async fn stream_frames(
     };
     let counters = Arc::new(OutCounters::default());
     let reader = tokio::spawn(read_output(output, target, counters.clone()));
-    let result = publish(stream, args, source, &counters).await;
+    let result = publish(stream, args, source, audio, &counters).await;
     let media = match result {
         Ok(m) => m,
         Err(e) => {
@@ -402,6 +441,7 @@ async fn publish(
     stream: &LiveStream,
     args: &FrameArgs,
     mut source: FrameSource,
+    mut audio: Option<AudioInput>,
     out: &OutCounters,
 ) -> anyhow::Result<(Duration, MediaStats, Option<String>)> {
     let video = stream.video().ok_or_else(|| anyhow::anyhow!("the stream takes no video"))?;
@@ -429,8 +469,17 @@ async fn publish(
                 break;
             }
         };
-        let written =
-            if args.no_pace { video.write_frame_when_ready(frame).await } else { video.write_frame(frame) };
+        // The audio that plays before this frame ends goes first.
+        let frame_end = (sent + 1) as f64 / frame_rate.as_f64().max(1e-3);
+        let audio_written = match audio.as_mut() {
+            Some(a) => a.write_until(video, frame_end).await,
+            None => Ok(()),
+        };
+        let written = match audio_written {
+            Err(e) => Err(e),
+            Ok(()) if args.no_pace => video.write_frame_when_ready(frame).await,
+            Ok(()) => video.write_frame(frame),
+        };
         if let Err(e) = written {
             // A stream that ended (no orchestrator left, swapping off) takes no more frames:
             // the summary and the verdict say why.
@@ -456,6 +505,7 @@ async fn publish(
     }
     let media = stream.finish_video().await?;
     progress.finish();
+    let input_error = input_error.or_else(|| audio.and_then(|a| a.error().map(|e| format!("--audio: {e}"))));
     Ok((started.elapsed(), media, input_error))
 }
 

@@ -7,6 +7,7 @@
 //! `--orchestrator`, `--signer`, `--discovery` or `--token` they run against the embedded local
 //! network, so each works out of the box.
 
+mod audio_input;
 mod byoc_request;
 mod byoc_text_reversal;
 mod byoc_write_frames;

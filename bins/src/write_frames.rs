@@ -7,6 +7,7 @@ use gateway_actors::live::LiveJobRequest;
 use gateway_actors::Lv2vRequest;
 use gateway_media::encoder::Codec;
 
+use crate::audio_input::AudioInput;
 use crate::cli;
 use crate::frames::{stream_frames, FrameArgs, FrameSource};
 use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
@@ -30,22 +31,28 @@ pub struct WriteFramesArgs {
 pub async fn run(args: WriteFramesArgs) -> anyhow::Result<()> {
     // Bad input is refused before any job is started or paid for.
     let source = args.frames.open_source()?;
+    let audio = args.frames.open_audio(&source, Codec::H264)?;
     let net = Network::connect(&args.network, EmbeddedTweaks::default()).await?;
-    let result = run_job(&net, &args, source).await;
+    let result = run_job(&net, &args, source, audio).await;
     net.shutdown().await;
     result
 }
 
-async fn run_job(net: &Network, args: &WriteFramesArgs, source: FrameSource) -> anyhow::Result<()> {
+async fn run_job(
+    net: &Network,
+    args: &WriteFramesArgs,
+    source: FrameSource,
+    audio: Option<AudioInput>,
+) -> anyhow::Result<()> {
     let console = args.frames.console();
     let request = LiveJobRequest::Lv2v(Lv2vRequest { model_id: args.model.clone(), ..Default::default() });
-    let video = source.publisher_config(Codec::H264);
+    let video = source.publisher_config(Codec::H264, audio.as_ref());
     let stream =
         cli::interruptible(net.gateway.start_live_stream(request, Some(video), args.swap.config())).await?;
     let status = stream.status();
     console.line(format!("LV2V job {} on {}", status.job_id, status.orchestrator));
     let swaps = print_swaps(&stream, console);
-    let outcome = cli::interruptible(stream_frames(&stream, &args.frames, source, Codec::H264)).await;
+    let outcome = cli::interruptible(stream_frames(&stream, &args.frames, source, Codec::H264, audio)).await;
     let stopped = stream.stop().await;
     swaps.abort();
     let report = outcome?;
