@@ -110,6 +110,9 @@ fn wav_audio_goes_out_with_the_video_from_a_file_and_a_pipe() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Arguments, stdin, and the reason the refusal must name.
+type Case<'a> = (Vec<&'a str>, Option<&'a [u8]>, &'a str);
+
 /// Refused with exit 2 and the reason, before any network work (the flags point at closed
 /// ports, so getting further would be a connection error instead).
 #[test]
@@ -121,7 +124,7 @@ fn audio_that_cannot_go_is_a_usage_error_before_any_job() {
     let wav_file = dir.join("in.wav");
     std::fs::write(&wav_file, wav(48_000, 1)).unwrap();
     let closed = ["--orchestrator", "127.0.0.1:1", "--signer", "http://127.0.0.1:1"];
-    let cases: Vec<(Vec<&str>, Option<&[u8]>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (vec!["write-frames", "--audio", "-"], Some(b"not audio at all"), "not a WAV stream"),
         (vec!["write-frames", "--audio", "-"], Some(b"RIFF"), "not a WAV stream"),
         (vec!["write-frames", "--audio", "/nonexistent/a.wav"], None, "cannot open --audio"),
