@@ -268,10 +268,45 @@ def encoder_fps(frames, max_frames, max_seconds) -> float:
     return n / (time.monotonic() - started)
 
 
-def media_publisher(url):
-    from livepeer_gateway.media_publish import MediaPublish, MediaPublishConfig, VideoOutputConfig
+def media_publisher(url, audio=False):
+    from livepeer_gateway.media_publish import (
+        AudioOutputConfig,
+        MediaPublish,
+        MediaPublishConfig,
+        VideoOutputConfig,
+    )
 
-    return MediaPublish(url, config=MediaPublishConfig(tracks=[VideoOutputConfig(fps=30)]))
+    tracks = [VideoOutputConfig(fps=30)] + ([AudioOutputConfig()] if audio else [])
+    return MediaPublish(url, config=MediaPublishConfig(tracks=tracks))
+
+
+def tone_second():
+    """One second of 48 kHz stereo float (440 / 660 Hz), packed: sliced into frames so the
+    feeder's own cost stays out of the measurement as much as it can."""
+    import math
+    from array import array
+
+    pcm = array("f")
+    for n in range(48000):
+        t = n / 48000.0
+        pcm.append(0.4 * math.sin(2 * math.pi * 440.0 * t))
+        pcm.append(0.4 * math.sin(2 * math.pi * 660.0 * t))
+    return pcm.tobytes()
+
+
+def audio_frame(second, start, samples):
+    """`samples` stereo samples from sample `start` of the repeating tone, as a PyAV frame."""
+    import av
+
+    bytes_per = 8
+    off = (start % 48000) * bytes_per
+    chunk = second[off:off + samples * bytes_per]
+    if len(chunk) < samples * bytes_per:
+        chunk += second[: samples * bytes_per - len(chunk)]
+    a = av.AudioFrame(format="flt", layout="stereo", samples=samples)
+    a.planes[0].update(chunk)
+    a.sample_rate, a.pts, a.time_base = 48000, start, Fraction(1, 48000)
+    return a
 
 
 def dropped(stats):
@@ -301,8 +336,10 @@ async def e2e_fast(url, frames, max_frames, max_seconds):
     return encoded / seconds, encoded
 
 
-async def live(url, frames, seconds):
-    mp = media_publisher(url)
+async def live(url, frames, seconds, audio=False):
+    mp = media_publisher(url, audio)
+    second = tone_second() if audio else b""
+    audio_sent = 0
     total = round(seconds * 30)
     loop = asyncio.get_running_loop()
     cpu0 = cpu_seconds()
@@ -311,6 +348,10 @@ async def live(url, frames, seconds):
         delay = start + n / 30 - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
+        # 20 ms of audio at a time, in step with the video (as the Rust feeder does).
+        while audio and audio_sent * 30 < (n + 1) * 48000:
+            await mp.write_frame(audio_frame(second, audio_sent, 960))
+            audio_sent += 960
         await mp.write_frame(nth(frames, n))
     delay = start + total / 30 - loop.time()
     if delay > 0:
@@ -319,10 +360,16 @@ async def live(url, frames, seconds):
     await asyncio.wait_for(mp.close(), 120)
     wall = loop.time() - start
     stats = mp.get_stats()
+    tracks = stats.track_queue_stats or []
+    audio_track = tracks[1] if audio and len(tracks) > 1 else None
     return {
         "seconds": fed,
-        "frames_in": stats.track_queue_stats[0].frames_in if stats.track_queue_stats else total,
+        "frames_in": tracks[0].frames_in if tracks else total,
         "frames_dropped": dropped(stats),
+        "audio_frames_in": audio_track.frames_in if audio_track else 0,
+        "audio_dropped": (audio_track.frames_dropped_overflow + audio_track.frames_dropped_non_monotonic_pts)
+        if audio_track
+        else 0,
         "bytes": stats.bytes_streamed_to_trickle,
         "segments": stats.publisher.segments_completed,
         "cpu_core_share": (cpu_seconds() - cpu0) / wall,
@@ -347,6 +394,13 @@ async def media(args) -> dict:
     }
 
 
+async def live_only(args) -> dict:
+    frames = load_frames(args.raw, args.width, args.height, args.clip_frames)
+    if not frames:
+        raise RuntimeError("no frames in " + args.raw)
+    return await live(args.url + "-live", frames, args.live_seconds, args.audio)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -360,6 +414,14 @@ def main() -> int:
     a.add_argument("--streams", type=int, required=True)
     a.add_argument("--warmup", type=float, default=3.0)
     a.add_argument("--window", type=float, default=12.0)
+    a = sub.add_parser("live", help="the live run of media only, optionally with audio")
+    a.add_argument("--url", required=True)
+    a.add_argument("--raw", required=True)
+    a.add_argument("--width", type=int, required=True)
+    a.add_argument("--height", type=int, required=True)
+    a.add_argument("--clip-frames", type=int, default=30)
+    a.add_argument("--live-seconds", type=float, default=10.0)
+    a.add_argument("--audio", action="store_true")
     a = sub.add_parser("media")
     a.add_argument("--url", required=True)
     a.add_argument("--raw", required=True)
@@ -375,7 +437,7 @@ def main() -> int:
             print("only http://127.0.0.1 URLs are allowed", file=sys.stderr)
             return 2
     logging.basicConfig(level=logging.ERROR)
-    run = {"publish": publish, "streams": streams, "media": media}[args.cmd]
+    run = {"publish": publish, "streams": streams, "media": media, "live": live_only}[args.cmd]
     result = asyncio.run(run(args))
     print(json.dumps(result))
     return 0

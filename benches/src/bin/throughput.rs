@@ -578,6 +578,39 @@ fn scenario_lagging(exe: &Path, server: &ServerProcess, args: &Args) -> anyhow::
     ))
 }
 
+/// The Python SDK's `MediaPublish` live at 30 fps with a 48 kHz stereo audio track, on the
+/// same frames.
+fn python_live_audio(
+    p: &PythonSide,
+    addrs: &ServerAddrs,
+    frames: &[gateway_media::VideoFrame],
+    w: u32,
+    h: u32,
+    live_secs: f64,
+) -> anyhow::Result<Option<media::LiveResult>> {
+    let raw = std::env::temp_dir().join(format!("lpgw-bench-av-{}-{w}x{h}.yuv", std::process::id()));
+    media::write_i420(&raw, frames)?;
+    let a: Vec<String> = vec![
+        "live".into(),
+        "--audio".into(),
+        "--url".into(),
+        addrs.channel_url(&format!("py3av-{w}x{h}-{}", std::process::id())),
+        "--raw".into(),
+        raw.display().to_string(),
+        "--width".into(),
+        w.to_string(),
+        "--height".into(),
+        h.to_string(),
+        "--clip-frames".into(),
+        frames.len().to_string(),
+        "--live-seconds".into(),
+        live_secs.to_string(),
+    ];
+    let r = p.run(&a, Duration::from_secs(180)).map_err(|e| eprintln!("python live audio: {e:#}")).ok();
+    let _ = std::fs::remove_file(&raw);
+    Ok(r)
+}
+
 async fn scenario_media(
     addrs: &ServerAddrs,
     python: Option<&PythonSide>,
@@ -596,7 +629,7 @@ async fn scenario_media(
         let b = if codec == Codec::Av1 { budget(quick, 90, 15.0) } else { budget(quick, 600, 10.0) };
         let encoder_fps = media::encoder_fps(codec, &frames, b)?;
         let (e2e_fps, e2e_frames) = media::e2e_fast(addrs, codec, &frames, b).await?;
-        let live = media::live(addrs, codec, &frames, Duration::from_secs_f64(live_secs)).await?;
+        let live = media::live(addrs, codec, &frames, Duration::from_secs_f64(live_secs), false).await?;
         let rust = MediaResult {
             codec: codec_name(codec).into(),
             width: w,
@@ -663,11 +696,39 @@ async fn scenario_media(
             )
         };
         live_rows.push(vec![
-            label,
+            label.clone(),
             lv(&rust),
             py.as_ref().map(lv).unwrap_or("n/a".into()),
             ratio(Some(rust.live.cpu_core_share), py.as_ref().map(|p| p.live.cpu_core_share)),
         ]);
+        // The largest H.264 case again with a 48 kHz stereo track (Opus on both sides).
+        let widest = cases.iter().filter(|c| c.0 == Codec::H264).map(|c| c.1).max();
+        if codec == Codec::H264 && Some(w) == widest {
+            let secs = Duration::from_secs_f64(live_secs);
+            let rust_av = media::live(addrs, codec, &frames, secs, true).await?;
+            let py_av = match python {
+                Some(p) => python_live_audio(p, addrs, &frames, w, h, live_secs)?,
+                None => None,
+            };
+            let lva = |l: &media::LiveResult| {
+                format!(
+                    "{:.2} core, {:.0} kB in {} seg, video {}/{} dropped, audio {}/{} dropped",
+                    l.cpu_core_share,
+                    l.bytes as f64 / 1e3,
+                    l.segments,
+                    l.frames_dropped,
+                    l.frames_in,
+                    l.audio_dropped,
+                    l.audio_frames_in
+                )
+            };
+            live_rows.push(vec![
+                format!("{label} + 48 kHz stereo Opus"),
+                lva(&rust_av),
+                py_av.as_ref().map(lva).unwrap_or("n/a".into()),
+                ratio(Some(rust_av.cpu_core_share), py_av.as_ref().map(|p| p.cpu_core_share)),
+            ]);
+        }
     }
     Ok(format!(
         "## Scenario 3: encode and publish the test pattern\n\nAs fast as possible (frames/s):\n\n{}\nLive at 30 fps for {live_secs:.0} s:\n\n{}",
