@@ -7,9 +7,8 @@ use gateway_actors::live::LiveJobRequest;
 use gateway_actors::ByocJobRequest;
 use gateway_media::encoder::Codec;
 
-use crate::audio_input::AudioInput;
 use crate::cli;
-use crate::frames::{stream_frames, FrameArgs, FrameSource};
+use crate::frames::{stream_frames, AudioIo, FrameArgs, FrameSource};
 use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
 use crate::swaps::{print_swaps, SwapArgs};
 
@@ -75,14 +74,14 @@ async fn run_job(
     net: &Network,
     args: &ByocWriteFramesArgs,
     source: FrameSource,
-    audio: Option<AudioInput>,
+    audio: AudioIo,
 ) -> anyhow::Result<()> {
     let console = args.frames.console();
     let codec = codec(&args.codec);
     let mut request = ByocJobRequest::new(&args.capability);
     request.enable_video_ingress = true;
     request.enable_video_egress = true;
-    let video = source.publisher_config(codec, audio.as_ref());
+    let video = source.publisher_config(codec, audio.input.as_ref());
     let stream = cli::interruptible(net.gateway.start_live_stream(
         LiveJobRequest::Byoc(request),
         Some(video),

@@ -102,7 +102,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         gw.start_live_stream(request, Some(VideoPublisherConfig::h264(w, h)), SwapConfig::default()).await?;
     let status = stream.status();
     println!("LV2V job {} on {}", status.job_id, status.orchestrator);
-    let output = crate::frames::CountedOutput::start(stream.output(SeqSpec::At(0)));
+    let output = crate::output::CountedOutput::start(stream.output(SeqSpec::At(0)));
     let video = stream.video().ok_or_else(|| anyhow::anyhow!("the stream takes no video"))?;
     let mut pattern = TestPattern::new(w, h, Rational::new(fps, 1))?;
     let t0 = Instant::now();

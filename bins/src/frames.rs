@@ -4,34 +4,28 @@
 //! into a file or stdout) and counts everything for the summary.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use gateway_actors::live::{LiveStream, LiveStreamStatus};
 use gateway_actors::media::{MediaStats, VideoPublisherConfig};
-use gateway_actors::trickle::TrickleSubscriber;
 use gateway_core::trickle::SeqSpec;
 use gateway_media::encoder::Codec;
-use gateway_media::h264_decoder::H264Decoder;
-use gateway_media::ivf::{IvfJoin, IVF_FRAME_COUNT_OFFSET};
-use gateway_media::ts::discontinuity::mark_discontinuity;
-use gateway_media::ts_demux::{AccessUnit, TsDemuxer};
-use gateway_media::y4m::{self, Y4mError, Y4mHeader, Y4mReader};
+use gateway_media::ts::opus::OPUS_RATE;
+use gateway_media::y4m::{Y4mError, Y4mHeader, Y4mReader};
 use gateway_media::{Rational, TestPattern, VideoFrame};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::MissedTickBehavior;
 
 use crate::audio_input::AudioInput;
 use crate::cli::{human_bytes, parse_dimension, Console, OutputSpec, Progress, UsageError};
+use crate::output::{
+    poisoned, read_output, wait_for_output, write_ivf_frame_count, AudioOutReport, AudioOutput, OutCounters,
+    OutputTarget,
+};
 use crate::ts_input::{looks_like_ts, TsInput};
-
-/// After the last frame, how long the output may stay silent before we stop waiting for it.
-const OUTPUT_IDLE: Duration = Duration::from_secs(3);
-/// After the last frame, the longest wait for the output to catch up.
-const OUTPUT_MAX_WAIT: Duration = Duration::from_secs(15);
 
 /// Options of the generated video.
 #[derive(Debug, Clone, Args)]
@@ -72,6 +66,10 @@ pub struct FrameArgs {
     /// of the stream as it came (H.264 output only).
     #[arg(long, requires = "output")]
     pub decode: bool,
+    /// Write the output's audio track decoded, as a 16-bit 48 kHz WAV file (Opus output only),
+    /// beside whatever --output or --output-segments keep.
+    #[arg(long, value_name = "FILE")]
+    pub output_audio: Option<PathBuf>,
     /// Exit 0 even when the job did not do all that was asked (the stream ended early, segments
     /// failed, frames were lost with the stream); the summary still says what was lost.
     #[arg(long)]
@@ -84,9 +82,25 @@ impl FrameArgs {
         Console { data_on_stdout: self.output == Some(OutputSpec::Stdout) }
     }
 
-    /// Opens the audio to send with the frames, if any; `source` is the video's (an MPEG-TS
-    /// input carries its own audio). Checked before any job starts.
-    pub fn open_audio(&self, source: &FrameSource, codec: Codec) -> anyhow::Result<Option<AudioInput>> {
+    /// Opens the audio to send with the frames and the file for the output's audio, each if
+    /// asked for; `source` is the video's (an MPEG-TS input carries its own audio). Checked
+    /// before any job starts.
+    pub fn open_audio(&self, source: &FrameSource, codec: Codec) -> anyhow::Result<AudioIo> {
+        let input = self.open_audio_input(source, codec)?;
+        let output = match &self.output_audio {
+            Some(_) if codec != Codec::H264 => {
+                return Err(UsageError(format!(
+                    "--output-audio reads audio from MPEG-TS output; {codec} output carries none"
+                ))
+                .into())
+            }
+            Some(path) => Some(AudioOutput::create(path)?),
+            None => None,
+        };
+        Ok(AudioIo { input, output })
+    }
+
+    fn open_audio_input(&self, source: &FrameSource, codec: Codec) -> anyhow::Result<Option<AudioInput>> {
         let Some(path) = &self.audio else { return Ok(None) };
         if source.is_passthrough() {
             return Err(UsageError(
@@ -138,6 +152,15 @@ fn read_start(input: &mut dyn Read, n: usize) -> std::io::Result<Vec<u8>> {
     let mut start = Vec::with_capacity(n);
     input.take(n as u64).read_to_end(&mut start)?;
     Ok(start)
+}
+
+/// The audio sent beside the frames (`--audio`) and the audio kept from the output
+/// (`--output-audio`), each if asked for.
+pub struct AudioIo {
+    /// The WAV input.
+    pub input: Option<AudioInput>,
+    /// The WAV file the output's audio goes to.
+    pub output: Option<AudioOutput>,
 }
 
 /// Frames of the test pattern when neither --count nor --input says otherwise.
@@ -262,6 +285,8 @@ pub struct FrameReport {
     pub input_error: Option<String>,
     /// Frames decoded into the Y4M output, with --decode.
     pub decoded_frames: Option<u64>,
+    /// What the output's audio track gave, with --output-audio.
+    pub audio_out: Option<AudioOutReport>,
 }
 
 impl FrameReport {
@@ -299,6 +324,18 @@ impl FrameReport {
             self.decoded_frames.map(|n| format!(", {n} frames decoded")).unwrap_or_default(),
             self.out_error.as_ref().map(|e| format!(" (stopped: {e})")).unwrap_or_default()
         ));
+        if let Some(a) = &self.audio_out {
+            console.line(format!(
+                "audio out: {} Opus packets, {} samples ({:.2} s) written{}",
+                a.units,
+                a.samples,
+                a.samples as f64 / f64::from(OPUS_RATE),
+                match a.units_failed {
+                    0 => String::new(),
+                    n => format!(", {n} not decoded"),
+                }
+            ));
+        }
         crate::swaps::print_summary(console, status);
     }
 }
@@ -333,37 +370,25 @@ impl FrameReport {
         if m.segments_published == 0 {
             return Some("no segment was published".into());
         }
-        self.out_error.as_ref().map(|e| format!("reading the output stopped early: {e}"))
+        if let Some(e) = &self.out_error {
+            return Some(format!("reading the output stopped early: {e}"));
+        }
+        match &self.audio_out {
+            Some(a) if a.units == 0 => Some("--output-audio: the output carried no audio".into()),
+            Some(a) if a.units_failed > 0 => Some(format!(
+                "--output-audio: {} of {} audio packets could not be decoded ({})",
+                a.units_failed,
+                a.units,
+                a.first_failure.as_deref().unwrap_or("no reason given")
+            )),
+            _ => None,
+        }
     }
 
     /// The exit verdict: an error naming the shortfall, unless `allow_partial` (then a warning).
     pub fn verdict(&self, allow_partial: bool, status: &LiveStreamStatus) -> anyhow::Result<()> {
         crate::cli::verdict(self.shortfall(status), allow_partial)
     }
-}
-
-#[derive(Debug, Default)]
-struct OutCounters {
-    segments: AtomicU64,
-    bytes: AtomicU64,
-    /// Frames in the joined IVF output (AV1).
-    ivf_frames: AtomicU64,
-    /// Frames decoded into Y4M output (--decode).
-    decoded_frames: AtomicU64,
-}
-
-/// Gives an IVF file's header its frame count (unknown, 0, while it streamed).
-fn write_ivf_frame_count(path: &std::path::Path, frames: u32) -> anyhow::Result<()> {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("finishing {}: {e}", path.display()))?;
-    if file.metadata()?.len() >= gateway_media::ivf::IVF_HEADER_LEN as u64 {
-        file.seek(SeekFrom::Start(IVF_FRAME_COUNT_OFFSET as u64))?;
-        file.write_all(&frames.to_le_bytes())?;
-    }
-    Ok(())
 }
 
 /// Publishes `args.count` test-pattern frames through `publisher` and reads `output` until it
@@ -373,36 +398,17 @@ pub async fn stream_frames(
     args: &FrameArgs,
     source: FrameSource,
     codec: Codec,
-    audio: Option<AudioInput>,
+    audio: AudioIo,
 ) -> anyhow::Result<FrameReport> {
     // The output channel is new, so reading from its first segment misses nothing; after a
     // swap the reader goes on from the next orchestrator's first segment.
     let output = stream.output(SeqSpec::At(0));
     let (_, _, frame_rate) = source.format();
-    let target = match (&args.output, &args.output_segments) {
-        (Some(spec), _) if args.decode => OutputTarget::Decoded(Box::new(Y4mOutput {
-            sink: spec.open().await?,
-            demuxer: TsDemuxer::new(),
-            decoder: H264Decoder::new()?,
-            frame_rate,
-            size: None,
-        })),
-        (Some(spec), _) => OutputTarget::Joined {
-            sink: spec.open().await?,
-            // AV1 output is IVF, one file header per segment: joined into one stream a player reads.
-            ivf: (codec == Codec::Av1).then(IvfJoin::new),
-        },
-        (None, Some(dir)) => {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-            OutputTarget::PerSegment { dir: dir.clone(), extension: segment_extension(codec) }
-        }
-        (None, None) => OutputTarget::Counted,
-    };
+    let target = OutputTarget::open(args, codec, frame_rate).await?;
     let counters = Arc::new(OutCounters::default());
-    let reader = tokio::spawn(read_output(output, target, counters.clone()));
-    let result = publish(stream, args, source, audio, &counters).await;
+    let audio_out = audio.output.map(AudioOutput::shared);
+    let reader = tokio::spawn(read_output(output, target, audio_out.clone(), counters.clone()));
+    let result = publish(stream, args, source, audio.input, &counters).await;
     let media = match result {
         Ok(m) => m,
         Err(e) => {
@@ -420,12 +426,19 @@ pub async fn stream_frames(
         }
     } else {
         reader.abort();
+        // Gone once this returns: nothing writes the output files after us.
+        let _ = reader.await;
         None
     };
     if let (Some(OutputSpec::File(path)), Codec::Av1) = (&args.output, codec) {
         let frames = counters.ivf_frames.load(Ordering::Relaxed);
         write_ivf_frame_count(path, u32::try_from(frames).unwrap_or(u32::MAX))?;
     }
+    // The reader has stopped (or was stopped): the WAV file is ours to finish.
+    let audio_out = match audio_out {
+        Some(audio) => Some(audio.lock().map_err(|_| poisoned())?.finish()?),
+        None => None,
+    };
     Ok(FrameReport {
         media,
         send_time,
@@ -434,6 +447,7 @@ pub async fn stream_frames(
         out_error,
         input_error,
         decoded_frames: args.decode.then(|| counters.decoded_frames.load(Ordering::Relaxed)),
+        audio_out,
     })
 }
 
@@ -528,186 +542,4 @@ async fn publish_ts(
     let media = stream.finish_video().await?;
     progress.finish();
     Ok((started.elapsed(), media, input_error))
-}
-
-/// Waits until the output carried as many bytes as were published (a passthrough is done),
-/// stayed quiet for [`OUTPUT_IDLE`] (a transforming pipeline is done), or [`OUTPUT_MAX_WAIT`].
-async fn wait_for_output(
-    out: &OutCounters,
-    published: u64,
-    reader: &tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
-    let started = Instant::now();
-    let (mut last_bytes, mut last_change) = (out.bytes.load(Ordering::Relaxed), Instant::now());
-    while started.elapsed() < OUTPUT_MAX_WAIT && !reader.is_finished() {
-        let bytes = out.bytes.load(Ordering::Relaxed);
-        if bytes >= published {
-            return;
-        }
-        if bytes != last_bytes {
-            (last_bytes, last_change) = (bytes, Instant::now());
-        } else if last_change.elapsed() > OUTPUT_IDLE {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The output read and only counted, for runs that report it but keep nothing (`demo`).
-pub(crate) struct CountedOutput {
-    counters: Arc<OutCounters>,
-    reader: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl CountedOutput {
-    /// Starts reading `output`.
-    pub(crate) fn start(output: TrickleSubscriber) -> Self {
-        let counters = Arc::new(OutCounters::default());
-        let reader = tokio::spawn(read_output(output, OutputTarget::Counted, counters.clone()));
-        Self { counters, reader }
-    }
-
-    /// Waits as [`wait_for_output`] does for the output to catch up with `published` bytes,
-    /// then stops reading: (segments, bytes) received.
-    pub(crate) async fn settle(self, published: u64) -> (u64, u64) {
-        wait_for_output(&self.counters, published, &self.reader).await;
-        self.reader.abort();
-        (self.counters.segments.load(Ordering::Relaxed), self.counters.bytes.load(Ordering::Relaxed))
-    }
-}
-
-/// Where the output stream goes.
-enum OutputTarget {
-    /// Only counted.
-    Counted,
-    /// Into one stream (a file or stdout); IVF segments joined into one file.
-    Joined { sink: Box<dyn AsyncWrite + Unpin + Send>, ivf: Option<IvfJoin> },
-    /// One complete file per segment, named by its index.
-    PerSegment { dir: PathBuf, extension: &'static str },
-    /// Decoded, as Y4M frames.
-    Decoded(Box<Y4mOutput>),
-}
-
-/// The output decoded and written as Y4M.
-struct Y4mOutput {
-    sink: Box<dyn AsyncWrite + Unpin + Send>,
-    demuxer: TsDemuxer,
-    decoder: H264Decoder,
-    /// The input's rate (MPEG-TS carries none the header could use).
-    frame_rate: Rational,
-    /// The size in the header, once the first frame set it.
-    size: Option<(u32, u32)>,
-}
-
-impl Y4mOutput {
-    /// Decodes `units` and writes their frames.
-    async fn write(&mut self, units: Vec<AccessUnit>, counters: &OutCounters) -> anyhow::Result<()> {
-        let mut out = Vec::new();
-        for unit in units {
-            let Some(frame) = self.decoder.decode(&unit.data, unit.pts.unwrap_or(0))? else { continue };
-            let size = (frame.width(), frame.height());
-            match self.size {
-                None => {
-                    let header = Y4mHeader { width: size.0, height: size.1, frame_rate: self.frame_rate };
-                    y4m::write_header(&header, &mut out);
-                    self.size = Some(size);
-                }
-                Some(first) if first != size => anyhow::bail!(
-                    "the output changed size from {}x{} to {}x{}, which Y4M cannot carry",
-                    first.0,
-                    first.1,
-                    size.0,
-                    size.1
-                ),
-                Some(_) => {}
-            }
-            y4m::write_frame(&frame, &mut out);
-            counters.decoded_frames.fetch_add(1, Ordering::Relaxed);
-        }
-        self.sink.write_all(&out).await.map_err(|e| anyhow::anyhow!("writing the output: {e}"))
-    }
-}
-
-/// The file name extension of `codec`'s segments.
-fn segment_extension(codec: Codec) -> &'static str {
-    match codec {
-        Codec::Av1 => "ivf",
-        _ => "ts",
-    }
-}
-
-/// Creates the file of segment `seq` in `dir`.
-async fn segment_file(
-    dir: &Path,
-    seq: i64,
-    extension: &str,
-) -> anyhow::Result<Box<dyn AsyncWrite + Unpin + Send>> {
-    let path = dir.join(format!("{seq:06}.{extension}"));
-    let file = tokio::fs::File::create(&path)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
-    Ok(Box::new(file))
-}
-
-/// Reads the output channel chunk by chunk (so a player sees video as soon as it arrives).
-async fn read_output(
-    mut output: TrickleSubscriber,
-    mut target: OutputTarget,
-    counters: Arc<OutCounters>,
-) -> anyhow::Result<()> {
-    let write_err = |e: std::io::Error| anyhow::anyhow!("writing the output: {e}");
-    while let Some(mut segment) = output.next_segment().await? {
-        if let OutputTarget::Joined { ivf: Some(join), .. } = &mut target {
-            join.begin_segment();
-        }
-        // A segment's file is made with its first byte: an empty segment leaves none.
-        let mut file = None;
-        let mut segment_bytes = 0u64;
-        // The first segment from another orchestrator after a swap: its MPEG-TS continuity
-        // counters start over, which the joined stream marks as a discontinuity.
-        let mut swapped = segment.discontinuity();
-        if let (true, OutputTarget::Decoded(y4m)) = (swapped, &mut target) {
-            y4m.demuxer.abandon();
-        }
-        while let Some(chunk) = segment.chunk().await? {
-            if let (OutputTarget::PerSegment { dir, extension }, None) = (&target, &file) {
-                file = Some(segment_file(dir, segment.seq(), extension).await?);
-            }
-            match (&mut target, file.as_mut()) {
-                (_, Some(file)) => file.write_all(&chunk).await.map_err(write_err)?,
-                (OutputTarget::Joined { sink, ivf: Some(join) }, None) => {
-                    let joined = join.push(&chunk);
-                    counters.ivf_frames.store(u64::from(join.frames()), Ordering::Relaxed);
-                    sink.write_all(&joined).await.map_err(write_err)?;
-                }
-                (OutputTarget::Joined { sink, ivf: None }, None) => {
-                    let marked = std::mem::take(&mut swapped).then(|| mark_discontinuity(&chunk)).flatten();
-                    sink.write_all(marked.as_deref().unwrap_or(&chunk)).await.map_err(write_err)?
-                }
-                (OutputTarget::Decoded(y4m), None) => {
-                    let units = y4m.demuxer.push(&chunk);
-                    y4m.write(units, &counters).await?;
-                }
-                _ => {}
-            }
-            segment_bytes += chunk.len() as u64;
-        }
-        match (&mut target, file.as_mut()) {
-            (_, Some(file)) => file.flush().await.map_err(write_err)?,
-            (OutputTarget::Joined { sink, .. }, None) => sink.flush().await.map_err(write_err)?,
-            (OutputTarget::Decoded(y4m), None) => {
-                // A segment ends on a whole access unit: decode the last one now, not when the
-                // next segment (which may never come) starts.
-                let units = y4m.demuxer.finish();
-                y4m.write(units, &counters).await?;
-                y4m.sink.flush().await.map_err(write_err)?;
-            }
-            _ => {}
-        }
-        // Counted once written out (decoded, flushed): waiting for the output to catch up then
-        // never cuts a segment's file or frames short.
-        counters.bytes.fetch_add(segment_bytes, Ordering::Relaxed);
-        counters.segments.fetch_add(1, Ordering::Relaxed);
-    }
-    Ok(())
 }

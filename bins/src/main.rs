@@ -18,6 +18,7 @@ mod frames;
 mod local_network;
 mod network;
 mod orchestrator_info;
+mod output;
 mod payments;
 mod select;
 mod subscribe_events;

@@ -7,9 +7,8 @@ use gateway_actors::live::LiveJobRequest;
 use gateway_actors::Lv2vRequest;
 use gateway_media::encoder::Codec;
 
-use crate::audio_input::AudioInput;
 use crate::cli;
-use crate::frames::{stream_frames, FrameArgs, FrameSource};
+use crate::frames::{stream_frames, AudioIo, FrameArgs, FrameSource};
 use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
 use crate::swaps::{print_swaps, SwapArgs};
 
@@ -42,11 +41,11 @@ async fn run_job(
     net: &Network,
     args: &WriteFramesArgs,
     source: FrameSource,
-    audio: Option<AudioInput>,
+    audio: AudioIo,
 ) -> anyhow::Result<()> {
     let console = args.frames.console();
     let request = LiveJobRequest::Lv2v(Lv2vRequest { model_id: args.model.clone(), ..Default::default() });
-    let video = source.publisher_config(Codec::H264, audio.as_ref());
+    let video = source.publisher_config(Codec::H264, audio.input.as_ref());
     let stream =
         cli::interruptible(net.gateway.start_live_stream(request, Some(video), args.swap.config())).await?;
     let status = stream.status();

@@ -1,6 +1,8 @@
 //! Issue 16 (audio): `write-frames --audio` sends WAV (a file or a pipe, any rate) beside the
 //! video as Opus in the same MPEG-TS; what comes back holds both tracks in ffprobe, the audio as
-//! long as the video; audio that cannot go is a usage error (exit 2) before any network work.
+//! long as the video, and `--output-audio` decodes the returning track into a WAV file ffprobe
+//! reads, with the tone at its pitch. Audio that cannot go is a usage error (exit 2) before any
+//! network work; an output with no audio for `--output-audio` fails the run.
 
 mod common;
 
@@ -61,6 +63,43 @@ fn streams(path: &std::path::Path) -> (Vec<String>, f64) {
     (kinds, pcm.stdout.len() as f64 / 2.0 / 48_000.0)
 }
 
+/// The WAV file's codec, channels and rate as ffprobe reads them, its seconds, and the pitch of
+/// its first channel over up to a second after the first 0.2 s.
+fn wav_out(path: &std::path::Path) -> (String, f64, f64) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name,channels,sample_rate", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let probe = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let pcm = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:a", "-f", "s16le", "-af", "pan=mono|c0=c0", "-"])
+        .output()
+        .unwrap();
+    assert!(pcm.status.success() && pcm.stderr.is_empty(), "{}", String::from_utf8_lossy(&pcm.stderr));
+    let samples: Vec<i16> = pcm.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    let second: Vec<i16> = samples.iter().skip(9_600).take(48_000).copied().collect();
+    let hz = second.windows(2).filter(|w| w[0] < 0 && w[1] >= 0).count() as f64 * 48_000.0
+        / second.len().max(1) as f64;
+    (probe, samples.len() as f64 / 48_000.0, hz)
+}
+
+/// The `audio out:` line's numbers: packets, samples.
+fn audio_out(r: &Run) -> Vec<u64> {
+    let line = r
+        .all()
+        .lines()
+        .find_map(|l| l.strip_prefix("audio out: ").map(str::to_owned))
+        .expect("an audio out line");
+    line.split(|c: char| !c.is_ascii_digit() && c != '.')
+        .filter(|s| !s.is_empty() && !s.contains('.'))
+        .map(|s| s.parse().unwrap())
+        .collect()
+}
+
 #[test]
 fn wav_audio_goes_out_with_the_video_from_a_file_and_a_pipe() {
     let dir = std::env::temp_dir().join(format!("lpgw-audio-{}", std::process::id()));
@@ -70,6 +109,7 @@ fn wav_audio_goes_out_with_the_video_from_a_file_and_a_pipe() {
 
     // A 44.1 kHz file with 60 frames (2 s) of the test pattern, as fast as the encoder goes.
     let out = dir.join("out.ts");
+    let back = dir.join("back.wav");
     let r = run_with(
         &[
             "write-frames",
@@ -80,6 +120,8 @@ fn wav_audio_goes_out_with_the_video_from_a_file_and_a_pipe() {
             input.to_str().unwrap(),
             "--output",
             out.to_str().unwrap(),
+            "--output-audio",
+            back.to_str().unwrap(),
         ],
         None,
         &[],
@@ -92,11 +134,29 @@ fn wav_audio_goes_out_with_the_video_from_a_file_and_a_pipe() {
     let (kinds, seconds) = streams(&out);
     assert_eq!(kinds, ["h264,video", "opus,audio"], "{}", r.all());
     assert!((seconds - 2.0).abs() < 0.05, "{seconds} s of audio for 2 s of video");
+    // The track came back decoded: every packet, 2 s less the encoder's lookahead, at 440 Hz.
+    let (packets, samples) = (audio_out(&r)[0], audio_out(&r)[1]);
+    assert_eq!(packets, n[4], "{}", r.all());
+    let (probe, wav_seconds, hz) = wav_out(&back);
+    assert_eq!(probe, "pcm_s16le,48000,2");
+    assert_eq!((wav_seconds * 48_000.0).round() as u64, samples);
+    assert!((wav_seconds - 2.0).abs() < 0.01, "{wav_seconds} s");
+    assert!((hz - 440.0).abs() < 3.0, "{hz} Hz");
 
-    // A pipe on stdin, live, through a BYOC job.
+    // A pipe on stdin, live, through a BYOC job; the audio back with the video kept per segment.
     let out = dir.join("byoc.ts");
     let r = run_with(
-        &["byoc-write-frames", "--count", "30", "--audio", "-", "--output", out.to_str().unwrap()],
+        &[
+            "byoc-write-frames",
+            "--count",
+            "30",
+            "--audio",
+            "-",
+            "--output",
+            out.to_str().unwrap(),
+            "--output-audio",
+            back.to_str().unwrap(),
+        ],
         Some(&wav(48_000, 2)),
         &[],
         Duration::from_secs(90),
@@ -107,6 +167,29 @@ fn wav_audio_goes_out_with_the_video_from_a_file_and_a_pipe() {
     let (kinds, seconds) = streams(&out);
     assert_eq!(kinds, ["h264,video", "opus,audio"]);
     assert!(seconds > 0.9, "{seconds} s of audio");
+    let (probe, wav_seconds, hz) = wav_out(&back);
+    assert_eq!(probe, "pcm_s16le,48000,2");
+    assert!((wav_seconds - seconds).abs() < 0.03, "{wav_seconds} s back of {seconds} s sent");
+    assert!((hz - 440.0).abs() < 3.0, "{hz} Hz");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--output-audio` on a job whose output carries no audio: the run says so and fails, and the
+/// file is still a WAV (empty) ffprobe reads; `--allow-partial` lets it exit 0.
+#[test]
+fn an_output_with_no_audio_fails_output_audio_and_leaves_an_empty_wav() {
+    let dir = std::env::temp_dir().join(format!("lpgw-audio-none-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let back = dir.join("back.wav");
+    let args = ["write-frames", "--count", "30", "--no-pace", "--output-audio", back.to_str().unwrap()];
+    let r = run_with(&args, None, &[], Duration::from_secs(90));
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("the output carried no audio"), "{}", r.all());
+    assert_eq!(audio_out(&r)[..2], [0, 0], "{}", r.all());
+    let (probe, seconds, _) = wav_out(&back);
+    assert_eq!((probe.as_str(), seconds), ("pcm_s16le,48000,2", 0.0));
+    let r = run_with(&[&args[..], &["--allow-partial"]].concat(), None, &[], Duration::from_secs(90));
+    assert_eq!(r.code, Some(0), "{r:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -142,6 +225,12 @@ fn audio_that_cannot_go_is_a_usage_error_before_any_job() {
             vec!["write-frames", "--input", "-", "--audio", "-"],
             Some(b"YUV4MPEG2 W320 H240 F30:1\n"),
             "cannot both read stdin",
+        ),
+        (vec!["write-frames", "--output-audio", "/nonexistent/a.wav"], None, "cannot create --output-audio"),
+        (
+            vec!["byoc-write-frames", "--codec", "av1", "--output-audio", "x.wav"],
+            None,
+            "AV1 output carries none",
         ),
     ];
     for (mut args, stdin, reason) in cases {

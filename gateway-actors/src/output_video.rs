@@ -1,5 +1,6 @@
 //! Reading a job's output video: MPEG-TS segments from a trickle channel in, demuxed access
-//! units (and, on request, decoded frames) out.
+//! units (and, on request, decoded frames) out; with [`VideoSubscriber::with_audio`], the audio
+//! track's units (and decoded PCM) too, in the order they arrived.
 //!
 //! The [`VideoSubscriber`] drives a [`TrickleSubscriber`] and feeds every chunk to a
 //! [`TsDemuxer`] as it arrives, so an access unit is handed out as soon as its last packet is
@@ -11,8 +12,9 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use gateway_core::error::TrickleError;
-use gateway_media::ts_demux::{AccessUnit, DemuxStats, TsDemuxer, VideoStream};
-use gateway_media::{Codec, DecodeError, H264Decoder, VideoFrame};
+use gateway_media::ts::opus::Trim;
+use gateway_media::ts_demux::{AudioStream, AudioUnit, DemuxStats, MediaUnit, TsDemuxer, VideoStream};
+use gateway_media::{AudioError, AudioFrame, AudioUnitDecoder, Codec, DecodeError, H264Decoder, VideoFrame};
 use thiserror::Error;
 
 use crate::trickle::{IncomingSegment, TrickleSubscriber};
@@ -37,6 +39,15 @@ pub enum VideoOutputError {
         /// The decoder's reason.
         source: DecodeError,
     },
+    /// One audio unit could not be decoded (or its codec is not Opus); the next call goes on
+    /// with the next one.
+    #[error("output audio of segment {seq} could not be decoded: {source}")]
+    AudioDecode {
+        /// The segment it came from.
+        seq: i64,
+        /// The decoder's reason.
+        source: AudioError,
+    },
 }
 
 /// One access unit of the output video.
@@ -59,6 +70,50 @@ pub struct OutputAccessUnit {
     pub discontinuity: bool,
 }
 
+/// One audio unit of the output (an Opus packet, or one PES of another codec).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputAudioUnit {
+    /// Index of the trickle segment it arrived in.
+    pub seq: i64,
+    /// Presentation time, 90 kHz (33 bits, as written).
+    pub pts: Option<i64>,
+    /// Samples to drop at its start and end (Opus).
+    pub trim: Trim,
+    /// The audio stream as the PMT declared it (PID, stream type, codec, channels).
+    pub stream: AudioStream,
+    /// The packet.
+    pub data: Bytes,
+    /// The first unit after a live stream moved to another orchestrator.
+    pub discontinuity: bool,
+}
+
+/// A unit of the output, video or audio, as [`VideoSubscriber::next_unit`] hands it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputUnit {
+    /// A video access unit.
+    Video(OutputAccessUnit),
+    /// An audio unit (only from a subscriber made [`VideoSubscriber::with_audio`]).
+    Audio(OutputAudioUnit),
+}
+
+/// Decoded audio of the output.
+#[derive(Debug, Clone)]
+pub struct OutputAudio {
+    /// Index of the trickle segment its unit arrived in.
+    pub seq: i64,
+    /// The samples: 48 kHz, interleaved, PTS on the 90 kHz clock.
+    pub frame: AudioFrame,
+}
+
+/// Decoded output, video or audio, as [`VideoSubscriber::next_media`] hands it out.
+#[derive(Debug, Clone)]
+pub enum OutputMedia {
+    /// A picture.
+    Video(OutputFrame),
+    /// A block of samples.
+    Audio(OutputAudio),
+}
+
 /// One decoded picture of the output video.
 #[derive(Debug, Clone)]
 pub struct OutputFrame {
@@ -79,8 +134,12 @@ pub struct VideoOutputStats {
     pub segments_cut_short: u64,
     /// Access units handed out.
     pub access_units: u64,
-    /// Frames decoded (by [`VideoSubscriber::next_frame`]).
+    /// Frames decoded (by [`VideoSubscriber::next_frame`] or [`VideoSubscriber::next_media`]).
     pub frames_decoded: u64,
+    /// Audio units handed out (or decoded), with [`VideoSubscriber::with_audio`].
+    pub audio_units: u64,
+    /// Audio sample instants decoded (by [`VideoSubscriber::next_media`]), after trimming.
+    pub audio_samples_decoded: u64,
     /// Times the stream moved to another orchestrator's channel (a swap).
     pub discontinuities: u64,
     /// What the demuxer read and skipped, over all segments.
@@ -92,8 +151,9 @@ pub struct VideoSubscriber {
     subscriber: TrickleSubscriber,
     demuxer: TsDemuxer,
     segment: Option<IncomingSegment>,
-    ready: VecDeque<OutputAccessUnit>,
+    ready: VecDeque<OutputUnit>,
     decoder: Option<H264Decoder>,
+    audio_decoder: AudioUnitDecoder,
     stats: VideoOutputStats,
     /// The next unit queued is the first after a swap.
     discontinuity: bool,
@@ -106,14 +166,25 @@ impl std::fmt::Debug for VideoSubscriber {
 }
 
 impl VideoSubscriber {
-    /// Reads the MPEG-TS channel of `subscriber`.
+    /// Reads the video of the MPEG-TS channel of `subscriber` (its audio is skipped).
     pub fn new(subscriber: TrickleSubscriber) -> VideoSubscriber {
+        Self::with_demuxer(subscriber, TsDemuxer::new())
+    }
+
+    /// Reads the video and the audio track of the MPEG-TS channel of `subscriber`: use
+    /// [`Self::next_unit`] or [`Self::next_media`] to get both.
+    pub fn with_audio(subscriber: TrickleSubscriber) -> VideoSubscriber {
+        Self::with_demuxer(subscriber, TsDemuxer::with_audio())
+    }
+
+    fn with_demuxer(subscriber: TrickleSubscriber, demuxer: TsDemuxer) -> VideoSubscriber {
         VideoSubscriber {
             subscriber,
-            demuxer: TsDemuxer::new(),
+            demuxer,
             segment: None,
             ready: VecDeque::new(),
             decoder: None,
+            audio_decoder: AudioUnitDecoder::new(),
             stats: VideoOutputStats::default(),
             discontinuity: false,
         }
@@ -124,11 +195,27 @@ impl VideoSubscriber {
         VideoOutputStats { demux: self.demuxer.stats(), ..self.stats }
     }
 
-    /// The next access unit; `Ok(None)` at the end of the stream.
+    /// The next video access unit; `Ok(None)` at the end of the stream. Audio units on the way
+    /// are passed over (counted in [`VideoOutputStats::audio_units`]).
     pub async fn next_access_unit(&mut self) -> Result<Option<OutputAccessUnit>, VideoOutputError> {
         loop {
+            match self.next_unit().await? {
+                Some(OutputUnit::Video(unit)) => return Ok(Some(unit)),
+                Some(OutputUnit::Audio(_)) => continue,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// The next unit, video or audio, in the order they arrived; `Ok(None)` at the end of the
+    /// stream.
+    pub async fn next_unit(&mut self) -> Result<Option<OutputUnit>, VideoOutputError> {
+        loop {
             if let Some(unit) = self.ready.pop_front() {
-                self.stats.access_units += 1;
+                match &unit {
+                    OutputUnit::Video(_) => self.stats.access_units += 1,
+                    OutputUnit::Audio(_) => self.stats.audio_units += 1,
+                }
                 return Ok(Some(unit));
             }
             let Some(segment) = self.segment.as_mut() else {
@@ -139,6 +226,7 @@ impl VideoSubscriber {
                             // Another orchestrator's stream: its tables and counters start over.
                             self.stats.discontinuities += 1;
                             self.demuxer.abandon();
+                            self.audio_decoder.reset();
                             self.discontinuity = true;
                         }
                         self.segment = Some(segment);
@@ -150,12 +238,12 @@ impl VideoSubscriber {
             let seq = segment.seq();
             match segment.chunk().await {
                 Ok(Some(chunk)) => {
-                    let units = self.demuxer.push(&chunk);
+                    let units = self.demuxer.push_media(&chunk);
                     self.queue(seq, units);
                 }
                 Ok(None) => {
                     self.segment = None;
-                    let units = self.demuxer.finish();
+                    let units = self.demuxer.finish_media();
                     self.queue(seq, units);
                 }
                 Err(e) => {
@@ -174,25 +262,64 @@ impl VideoSubscriber {
     pub async fn next_frame(&mut self) -> Result<Option<OutputFrame>, VideoOutputError> {
         loop {
             let Some(unit) = self.next_access_unit().await? else { return Ok(None) };
-            if unit.stream.codec != Some(Codec::H264) {
-                return Err(VideoOutputError::UnsupportedCodec { stream_type: unit.stream.stream_type });
+            if let Some(frame) = self.decode_video(unit)? {
+                return Ok(Some(frame));
             }
-            let decoder = match self.decoder.as_mut() {
-                Some(d) => d,
-                None => self.decoder.insert(
-                    H264Decoder::new()
-                        .map_err(|source| VideoOutputError::Decode { seq: unit.seq, source })?,
-                ),
-            };
-            let pts = unit.pts.or(unit.dts).unwrap_or(0);
-            match decoder.decode(&unit.data, pts) {
-                Ok(Some(frame)) => {
-                    self.stats.frames_decoded += 1;
-                    return Ok(Some(OutputFrame { seq: unit.seq, keyframe: unit.keyframe, frame }));
+        }
+    }
+
+    /// The next decoded picture or block of samples, in the order they arrived; `Ok(None)` at
+    /// the end of the stream. Decoding runs on the calling task; only H.264 and Opus are
+    /// decoded.
+    pub async fn next_media(&mut self) -> Result<Option<OutputMedia>, VideoOutputError> {
+        loop {
+            match self.next_unit().await? {
+                None => return Ok(None),
+                Some(OutputUnit::Video(unit)) => {
+                    if let Some(frame) = self.decode_video(unit)? {
+                        return Ok(Some(OutputMedia::Video(frame)));
+                    }
                 }
-                Ok(None) => continue,
-                Err(source) => return Err(VideoOutputError::Decode { seq: unit.seq, source }),
+                Some(OutputUnit::Audio(unit)) => {
+                    if let Some(audio) = self.decode_audio(unit)? {
+                        return Ok(Some(OutputMedia::Audio(audio)));
+                    }
+                }
             }
+        }
+    }
+
+    /// Decodes one audio unit; `None` while the trim leaves nothing.
+    fn decode_audio(&mut self, unit: OutputAudioUnit) -> Result<Option<OutputAudio>, VideoOutputError> {
+        let seq = unit.seq;
+        let demuxed = AudioUnit { stream: unit.stream, pts: unit.pts, trim: unit.trim, data: unit.data };
+        let frame = self
+            .audio_decoder
+            .decode(&demuxed)
+            .map_err(|source| VideoOutputError::AudioDecode { seq, source })?;
+        self.stats.audio_samples_decoded = self.audio_decoder.samples();
+        Ok(frame.map(|frame| OutputAudio { seq, frame }))
+    }
+
+    /// Decodes one video access unit; `None` while the decoder holds it back.
+    fn decode_video(&mut self, unit: OutputAccessUnit) -> Result<Option<OutputFrame>, VideoOutputError> {
+        if unit.stream.codec != Some(Codec::H264) {
+            return Err(VideoOutputError::UnsupportedCodec { stream_type: unit.stream.stream_type });
+        }
+        let decoder = match self.decoder.as_mut() {
+            Some(d) => d,
+            None => self.decoder.insert(
+                H264Decoder::new().map_err(|source| VideoOutputError::Decode { seq: unit.seq, source })?,
+            ),
+        };
+        let pts = unit.pts.or(unit.dts).unwrap_or(0);
+        match decoder.decode(&unit.data, pts) {
+            Ok(Some(frame)) => {
+                self.stats.frames_decoded += 1;
+                Ok(Some(OutputFrame { seq: unit.seq, keyframe: unit.keyframe, frame }))
+            }
+            Ok(None) => Ok(None),
+            Err(source) => Err(VideoOutputError::Decode { seq: unit.seq, source }),
         }
     }
 
@@ -203,17 +330,27 @@ impl VideoSubscriber {
         self.subscriber.close();
     }
 
-    fn queue(&mut self, seq: i64, units: Vec<AccessUnit>) {
+    fn queue(&mut self, seq: i64, units: Vec<MediaUnit>) {
         for u in units {
             let discontinuity = std::mem::take(&mut self.discontinuity);
-            self.ready.push_back(OutputAccessUnit {
-                seq,
-                pts: u.pts,
-                dts: u.dts,
-                keyframe: u.keyframe,
-                stream: u.stream,
-                data: u.data,
-                discontinuity,
+            self.ready.push_back(match u {
+                MediaUnit::Video(u) => OutputUnit::Video(OutputAccessUnit {
+                    seq,
+                    pts: u.pts,
+                    dts: u.dts,
+                    keyframe: u.keyframe,
+                    stream: u.stream,
+                    data: u.data,
+                    discontinuity,
+                }),
+                MediaUnit::Audio(u) => OutputUnit::Audio(OutputAudioUnit {
+                    seq,
+                    pts: u.pts,
+                    trim: u.trim,
+                    stream: u.stream,
+                    data: u.data,
+                    discontinuity,
+                }),
             });
         }
     }

@@ -135,3 +135,89 @@ async fn back_to_back_jobs_reuse_one_encoder_and_each_output_decodes_alone() {
     gw.shutdown();
     net.shutdown().await;
 }
+
+/// With an audio track, `output_media` hands out decoded pictures and samples in arrival
+/// order: every frame back with its pts, and the tone back at its pitch with every sample the
+/// publisher encoded (after the encoder's pre-skip), stamped on the video's clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lv2v_output_media_gives_back_pictures_and_the_tone() {
+    use gateway_actors::media::AudioTrackConfig;
+    use gateway_actors::output_video::OutputMedia;
+    use gateway_media::audio::Tone;
+
+    let net = LocalNetwork::start(NetworkConfig::default()).await.unwrap();
+    let network = NetworkSettings {
+        orchestrators: net.orchestrator_urls(),
+        signer: Some(net.signer_url()),
+        ..Default::default()
+    };
+    let gw = Gateway::start(GatewayConfig { network, ..Default::default() }).unwrap();
+    let job = gw.start_lv2v(Lv2vRequest::default()).await.unwrap();
+    let mut output = job.output_media(SeqSpec::At(0));
+    let read = tokio::spawn(async move {
+        let (mut pictures, mut audio) = (Vec::new(), Vec::new());
+        while pictures.len() < FRAMES {
+            match output.next_media().await.unwrap() {
+                Some(OutputMedia::Video(f)) => pictures.push(f),
+                Some(OutputMedia::Audio(a)) => audio.push(a),
+                None => break,
+            }
+        }
+        (pictures, audio, output)
+    });
+
+    // A short frame queue: waiting for room in it keeps the audio FIFO from overflowing.
+    let mut cfg = VideoPublisherConfig::h264(320, 180);
+    cfg.debt_skipping = false;
+    cfg.audio = Some(AudioTrackConfig::opus(2));
+    let video = VideoPublisher::start(job.publisher().await, cfg).unwrap();
+    let mut pattern = TestPattern::new(320, 180, Rational::new(30, 1)).unwrap();
+    let mut tone = Tone::new(2, 48_000, 960).unwrap();
+    let mut audio_samples = 0u64;
+    for i in 0..FRAMES as u64 {
+        while audio_samples * 30 <= i * 48_000 {
+            video.write_audio(tone.next_frame()).unwrap();
+            audio_samples += 960;
+        }
+        video.write_frame_when_ready(pattern.next_frame()).await.unwrap();
+    }
+    let stats = tokio::time::timeout(WAIT, video.finish()).await.unwrap().unwrap();
+    assert_eq!(stats.frames_encoded, FRAMES as u64, "{stats:?}");
+    assert_eq!(stats.audio.frames_encoded, stats.audio.frames_in, "{stats:?}");
+
+    let (pictures, audio, mut output) =
+        tokio::time::timeout(WAIT, read).await.expect("the frames back").unwrap();
+    assert_eq!(pictures.len(), FRAMES);
+    for (i, f) in pictures.iter().enumerate() {
+        assert_eq!(f.frame.pts(), i as i64 * 3000);
+        assert_eq!(TestPattern::read_counter(&f.frame), Some(i as u64));
+    }
+    // Audio after the last picture (the stream's tail) comes on the next calls.
+    let mut audio = audio;
+    while output.stats().audio_units < stats.audio.packets_encoded {
+        match tokio::time::timeout(WAIT, output.next_media()).await.expect("the audio's tail").unwrap() {
+            Some(OutputMedia::Audio(a)) => audio.push(a),
+            Some(OutputMedia::Video(f)) => panic!("a picture after the last one: {}", f.frame.pts()),
+            None => break,
+        }
+    }
+    let stats_out = output.stats();
+    assert_eq!(stats_out.audio_units, stats.audio.packets_encoded, "{stats_out:?}");
+    assert_eq!(stats_out.frames_decoded, FRAMES as u64);
+    let decoded: u64 = audio.iter().map(|a| a.frame.len() as u64).sum();
+    assert_eq!(decoded, stats_out.audio_samples_decoded);
+    // Whole 20 ms frames make whole packets (no flush); the encoder's lookahead is trimmed.
+    let pre_skip =
+        gateway_media::audio::OpusEncoder::new(gateway_media::audio::OpusConfig::new(2)).unwrap().pre_skip();
+    assert_eq!(decoded, audio_samples - u64::from(pre_skip), "{stats_out:?}");
+    assert!(audio.iter().all(|a| a.frame.channels() == 2 && a.frame.rate() == 48_000));
+    assert_eq!(audio[0].frame.pts(), 0, "audio starts with the video");
+    let pcm: Vec<f32> = audio.iter().flat_map(|a| a.frame.samples().iter().copied()).collect();
+    let left: Vec<f32> = pcm.iter().step_by(2).skip(4_800).take(48_000).copied().collect();
+    let hz = left.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count() as f32;
+    assert!((hz - Tone::pitch(0)).abs() < 3.0, "{hz} Hz");
+
+    job.stop().await.unwrap();
+    gw.shutdown();
+    net.shutdown().await;
+}

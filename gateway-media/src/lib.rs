@@ -72,7 +72,7 @@ pub use ts::mux as mpegts;
 pub use ts::segmenter;
 
 #[cfg(feature = "opus")]
-pub use audio::{AudioConverter, OpusConfig, OpusDecoder, OpusEncoder};
+pub use audio::{AudioConverter, AudioUnitDecoder, OpusConfig, OpusDecoder, OpusEncoder};
 pub use audio::{AudioError, AudioFrame, Tone};
 pub use av1::ivf::IvfMuxer;
 #[cfg(feature = "av1")]

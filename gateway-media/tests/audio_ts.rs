@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use gateway_media::audio::{OpusConfig, OpusDecoder, OpusEncoder, Tone};
+use gateway_media::audio::{AudioUnitDecoder, OpusConfig, OpusEncoder, Tone};
 use gateway_media::{
     Codec, EncodedPacket, H264Config, H264Encoder, MediaUnit, SegmentEvent, Segmenter, TsConfig, TsDemuxer,
     TsMuxer, VideoEncoder,
@@ -148,21 +148,25 @@ fn read_back(ts: &[u8], chunk: usize) -> (usize, Vec<i64>, Vec<f32>, TsDemuxer) 
         units.extend(demux.push_media(c));
     }
     units.extend(demux.finish_media());
-    let mut decoder: Option<OpusDecoder> = None;
+    let mut decoder = AudioUnitDecoder::new();
     let (mut video, mut pts, mut pcm) = (0, Vec::new(), Vec::new());
     for u in units {
         match u {
             MediaUnit::Video(_) => video += 1,
             MediaUnit::Audio(a) => {
                 assert_eq!((a.stream.codec, a.stream.channels), (Some(Codec::Opus), Some(2)));
-                let d = decoder
-                    .get_or_insert_with(|| OpusDecoder::new(u16::from(a.stream.channels.unwrap())).unwrap());
-                d.trim_start(a.trim.start);
-                pcm.extend(d.decode(&a.data).unwrap());
+                if let Some(frame) = decoder.decode(&a).unwrap() {
+                    assert_eq!(
+                        (frame.rate(), frame.channels(), frame.pts_90k()),
+                        (48_000, 2, a.pts.unwrap())
+                    );
+                    pcm.extend_from_slice(frame.samples());
+                }
                 pts.push(a.pts.unwrap());
             }
         }
     }
+    assert_eq!(decoder.samples() as usize, pcm.len() / 2);
     (video, pts, pcm, demux)
 }
 

@@ -1,13 +1,15 @@
 //! WAV from Debian's ffmpeg, as files and as a pipe: 16- and 24-bit integer and 32-bit float,
 //! stereo and 5.1 (`WAVE_FORMAT_EXTENSIBLE`), every sample read with its value; bad input is a
-//! typed error.
+//! typed error. What `WavWriter` writes ffprobe reads with its length, and our reader reads
+//! back sample for sample, finished or not.
 
 mod common;
 
 use std::process::Command;
 
 use common::run;
-use gateway_media::audio::wav::{WavEncoding, WavError, WavReader};
+use gateway_media::audio::wav::{WavEncoding, WavError, WavReader, WavWriter};
+use gateway_media::audio::Tone;
 
 /// 1 s of a 440 Hz sine from ffmpeg: `codec` (pcm_s16le, ...), `channels`, to a pipe or seekable.
 fn wav(codec: &str, channels: u32, rate: u32) -> Vec<u8> {
@@ -86,4 +88,55 @@ fn bad_input_is_a_typed_error() {
         n += f.len();
     }
     assert_eq!(n, 8_000 - 501, "every whole sample before the cut");
+}
+
+/// ffprobe's codec, channels, rate and sample count of the WAV file at `path`.
+fn probe(path: &std::path::Path) -> String {
+    let out = run(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "stream=codec_name,channels,sample_rate,duration_ts"])
+            .args(["-of", "csv=p=0"])
+            .arg(path),
+        None,
+    );
+    String::from_utf8(out).unwrap().trim().to_owned()
+}
+
+#[test]
+fn what_wav_writer_writes_ffprobe_and_our_reader_read_whole() {
+    let dir = std::env::temp_dir().join(format!("lpgw-wav-writer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tone.wav");
+    let mut tone = Tone::new(2, 48_000, 960).unwrap();
+    let frames: Vec<_> = (0..50).map(|_| tone.next_frame()).collect();
+    let mut w = WavWriter::new(std::fs::File::create(&path).unwrap(), 2, 48_000).unwrap();
+    for f in &frames {
+        w.write(f).unwrap();
+    }
+    assert_eq!(w.samples(), 48_000);
+    // A frame of another layout is refused and nothing of it is written.
+    let mono = Tone::new(1, 48_000, 960).unwrap().next_frame();
+    assert!(matches!(w.write(&mono), Err(WavError::Layout { channels: 1, rate: 48_000 })));
+    w.finish().unwrap();
+    assert_eq!(probe(&path), "pcm_s16le,48000,2,48000");
+
+    let bytes = std::fs::read(&path).unwrap();
+    let (format, samples, n) = read_all(&bytes);
+    assert_eq!((format.rate, format.channels, format.encoding, n), (48_000, 2, WavEncoding::Int(16), 48_000));
+    let sent: Vec<f32> = frames.iter().flat_map(|f| f.samples().iter().copied()).collect();
+    let worst = sent.iter().zip(&samples).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst <= 1.0 / 32_767.0, "off by {worst}");
+
+    // Never finished (the process died): the header says "unknown length", read to the end.
+    let path = dir.join("cut.wav");
+    let mut w = WavWriter::new(std::fs::File::create(&path).unwrap(), 2, 48_000).unwrap();
+    w.write(&frames[0]).unwrap();
+    drop(w);
+    let (_, _, n) = read_all(&std::fs::read(&path).unwrap());
+    assert_eq!(n, 960);
+    assert!(matches!(
+        WavWriter::new(std::io::Cursor::new(Vec::new()), 0, 48_000),
+        Err(WavError::Layout { .. })
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -153,6 +153,13 @@ impl Lv2vJob {
         crate::output_video::VideoSubscriber::new(self.output(start))
     }
 
+    /// The job's output video and audio, as units or (with
+    /// [`VideoSubscriber::next_media`](crate::output_video::VideoSubscriber::next_media))
+    /// decoded frames and samples.
+    pub fn output_media(&self, start: SeqSpec) -> crate::output_video::VideoSubscriber {
+        crate::output_video::VideoSubscriber::with_audio(self.output(start))
+    }
+
     /// A reader of the job's events.
     pub fn events(&self) -> JsonReader {
         JsonReader::new(self.reader.clone(), &self.session.events_url, SeqSpec::Current)

@@ -332,6 +332,12 @@ impl LiveStream {
         VideoSubscriber::new(self.output(start))
     }
 
+    /// The output video and audio as units or decoded frames and samples, moving with the
+    /// stream ([`VideoSubscriber::with_audio`]).
+    pub fn output_media(&self, start: SeqSpec) -> VideoSubscriber {
+        VideoSubscriber::with_audio(self.output(start))
+    }
+
     /// A reader of the job's events, moving with the stream.
     pub fn events(&self) -> JsonReader {
         JsonReader::from_subscriber(self.following(ChannelKind::Events, JsonReader::config(SeqSpec::Current)))

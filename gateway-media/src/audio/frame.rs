@@ -45,6 +45,12 @@ pub enum AudioError {
     /// The encoder was flushed and takes no more audio.
     #[error("the audio encoder is finished")]
     Finished,
+    /// Audio of a codec this crate does not decode (only Opus is).
+    #[error("cannot decode audio of stream type {stream_type:#04x}: only Opus is decoded")]
+    UnsupportedCodec {
+        /// The PMT stream type of the audio stream.
+        stream_type: u8,
+    },
 }
 
 /// Interleaved PCM samples with their timing.

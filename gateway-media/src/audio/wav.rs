@@ -1,9 +1,10 @@
 //! WAV (RIFF WAVE) audio as ffmpeg writes it to files and pipes: integer PCM of 16, 24 or 32
 //! bits and 32-bit float, plain or `WAVE_FORMAT_EXTENSIBLE`, 1 to 8 channels. A data chunk of
 //! unknown length (ffmpeg's `-f wav -` writes 0 or 0xFFFFFFFF) is read to the end of input.
-//! Samples come out as [`AudioFrame`]s of `f32` with pts counted in samples.
+//! Samples come out as [`AudioFrame`]s of `f32` with pts counted in samples. [`WavWriter`]
+//! goes the other way: frames in, a 16-bit PCM WAV file out.
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom, Write};
 
 use thiserror::Error;
 
@@ -214,4 +215,83 @@ fn parse_format(fmt: &[u8]) -> Result<WavFormat, WavError> {
         _ => return Err(WavError::Unsupported { format_tag: tag, bits }),
     };
     Ok(WavFormat { rate, channels, encoding })
+}
+
+/// Bytes of the header [`WavWriter`] writes: RIFF, a 16-byte `fmt ` chunk, the data chunk's.
+const WAV_HEADER_LEN: u32 = 44;
+
+/// Writes [`AudioFrame`]s as a 16-bit PCM WAV file. The sizes in the header are written by
+/// [`WavWriter::finish`]; a file left unfinished still reads as one of unknown length.
+#[derive(Debug)]
+pub struct WavWriter<W: Write + Seek> {
+    out: W,
+    channels: u16,
+    rate: u32,
+    data_bytes: u64,
+}
+
+impl<W: Write + Seek> WavWriter<W> {
+    /// Starts a file of `channels` at `rate` Hz in `out`.
+    pub fn new(mut out: W, channels: u16, rate: u32) -> Result<Self, WavError> {
+        if !(1..=MAX_CHANNELS).contains(&channels) || rate == 0 {
+            return Err(WavError::Layout { channels, rate });
+        }
+        out.write_all(&header(channels, rate, u32::MAX))?;
+        Ok(Self { out, channels, rate, data_bytes: 0 })
+    }
+
+    /// Appends `frame`, which must have the file's channel count and rate.
+    pub fn write(&mut self, frame: &AudioFrame) -> Result<(), WavError> {
+        if frame.channels() != self.channels || frame.rate() != self.rate {
+            return Err(WavError::Layout { channels: frame.channels(), rate: frame.rate() });
+        }
+        let mut bytes = Vec::with_capacity(frame.samples().len() * 2);
+        for s in frame.samples() {
+            let v = (s.clamp(-1.0, 1.0) * f32::from(i16::MAX)).round() as i16;
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        self.out.write_all(&bytes)?;
+        self.data_bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Channels of the file.
+    pub fn channels(&self) -> u16 {
+        self.channels
+    }
+
+    /// Sample instants written so far.
+    pub fn samples(&self) -> u64 {
+        self.data_bytes / (2 * u64::from(self.channels))
+    }
+
+    /// Writes the sizes into the header and hands back the output, flushed.
+    pub fn finish(mut self) -> Result<W, WavError> {
+        // A WAV's sizes are 32-bit: a longer file keeps the largest size it can say.
+        let data = u32::try_from(self.data_bytes).unwrap_or(u32::MAX);
+        self.out.seek(SeekFrom::Start(0))?;
+        self.out.write_all(&header(self.channels, self.rate, data))?;
+        self.out.seek(SeekFrom::End(0))?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// The 44-byte header of 16-bit PCM with `data` bytes of samples.
+fn header(channels: u16, rate: u32, data: u32) -> Vec<u8> {
+    let block_align = channels * 2;
+    let mut h = Vec::with_capacity(WAV_HEADER_LEN as usize);
+    h.extend_from_slice(b"RIFF");
+    h.extend_from_slice(&data.saturating_add(WAV_HEADER_LEN - 8).to_le_bytes());
+    h.extend_from_slice(b"WAVEfmt ");
+    h.extend_from_slice(&16u32.to_le_bytes());
+    h.extend_from_slice(&1u16.to_le_bytes()); // WAVE_FORMAT_PCM
+    h.extend_from_slice(&channels.to_le_bytes());
+    h.extend_from_slice(&rate.to_le_bytes());
+    h.extend_from_slice(&rate.saturating_mul(u32::from(block_align)).to_le_bytes());
+    h.extend_from_slice(&block_align.to_le_bytes());
+    h.extend_from_slice(&16u16.to_le_bytes());
+    h.extend_from_slice(b"data");
+    h.extend_from_slice(&data.to_le_bytes());
+    h
 }
