@@ -241,3 +241,69 @@ fn audio_that_cannot_go_is_a_usage_error_before_any_job() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Codec name and start time of each stream, as ffprobe reads them (each stream once).
+fn starts(path: &std::path::Path) -> Vec<(String, f64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name,start_time", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let mut starts: Vec<(String, f64)> = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()) {
+        let (codec, start) = line.split_once(',').unwrap();
+        if !starts.iter().any(|(c, _)| c == codec) {
+            starts.push((codec.to_owned(), start.parse().unwrap()));
+        }
+    }
+    starts
+}
+
+/// A file Debian's ffmpeg makes (H.264 and libopus stereo in MPEG-TS, 3 s) goes through an LV2V
+/// job as it is: both tracks come back in ffprobe with their A/V offset kept (under a frame),
+/// and `--output-audio` decodes the returning Opus at the tone's pitch for its whole length.
+#[test]
+fn an_ffmpeg_file_with_h264_and_opus_round_trips_through_an_lv2v_job() {
+    let dir = std::env::temp_dir().join(format!("lpgw-audio-ts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in.ts");
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=30"])
+        .args(["-c:v", "libx264", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-bf", "0"])
+        .args(["-c:a", "libopus", "-ac", "2", "-t", "3", "-f", "mpegts"])
+        .arg(&input)
+        .output()
+        .expect("ffmpeg runs (scripts/setup.sh installs it)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+
+    let (out, back) = (dir.join("out.ts"), dir.join("back.wav"));
+    let r = run_with(
+        &[
+            "write-frames",
+            "--input",
+            input.to_str().unwrap(),
+            "--no-pace",
+            "--output",
+            out.to_str().unwrap(),
+            "--output-audio",
+            back.to_str().unwrap(),
+        ],
+        None,
+        &[],
+        Duration::from_secs(90),
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let (kinds, seconds) = streams(&out);
+    assert_eq!(kinds, ["h264,video", "opus,audio"], "{}", r.all());
+    assert!((seconds - 3.0).abs() < 0.05, "{seconds} s of audio back");
+    let (sent, came) = (starts(&input), starts(&out));
+    assert_eq!(came.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(), ["h264", "opus"]);
+    let offset = |s: &[(String, f64)]| s[1].1 - s[0].1;
+    assert!((offset(&sent) - offset(&came)).abs() < 1.0 / 30.0, "A/V offset {:?} became {:?}", sent, came);
+    let (probe, wav_seconds, hz) = wav_out(&back);
+    assert_eq!(probe, "pcm_s16le,48000,2");
+    assert!((wav_seconds - seconds).abs() < 0.03, "{wav_seconds} s decoded of {seconds} s");
+    assert!((hz - 440.0).abs() < 3.0, "{hz} Hz");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
