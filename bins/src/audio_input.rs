@@ -1,5 +1,5 @@
-//! `--audio FILE|-`: a WAV track beside the video of `write-frames` and `byoc-write-frames`
-//! (`ffmpeg -i in.mp4 -f wav - | livepeer-gateway write-frames --input video.y4m --audio -`).
+//! `--audio FILE|-`: a WAV track (or headerless PCM, `--audio-raw`) beside the video of
+//! `write-frames` and `byoc-write-frames` (`ffmpeg -i in.mp4 -f wav - | livepeer-gateway write-frames --input video.y4m --audio -`).
 //! The header is read and checked before any job starts; the samples are read on a thread of
 //! their own (a pipe may block) and handed to the stream in step with the video, so each
 //! video frame goes out after the audio that plays before it.
@@ -28,8 +28,9 @@ pub struct AudioInput {
 }
 
 impl AudioInput {
-    /// Opens `path` (`-` for stdin) and reads its header; a bad header is a usage error.
-    pub fn open(path: &Path) -> anyhow::Result<AudioInput> {
+    /// Opens `path` (`-` for stdin) and reads its header, or takes it as headerless PCM of
+    /// `raw`; a bad header is a usage error.
+    pub fn open(path: &Path, raw: Option<WavFormat>) -> anyhow::Result<AudioInput> {
         let input: Box<dyn Read + Send> = if path.as_os_str() == "-" {
             Box::new(std::io::stdin())
         } else {
@@ -38,8 +39,11 @@ impl AudioInput {
                     .map_err(|e| UsageError(format!("cannot open --audio {}: {e}", path.display())))?,
             )
         };
-        let mut reader =
-            WavReader::new(input).map_err(|e| UsageError(format!("--audio {}: {e}", path.display())))?;
+        let reader = match raw {
+            Some(format) => WavReader::raw(input, format),
+            None => WavReader::new(input),
+        };
+        let mut reader = reader.map_err(|e| UsageError(format!("--audio {}: {e}", path.display())))?;
         let format = reader.format();
         let len = (format.rate / FRAMES_PER_SECOND).max(1) as usize;
         let (tx, frames) = mpsc::channel(16);

@@ -13,6 +13,7 @@ use clap::Args;
 use gateway_actors::live::{LiveStream, LiveStreamStatus};
 use gateway_actors::media::{MediaStats, VideoPublisherConfig};
 use gateway_core::trickle::SeqSpec;
+use gateway_media::audio::wav::{WavError, WavFormat};
 use gateway_media::encoder::Codec;
 use gateway_media::ts::opus::OPUS_RATE;
 use gateway_media::y4m::{Y4mError, Y4mHeader, Y4mReader};
@@ -52,6 +53,11 @@ pub struct FrameArgs {
     /// up to 8 channels (folded to stereo). H.264 with frames only, not with MPEG-TS --input.
     #[arg(long, value_name = "FILE|-")]
     pub audio: Option<PathBuf>,
+    /// The --audio input is headerless PCM in this format, as ffmpeg names it:
+    /// `s16le|s24le|s32le|f32le:RATE:CHANNELS` (`ffmpeg -i in.mp4 -f s16le -ar 48000 -ac 2 - |
+    /// livepeer-gateway write-frames --audio - --audio-raw s16le:48000:2`).
+    #[arg(long, value_name = "FORMAT", requires = "audio", value_parser = parse_raw_format)]
+    pub audio_raw: Option<WavFormat>,
     /// Send frames as fast as the encoder takes them instead of at the frame rate.
     #[arg(long)]
     pub no_pace: bool,
@@ -111,7 +117,7 @@ impl FrameArgs {
         if codec != Codec::H264 {
             return Err(UsageError(format!("--audio travels in MPEG-TS with H.264, not with {codec}")).into());
         }
-        AudioInput::open(path).map(Some)
+        AudioInput::open(path, self.audio_raw).map(Some)
     }
 
     /// Opens the frames to send: the Y4M input (its header read and checked now, before any
@@ -152,6 +158,11 @@ fn read_start(input: &mut dyn Read, n: usize) -> std::io::Result<Vec<u8>> {
     let mut start = Vec::with_capacity(n);
     input.take(n as u64).read_to_end(&mut start)?;
     Ok(start)
+}
+
+/// `--audio-raw`'s format, or the reason it is not one.
+fn parse_raw_format(s: &str) -> Result<WavFormat, String> {
+    s.parse().map_err(|e: WavError| e.to_string())
 }
 
 /// The audio sent beside the frames (`--audio`) and the audio kept from the output

@@ -227,6 +227,8 @@ fn audio_that_cannot_go_is_a_usage_error_before_any_job() {
             "cannot both read stdin",
         ),
         (vec!["write-frames", "--output-audio", "/nonexistent/a.wav"], None, "cannot create --output-audio"),
+        (vec!["write-frames", "--audio", "-", "--audio-raw", "s16le:48000"], Some(b""), "raw PCM format"),
+        (vec!["write-frames", "--audio", "-", "--audio-raw", "s16le:48000:12"], Some(b""), "12 channels"),
         (
             vec!["byoc-write-frames", "--codec", "av1", "--output-audio", "x.wav"],
             None,
@@ -304,6 +306,45 @@ fn an_ffmpeg_file_with_h264_and_opus_round_trips_through_an_lv2v_job() {
     let (probe, wav_seconds, hz) = wav_out(&back);
     assert_eq!(probe, "pcm_s16le,48000,2");
     assert!((wav_seconds - seconds).abs() < 0.03, "{wav_seconds} s decoded of {seconds} s");
+    assert!((hz - 440.0).abs() < 3.0, "{hz} Hz");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Headerless PCM on a pipe (`ffmpeg -f s16le`), mono at 44.1 kHz, named by `--audio-raw`: sent
+/// beside the frames as a mono Opus track, it comes back as mono WAV at the tone's pitch.
+#[test]
+fn raw_pcm_on_a_pipe_goes_out_with_the_video() {
+    let dir = std::env::temp_dir().join(format!("lpgw-audio-raw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcm = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=2"])
+        .args(["-ac", "1", "-f", "s16le", "-"])
+        .output()
+        .unwrap();
+    assert!(pcm.status.success(), "{}", String::from_utf8_lossy(&pcm.stderr));
+    let back = dir.join("back.wav");
+    let r = run_with(
+        &[
+            "write-frames",
+            "--count",
+            "60",
+            "--no-pace",
+            "--audio",
+            "-",
+            "--audio-raw",
+            "s16le:44100:1",
+            "--output-audio",
+            back.to_str().unwrap(),
+        ],
+        Some(&pcm.stdout),
+        &[],
+        Duration::from_secs(90),
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(&audio_in(&r)[..4], [100, 100, 0, 0], "{}", r.all());
+    let (probe, seconds, hz) = wav_out(&back);
+    assert_eq!(probe, "pcm_s16le,48000,1");
+    assert!((seconds - 2.0).abs() < 0.02, "{seconds} s");
     assert!((hz - 440.0).abs() < 3.0, "{hz} Hz");
     std::fs::remove_dir_all(&dir).unwrap();
 }

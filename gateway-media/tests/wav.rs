@@ -140,3 +140,45 @@ fn what_wav_writer_writes_ffprobe_and_our_reader_read_whole() {
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Headerless PCM from ffmpeg (`-f s16le`, `-f f32le`) reads with the format named as ffmpeg
+/// names it, every sample as the WAV of the same tone gives it; formats that do not parse or
+/// cannot be carried are typed errors.
+#[test]
+fn raw_pcm_reads_like_the_wav_of_the_same_tone() {
+    for (name, codec) in [("s16le", "pcm_s16le"), ("s24le", "pcm_s24le"), ("f32le", "pcm_f32le")] {
+        let raw = run(
+            Command::new("ffmpeg").args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=44100:duration=1",
+                "-ac",
+                "2",
+                "-f",
+                name,
+                "pipe:1",
+            ]),
+            None,
+        );
+        let format: gateway_media::audio::wav::WavFormat = format!("{name}:44100:2").parse().unwrap();
+        let mut r = WavReader::raw(&raw[..], format).unwrap();
+        let mut samples = Vec::new();
+        while let Some(f) = r.next_frame(1000).unwrap() {
+            samples.extend_from_slice(f.samples());
+        }
+        let (wav_format, from_wav, _) = read_all(&wav(codec, 2, 44_100));
+        assert_eq!(wav_format, format, "{name}");
+        assert_eq!(samples, from_wav, "{name}");
+    }
+    for bad in ["s16le", "s16le:48000", "u8:48000:2", "s16le:x:2", "s16le:48000:2:1", ""] {
+        let e = bad.parse::<gateway_media::audio::wav::WavFormat>().unwrap_err();
+        assert!(matches!(e, WavError::RawFormat(_)), "{bad}: {e}");
+    }
+    for bad in ["s16le:48000:9", "s16le:0:2", "f32le:48000:0"] {
+        let e = bad.parse::<gateway_media::audio::wav::WavFormat>().unwrap_err();
+        assert!(matches!(e, WavError::Layout { .. }), "{bad}: {e}");
+    }
+}

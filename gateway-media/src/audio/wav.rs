@@ -1,6 +1,8 @@
 //! WAV (RIFF WAVE) audio as ffmpeg writes it to files and pipes: integer PCM of 16, 24 or 32
 //! bits and 32-bit float, plain or `WAVE_FORMAT_EXTENSIBLE`, 1 to 8 channels. A data chunk of
 //! unknown length (ffmpeg's `-f wav -` writes 0 or 0xFFFFFFFF) is read to the end of input.
+//! Headerless PCM (`ffmpeg -f s16le -`) reads the same way, its format given as ffmpeg names it
+//! ([`WavReader::raw`], `"s16le:48000:2".parse::<WavFormat>()`).
 //! Samples come out as [`AudioFrame`]s of `f32` with pts counted in samples. [`WavWriter`]
 //! goes the other way: frames in, a 16-bit PCM WAV file out.
 
@@ -33,6 +35,9 @@ pub enum WavError {
         /// Rate declared.
         rate: u32,
     },
+    /// A raw PCM format that does not parse.
+    #[error("raw PCM format {0:?}: write it as s16le, s24le, s32le or f32le, a rate and channels, e.g. s16le:48000:2")]
+    RawFormat(String),
     /// The header ended before the data chunk.
     #[error("the WAV header ends before its {0}")]
     Truncated(&'static str),
@@ -59,6 +64,45 @@ pub struct WavFormat {
     pub channels: u16,
     /// Sample encoding.
     pub encoding: WavEncoding,
+}
+
+/// Raw PCM as ffmpeg names it (`-f s16le -ar 48000 -ac 2`): `s16le`, `s24le`, `s32le` or
+/// `f32le`, then `:RATE:CHANNELS`.
+///
+/// ```
+/// use gateway_media::audio::wav::{WavEncoding, WavFormat};
+/// let f: WavFormat = "s16le:48000:2".parse().unwrap();
+/// assert_eq!((f.rate, f.channels, f.encoding), (48_000, 2, WavEncoding::Int(16)));
+/// ```
+impl std::str::FromStr for WavFormat {
+    type Err = WavError;
+
+    fn from_str(s: &str) -> Result<Self, WavError> {
+        let bad = || WavError::RawFormat(s.to_owned());
+        let mut parts = s.split(':');
+        let encoding = match parts.next() {
+            Some("s16le") => WavEncoding::Int(16),
+            Some("s24le") => WavEncoding::Int(24),
+            Some("s32le") => WavEncoding::Int(32),
+            Some("f32le") => WavEncoding::Float32,
+            _ => return Err(bad()),
+        };
+        let rate: u32 = parts.next().and_then(|r| r.parse().ok()).ok_or_else(bad)?;
+        let channels: u16 = parts.next().and_then(|c| c.parse().ok()).ok_or_else(bad)?;
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        check_layout(channels, rate)?;
+        Ok(WavFormat { rate, channels, encoding })
+    }
+}
+
+/// Refuses a channel count or rate no [`AudioFrame`] can carry.
+fn check_layout(channels: u16, rate: u32) -> Result<(), WavError> {
+    if channels == 0 || channels > MAX_CHANNELS || rate == 0 {
+        return Err(WavError::Layout { channels, rate });
+    }
+    Ok(())
 }
 
 impl WavFormat {
@@ -126,6 +170,17 @@ impl<R: Read> WavReader<R> {
                 }
             }
         }
+    }
+
+    /// Reads headerless PCM of `format` (what `ffmpeg -f s16le -` writes) to the end of input.
+    pub fn raw(input: R, format: WavFormat) -> Result<Self, WavError> {
+        check_layout(format.channels, format.rate)?;
+        if let WavEncoding::Int(bits) = format.encoding {
+            if ![16, 24, 32].contains(&bits) {
+                return Err(WavError::Unsupported { format_tag: FORMAT_PCM, bits });
+            }
+        }
+        Ok(Self { input, format, remaining: None, position: 0, buf: Vec::new() })
     }
 
     /// The stream's format.
@@ -206,9 +261,7 @@ fn parse_format(fmt: &[u8]) -> Result<WavFormat, WavError> {
         }
         tag = u16_at(24);
     }
-    if channels == 0 || channels > MAX_CHANNELS || rate == 0 {
-        return Err(WavError::Layout { channels, rate });
-    }
+    check_layout(channels, rate)?;
     let encoding = match (tag, bits) {
         (FORMAT_PCM, 16 | 24 | 32) => WavEncoding::Int(bits),
         (FORMAT_FLOAT, 32) => WavEncoding::Float32,
@@ -233,9 +286,7 @@ pub struct WavWriter<W: Write + Seek> {
 impl<W: Write + Seek> WavWriter<W> {
     /// Starts a file of `channels` at `rate` Hz in `out`.
     pub fn new(mut out: W, channels: u16, rate: u32) -> Result<Self, WavError> {
-        if !(1..=MAX_CHANNELS).contains(&channels) || rate == 0 {
-            return Err(WavError::Layout { channels, rate });
-        }
+        check_layout(channels, rate)?;
         out.write_all(&header(channels, rate, u32::MAX))?;
         Ok(Self { out, channels, rate, data_bytes: 0 })
     }
