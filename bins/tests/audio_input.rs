@@ -87,6 +87,15 @@ fn wav_out(path: &std::path::Path) -> (String, f64, f64) {
     (probe, samples.len() as f64 / 48_000.0, hz)
 }
 
+/// The WAV at `back` is `channels` of 48 kHz 16-bit PCM, `seconds` long (within 30 ms), and
+/// holds the 440 Hz tone.
+fn assert_tone_back(back: &std::path::Path, channels: u16, seconds: f64) {
+    let (probe, wav_seconds, hz) = wav_out(back);
+    assert_eq!(probe, format!("pcm_s16le,48000,{channels}"));
+    assert!((wav_seconds - seconds).abs() < 0.03, "{wav_seconds} s back, {seconds} s expected");
+    assert!((hz - 440.0).abs() < 3.0, "{hz} Hz");
+}
+
 /// The `audio out:` line's numbers: packets, samples.
 fn audio_out(r: &Run) -> Vec<u64> {
     let line = r
@@ -167,10 +176,7 @@ fn wav_audio_goes_out_with_the_video_from_a_file_and_a_pipe() {
     let (kinds, seconds) = streams(&out);
     assert_eq!(kinds, ["h264,video", "opus,audio"]);
     assert!(seconds > 0.9, "{seconds} s of audio");
-    let (probe, wav_seconds, hz) = wav_out(&back);
-    assert_eq!(probe, "pcm_s16le,48000,2");
-    assert!((wav_seconds - seconds).abs() < 0.03, "{wav_seconds} s back of {seconds} s sent");
-    assert!((hz - 440.0).abs() < 3.0, "{hz} Hz");
+    assert_tone_back(&back, 2, seconds);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -303,10 +309,7 @@ fn an_ffmpeg_file_with_h264_and_opus_round_trips_through_an_lv2v_job() {
     assert_eq!(came.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(), ["h264", "opus"]);
     let offset = |s: &[(String, f64)]| s[1].1 - s[0].1;
     assert!((offset(&sent) - offset(&came)).abs() < 1.0 / 30.0, "A/V offset {:?} became {:?}", sent, came);
-    let (probe, wav_seconds, hz) = wav_out(&back);
-    assert_eq!(probe, "pcm_s16le,48000,2");
-    assert!((wav_seconds - seconds).abs() < 0.03, "{wav_seconds} s decoded of {seconds} s");
-    assert!((hz - 440.0).abs() < 3.0, "{hz} Hz");
+    assert_tone_back(&back, 2, seconds);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -342,9 +345,6 @@ fn raw_pcm_on_a_pipe_goes_out_with_the_video() {
     );
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(&audio_in(&r)[..4], [100, 100, 0, 0], "{}", r.all());
-    let (probe, seconds, hz) = wav_out(&back);
-    assert_eq!(probe, "pcm_s16le,48000,1");
-    assert!((seconds - 2.0).abs() < 0.02, "{seconds} s");
-    assert!((hz - 440.0).abs() < 3.0, "{hz} Hz");
+    assert_tone_back(&back, 1, 2.0);
     std::fs::remove_dir_all(&dir).unwrap();
 }

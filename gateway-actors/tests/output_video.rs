@@ -37,8 +37,8 @@ async fn collect_frames(mut video: VideoSubscriber, n: usize) -> (Vec<OutputFram
     (frames, video)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lv2v_output_video_gives_back_every_frame_with_its_pts() {
+/// The local network and a gateway pointed at it.
+async fn start_network() -> (LocalNetwork, Gateway) {
     let net = LocalNetwork::start(NetworkConfig::default()).await.unwrap();
     let network = NetworkSettings {
         orchestrators: net.orchestrator_urls(),
@@ -46,6 +46,12 @@ async fn lv2v_output_video_gives_back_every_frame_with_its_pts() {
         ..Default::default()
     };
     let gw = Gateway::start(GatewayConfig { network, ..Default::default() }).unwrap();
+    (net, gw)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lv2v_output_video_gives_back_every_frame_with_its_pts() {
+    let (net, gw) = start_network().await;
     let job = gw.start_lv2v(Lv2vRequest::default()).await.unwrap();
 
     // Two readers of the output: access units, and decoded frames.
@@ -97,13 +103,7 @@ async fn lv2v_output_video_gives_back_every_frame_with_its_pts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn back_to_back_jobs_reuse_one_encoder_and_each_output_decodes_alone() {
     const PER_JOB: usize = 30;
-    let net = LocalNetwork::start(NetworkConfig::default()).await.unwrap();
-    let network = NetworkSettings {
-        orchestrators: net.orchestrator_urls(),
-        signer: Some(net.signer_url()),
-        ..Default::default()
-    };
-    let gw = Gateway::start(GatewayConfig { network, ..Default::default() }).unwrap();
+    let (net, gw) = start_network().await;
     let pool = H264EncoderPool::new();
     for job_no in 0..3 {
         let job = gw.start_lv2v(Lv2vRequest::default()).await.unwrap();
@@ -145,13 +145,7 @@ async fn lv2v_output_media_gives_back_pictures_and_the_tone() {
     use gateway_actors::output_video::OutputMedia;
     use gateway_media::audio::Tone;
 
-    let net = LocalNetwork::start(NetworkConfig::default()).await.unwrap();
-    let network = NetworkSettings {
-        orchestrators: net.orchestrator_urls(),
-        signer: Some(net.signer_url()),
-        ..Default::default()
-    };
-    let gw = Gateway::start(GatewayConfig { network, ..Default::default() }).unwrap();
+    let (net, gw) = start_network().await;
     let job = gw.start_lv2v(Lv2vRequest::default()).await.unwrap();
     let mut output = job.output_media(SeqSpec::At(0));
     let read = tokio::spawn(async move {

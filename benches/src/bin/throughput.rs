@@ -578,6 +578,32 @@ fn scenario_lagging(exe: &Path, server: &ServerProcess, args: &Args) -> anyhow::
     ))
 }
 
+/// Arguments of `trickle_bench.py` `command` publishing the `clip_frames`-frame I420 clip in
+/// `raw` (`w` x `h`) to `url`.
+fn python_clip_args(
+    command: &[&str],
+    url: &str,
+    raw: &std::path::Path,
+    w: u32,
+    h: u32,
+    clip_frames: u64,
+) -> Vec<String> {
+    let mut a: Vec<String> = command.iter().map(|c| c.to_string()).collect();
+    a.extend([
+        "--url".into(),
+        url.to_owned(),
+        "--raw".into(),
+        raw.display().to_string(),
+        "--width".into(),
+        w.to_string(),
+        "--height".into(),
+        h.to_string(),
+        "--clip-frames".into(),
+        clip_frames.to_string(),
+    ]);
+    a
+}
+
 /// The Python SDK's `MediaPublish` live at 30 fps with a 48 kHz stereo audio track, on the
 /// same frames.
 fn python_live_audio(
@@ -590,22 +616,15 @@ fn python_live_audio(
 ) -> anyhow::Result<Option<media::LiveResult>> {
     let raw = std::env::temp_dir().join(format!("lpgw-bench-av-{}-{w}x{h}.yuv", std::process::id()));
     media::write_i420(&raw, frames)?;
-    let a: Vec<String> = vec![
-        "live".into(),
-        "--audio".into(),
-        "--url".into(),
-        addrs.channel_url(&format!("py3av-{w}x{h}-{}", std::process::id())),
-        "--raw".into(),
-        raw.display().to_string(),
-        "--width".into(),
-        w.to_string(),
-        "--height".into(),
-        h.to_string(),
-        "--clip-frames".into(),
-        frames.len().to_string(),
-        "--live-seconds".into(),
-        live_secs.to_string(),
-    ];
+    let mut a = python_clip_args(
+        &["live", "--audio"],
+        &addrs.channel_url(&format!("py3av-{w}x{h}-{}", std::process::id())),
+        &raw,
+        w,
+        h,
+        frames.len() as u64,
+    );
+    a.extend(["--live-seconds".into(), live_secs.to_string()]);
     let r = p.run(&a, Duration::from_secs(180)).map_err(|e| eprintln!("python live audio: {e:#}")).ok();
     let _ = std::fs::remove_file(&raw);
     Ok(r)
@@ -644,25 +663,22 @@ async fn scenario_media(
             Some(p) if codec == Codec::H264 => {
                 let raw = std::env::temp_dir().join(format!("lpgw-bench-{}-{w}x{h}.yuv", std::process::id()));
                 media::write_i420(&raw, &frames)?;
-                let a: Vec<String> = vec![
-                    "media".into(),
-                    "--url".into(),
-                    addrs.channel_url(&format!("py3-{w}x{h}-{}", std::process::id())),
-                    "--raw".into(),
-                    raw.display().to_string(),
-                    "--width".into(),
-                    w.to_string(),
-                    "--height".into(),
-                    h.to_string(),
-                    "--clip-frames".into(),
-                    clip_len.to_string(),
+                let mut a = python_clip_args(
+                    &["media"],
+                    &addrs.channel_url(&format!("py3-{w}x{h}-{}", std::process::id())),
+                    &raw,
+                    w,
+                    h,
+                    clip_len,
+                );
+                a.extend([
                     "--max-frames".into(),
                     b.max_count.to_string(),
                     "--max-seconds".into(),
                     b.max_time.as_secs_f64().to_string(),
                     "--live-seconds".into(),
                     live_secs.to_string(),
-                ];
+                ]);
                 let r =
                     p.run(&a, Duration::from_secs(180)).map_err(|e| eprintln!("python media: {e:#}")).ok();
                 let _ = std::fs::remove_file(&raw);
