@@ -99,3 +99,22 @@ impl PythonSide {
         serde_json::from_str(line).with_context(|| format!("python printed no result: {stdout:?}"))
     }
 }
+
+/// Arguments of `trickle_bench.py` `command` publishing the `clip_frames`-frame I420 clip in
+/// `raw` (`w` x `h`) to `url`.
+pub fn clip_args(command: &[&str], url: &str, raw: &Path, w: u32, h: u32, clip_frames: u64) -> Vec<String> {
+    let mut a: Vec<String> = command.iter().map(|c| c.to_string()).collect();
+    a.extend([
+        "--url".into(),
+        url.to_owned(),
+        "--raw".into(),
+        raw.display().to_string(),
+        "--width".into(),
+        w.to_string(),
+        "--height".into(),
+        h.to_string(),
+        "--clip-frames".into(),
+        clip_frames.to_string(),
+    ]);
+    a
+}

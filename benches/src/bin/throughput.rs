@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use benches::python::PythonSide;
+use benches::python::{clip_args, PythonSide};
 use benches::report::{num, ratio, table, write_chart};
 use benches::scenarios::clients::{self, Client};
 use benches::scenarios::lagging::{self, LaggingClient, LaggingResult};
@@ -578,32 +578,6 @@ fn scenario_lagging(exe: &Path, server: &ServerProcess, args: &Args) -> anyhow::
     ))
 }
 
-/// Arguments of `trickle_bench.py` `command` publishing the `clip_frames`-frame I420 clip in
-/// `raw` (`w` x `h`) to `url`.
-fn python_clip_args(
-    command: &[&str],
-    url: &str,
-    raw: &std::path::Path,
-    w: u32,
-    h: u32,
-    clip_frames: u64,
-) -> Vec<String> {
-    let mut a: Vec<String> = command.iter().map(|c| c.to_string()).collect();
-    a.extend([
-        "--url".into(),
-        url.to_owned(),
-        "--raw".into(),
-        raw.display().to_string(),
-        "--width".into(),
-        w.to_string(),
-        "--height".into(),
-        h.to_string(),
-        "--clip-frames".into(),
-        clip_frames.to_string(),
-    ]);
-    a
-}
-
 /// The Python SDK's `MediaPublish` live at 30 fps with a 48 kHz stereo audio track, on the
 /// same frames.
 fn python_live_audio(
@@ -616,7 +590,7 @@ fn python_live_audio(
 ) -> anyhow::Result<Option<media::LiveResult>> {
     let raw = std::env::temp_dir().join(format!("lpgw-bench-av-{}-{w}x{h}.yuv", std::process::id()));
     media::write_i420(&raw, frames)?;
-    let mut a = python_clip_args(
+    let mut a = clip_args(
         &["live", "--audio"],
         &addrs.channel_url(&format!("py3av-{w}x{h}-{}", std::process::id())),
         &raw,
@@ -663,7 +637,7 @@ async fn scenario_media(
             Some(p) if codec == Codec::H264 => {
                 let raw = std::env::temp_dir().join(format!("lpgw-bench-{}-{w}x{h}.yuv", std::process::id()));
                 media::write_i420(&raw, &frames)?;
-                let mut a = python_clip_args(
+                let mut a = clip_args(
                     &["media"],
                     &addrs.channel_url(&format!("py3-{w}x{h}-{}", std::process::id())),
                     &raw,
