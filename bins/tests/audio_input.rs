@@ -11,22 +11,31 @@ use std::time::Duration;
 
 use common::{mpegts, run_with, Run};
 
-/// `seconds` of a 440 Hz tone at `rate`, stereo, as WAV.
-fn wav(rate: u32, seconds: u32) -> Vec<u8> {
+/// `seconds` of a 440 Hz tone at `rate` in `channels`, as ffmpeg writes it with `output`
+/// (its codec and format options).
+fn sine(rate: u32, channels: u32, seconds: u32, output: &[&str]) -> Vec<u8> {
     let out = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("sine=frequency=440:sample_rate={rate}:duration={seconds}"),
-        ])
-        .args(["-ac", "2", "-c:a", "pcm_s16le", "-f", "wav", "-"])
+        .args(["-v", "error", "-f", "lavfi", "-i"])
+        .arg(format!("sine=frequency=440:sample_rate={rate}:duration={seconds}"))
+        .args(["-ac", &channels.to_string()])
+        .args(output)
+        .arg("-")
         .output()
         .expect("ffmpeg runs (scripts/setup.sh installs it)");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     out.stdout
+}
+
+/// `seconds` of a 440 Hz tone at `rate`, stereo, as WAV.
+fn wav(rate: u32, seconds: u32) -> Vec<u8> {
+    sine(rate, 2, seconds, &["-c:a", "pcm_s16le", "-f", "wav"])
+}
+
+/// A scratch folder for one test (created if missing; the test removes it).
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lpgw-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// The `audio in:` line's numbers: frames, encoded, dropped, refused, packets.
@@ -111,8 +120,7 @@ fn audio_out(r: &Run) -> Vec<u64> {
 
 #[test]
 fn wav_audio_goes_out_with_the_video_from_a_file_and_a_pipe() {
-    let dir = std::env::temp_dir().join(format!("lpgw-audio-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("audio");
     let input = dir.join("in.wav");
     std::fs::write(&input, wav(44_100, 4)).unwrap();
 
@@ -184,8 +192,7 @@ fn wav_audio_goes_out_with_the_video_from_a_file_and_a_pipe() {
 /// file is still a WAV (empty) ffprobe reads; `--allow-partial` lets it exit 0.
 #[test]
 fn an_output_with_no_audio_fails_output_audio_and_leaves_an_empty_wav() {
-    let dir = std::env::temp_dir().join(format!("lpgw-audio-none-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("audio-none");
     let back = dir.join("back.wav");
     let args = ["write-frames", "--count", "30", "--no-pace", "--output-audio", back.to_str().unwrap()];
     let r = run_with(&args, None, &[], Duration::from_secs(90));
@@ -206,8 +213,7 @@ type Case<'a> = (Vec<&'a str>, Option<&'a [u8]>, &'a str);
 /// ports, so getting further would be a connection error instead).
 #[test]
 fn audio_that_cannot_go_is_a_usage_error_before_any_job() {
-    let dir = std::env::temp_dir().join(format!("lpgw-audio-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("audio-bad");
     let ts = dir.join("in.ts");
     std::fs::write(&ts, mpegts(1, true)).unwrap();
     let wav_file = dir.join("in.wav");
@@ -272,8 +278,7 @@ fn starts(path: &std::path::Path) -> Vec<(String, f64)> {
 /// and `--output-audio` decodes the returning Opus at the tone's pitch for its whole length.
 #[test]
 fn an_ffmpeg_file_with_h264_and_opus_round_trips_through_an_lv2v_job() {
-    let dir = std::env::temp_dir().join(format!("lpgw-audio-ts-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("audio-ts");
     let input = dir.join("in.ts");
     let made = Command::new("ffmpeg")
         .args(["-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
@@ -317,14 +322,8 @@ fn an_ffmpeg_file_with_h264_and_opus_round_trips_through_an_lv2v_job() {
 /// beside the frames as a mono Opus track, it comes back as mono WAV at the tone's pitch.
 #[test]
 fn raw_pcm_on_a_pipe_goes_out_with_the_video() {
-    let dir = std::env::temp_dir().join(format!("lpgw-audio-raw-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let pcm = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=2"])
-        .args(["-ac", "1", "-f", "s16le", "-"])
-        .output()
-        .unwrap();
-    assert!(pcm.status.success(), "{}", String::from_utf8_lossy(&pcm.stderr));
+    let dir = scratch("audio-raw");
+    let pcm = sine(44_100, 1, 2, &["-f", "s16le"]);
     let back = dir.join("back.wav");
     let r = run_with(
         &[
@@ -339,7 +338,7 @@ fn raw_pcm_on_a_pipe_goes_out_with_the_video() {
             "--output-audio",
             back.to_str().unwrap(),
         ],
-        Some(&pcm.stdout),
+        Some(&pcm),
         &[],
         Duration::from_secs(90),
     );

@@ -11,26 +11,20 @@ use common::run;
 use gateway_media::audio::wav::{WavEncoding, WavError, WavReader, WavWriter};
 use gateway_media::audio::Tone;
 
-/// 1 s of a 440 Hz sine from ffmpeg: `codec` (pcm_s16le, ...), `channels`, to a pipe or seekable.
+/// 1 s of a 440 Hz sine at `rate` in `channels`, as ffmpeg writes it with `output` (its codec
+/// and format options) to a pipe.
+fn sine(channels: u32, rate: u32, output: &[&str]) -> Vec<u8> {
+    let input = format!("sine=frequency=440:sample_rate={rate}:duration=1");
+    let channels = channels.to_string();
+    let mut args = vec!["-v", "error", "-f", "lavfi", "-i", &input, "-ac", &channels];
+    args.extend_from_slice(output);
+    args.push("pipe:1");
+    run(Command::new("ffmpeg").args(args), None)
+}
+
+/// 1 s of a 440 Hz sine from ffmpeg as WAV: `codec` (pcm_s16le, ...), `channels`, to a pipe.
 fn wav(codec: &str, channels: u32, rate: u32) -> Vec<u8> {
-    run(
-        Command::new("ffmpeg").args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("sine=frequency=440:sample_rate={rate}:duration=1"),
-            "-ac",
-            &channels.to_string(),
-            "-c:a",
-            codec,
-            "-f",
-            "wav",
-            "pipe:1",
-        ]),
-        None,
-    )
+    sine(channels, rate, &["-c:a", codec, "-f", "wav"])
 }
 
 fn read_all(bytes: &[u8]) -> (gateway_media::audio::wav::WavFormat, Vec<f32>, u64) {
@@ -147,22 +141,7 @@ fn what_wav_writer_writes_ffprobe_and_our_reader_read_whole() {
 #[test]
 fn raw_pcm_reads_like_the_wav_of_the_same_tone() {
     for (name, codec) in [("s16le", "pcm_s16le"), ("s24le", "pcm_s24le"), ("f32le", "pcm_f32le")] {
-        let raw = run(
-            Command::new("ffmpeg").args([
-                "-v",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=44100:duration=1",
-                "-ac",
-                "2",
-                "-f",
-                name,
-                "pipe:1",
-            ]),
-            None,
-        );
+        let raw = sine(2, 44_100, &["-f", name]);
         let format: gateway_media::audio::wav::WavFormat = format!("{name}:44100:2").parse().unwrap();
         let mut r = WavReader::raw(&raw[..], format).unwrap();
         let mut samples = Vec::new();
