@@ -24,7 +24,7 @@ use crate::audio_input::AudioInput;
 use crate::cli::{human_bytes, parse_dimension, Console, OutputSpec, Progress, UsageError};
 use crate::output::{
     poisoned, read_output, wait_for_output, write_ivf_frame_count, AudioOutReport, AudioOutput, OutCounters,
-    OutputTarget,
+    OutputGuard, OutputTarget,
 };
 use crate::ts_input::{looks_like_ts, TsInput};
 
@@ -419,15 +419,10 @@ pub async fn stream_frames(
     let counters = Arc::new(OutCounters::default());
     let audio_out = audio.output.map(AudioOutput::shared);
     let reader = tokio::spawn(read_output(output, target, audio_out.clone(), counters.clone()));
-    let result = publish(stream, args, source, audio.input, &counters).await;
-    let media = match result {
-        Ok(m) => m,
-        Err(e) => {
-            reader.abort();
-            return Err(e);
-        }
-    };
-    let (send_time, media, input_error) = media;
+    // However this ends (a failed publish, or Ctrl-C dropping this future), the reader stops
+    // and the WAV file gets its sizes.
+    let _guard = OutputGuard::new(reader.abort_handle(), audio_out.clone());
+    let (send_time, media, input_error) = publish(stream, args, source, audio.input, &counters).await?;
     wait_for_output(&counters, media.bytes_published, &reader).await;
     let out_error = if reader.is_finished() {
         match reader.await {

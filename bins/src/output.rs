@@ -278,6 +278,33 @@ pub(crate) async fn read_output(
     Ok(())
 }
 
+/// Stops the output reader and finishes the `--output-audio` file when dropped, so a run that
+/// ends early (a failed publish, or Ctrl-C dropping its future) still leaves a WAV whose header
+/// gives its length. Finishing twice is harmless: a normal run finishes first, for its report.
+pub(crate) struct OutputGuard {
+    reader: tokio::task::AbortHandle,
+    audio: Option<SharedAudioOutput>,
+}
+
+impl OutputGuard {
+    /// Guards the reader task and the audio output it feeds.
+    pub(crate) fn new(reader: tokio::task::AbortHandle, audio: Option<SharedAudioOutput>) -> Self {
+        Self { reader, audio }
+    }
+}
+
+impl Drop for OutputGuard {
+    fn drop(&mut self) {
+        self.reader.abort();
+        // The reader may still hold the lock for one chunk; after `finish` it writes nothing.
+        let Some(audio) = &self.audio else { return };
+        let finished = audio.lock().map_err(|_| poisoned()).and_then(|mut a| a.finish());
+        if let Err(e) = finished {
+            eprintln!("warning: {e:#}");
+        }
+    }
+}
+
 /// The error of a lock whose holder panicked (the reader's own bug, never the stream's).
 pub(crate) fn poisoned() -> anyhow::Error {
     anyhow::anyhow!("the audio output was left broken by a panic")

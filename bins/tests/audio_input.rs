@@ -347,3 +347,45 @@ fn raw_pcm_on_a_pipe_goes_out_with_the_video() {
     assert_tone_back(&back, 1, 2.0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Ctrl-C in the middle of a live run still leaves a finished WAV: its header gives the length
+/// of the samples that came back (not the "unknown length" a started file carries), and
+/// ffprobe reads that length, with the tone in it.
+#[test]
+fn ctrl_c_mid_run_leaves_a_wav_with_its_length() {
+    let dir = scratch("audio-ctrl-c");
+    let input = dir.join("in.wav");
+    std::fs::write(&input, wav(48_000, 20)).unwrap();
+    let back = dir.join("back.wav");
+    // 20 s of frames at live pace: far longer than the test waits.
+    let args = [
+        "write-frames",
+        "--count",
+        "600",
+        "--audio",
+        input.to_str().unwrap(),
+        "--output-audio",
+        back.to_str().unwrap(),
+    ];
+    let child = common::spawn(&args);
+    // Wait for more than a second of audio to have come back, then interrupt.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(&back).map(|m| m.len()).unwrap_or(0) < 44 + 48_000 * 4 * 3 / 2 {
+        assert!(std::time::Instant::now() < deadline, "no audio came back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let r = common::wait_with(child, &args, Duration::from_secs(30));
+    assert_eq!(r.code, Some(130), "{r:?}");
+
+    let bytes = std::fs::read(&back).unwrap();
+    let len = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    assert_eq!(&bytes[36..40], b"data");
+    assert_eq!(len(4), bytes.len() - 8, "RIFF size");
+    assert_eq!(len(40), bytes.len() - 44, "data size");
+    let seconds = (bytes.len() - 44) as f64 / (48_000.0 * 4.0);
+    assert!((1.5..20.0).contains(&seconds), "{seconds} s");
+    assert_tone_back(&back, 2, seconds);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
