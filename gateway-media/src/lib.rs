@@ -88,7 +88,7 @@ pub use h264::decoder::{DecodeError, H264Decoder};
 #[cfg(feature = "h264")]
 pub use h264::pool::{H264EncoderPool, PooledH264Encoder};
 #[cfg(feature = "h264")]
-pub use h264::{H264Config, H264Encoder};
+pub use h264::{H264Complexity, H264Config, H264Encoder};
 pub use muxer::{MuxError, SegmentMuxer};
 pub use pattern::TestPattern;
 pub use time::{Rational, TIME_BASE_90K};

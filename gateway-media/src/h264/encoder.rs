@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use openh264::encoder::{
-    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode, SpsPpsStrategy,
-    UsageType,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode,
+    SpsPpsStrategy, UsageType,
 };
 use openh264::formats::YUVSource;
 use openh264::{OpenH264API, Timestamp};
@@ -51,10 +51,40 @@ pub struct H264Config {
     pub keyframe_interval: Duration,
     /// openh264 worker threads; 1 by default because 2 measured no faster up to 720p.
     pub threads: u16,
+    /// How hard openh264 searches for a good encoding; [`H264Complexity::Low`] by default.
+    pub complexity: H264Complexity,
+}
+
+/// openh264's encoding effort (its `iComplexityMode`): how many modes and motion candidates
+/// it tries per macroblock.
+///
+/// `Low` is the default: on five 720p sources with the live settings it took 0-35 % less CPU
+/// than `Medium` at the same bitrate, within 0.1 dB PSNR (`benches` binary `h264_tuning`,
+/// figures in BENCHMARKS.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum H264Complexity {
+    /// Fewest modes tried: fastest.
+    #[default]
+    Low,
+    /// openh264's own default.
+    Medium,
+    /// Most modes tried: slowest.
+    High,
+}
+
+impl H264Complexity {
+    fn to_openh264(self) -> Complexity {
+        match self {
+            H264Complexity::Low => Complexity::Low,
+            H264Complexity::Medium => Complexity::Medium,
+            H264Complexity::High => Complexity::High,
+        }
+    }
 }
 
 impl H264Config {
-    /// Defaults for a `width x height` stream: 30 fps, 1 Mbit/s, keyframe every 2 s, 1 thread.
+    /// Defaults for a `width x height` stream: 30 fps, 1 Mbit/s, keyframe every 2 s, 1 thread,
+    /// low complexity.
     pub fn new(width: u32, height: u32) -> Self {
         Self {
             width,
@@ -63,6 +93,7 @@ impl H264Config {
             bitrate_bps: 1_000_000,
             keyframe_interval: DEFAULT_KEYFRAME_INTERVAL,
             threads: 1,
+            complexity: H264Complexity::default(),
         }
     }
 
@@ -129,6 +160,7 @@ impl H264Encoder {
             .intra_frame_period(IntraFramePeriod::from_num_frames(0))
             .scene_change_detect(false)
             .sps_pps_strategy(SpsPpsStrategy::ConstantId)
+            .complexity(config.complexity.to_openh264())
             .num_threads(config.threads);
         let mut encoder = Encoder::with_api_config(api, oh_config).map_err(backend)?;
         if let Err(status) = super::openh264_log::route_to_tracing(&mut encoder) {

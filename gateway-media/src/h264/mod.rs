@@ -14,6 +14,6 @@ mod openh264_log;
 pub mod pool;
 
 #[cfg(feature = "h264")]
-pub use encoder::{H264Config, H264Encoder};
+pub use encoder::{H264Complexity, H264Config, H264Encoder};
 #[cfg(feature = "h264")]
 pub use nal::{nal_type, nal_unit_types, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS};
