@@ -58,9 +58,9 @@ pub struct H264Config {
 /// openh264's encoding effort (its `iComplexityMode`): how many modes and motion candidates
 /// it tries per macroblock.
 ///
-/// `Low` is the default: on five 720p sources with the live settings it took 0-35 % less CPU
-/// than `Medium` at the same bitrate, within 0.1 dB PSNR (`benches` binary `h264_tuning`,
-/// figures in BENCHMARKS.md).
+/// `Low` is the default: on five 720p sources with the live settings its median CPU per frame
+/// was 4-28 % below `Medium`'s back to back and 7-18 % below at live pace, at the same bitrate
+/// and within 0.1 dB PSNR (`benches` binary `h264_tuning`, figures in BENCHMARKS.md).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum H264Complexity {
     /// Fewest modes tried: fastest.
