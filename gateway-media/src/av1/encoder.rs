@@ -9,9 +9,11 @@
 //!
 //! Settings: `low_latency` (no frame reordering, so packets come out in input order; pts ==
 //! dts), keyframes forced by media time like H.264, rav1e's own scene-cut keyframes off,
-//! `tiles` = threads so both cores work on every frame (rav1e has no frame parallelism in
-//! low-latency mode). rav1e writes the sequence header OBU into every key frame's temporal unit,
-//! so every keyframe is a random access point.
+//! 2 tiles so both cores work on every frame (rav1e has no frame parallelism in low-latency
+//! mode). Tiles run on rayon's global pool (one thread per core), shared by every AV1 encoder
+//! in the process: a hundred AV1 streams cost no more threads than one. rav1e writes the
+//! sequence header OBU into every key frame's temporal unit, so every keyframe is a random
+//! access point.
 //!
 //! AV1 cannot go into our MPEG-TS (Debian's ffmpeg 5.1 does not demux AV1 from TS), so packets
 //! go into IVF: see [`crate::ivf`].
@@ -49,13 +51,14 @@ pub struct Av1Config {
     pub keyframe_interval: Duration,
     /// rav1e speed preset 0 (slowest) ..= 10 (fastest).
     pub speed: u8,
-    /// Worker threads, also used as the tile count.
-    pub threads: usize,
+    /// Tiles per frame, encoded in parallel on rayon's global pool (which every AV1 encoder of
+    /// the process shares).
+    pub tiles: usize,
 }
 
 impl Av1Config {
     /// Defaults for a `width x height` stream: 30 fps, 800 kbit/s, keyframe every 2 s,
-    /// speed 10, 2 threads / 2 tiles.
+    /// speed 10, 2 tiles.
     pub fn new(width: u32, height: u32) -> Self {
         Self {
             width,
@@ -64,7 +67,7 @@ impl Av1Config {
             bitrate_bps: 800_000,
             keyframe_interval: DEFAULT_KEYFRAME_INTERVAL,
             speed: DEFAULT_AV1_SPEED,
-            threads: 2,
+            tiles: 2,
         }
     }
 
@@ -87,8 +90,8 @@ impl Av1Config {
                 self.speed
             )));
         }
-        if self.threads == 0 {
-            return Err(ConfigError::Invalid("AV1 threads is 0; give at least 1".into()));
+        if self.tiles == 0 {
+            return Err(ConfigError::Invalid("AV1 tiles is 0; give at least 1".into()));
         }
         Ok(())
     }
@@ -117,7 +120,7 @@ fn backend(message: impl ToString) -> EncodeError {
 }
 
 impl Av1Encoder {
-    /// Creates an encoder (and its worker thread pool); fails on an invalid configuration.
+    /// Creates an encoder; fails on an invalid configuration.
     pub fn new(config: Av1Config) -> Result<Self, EncodeError> {
         config.validate()?;
         let mut enc = EncoderConfig::with_speed_preset(config.speed);
@@ -129,13 +132,14 @@ impl Av1Encoder {
         enc.bitrate = config.bitrate_bps as i32;
         // 0 = no automatic keyframe interval: the media-time clock forces them.
         enc.set_key_frame_interval(0, 0);
-        enc.tiles = config.threads;
+        enc.tiles = config.tiles;
         let mut speed = SpeedSettings::from_preset(config.speed);
         speed.scene_detection_mode = SceneDetectionSpeed::None;
         enc.speed_settings = speed;
+        // No thread count: rav1e then builds no pool of its own per encoder, and its parallel
+        // tile work goes to rayon's global pool.
         let ctx = Config::new()
             .with_encoder_config(enc)
-            .with_threads(config.threads)
             .new_context::<u8>()
             .map_err(|e| EncodeError::Config(ConfigError::Invalid(format!("rav1e: {e}"))))?;
         Ok(Self {
