@@ -415,7 +415,14 @@ pub async fn stream_frames(
     // swap the reader goes on from the next orchestrator's first segment.
     let output = stream.output(SeqSpec::At(0));
     let (_, _, frame_rate) = source.format();
-    let target = OutputTarget::open(args, codec, frame_rate).await?;
+    let target = OutputTarget::open(
+        args.output.as_ref(),
+        args.output_segments.as_deref(),
+        args.decode,
+        codec,
+        frame_rate,
+    )
+    .await?;
     let counters = Arc::new(OutCounters::default());
     let audio_out = audio.output.map(AudioOutput::shared);
     let reader = tokio::spawn(read_output(output, target, audio_out.clone(), counters.clone()));

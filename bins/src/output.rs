@@ -22,8 +22,7 @@ use gateway_media::y4m::{self, Y4mHeader};
 use gateway_media::{AudioUnitDecoder, Rational};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::cli::UsageError;
-use crate::frames::FrameArgs;
+use crate::cli::{OutputSpec, UsageError};
 
 /// After the last frame, how long the output may stay silent before we stop waiting for it.
 const OUTPUT_IDLE: Duration = Duration::from_secs(3);
@@ -116,11 +115,18 @@ pub(crate) enum OutputTarget {
 }
 
 impl OutputTarget {
-    /// Opens where `args` send the output of `codec` (files created now); `frame_rate` goes in
-    /// a Y4M header.
-    pub(crate) async fn open(args: &FrameArgs, codec: Codec, frame_rate: Rational) -> anyhow::Result<Self> {
-        Ok(match (&args.output, &args.output_segments) {
-            (Some(spec), _) if args.decode => OutputTarget::Decoded(Box::new(Y4mOutput {
+    /// Opens where the output of `codec` goes: `output` (`--output`, decoded to Y4M with
+    /// `decode`), else one file per segment in `segments` (`--output-segments`), else nowhere.
+    /// Files are created now; `frame_rate` goes in a Y4M header.
+    pub(crate) async fn open(
+        output: Option<&OutputSpec>,
+        segments: Option<&Path>,
+        decode: bool,
+        codec: Codec,
+        frame_rate: Rational,
+    ) -> anyhow::Result<Self> {
+        Ok(match (output, segments) {
+            (Some(spec), _) if decode => OutputTarget::Decoded(Box::new(Y4mOutput {
                 sink: spec.open().await?,
                 demuxer: TsDemuxer::new(),
                 decoder: H264Decoder::new()?,
@@ -136,7 +142,7 @@ impl OutputTarget {
                 tokio::fs::create_dir_all(dir)
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-                OutputTarget::PerSegment { dir: dir.clone(), extension: segment_extension(codec) }
+                OutputTarget::PerSegment { dir: dir.to_owned(), extension: segment_extension(codec) }
             }
             (None, None) => OutputTarget::Counted,
         })

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use gateway_core::trickle::{MIME_IVF, MIME_MPEGTS};
-use gateway_media::encoder::{Codec, EncodeError};
+use gateway_media::encoder::Codec;
 use gateway_media::ts::discontinuity::mark_discontinuity;
 use gateway_media::{
     AudioFrame, FrameQueue, H264EncoderPool, OpusConfig, Rational, SegmentEvent, VideoFrame,
@@ -33,6 +33,7 @@ use crate::stream::driver::{
     Abandon, Finish, FramesAvailable, GetMediaStats, PushMedia, ReplaceChannel, StreamDriver,
 };
 use crate::stream::encoder::{EncoderSettings, StreamEncoder};
+pub use crate::stream::error::MediaError;
 use crate::stream::inbox::FrameInbox;
 use crate::stream::plan::StreamPlan;
 use crate::stream::runtime::MediaRuntime;
@@ -137,17 +138,6 @@ impl VideoPublisherConfig {
             _ => MIME_MPEGTS,
         }
     }
-}
-
-/// Errors of the video publisher.
-#[derive(Debug, thiserror::Error)]
-pub enum MediaError {
-    /// The encoder could not be set up or failed.
-    #[error("encoder: {0}")]
-    Encoder(#[from] EncodeError),
-    /// The publisher has stopped.
-    #[error("video publisher stopped: {0}")]
-    Stopped(String),
 }
 
 /// Starts the process-wide media runtime now instead of with the first [`VideoPublisher`], and

@@ -24,7 +24,7 @@ use super::inbox::FrameInbox;
 use super::plan::{StreamPlan, WriterCommand};
 use super::runtime::{CpuWorker, EncodeAudio, EncodeFrame, FlushEncoder};
 use super::stats::{AudioStats, ChannelHealth, MediaStats};
-use crate::media::MediaError;
+use crate::stream::error::MediaError;
 use crate::trickle::TricklePublisher;
 use crate::writer::{BeginSegment, EndSegment, Retire, SegmentWriter, Settle, WriteChunk, WriterRestarts};
 

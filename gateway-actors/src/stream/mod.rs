@@ -10,12 +10,13 @@
 //! - [`encoder`]: codec, container and segmenter, lent to the CPU pool a frame at a time.
 //! - [`inbox`]: the bounded frame queue between the caller and the encoder, with wake-ups.
 //! - [`runtime`]: the process-wide arbiters and CPU pool every stream shares.
-//! - [`stats`]: what a stream reports.
+//! - [`stats`]: what a stream reports; [`error`]: what it fails with.
 //!
 //! The user-facing handle is [`VideoPublisher`](crate::media::VideoPublisher).
 
 pub(crate) mod driver;
 pub(crate) mod encoder;
+pub mod error;
 pub(crate) mod inbox;
 pub(crate) mod plan;
 pub(crate) mod runtime;
