@@ -59,7 +59,7 @@ pub(crate) fn eth_address_header(identity: Option<&SignerIdentity>) -> String {
 /// Asks the orchestrator at `address` (as discovered: `host:port` or a URL) for a token for
 /// BYOC `capability`, within `timeout`. The error says why, ready for a rejection list; a
 /// refusal by the trust policy is typed ([`JobTokenError::Untrusted`]).
-pub async fn fetch_job_token(
+pub(crate) async fn fetch_job_token(
     http: &HttpClients,
     address: &str,
     capability: &str,
@@ -101,7 +101,7 @@ pub async fn fetch_job_token(
     Ok(token)
 }
 
-/// [`fetch_job_token`], and under `Pinned`, when the orchestrator presents a new certificate not
+/// `fetch_job_token`, and under `Pinned`, when the orchestrator presents a new certificate not
 /// confirmed yet, confirms it with `GetOrchestrator` (which re-pins it when the answer names the
 /// pinned ETH identity, or says why not) and asks once more.
 pub async fn fetch_job_token_confirmed(

@@ -9,11 +9,11 @@
 //! payments, and so do [`MAX_FAILED_CYCLES`] failed cycles in a row (a dead orchestrator or
 //! signer; for BYOC also 400 and 402, which go's orchestrator answers to a payment it credited
 //! while the balance stays short, and which go's gateway keeps paying through). A BYOC stop
-//! carries a [`FinalPayment`]. Why they stopped is a [`PaymentStop`] in [`PaymentStats::stopped`]; the stats live
-//! in a watch channel, so [`wait_for_stop`] can await it.
+//! carries a `FinalPayment`. Why they stopped is a [`PaymentStop`] in [`PaymentStats::stopped`]; the stats live
+//! in a watch channel, so `wait_for_stop` can await it.
 //!
 //! The scheduler owns its session (no lock): it lends it to one payment at a time and takes it
-//! back after. Fresh orchestrator info is asked for with a [`RefreshOrchestratorInfo`] message,
+//! back after. Fresh orchestrator info is asked for with a `RefreshOrchestratorInfo` message,
 //! which the gateway's orchestrator selector answers.
 
 use std::time::Duration;
@@ -31,7 +31,7 @@ use crate::http::{describe, header_str, read_body_capped, JSON_CALL_TIMEOUT, MAX
 use crate::signer_client::{GeneratePayment, SignerClient};
 
 /// Most `GetOrchestrator` refreshes in a row on signer 480 answers (go-livepeer: 3).
-pub const MAX_REFRESHES: u32 = 3;
+pub(crate) const MAX_REFRESHES: u32 = 3;
 
 /// Failed payment cycles without an accepted payment between them (skips aside) after which
 /// payments stop for good. A cycle fails only when a payment was due (the signer skips the
@@ -43,7 +43,7 @@ pub const MAX_FAILED_CYCLES: u32 = 3;
 /// or a BYOC start that must preload again. The gateway's orchestrator selector answers it.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<OrchestratorInfo, String>")]
-pub struct RefreshOrchestratorInfo {
+pub(crate) struct RefreshOrchestratorInfo {
     /// The orchestrator, as discovered.
     pub address: String,
     /// The signer's identity (`None` offchain), so ticket parameters are made for it.
@@ -54,7 +54,7 @@ pub struct RefreshOrchestratorInfo {
 
 /// Where fresh orchestrator info comes from.
 #[derive(Debug, Clone, PartialEq)]
-pub enum InfoSource {
+pub(crate) enum InfoSource {
     /// `GetOrchestrator`, asking for these capabilities.
     GetOrchestrator(lp_rpc::Capabilities),
     /// BYOC: a new `/process/token` for this capability, made into the info a signer needs.
@@ -63,7 +63,7 @@ pub enum InfoSource {
 
 /// How a session refreshes its orchestrator info: the request, and who answers it.
 #[derive(Clone)]
-pub struct Refresher {
+pub(crate) struct Refresher {
     to: Recipient<RefreshOrchestratorInfo>,
     request: RefreshOrchestratorInfo,
 }
@@ -88,7 +88,7 @@ impl Refresher {
 
 /// The two header values that pay for a request.
 #[derive(Clone, PartialEq, Eq)]
-pub struct PaymentCredentials {
+pub(crate) struct PaymentCredentials {
     /// `Livepeer-Payment` (empty offchain).
     pub payment: String,
     /// `Livepeer-Segment`.
@@ -103,7 +103,7 @@ impl std::fmt::Debug for PaymentCredentials {
 
 /// What is being paid for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PaymentKind {
+pub(crate) enum PaymentKind {
     /// Live video-to-video.
     Lv2v,
     /// A BYOC stream or request, preloading this many seconds on the first payment.
@@ -114,7 +114,7 @@ pub enum PaymentKind {
 }
 
 /// One job's payment state: the orchestrator info it pays against and the signer's state blob.
-pub struct PaymentSession {
+pub(crate) struct PaymentSession {
     signer: Option<Addr<SignerClient>>,
     info: OrchestratorInfo,
     kind: PaymentKind,
@@ -184,11 +184,6 @@ impl PaymentSession {
         &self.kind
     }
 
-    /// The orchestrator info in use.
-    pub fn info(&self) -> &OrchestratorInfo {
-        &self.info
-    }
-
     /// Starts the payment session over: fresh orchestrator info (new ticket parameters, so the
     /// restarted nonces cannot collide with used ones) and no signer state, so the next payment
     /// preloads again. For an orchestrator that wants more credit than the signer's state says
@@ -256,7 +251,7 @@ impl PaymentSession {
 
 /// Where recurring payments go.
 #[derive(Clone)]
-pub enum PaymentTarget {
+pub(crate) enum PaymentTarget {
     /// `POST {orchestrator}/payment`.
     Lv2v {
         /// Orchestrator origin.
@@ -320,16 +315,16 @@ pub enum PaymentStop {
 }
 
 /// A job's view of its scheduler's stats.
-pub type PaymentStatsReceiver = watch::Receiver<PaymentStats>;
+pub(crate) type PaymentStatsReceiver = watch::Receiver<PaymentStats>;
 
 /// Stats for a job that takes no payment, stopped for `reason` from the start, so
-/// [`wait_for_stop`] answers it at once.
-pub fn not_paying(reason: PaymentStop) -> PaymentStatsReceiver {
+/// `wait_for_stop` answers it at once.
+pub(crate) fn not_paying(reason: PaymentStop) -> PaymentStatsReceiver {
     watch::channel(PaymentStats { stopped: Some(reason), ..Default::default() }).1
 }
 
 /// Resolves when payments stop for good, with why.
-pub async fn wait_for_stop(mut stats: PaymentStatsReceiver) -> PaymentStop {
+pub(crate) async fn wait_for_stop(mut stats: PaymentStatsReceiver) -> PaymentStop {
     let outcome = stats.wait_for(|s| s.stopped.is_some()).await.map(|s| s.stopped.clone());
     match outcome {
         Ok(Some(stop)) => stop,
@@ -346,8 +341,8 @@ type FinalAnswer = Result<Option<PaymentCredentials>, SignerError>;
 ///
 /// The actor owns its session: it is taken out while a payment is in flight and put back when
 /// the payment ends, so payments never overlap (the signer state is a chain) and no lock is
-/// needed. A stop's [`FinalPayment`] asked for meanwhile waits for the session to come back.
-pub struct PaymentScheduler {
+/// needed. A stop's `FinalPayment` asked for meanwhile waits for the session to come back.
+pub(crate) struct PaymentScheduler {
     /// `None` while a payment is in flight.
     session: Option<PaymentSession>,
     target: PaymentTarget,
@@ -355,7 +350,7 @@ pub struct PaymentScheduler {
     interval: Duration,
     /// Every change is published to the job's receivers.
     stats: watch::Sender<PaymentStats>,
-    /// A [`FinalPayment`] waiting for the in-flight payment to end.
+    /// A `FinalPayment` waiting for the in-flight payment to end.
     final_waiting: Option<oneshot::Sender<FinalAnswer>>,
     /// The final payment was asked for: no recurring payment starts after it.
     finishing: bool,
@@ -500,7 +495,7 @@ impl Actor for PaymentScheduler {
 /// Stop paying (the job ended).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct StopPayments;
+pub(crate) struct StopPayments;
 
 impl Handler<StopPayments> for PaymentScheduler {
     type Result = ();
@@ -514,7 +509,7 @@ impl Handler<StopPayments> for PaymentScheduler {
 /// BYOC orchestrator refuses a stop, and keeps the stream running, without 60 s of balance.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Option<PaymentCredentials>, SignerError>")]
-pub struct FinalPayment;
+pub(crate) struct FinalPayment;
 
 impl Handler<FinalPayment> for PaymentScheduler {
     type Result = ResponseFuture<FinalAnswer>;
@@ -547,7 +542,7 @@ impl Handler<FinalPayment> for PaymentScheduler {
 /// Pay right away (outside the timer), e.g. before a long pause.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct PayNow;
+pub(crate) struct PayNow;
 
 impl Handler<PayNow> for PaymentScheduler {
     type Result = ();

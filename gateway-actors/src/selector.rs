@@ -117,7 +117,7 @@ impl Message for Select {
 }
 
 /// The selector actor: owns the RPC and HTTP clients and the network settings. It also answers
-/// payment sessions' [`RefreshOrchestratorInfo`] with the same clients.
+/// payment sessions' `RefreshOrchestratorInfo` with the same clients.
 #[derive(Debug)]
 pub struct OrchestratorSelector {
     rpc: OrchestratorRpc,

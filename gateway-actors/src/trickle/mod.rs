@@ -13,7 +13,8 @@ pub mod subscriber;
 pub use follow::{ChannelKind, ChannelRoutes, ReaderSignals, StreamChannels};
 pub use publisher::{PublisherConfig, PublisherStats, SegmentSink, TricklePublisher};
 pub use segment_get::{SegmentGetClient, SEGMENT_READ_BUFFER_MAX};
-pub use segmented::{LedgerTotals, Route, SegmentLedger, SegmentedPublisher};
+pub use segmented::{LedgerTotals, SegmentedPublisher};
+pub(crate) use segmented::{Route, SegmentLedger};
 pub use subscriber::{
     BehindWindow, EndReason, IncomingSegment, SubscriberConfig, SubscriberNotice, SubscriberStats,
     TrickleSubscriber,

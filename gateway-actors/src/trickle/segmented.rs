@@ -9,7 +9,7 @@
 //! start without its keyframe, and writing into the failed one loses everything. So the rest is
 //! drained, and the next piece opens the next segment.
 //!
-//! [`SegmentLedger`] holds those rules and the counts, without I/O; a video stream's plan
+//! `SegmentLedger` holds those rules and the counts, without I/O; a video stream's plan
 //! (in the crate's `stream` module) drives it through its segment writer actor, and
 //! [`SegmentedPublisher`] drives it over a [`TricklePublisher`] directly.
 //! Every byte is counted where it ends: `bytes_in = bytes_published + bytes_drained +` the
@@ -37,7 +37,7 @@ pub struct LedgerTotals {
 
 /// What to do with a chunk of input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// Write it to the open segment.
     Write,
     /// Drop it: its piece's segment failed, or none could be opened. Already counted.
@@ -47,7 +47,7 @@ pub enum Route {
 /// The drain and roll rules and the byte counts of a segmented stream (no I/O: the caller
 /// opens, writes and finishes the segments and reports each outcome).
 #[derive(Debug, Clone, Default)]
-pub struct SegmentLedger {
+pub(crate) struct SegmentLedger {
     open: bool,
     draining: bool,
     in_flight: u64,
@@ -71,7 +71,8 @@ impl SegmentLedger {
     }
 
     /// Whether the current piece is being drained.
-    pub fn is_draining(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_draining(&self) -> bool {
         self.draining
     }
 
@@ -162,7 +163,7 @@ impl SegmentLedger {
 }
 
 /// Publishes a byte stream over a [`TricklePublisher`], one segment per piece the caller cuts,
-/// with [`SegmentLedger`]'s drain and roll rules.
+/// with `SegmentLedger`'s drain and roll rules.
 ///
 /// [`write`](Self::write) and [`cut`](Self::cut) answer `Err` once per failed segment (the
 /// publisher goes on with the next piece) and for every call once the publisher has given up
