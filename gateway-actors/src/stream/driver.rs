@@ -19,11 +19,11 @@ use actix::prelude::*;
 use gateway_core::error::{SegmentFailure, TrickleError};
 use tokio::sync::{oneshot, watch};
 
-use super::encoder::{AudioCounts, StreamEncoder};
+use super::encoder::StreamEncoder;
 use super::inbox::FrameInbox;
 use super::plan::{StreamPlan, WriterCommand};
 use super::runtime::{CpuWorker, EncodeAudio, EncodeFrame, FlushEncoder};
-use super::stats::{AudioStats, ChannelHealth, MediaStats};
+use super::stats::{ChannelHealth, MediaStats};
 use crate::stream::error::MediaError;
 use crate::trickle::TricklePublisher;
 use crate::writer::{BeginSegment, EndSegment, Retire, SegmentWriter, Settle, WriteChunk, WriterRestarts};
@@ -48,8 +48,6 @@ pub(crate) struct StreamDriver {
     health: watch::Sender<ChannelHealth>,
     /// Restarts of the writers of replaced channels.
     retired_restarts: u32,
-    /// The audio track's counts from the encoder's answers.
-    audio: AudioStats,
 }
 
 impl StreamDriver {
@@ -73,25 +71,18 @@ impl StreamDriver {
             finished: None,
             health,
             retired_restarts: 0,
-            audio: AudioStats::default(),
         }
     }
 
     fn stats(&self) -> MediaStats {
-        let mut stats = self.plan.stats(&self.inbox.stats());
-        let (frames_in, overflow) = self.inbox.audio_counts();
-        stats.audio = AudioStats { frames_in, frames_dropped_overflow: overflow, ..self.audio };
-        if let Some(encoder) = &self.encoder {
-            (stats.audio.packets_encoded, stats.audio.packets_dropped) = encoder.audio_packets();
-        }
-        stats
+        self.plan.stats(&self.inbox.stats(), self.inbox.audio_counts())
     }
 
-    /// Counts what the encoder did with audio frames (its packets are counted by the
-    /// encoder itself, read back in [`Self::stats`]).
-    fn record_audio(&mut self, counts: AudioCounts) {
-        self.audio.frames_encoded += counts.frames_encoded;
-        self.audio.frames_refused += counts.frames_refused;
+    /// The encoder is back from a job: keep it, and give the plan its audio packet totals.
+    fn encoder_home(&mut self, encoder: StreamEncoder) {
+        let (made, dropped) = encoder.audio_packets();
+        self.plan.audio_packets(made, dropped);
+        self.encoder = Some(encoder);
     }
 
     /// Runs whatever the plan asks for now.
@@ -161,8 +152,8 @@ impl StreamDriver {
             ctx.spawn(job.into_actor(self).map(|res, act, ctx| {
                 match res {
                     Ok((encoder, encoded)) => {
-                        act.encoder = Some(encoder);
-                        act.record_audio(encoded.audio);
+                        act.encoder_home(encoder);
+                        act.plan.audio_counted(encoded.audio);
                         match encoded.refused {
                             None => {
                                 act.inbox.record_encode(encoded.pts_90k, encoded.took);
@@ -185,8 +176,8 @@ impl StreamDriver {
             ctx.spawn(job.into_actor(self).map(|res, act, ctx| {
                 match res {
                     Ok((encoder, encoded)) => {
-                        act.encoder = Some(encoder);
-                        act.record_audio(encoded.counts);
+                        act.encoder_home(encoder);
+                        act.plan.audio_counted(encoded.counts);
                         act.plan.audio_encoded(encoded.events);
                     }
                     Err(_) => act.plan.encoder_lost(),
@@ -199,7 +190,8 @@ impl StreamDriver {
             ctx.spawn(job.into_actor(self).map(|res, act, ctx| {
                 // The encoder itself was released by the flush; the rest of it goes here.
                 if let Ok((encoder, _)) = &res {
-                    (act.audio.packets_encoded, act.audio.packets_dropped) = encoder.audio_packets();
+                    let (made, dropped) = encoder.audio_packets();
+                    act.plan.audio_packets(made, dropped);
                 }
                 let events = match res {
                     Ok((_, Ok(events))) => events,
@@ -259,9 +251,8 @@ impl StreamDriver {
         }
         let Some(tx) = self.finished.take() else { return };
         if self.plan.is_terminal() {
-            let (abandoned, audio) = self.inbox.abandon();
-            self.plan.frames_abandoned(abandoned);
-            self.audio.frames_refused += audio;
+            let (video, audio) = self.inbox.abandon();
+            self.plan.frames_abandoned(video, audio);
         }
         let totals = self.stats();
         let (writer, retired) = (self.writer.clone(), self.retired_restarts);
@@ -364,7 +355,7 @@ impl Handler<PushMedia> for StreamDriver {
         if !self.passthrough {
             return Box::pin(async { Err(MediaError::Stopped("this stream encodes frames".into())) });
         }
-        if let Some(e) = &self.plan.stats(&Default::default()).terminal_error {
+        if let Some(e) = &self.plan.stats(&Default::default(), Default::default()).terminal_error {
             let e = MediaError::Stopped(format!("the stream has ended: {e}"));
             return Box::pin(async { Err(e) });
         }

@@ -16,6 +16,8 @@ use gateway_media::{
     OpusConfig, OpusEncoder, Rational, TsConfig, TsMuxer, VideoFrame,
 };
 
+use super::stats::AudioCounts;
+
 /// What to encode.
 #[derive(Debug, Clone)]
 pub(crate) struct EncoderSettings {
@@ -31,13 +33,6 @@ pub(crate) struct EncoderSettings {
     pub(crate) pool: Option<H264EncoderPool>,
     /// The audio track's encoder settings, if the stream has one (H.264 in MPEG-TS only).
     pub(crate) audio: Option<OpusConfig>,
-}
-
-/// What the audio encoder did with the frames it was given.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct AudioCounts {
-    pub(crate) frames_encoded: u64,
-    pub(crate) frames_refused: u64,
 }
 
 enum PacketSegmenter {

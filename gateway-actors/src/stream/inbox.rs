@@ -20,6 +20,8 @@ use gateway_media::frame_queue::FrameQueueStats;
 use gateway_media::{FrameQueue, PushOutcome, VideoFrame};
 use tokio::sync::Notify;
 
+use super::stats::AudioQueueCounts;
+
 /// Audio frames waiting, and their counters.
 #[derive(Debug, Default)]
 struct AudioQueue {
@@ -92,9 +94,9 @@ impl FrameInbox {
     }
 
     /// Audio frames offered and dropped for overflow so far.
-    pub(crate) fn audio_counts(&self) -> (u64, u64) {
+    pub(crate) fn audio_counts(&self) -> AudioQueueCounts {
         let q = self.audio();
-        (q.frames_in, q.dropped)
+        AudioQueueCounts { frames_in: q.frames_in, dropped_overflow: q.dropped }
     }
 
     /// Takes the next frame for the encoder, waking a producer waiting for room.

@@ -41,7 +41,7 @@ use gateway_media::segmenter::SegmentEvent;
 #[cfg(doc)]
 use gateway_media::ts::discontinuity::mark_discontinuity;
 
-use super::stats::{ChannelHealth, ChannelLoss, MediaStats, StreamTiming};
+use super::stats::{AudioCounts, AudioQueueCounts, ChannelHealth, ChannelLoss, MediaStats, StreamTiming};
 use crate::trickle::{Route, SegmentLedger};
 
 /// What the segment writer should do next.
@@ -192,6 +192,19 @@ impl StreamPlan {
         self.steps.extend(events.into_iter().map(Step::Media));
     }
 
+    /// What became of the audio frames of one encoder job (with a video frame or alone).
+    pub(crate) fn audio_counted(&mut self, counts: AudioCounts) {
+        self.stats.audio.frames_encoded += counts.frames_encoded;
+        self.stats.audio.frames_refused += counts.frames_refused;
+    }
+
+    /// The encoder's audio packet totals so far: made, and dropped by its segmenter (read
+    /// whenever the encoder is back from a job).
+    pub(crate) fn audio_packets(&mut self, encoded: u64, dropped: u64) {
+        self.stats.audio.packets_encoded = encoded;
+        self.stats.audio.packets_dropped = dropped;
+    }
+
     /// Media already encoded and cut (passthrough): `units` access units as segment events,
     /// taken as frames in and encoded.
     pub(crate) fn media_passed(&mut self, events: Vec<SegmentEvent>, units: u64) {
@@ -249,9 +262,11 @@ impl StreamPlan {
         std::mem::take(&mut self.keyframe_wanted) || cut_first
     }
 
-    /// Frames still queued when the stream ended for good (never encoded).
-    pub(crate) fn frames_abandoned(&mut self, n: u64) {
-        self.stats.drops.stream_ended += n;
+    /// Frames still queued when the stream ended for good (never encoded): `video` frames
+    /// and `audio` frames.
+    pub(crate) fn frames_abandoned(&mut self, video: u64, audio: u64) {
+        self.stats.drops.stream_ended += video;
+        self.stats.audio.frames_refused += audio;
     }
 
     // ---- the writer side ----
@@ -522,9 +537,11 @@ impl StreamPlan {
             && !self.ledger.is_open()
     }
 
-    /// The totals so far, with the frame queue's counts.
-    pub(crate) fn stats(&self, queue: &FrameQueueStats) -> MediaStats {
+    /// The totals so far, with the frame queue's and the audio queue's counts.
+    pub(crate) fn stats(&self, queue: &FrameQueueStats, audio: AudioQueueCounts) -> MediaStats {
         let mut s = self.stats.clone();
+        s.audio.frames_in = audio.frames_in;
+        s.audio.frames_dropped_overflow = audio.dropped_overflow;
         s.frames_in = queue.frames_in + self.passed_units;
         s.drops.overflow = queue.dropped_overflow;
         s.drops.debt = queue.dropped_debt;

@@ -72,6 +72,20 @@ pub struct AudioStats {
     pub packets_dropped: u64,
 }
 
+/// What the audio encoder did with the frames it was given (its answer to one job).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AudioCounts {
+    pub(crate) frames_encoded: u64,
+    pub(crate) frames_refused: u64,
+}
+
+/// The audio queue's totals: frames offered, and dropped because it was full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AudioQueueCounts {
+    pub(crate) frames_in: u64,
+    pub(crate) dropped_overflow: u64,
+}
+
 /// Where every frame and byte of a stream went. Once a stream is finished, `frames_in =
 /// frames_encoded + frames_dropped` and `bytes_encoded = bytes_published + bytes_drained`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, MessageResponse)]

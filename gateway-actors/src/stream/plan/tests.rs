@@ -10,7 +10,7 @@ use gateway_media::{FrameQueue, Rational, TestPattern};
 use proptest::prelude::*;
 
 use super::{StreamPlan, WriterCommand};
-use crate::stream::stats::{ChannelLoss, StreamTiming};
+use crate::stream::stats::{AudioCounts, AudioQueueCounts, ChannelLoss, MediaStats, StreamTiming};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -75,7 +75,7 @@ fn a_long_media_segment_is_one_trickle_segment() {
     plan.frame_sent();
     plan.frame_encoded(vec![end(0)]);
     assert_eq!(kinds(&run_ok(&mut plan, t0 + 1500 * MS)), ["end"]);
-    let s = plan.stats(&Default::default());
+    let s = plan.stats(&Default::default(), Default::default());
     assert_eq!((s.segments_published, s.bytes_published, s.segments_joined), (1, 30, 0));
 }
 
@@ -91,7 +91,7 @@ fn short_media_segments_join_the_open_trickle_segment() {
     // Old enough now: this one ends with the trickle segment.
     plan.frame_encoded(vec![start(2), chunk(5), end(2)]);
     assert_eq!(kinds(&run_ok(&mut plan, t0 + 1200 * MS)), ["write", "end"]);
-    let s = plan.stats(&Default::default());
+    let s = plan.stats(&Default::default(), Default::default());
     assert_eq!((s.segments_joined, s.segments_published, s.bytes_published), (1, 1, 15));
 }
 
@@ -112,7 +112,7 @@ fn a_failed_write_drains_the_rest_and_the_next_media_segment_rolls_on() {
     assert_eq!(kinds(&run_ok(&mut plan, t0 + 2000 * MS)), ["begin", "write"]);
     plan.frame_encoded(vec![end(1)]);
     assert_eq!(kinds(&run_ok(&mut plan, t0 + 3500 * MS)), ["end"]);
-    let s = plan.stats(&Default::default());
+    let s = plan.stats(&Default::default(), Default::default());
     assert_eq!((s.segments_failed, s.segments_published), (1, 1));
     assert_eq!((s.bytes_encoded, s.bytes_drained, s.bytes_published), (67, 60, 7));
     assert!(s.terminal_error.is_none());
@@ -147,7 +147,7 @@ fn the_first_chunk_after_lost_bytes_is_marked_as_a_discontinuity() {
     plan.frame_encoded(vec![start(2), chunk(9), end(2)]);
     let cmds = run_ok(&mut plan, t0 + 4000 * MS);
     assert_eq!(written(&cmds), [0], "nothing lost since the last mark");
-    let s = plan.stats(&Default::default());
+    let s = plan.stats(&Default::default(), Default::default());
     assert_eq!((s.bytes_encoded, s.bytes_drained, s.bytes_published), (54, 30, 24), "marks change no count");
 }
 
@@ -166,7 +166,7 @@ fn an_idle_segment_is_cut_over_at_its_deadline_and_the_rest_of_its_media_is_drai
     // The rest of the media segment must not start a segment without its keyframe.
     plan.frame_encoded(vec![chunk(5), end(0), start(1), chunk(6)]);
     assert_eq!(kinds(&run_ok(&mut plan, deadline + MS)), ["begin", "write"]);
-    let s = plan.stats(&Default::default());
+    let s = plan.stats(&Default::default(), Default::default());
     assert_eq!((s.idle_cutovers, s.segments_published, s.bytes_drained), (1, 1, 5));
 }
 
@@ -206,7 +206,7 @@ fn finish_flushes_then_closes_a_segment_kept_open_for_its_minimum_length() {
     // Finishing: a young segment is ended anyway.
     assert_eq!(kinds(&run_ok(&mut plan, t0 + 10 * MS)), ["write", "end"]);
     assert!(plan.is_done());
-    assert_eq!(plan.stats(&Default::default()).bytes_published, 7);
+    assert_eq!(plan.stats(&Default::default(), Default::default()).bytes_published, 7);
 }
 
 #[test]
@@ -222,9 +222,10 @@ fn a_terminal_error_stops_encoding_and_finish_still_completes() {
     assert!(!plan.flush_due());
     assert_eq!(plan.poll_writer(t0), None);
     assert!(plan.is_done());
-    plan.frames_abandoned(3);
-    let s = plan.stats(&Default::default());
+    plan.frames_abandoned(3, 2);
+    let s = plan.stats(&Default::default(), Default::default());
     assert_eq!((s.drops.stream_ended, s.bytes_drained), (3, 4));
+    assert_eq!(s.audio.frames_refused, 2, "queued audio that never went is counted as refused");
     assert_eq!(s.terminal_error.as_deref(), Some(TrickleError::EndOfStream.to_string().as_str()));
 }
 
@@ -299,7 +300,7 @@ fn a_swap_mid_segment_abandons_it_and_the_next_media_segment_opens_on_the_new_ch
     plan.frame_encoded(vec![end(1)]);
     let at = t0 + 1200 * MS;
     assert_eq!(kinds(&run_ok(&mut plan, at)), ["end"]);
-    let s = plan.stats(&Default::default());
+    let s = plan.stats(&Default::default(), Default::default());
     assert_eq!((s.channel_swaps, s.segments_failed, s.segments_published), (1, 1, 1));
     assert_eq!((s.bytes_encoded, s.bytes_published, s.bytes_drained), (42, 7, 35));
     let h = plan.health();
@@ -330,7 +331,7 @@ fn the_first_segment_after_a_swap_ends_at_a_keyframe_asked_for_soon_after_it_ope
     assert_eq!(kinds(&run_ok(&mut plan, cut + 5 * MS)), ["end", "begin", "write"], "closed, not joined");
     plan.frame_encoded(vec![chunk(3)]);
     assert!(!plan.take_keyframe_request(cut + 3000 * MS), "later segments keep the encoder's own keyframes");
-    let s = plan.stats(&Default::default());
+    let s = plan.stats(&Default::default(), Default::default());
     assert_eq!((s.segments_published, s.segments_joined), (1, 0));
 }
 
@@ -348,15 +349,15 @@ fn a_late_answer_from_the_old_channel_is_ignored() {
     assert_eq!(plan.channel(), 1);
     plan.frame_encoded(vec![end(0), start(1), chunk(7)]);
     assert_eq!(plan.poll_writer(t0), Some(WriterCommand::Begin), "the 20 bytes and the end drained");
-    let before = plan.stats(&Default::default());
+    let before = plan.stats(&Default::default(), Default::default());
     plan.writer_done_on(0, Err(failed(0)), t0 + MS);
     plan.writer_done_on(0, Ok(()), t0 + MS);
-    assert_eq!(plan.stats(&Default::default()), before);
+    assert_eq!(plan.stats(&Default::default(), Default::default()), before);
     assert_eq!(plan.health().consecutive_failed, 0);
     assert_eq!(plan.poll_writer(t0 + MS), None, "the new channel's Begin is still out");
     plan.writer_done_on(1, Ok(()), t0 + 2 * MS);
     assert!(matches!(plan.poll_writer(t0 + 2 * MS), Some(WriterCommand::Write(b)) if b.len() == 7));
-    let s = plan.stats(&Default::default());
+    let s = plan.stats(&Default::default(), Default::default());
     assert_eq!((s.segments_failed, s.bytes_drained, s.bytes_encoded), (1, 30, 37));
 }
 
@@ -393,7 +394,7 @@ fn after_a_loss_the_stream_waits_for_a_new_channel_and_goes_on_there() {
     plan.flushed(vec![end(3)]);
     assert_eq!(kinds(&run_ok(&mut plan, t0 + 6020 * MS)), ["end"]);
     assert!(plan.is_done());
-    let s = plan.stats(&Default::default());
+    let s = plan.stats(&Default::default(), Default::default());
     assert_eq!((s.bytes_encoded, s.bytes_published, s.bytes_drained), (21, 6, 15));
     assert_eq!((s.channel_swaps, s.segments_failed, s.terminal_error), (1, 1, None));
 }
@@ -410,7 +411,7 @@ fn by_default_a_lost_channel_ends_the_stream_and_no_new_one_is_taken() {
     assert!(plan.is_terminal());
     assert_eq!(plan.health().lost, Some(TrickleError::EndOfStream));
     assert!(plan.channel_replaced(t0).is_err());
-    assert_eq!(plan.stats(&Default::default()).channel_swaps, 0);
+    assert_eq!(plan.stats(&Default::default(), Default::default()).channel_swaps, 0);
 }
 
 /// An idle cutover's reopen was meant for the old channel: after a swap the rest of the media
@@ -430,7 +431,7 @@ fn a_swap_during_an_idle_cutover_drops_the_reopen() {
     assert_eq!(run_ok(&mut plan, deadline), []);
     plan.frame_encoded(vec![end(0), start(1), chunk(2)]);
     assert_eq!(kinds(&run_ok(&mut plan, deadline)), ["begin", "write"]);
-    let s = plan.stats(&Default::default());
+    let s = plan.stats(&Default::default(), Default::default());
     assert_eq!((s.segments_published, s.segments_failed, s.bytes_drained), (0, 1, 9));
 }
 
@@ -448,6 +449,11 @@ enum Event {
     Wait(u64),
     /// The stream moves to a new channel.
     Swap,
+    /// The caller offers an audio frame.
+    OfferAudio,
+    /// With no video queued, the encoder takes the queued audio alone (if it may); `ok` says
+    /// whether it encodes it or refuses it all.
+    EncodeAudio { ok: bool },
 }
 
 fn event() -> impl Strategy<Value = Event> {
@@ -459,6 +465,8 @@ fn event() -> impl Strategy<Value = Event> {
             .prop_map(|(ok, terminal)| Event::Writer { ok, terminal }),
         1 => (1u64..3000).prop_map(Event::Wait),
         1 => Just(Event::Swap),
+        3 => Just(Event::OfferAudio),
+        1 => prop::bool::weighted(0.9).prop_map(|ok| Event::EncodeAudio { ok }),
     ]
 }
 
@@ -478,7 +486,13 @@ struct Sim {
     late: Vec<u32>,
     /// Swaps the plan took.
     swaps: u32,
+    /// The audio queue: frames waiting, and its totals.
+    audio_queued: u64,
+    audio_queue: AudioQueueCounts,
 }
+
+/// Audio frames the simulated audio queue holds before it drops its oldest.
+const AUDIO_CAPACITY: u64 = 3;
 
 impl Sim {
     fn new(on_loss: ChannelLoss) -> Sim {
@@ -494,6 +508,8 @@ impl Sim {
             busy: false,
             late: Vec::new(),
             swaps: 0,
+            audio_queued: 0,
+            audio_queue: AudioQueueCounts::default(),
         }
     }
 
@@ -509,8 +525,12 @@ impl Sim {
         }
         let Some(frame) = self.queue.pop() else { return };
         self.plan.frame_sent();
+        // The queued audio goes with the frame, and is encoded whatever becomes of the frame.
+        let audio = std::mem::take(&mut self.audio_queued);
+        self.plan.audio_counted(AudioCounts { frames_encoded: audio, frames_refused: 0 });
         if !ok {
             self.plan.frame_refused();
+            self.plan.audio_encoded(Vec::new());
             return;
         }
         self.queue.record_encode(frame.pts_90k(), MS);
@@ -529,8 +549,34 @@ impl Sim {
         self.plan.frame_encoded(events);
     }
 
+    /// An audio-only job, as the driver sends one when no frame is queued.
+    fn encode_audio(&mut self, ok: bool) {
+        if !self.plan.encoder_ready() || !self.queue.is_empty() || self.audio_queued == 0 {
+            return;
+        }
+        self.plan.audio_sent();
+        let n = std::mem::take(&mut self.audio_queued);
+        let counts = if ok {
+            AudioCounts { frames_encoded: n, frames_refused: 0 }
+        } else {
+            AudioCounts { frames_encoded: 0, frames_refused: n }
+        };
+        self.plan.audio_counted(counts);
+        // Audio packets wait in the segmenter for the next video keyframe: no events here.
+        self.plan.audio_encoded(Vec::new());
+    }
+
     fn apply(&mut self, e: Event) {
         match e {
+            Event::OfferAudio => {
+                self.audio_queue.frames_in += 1;
+                if self.audio_queued == AUDIO_CAPACITY {
+                    self.audio_queue.dropped_overflow += 1;
+                } else {
+                    self.audio_queued += 1;
+                }
+            }
+            Event::EncodeAudio { ok } => self.encode_audio(ok),
             Event::Offer => {
                 self.queue.push(self.pattern.frame(self.next_frame));
                 self.next_frame += 1;
@@ -543,9 +589,9 @@ impl Sim {
                     (false, true) => Err(TrickleError::Terminal { consecutive_failures: 3 }),
                 };
                 if let Some(old) = self.late.pop() {
-                    let before = (self.plan.stats(&Default::default()), self.plan.health().clone());
+                    let before = (self.stats(), self.plan.health().clone());
                     self.plan.writer_done_on(old, r, self.now);
-                    let after = (self.plan.stats(&Default::default()), self.plan.health().clone());
+                    let after = (self.stats(), self.plan.health().clone());
                     assert_eq!(before, after, "a late answer changed the plan");
                 } else if self.busy {
                     self.busy = false;
@@ -581,6 +627,8 @@ impl Sim {
                 self.plan.writer_done_on(self.plan.channel(), Ok(()), self.now);
             } else if self.plan.encoder_ready() && !self.queue.is_empty() {
                 self.encode(true, false, 100);
+            } else if self.plan.encoder_ready() && self.audio_queued > 0 {
+                self.encode_audio(true);
             } else if self.plan.flush_due() {
                 self.plan.flush_sent();
                 let last = if self.in_segment { vec![end(self.segment)] } else { vec![] };
@@ -598,15 +646,19 @@ impl Sim {
             while self.queue.pop().is_some() {
                 n += 1;
             }
-            self.plan.frames_abandoned(n);
+            self.plan.frames_abandoned(n, std::mem::take(&mut self.audio_queued));
         }
+    }
+
+    fn stats(&self) -> MediaStats {
+        self.plan.stats(&self.queue.stats(), self.audio_queue)
     }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// Whatever happens, every frame and byte ends up somewhere, once.
+    /// Whatever happens, every frame (video and audio) and byte ends up somewhere, once.
     #[test]
     fn every_frame_and_byte_is_accounted_for(
         script in prop::collection::vec(event(), 0..300),
@@ -618,10 +670,12 @@ proptest! {
             sim.apply(e);
         }
         sim.finish();
-        let s = sim.plan.stats(&sim.queue.stats());
+        let s = sim.stats();
         prop_assert_eq!(s.frames_in, s.frames_encoded + s.frames_dropped, "{:?}", s);
         prop_assert_eq!(s.frames_dropped, s.drops.total());
         prop_assert_eq!(s.bytes_encoded, s.bytes_published + s.bytes_drained, "{:?}", s);
+        let a = s.audio;
+        prop_assert_eq!(a.frames_in, a.frames_encoded + a.frames_dropped_overflow + a.frames_refused, "{:?}", a);
         prop_assert!(s.segments_published + s.segments_failed >= u64::from(s.bytes_published > 0));
         prop_assert_eq!(s.channel_swaps, sim.swaps);
         if await_replacement {
