@@ -5,7 +5,8 @@
 use clap::{ArgAction, Args};
 use gateway_actors::GatewayError;
 use gateway_core::capabilities::CapabilityQuery;
-use gateway_core::error::{redact_url, JobError, OrchestratorRejection};
+use gateway_core::error::redact_url;
+use gateway_core::rejection::{JobError, OrchestratorRejection};
 
 use crate::cli::{self, parse_capability};
 use crate::network::{EmbeddedTweaks, Network, NetworkArgs};

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use gateway_core::capabilities::CapabilityQuery;
-use gateway_core::error::{JobError, SignerError, TokenError, TrickleError};
+use gateway_core::error::{SignerError, TokenError, TrickleError};
 use gateway_core::jobs;
+use gateway_core::rejection::JobError;
 use gateway_core::signer::SignerIdentity;
 use gateway_core::token::{GatewayToken, NetworkSettings};
 

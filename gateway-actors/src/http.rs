@@ -30,7 +30,9 @@ use futures_util::stream::BoxStream;
 use gateway_core::error::SegmentFailure;
 
 use crate::tls::{orchestrator_client_config, provider, OrchestratorTrust};
-use crate::trickle::SegmentGetClient;
+use segment_get::SegmentGetClient;
+
+pub mod segment_get;
 
 /// Connect timeout for every request (go-livepeer: 3 s for gRPC).
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -19,9 +19,10 @@
 use std::time::Duration;
 
 use actix::prelude::*;
-use gateway_core::error::{JobError, SignerError};
+use gateway_core::error::SignerError;
 use gateway_core::jobs::{self, offchain_segment_credentials};
 use gateway_core::lp_rpc::{self, OrchestratorInfo, PaymentResult};
+use gateway_core::rejection::JobError;
 use gateway_core::signer::{GenerateLivePaymentRequest, PaymentType, SignerIdentity, SignerState};
 use prost::Message as _;
 use thiserror::Error;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_actors::{ByocJobRequest, ByocRequest, Gateway, GatewayConfig, GatewayError};
-use gateway_core::error::JobError;
+use gateway_core::rejection::JobError;
 use gateway_core::rejection::RejectionReason;
 use gateway_core::token::NetworkSettings;
 use gateway_testkit::faults::OrchestratorFault;

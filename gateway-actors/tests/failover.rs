@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use gateway_actors::{ByocJobRequest, Gateway, GatewayConfig, GatewayError, Lv2vRequest};
-use gateway_core::error::JobError;
 use gateway_core::jobs::LIVE_VIDEO_TO_VIDEO_PATH;
+use gateway_core::rejection::JobError;
 use gateway_core::rejection::{OrchestratorRejection, RejectionReason};
 use gateway_core::token::NetworkSettings;
 use gateway_testkit::faults::OrchestratorFault;

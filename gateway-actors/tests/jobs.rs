@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_actors::{ByocJobRequest, Gateway, GatewayConfig, GatewayError, Lv2vRequest};
-use gateway_core::error::JobError;
+use gateway_core::rejection::JobError;
 use gateway_core::token::NetworkSettings;
 use gateway_core::trickle::SeqSpec;
 use gateway_testkit::faults::OrchestratorFault;

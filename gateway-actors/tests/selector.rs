@@ -19,8 +19,9 @@ use gateway_actors::selector::{
 };
 use gateway_actors::tls::{fingerprint, OrchestratorTrust, PinStore, TrustError};
 use gateway_core::capabilities::CapabilityQuery;
-use gateway_core::error::{JobError, VettingError};
+use gateway_core::error::VettingError;
 use gateway_core::lp_rpc::OrchestratorRequest;
+use gateway_core::rejection::JobError;
 use gateway_core::rejection::RejectionReason;
 use gateway_core::signer::SignerIdentity;
 use gateway_core::token::NetworkSettings;
@@ -76,7 +77,7 @@ fn addresses(s: &Selection) -> Vec<&str> {
     s.candidates.iter().map(|c| c.address.as_str()).collect()
 }
 
-fn rejection(rejections: &[gateway_core::error::OrchestratorRejection], address: &str) -> String {
+fn rejection(rejections: &[gateway_core::rejection::OrchestratorRejection], address: &str) -> String {
     rejections
         .iter()
         .find(|r| r.orchestrator == address)
@@ -87,7 +88,7 @@ fn rejection(rejections: &[gateway_core::error::OrchestratorRejection], address:
 
 fn no_orchestrator(
     r: Result<Selection, JobError>,
-) -> (Vec<gateway_core::error::OrchestratorRejection>, String) {
+) -> (Vec<gateway_core::rejection::OrchestratorRejection>, String) {
     match r {
         Err(e @ JobError::NoOrchestratorAvailable { .. }) => {
             let text = e.to_string();

@@ -1,7 +1,8 @@
 //! Errors, one type per concern.
 //!
 //! [`CapabilityError`] lives with the capability queries and [`ProtoError`] with the protobuf
-//! codec; both are re-exported here so every error of the crate can be named from one place.
+//! codec; both are re-exported here. A job's own error, `JobError`, lives one floor up in
+//! [`crate::rejection`], beside the rejections it lists: it is built from the errors here.
 //!
 //! Every error here is safe to print: none of them carries a signer header, a bearer token or a
 //! gateway token. URLs are shown through [`redact_url`], which drops credentials and query
@@ -275,54 +276,6 @@ pub enum VettingError {
     },
 }
 
-pub use crate::rejection::{OrchestratorRejection, RejectionReason};
-
-/// Errors starting, paying for or stopping a job on an orchestrator.
-#[derive(Debug, Clone, PartialEq, Error)]
-pub enum JobError {
-    /// HTTP 402: the orchestrator wants (more) payment before it starts the job.
-    #[error("orchestrator requires payment (HTTP 402): {message}")]
-    PaymentRequired {
-        /// The orchestrator's explanation.
-        message: String,
-    },
-    /// No orchestrator could take the job; every rejection is listed.
-    #[error("no orchestrator available{}", format_rejections(rejections))]
-    NoOrchestratorAvailable {
-        /// One entry per orchestrator tried.
-        rejections: Vec<OrchestratorRejection>,
-    },
-    /// The orchestrator refused the request.
-    #[error("orchestrator returned HTTP {status} for {endpoint}: {message}")]
-    Http {
-        /// HTTP status.
-        status: u16,
-        /// Endpoint path.
-        endpoint: String,
-        /// Start of the body.
-        message: String,
-    },
-    /// The orchestrator's answer is missing something the protocol requires.
-    #[error("invalid response from orchestrator for {endpoint}: {reason}")]
-    InvalidResponse {
-        /// Endpoint path.
-        endpoint: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The caller's job description is invalid.
-    #[error("invalid job request: {0}")]
-    InvalidRequest(String),
-}
-
-fn format_rejections(rejections: &[OrchestratorRejection]) -> String {
-    if rejections.is_empty() {
-        return ": no candidates to select from".to_owned();
-    }
-    let list: Vec<String> = rejections.iter().map(ToString::to_string).collect();
-    format!(": {}", list.join("; "))
-}
-
 /// Drops user-info (`user:pass@`), query and fragment from a URL-ish string so it can be
 /// logged. Strings that do not parse as URLs are returned up to the first `?`.
 pub fn redact_url(raw: &str) -> String {
@@ -373,24 +326,6 @@ mod tests {
             "https://signer.example/api/signer"
         );
         assert_eq!(redact_url("host:8935?token=1"), "host:8935");
-    }
-
-    #[test]
-    fn rejections_are_listed() {
-        let e = JobError::NoOrchestratorAvailable {
-            rejections: vec![
-                OrchestratorRejection::new("a:1", RejectionReason::Excluded),
-                OrchestratorRejection::new(
-                    "https://b:2?x=secret",
-                    RejectionReason::ClientBuild("no model".into()),
-                ),
-            ],
-        };
-        let s = e.to_string();
-        assert!(s.contains("a:1: excluded by the caller; https://b:2/: no model"), "{s}");
-        assert!(!s.contains("secret"));
-        let empty = JobError::NoOrchestratorAvailable { rejections: vec![] }.to_string();
-        assert!(empty.contains("no candidates"));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{JobError, ProtoError};
 use crate::go_json::{self, is_zero, null_as_default};
+use crate::lp_rpc::ProtoError;
 use crate::lp_rpc::{self, OrchestratorInfo, SegData};
 
 /// `POST`: start an LV2V session; answers [`LiveVideoToVideoResponse`].
@@ -229,6 +229,12 @@ pub struct JobRequest {
     pub timeout_seconds: u32,
 }
 
+/// A [`HEADER_JOB`] or [`HEADER_ETH_ADDRESS`] value (or the job parameters inside one) that
+/// does not decode; the text says which and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid job request: {0}")]
+pub struct InvalidJobHeader(pub String);
+
 impl JobRequest {
     /// The [`HEADER_JOB`] value: base64 of the JSON.
     pub fn to_header(&self) -> String {
@@ -236,22 +242,22 @@ impl JobRequest {
     }
 
     /// Decodes a [`HEADER_JOB`] value.
-    pub fn from_header(value: &str) -> Result<JobRequest, JobError> {
+    pub fn from_header(value: &str) -> Result<JobRequest, InvalidJobHeader> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(value.trim())
-            .map_err(|e| JobError::InvalidRequest(format!("Livepeer header is not base64: {e}")))?;
+            .map_err(|e| InvalidJobHeader(format!("Livepeer header is not base64: {e}")))?;
         go_json::from_slice(&bytes)
-            .map_err(|e| JobError::InvalidRequest(format!("Livepeer header is not a job request: {e}")))
+            .map_err(|e| InvalidJobHeader(format!("Livepeer header is not a job request: {e}")))
     }
 
     /// The job's parameters (see [`JobParameters::parse`]; an empty string counts as none here,
     /// for callers that only read them).
-    pub fn parameters(&self) -> Result<JobParameters, JobError> {
+    pub fn parameters(&self) -> Result<JobParameters, InvalidJobHeader> {
         if self.parameters.trim().is_empty() {
             return Ok(JobParameters::default());
         }
         JobParameters::parse(&self.parameters)
-            .map_err(|e| JobError::InvalidRequest(format!("invalid job parameters: {e}")))
+            .map_err(|e| InvalidJobHeader(format!("invalid job parameters: {e}")))
     }
 }
 
@@ -274,12 +280,12 @@ impl EthAddressHeader {
     }
 
     /// Decodes a header value.
-    pub fn from_header(value: &str) -> Result<EthAddressHeader, JobError> {
+    pub fn from_header(value: &str) -> Result<EthAddressHeader, InvalidJobHeader> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(value.trim())
-            .map_err(|e| JobError::InvalidRequest(format!("Livepeer-Eth-Address is not base64: {e}")))?;
+            .map_err(|e| InvalidJobHeader(format!("Livepeer-Eth-Address is not base64: {e}")))?;
         go_json::from_slice(&bytes)
-            .map_err(|e| JobError::InvalidRequest(format!("Livepeer-Eth-Address is not JSON: {e}")))
+            .map_err(|e| InvalidJobHeader(format!("Livepeer-Eth-Address is not JSON: {e}")))
     }
 }
 

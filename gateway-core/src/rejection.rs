@@ -1,4 +1,5 @@
-//! Why an orchestrator was not used for a job, typed.
+//! Why an orchestrator was not used for a job, typed, and [`JobError`], the job's error that
+//! lists those rejections when no orchestrator could take it.
 //!
 //! Code decides on the variant (a job kind fails with "payment required" when every
 //! orchestrator wanted payment); people read the `Display` text, which names the orchestrator's
@@ -172,9 +173,73 @@ impl RejectionReason {
     }
 }
 
+/// Errors starting, paying for or stopping a job on an orchestrator.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum JobError {
+    /// HTTP 402: the orchestrator wants (more) payment before it starts the job.
+    #[error("orchestrator requires payment (HTTP 402): {message}")]
+    PaymentRequired {
+        /// The orchestrator's explanation.
+        message: String,
+    },
+    /// No orchestrator could take the job; every rejection is listed.
+    #[error("no orchestrator available{}", format_rejections(rejections))]
+    NoOrchestratorAvailable {
+        /// One entry per orchestrator tried.
+        rejections: Vec<OrchestratorRejection>,
+    },
+    /// The orchestrator refused the request.
+    #[error("orchestrator returned HTTP {status} for {endpoint}: {message}")]
+    Http {
+        /// HTTP status.
+        status: u16,
+        /// Endpoint path.
+        endpoint: String,
+        /// Start of the body.
+        message: String,
+    },
+    /// The orchestrator's answer is missing something the protocol requires.
+    #[error("invalid response from orchestrator for {endpoint}: {reason}")]
+    InvalidResponse {
+        /// Endpoint path.
+        endpoint: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The caller's job description is invalid.
+    #[error("invalid job request: {0}")]
+    InvalidRequest(String),
+}
+
+fn format_rejections(rejections: &[OrchestratorRejection]) -> String {
+    if rejections.is_empty() {
+        return ": no candidates to select from".to_owned();
+    }
+    let list: Vec<String> = rejections.iter().map(ToString::to_string).collect();
+    format!(": {}", list.join("; "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rejections_are_listed() {
+        let e = JobError::NoOrchestratorAvailable {
+            rejections: vec![
+                OrchestratorRejection::new("a:1", RejectionReason::Excluded),
+                OrchestratorRejection::new(
+                    "https://b:2?x=secret",
+                    RejectionReason::ClientBuild("no model".into()),
+                ),
+            ],
+        };
+        let s = e.to_string();
+        assert!(s.contains("a:1: excluded by the caller; https://b:2/: no model"), "{s}");
+        assert!(!s.contains("secret"));
+        let empty = JobError::NoOrchestratorAvailable { rejections: vec![] }.to_string();
+        assert!(empty.contains("no candidates"));
+    }
 
     #[test]
     fn display_reads_as_before() {

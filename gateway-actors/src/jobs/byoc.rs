@@ -12,8 +12,8 @@
 //! Single-shot requests live in [`super::byoc_request`].
 
 use gateway_core::capabilities::CapabilityQuery;
-use gateway_core::error::JobError;
 use gateway_core::jobs::{self, JobParameters, JobRequest, StreamUrls};
+use gateway_core::rejection::JobError;
 use gateway_core::rejection::RejectionReason;
 use gateway_core::signer::SignByocJobRequest;
 use gateway_core::trickle::SeqSpec;

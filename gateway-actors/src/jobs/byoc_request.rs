@@ -13,8 +13,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_core::error::JobError;
 use gateway_core::jobs::{self, JobRequest};
+use gateway_core::rejection::JobError;
 use gateway_core::rejection::RejectionReason;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 

@@ -6,7 +6,8 @@
 use std::future::Future;
 
 use gateway_core::capabilities::CapabilityQuery;
-use gateway_core::error::{JobError, SignerError};
+use gateway_core::error::SignerError;
+use gateway_core::rejection::JobError;
 use gateway_core::rejection::{OrchestratorRejection, RejectionReason};
 use gateway_core::signer::SignerIdentity;
 

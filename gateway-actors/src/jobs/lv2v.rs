@@ -2,8 +2,9 @@
 //! control channel, an events channel and payments every few seconds.
 
 use gateway_core::capabilities::{Capability, CapabilityQuery};
-use gateway_core::error::{JobError, TrickleError};
+use gateway_core::error::TrickleError;
 use gateway_core::jobs::{self, LiveVideoToVideoRequest, LiveVideoToVideoResponse};
+use gateway_core::rejection::JobError;
 use gateway_core::rejection::RejectionReason;
 use gateway_core::trickle::SeqSpec;
 use serde_json::Value;

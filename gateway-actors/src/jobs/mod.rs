@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use gateway_core::capabilities::{build_capabilities, CapabilityQuery};
-use gateway_core::error::{body_excerpt, JobError};
+use gateway_core::error::body_excerpt;
+use gateway_core::rejection::JobError;
 use gateway_core::rejection::RejectionReason;
 use gateway_core::signer::SignerIdentity;
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gateway_core::error::JobError;
+use gateway_core::rejection::JobError;
 use gateway_core::rejection::{OrchestratorRejection, RejectionReason};
 use gateway_core::swap::{OutputWatchdog, SwapBudget, SwapReason, SwapRule};
 use tokio::sync::{oneshot, watch};

@@ -228,7 +228,7 @@ impl Gateway {
             let mime = config.mime();
             let Some(publisher) = job.publisher(mime).await else {
                 job.stop(None).await;
-                return Err(gateway_core::error::JobError::InvalidRequest(
+                return Err(gateway_core::rejection::JobError::InvalidRequest(
                     "video needs an input channel (BYOC: enable_video_ingress)".into(),
                 )
                 .into());
@@ -237,7 +237,7 @@ impl Gateway {
                 Ok(v) => video_publisher = Some((Arc::new(v), mime.to_owned())),
                 Err(e) => {
                     job.stop(None).await;
-                    return Err(gateway_core::error::JobError::InvalidRequest(e.to_string()).into());
+                    return Err(gateway_core::rejection::JobError::InvalidRequest(e.to_string()).into());
                 }
             }
         }

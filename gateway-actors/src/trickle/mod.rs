@@ -6,13 +6,13 @@
 
 pub mod follow;
 pub mod publisher;
-pub mod segment_get;
 pub mod segmented;
 pub mod subscriber;
 
 pub use follow::{ChannelKind, ChannelRoutes, ReaderSignals, StreamChannels};
 pub use publisher::{PublisherConfig, PublisherStats, SegmentSink, TricklePublisher};
-pub use segment_get::{SegmentGetClient, SEGMENT_READ_BUFFER_MAX};
+// The segment GET client is an HTTP client (it lives with the others); named here too.
+pub use crate::http::segment_get::{self, SegmentGetClient, SEGMENT_READ_BUFFER_MAX};
 pub use segmented::{LedgerTotals, SegmentedPublisher};
 pub(crate) use segmented::{Route, SegmentLedger};
 pub use subscriber::{

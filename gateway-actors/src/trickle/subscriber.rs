@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::follow::{ChannelKind, ChannelRoutes, Follow, ReaderSignals};
-use super::segment_get::{SegmentGetClient, SegmentResponse};
+use crate::http::segment_get::{SegmentGetClient, SegmentResponse};
 
 /// How long a subscriber waits by default for an index ahead of the live edge.
 pub(crate) const DEFAULT_AHEAD_TIMEOUT: Duration = Duration::from_secs(60);

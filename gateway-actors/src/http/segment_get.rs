@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::http::{describe, innermost_cause, CONNECT_TIMEOUT};
+use super::{describe, innermost_cause, CONNECT_TIMEOUT};
 use crate::tls::{orchestrator_client_config, OrchestratorTrust};
 
 /// Most bytes one connection of a [`SegmentGetClient::bounded`] buffers from the network ahead
