@@ -21,10 +21,10 @@ use gateway_media::{Rational, TestPattern, VideoFrame};
 use tokio::time::MissedTickBehavior;
 
 use crate::audio_input::AudioInput;
+use crate::audio_output::{poisoned, AudioOutReport, AudioOutput};
 use crate::cli::{human_bytes, parse_dimension, Console, OutputSpec, Progress, UsageError};
 use crate::output::{
-    poisoned, read_output, wait_for_output, write_ivf_frame_count, AudioOutReport, AudioOutput, OutCounters,
-    OutputGuard, OutputTarget,
+    read_output, wait_for_output, write_ivf_frame_count, OutCounters, OutputGuard, OutputTarget,
 };
 use crate::ts_input::{looks_like_ts, TsInput};
 
@@ -72,10 +72,11 @@ pub struct FrameArgs {
     /// of the stream as it came (H.264 output only).
     #[arg(long, requires = "output")]
     pub decode: bool,
-    /// Write the output's audio track decoded, as a 16-bit 48 kHz WAV file (Opus output only),
-    /// beside whatever --output or --output-segments keep.
-    #[arg(long, value_name = "FILE")]
-    pub output_audio: Option<PathBuf>,
+    /// Write the output's audio track decoded, as 16-bit 48 kHz WAV (Opus output only), beside
+    /// whatever --output or --output-segments keep: a file, or `-` for stdout (`| ffplay -`;
+    /// its header then says "unknown length", as ffmpeg's does on a pipe).
+    #[arg(long, value_name = "-|FILE")]
+    pub output_audio: Option<OutputSpec>,
     /// Exit 0 even when the job did not do all that was asked (the stream ended early, segments
     /// failed, frames were lost with the stream); the summary still says what was lost.
     #[arg(long)]
@@ -85,7 +86,8 @@ pub struct FrameArgs {
 impl FrameArgs {
     /// Where status lines go (stderr when the video goes to stdout).
     pub fn console(&self) -> Console {
-        Console { data_on_stdout: self.output == Some(OutputSpec::Stdout) }
+        let stdout = Some(OutputSpec::Stdout);
+        Console { data_on_stdout: self.output == stdout || self.output_audio == stdout }
     }
 
     /// Opens the audio to send with the frames and the file for the output's audio, each if
@@ -100,7 +102,12 @@ impl FrameArgs {
                 ))
                 .into())
             }
-            Some(path) => Some(AudioOutput::create(path)?),
+            Some(OutputSpec::Stdout) if self.output == Some(OutputSpec::Stdout) => {
+                return Err(
+                    UsageError("--output and --output-audio cannot both write to stdout".into()).into()
+                )
+            }
+            Some(spec) => Some(AudioOutput::create(spec)?),
             None => None,
         };
         Ok(AudioIo { input, output })

@@ -8,6 +8,7 @@
 //! network, so each works out of the box.
 
 mod audio_input;
+mod audio_output;
 mod byoc_request;
 mod byoc_text_reversal;
 mod byoc_write_frames;

@@ -3,26 +3,23 @@
 //! decoded Y4M frames, or only counted; and, with `--output-audio`, its audio track decoded
 //! into a WAV file beside whichever of those was chosen.
 
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use gateway_actors::trickle::TrickleSubscriber;
-use gateway_media::audio::wav::{WavError, WavWriter};
 use gateway_media::encoder::Codec;
 use gateway_media::h264_decoder::H264Decoder;
 use gateway_media::ivf::{IvfJoin, IVF_FRAME_COUNT_OFFSET};
 use gateway_media::ts::discontinuity::mark_discontinuity;
-use gateway_media::ts::opus::OPUS_RATE;
-use gateway_media::ts_demux::{AccessUnit, MediaUnit, TsDemuxer};
+use gateway_media::ts_demux::{AccessUnit, TsDemuxer};
 use gateway_media::y4m::{self, Y4mHeader};
-use gateway_media::{AudioUnitDecoder, Rational};
+use gateway_media::Rational;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::cli::{OutputSpec, UsageError};
+use crate::audio_output::{poisoned, SharedAudioOutput};
+use crate::cli::OutputSpec;
 
 /// After the last frame, how long the output may stay silent before we stop waiting for it.
 const OUTPUT_IDLE: Duration = Duration::from_secs(3);
@@ -308,127 +305,5 @@ impl Drop for OutputGuard {
         if let Err(e) = finished {
             eprintln!("warning: {e:#}");
         }
-    }
-}
-
-/// The error of a lock whose holder panicked (the reader's own bug, never the stream's).
-pub(crate) fn poisoned() -> anyhow::Error {
-    anyhow::anyhow!("the audio output was left broken by a panic")
-}
-
-/// The output's audio track, shared by the reader (which feeds it) and the run (which finishes
-/// it after the reader stopped, however it stopped).
-pub(crate) type SharedAudioOutput = Arc<Mutex<AudioOutput>>;
-
-/// The output's audio track decoded into a 16-bit WAV file (`--output-audio`). A unit that
-/// does not decode is counted and passed over (the stream goes on); a file that cannot be
-/// written stops the reader.
-pub(crate) struct AudioOutput {
-    path: PathBuf,
-    demuxer: TsDemuxer,
-    decoder: AudioUnitDecoder,
-    /// The file, until the first samples say its layout and `wav` takes it.
-    file: Option<std::fs::File>,
-    wav: Option<WavWriter<BufWriter<std::fs::File>>>,
-    report: AudioOutReport,
-}
-
-/// What the audio output holds at the end.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct AudioOutReport {
-    /// Audio units (Opus packets) read from the output.
-    pub(crate) units: u64,
-    /// Units that could not be decoded, passed over.
-    pub(crate) units_failed: u64,
-    /// Why the first of them failed.
-    pub(crate) first_failure: Option<String>,
-    /// Sample instants written to the WAV file.
-    pub(crate) samples: u64,
-}
-
-impl AudioOutput {
-    /// Creates `path` now, so a bad path is a usage error before any job is paid for.
-    pub(crate) fn create(path: &Path) -> anyhow::Result<Self> {
-        let file = std::fs::File::create(path)
-            .map_err(|e| UsageError(format!("cannot create --output-audio {}: {e}", path.display())))?;
-        Ok(Self {
-            path: path.to_owned(),
-            demuxer: TsDemuxer::with_audio(),
-            decoder: AudioUnitDecoder::new(),
-            file: Some(file),
-            wav: None,
-            report: AudioOutReport::default(),
-        })
-    }
-
-    /// Shares it with the reader.
-    pub(crate) fn shared(self) -> SharedAudioOutput {
-        Arc::new(Mutex::new(self))
-    }
-
-    /// Reads one chunk of the output stream.
-    fn push(&mut self, chunk: &Bytes) -> anyhow::Result<()> {
-        let units = self.demuxer.push_media(chunk);
-        self.write(units)
-    }
-
-    /// A segment ended on a whole unit: decode its last one now.
-    fn end_segment(&mut self) -> anyhow::Result<()> {
-        let units = self.demuxer.finish_media();
-        self.write(units)
-    }
-
-    /// Another orchestrator's stream starts: its tables and encoder start over.
-    fn abandon(&mut self) {
-        self.demuxer.abandon();
-        self.decoder.reset();
-    }
-
-    fn write(&mut self, units: Vec<MediaUnit>) -> anyhow::Result<()> {
-        for unit in units {
-            let MediaUnit::Audio(unit) = unit else { continue };
-            self.report.units += 1;
-            let frame = match self.decoder.decode(&unit) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => continue,
-                Err(e) => {
-                    self.report.units_failed += 1;
-                    self.report.first_failure.get_or_insert_with(|| e.to_string());
-                    continue;
-                }
-            };
-            let path = &self.path;
-            let failed = |e: WavError| anyhow::anyhow!("writing --output-audio {}: {e}", path.display());
-            if let Some(file) = self.file.take() {
-                self.wav = Some(
-                    WavWriter::new(BufWriter::new(file), frame.channels(), frame.rate()).map_err(failed)?,
-                );
-            }
-            let Some(wav) = self.wav.as_mut() else { continue };
-            if wav.channels() != frame.channels() {
-                anyhow::bail!(
-                    "the output audio changed from {} to {} channels, which one WAV file cannot carry",
-                    wav.channels(),
-                    frame.channels()
-                );
-            }
-            wav.write(&frame).map_err(failed)?;
-            self.report.samples = wav.samples();
-        }
-        Ok(())
-    }
-
-    /// Writes the WAV header's sizes (an output with no audio leaves an empty stereo file); the
-    /// output takes nothing more after this.
-    pub(crate) fn finish(&mut self) -> anyhow::Result<AudioOutReport> {
-        let path = &self.path;
-        let failed = |e: WavError| anyhow::anyhow!("finishing --output-audio {}: {e}", path.display());
-        let wav = match (self.wav.take(), self.file.take()) {
-            (Some(wav), _) => wav,
-            (None, Some(file)) => WavWriter::new(BufWriter::new(file), 2, OPUS_RATE).map_err(failed)?,
-            (None, None) => return Ok(self.report.clone()),
-        };
-        wav.finish().map_err(failed)?;
-        Ok(self.report.clone())
     }
 }

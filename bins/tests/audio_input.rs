@@ -2,7 +2,8 @@
 //! video as Opus in the same MPEG-TS; what comes back holds both tracks in ffprobe, the audio as
 //! long as the video, and `--output-audio` decodes the returning track into a WAV file ffprobe
 //! reads, with the tone at its pitch. Audio that cannot go is a usage error (exit 2) before any
-//! network work; an output with no audio for `--output-audio` fails the run.
+//! network work; an output with no audio for `--output-audio` fails the run. `--output-audio -`
+//! streams the WAV on stdout; Ctrl-C still leaves a finished file.
 
 mod common;
 
@@ -239,6 +240,7 @@ fn audio_that_cannot_go_is_a_usage_error_before_any_job() {
             "cannot both read stdin",
         ),
         (vec!["write-frames", "--output-audio", "/nonexistent/a.wav"], None, "cannot create --output-audio"),
+        (vec!["write-frames", "--output", "-", "--output-audio", "-"], None, "cannot both write to stdout"),
         (vec!["write-frames", "--audio", "-", "--audio-raw", "s16le:48000"], Some(b""), "raw PCM format"),
         (vec!["write-frames", "--audio", "-", "--audio-raw", "s16le:48000:12"], Some(b""), "12 channels"),
         (
@@ -387,5 +389,32 @@ fn ctrl_c_mid_run_leaves_a_wav_with_its_length() {
     let seconds = (bytes.len() - 44) as f64 / (48_000.0 * 4.0);
     assert!((1.5..20.0).contains(&seconds), "{seconds} s");
     assert_tone_back(&back, 2, seconds);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--output-audio -`: the WAV streams on stdout (the summary moves to stderr), with the
+/// "unknown length" header a pipe gets; ffprobe reads it whole, 2 s of the tone.
+#[test]
+fn output_audio_dash_streams_the_wav_on_stdout() {
+    let dir = scratch("audio-stdout");
+    let input = dir.join("in.wav");
+    std::fs::write(&input, wav(48_000, 2)).unwrap();
+    let out = Command::new("timeout")
+        .arg("90")
+        .arg(env!("CARGO_BIN_EXE_livepeer-gateway"))
+        .args(["write-frames", "--count", "60", "--no-pace", "--audio"])
+        .arg(&input)
+        .args(["--output-audio", "-"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("audio out: "), "the summary goes to stderr: {stderr}");
+    let bytes = out.stdout;
+    assert_eq!((&bytes[0..4], &bytes[8..12]), (&b"RIFF"[..], &b"WAVE"[..]), "stdout holds only the WAV");
+    assert_eq!(&bytes[4..8], &u32::MAX.to_le_bytes(), "a pipe's header says unknown length");
+    let back = dir.join("back.wav");
+    std::fs::write(&back, &bytes).unwrap();
+    assert_tone_back(&back, 2, 2.0);
     std::fs::remove_dir_all(&dir).unwrap();
 }

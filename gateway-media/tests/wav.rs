@@ -128,6 +128,19 @@ fn what_wav_writer_writes_ffprobe_and_our_reader_read_whole() {
     drop(w);
     let (_, _, n) = read_all(&std::fs::read(&path).unwrap());
     assert_eq!(n, 960);
+
+    // To a pipe (here a Vec, which cannot seek): the sizes stay unknown, and both ffprobe and
+    // our reader read every sample to the end.
+    let mut w = WavWriter::new(Vec::new(), 2, 48_000).unwrap();
+    for f in &frames {
+        w.write(f).unwrap();
+    }
+    let piped = w.finish_unsized().unwrap();
+    assert_eq!(&piped[4..8], &u32::MAX.to_le_bytes(), "RIFF size unknown");
+    assert_eq!(read_all(&piped).2, 48_000);
+    let path = dir.join("piped.wav");
+    std::fs::write(&path, &piped).unwrap();
+    assert_eq!(probe(&path).split(',').take(3).collect::<Vec<_>>(), ["pcm_s16le", "48000", "2"]);
     assert!(matches!(
         WavWriter::new(std::io::Cursor::new(Vec::new()), 0, 48_000),
         Err(WavError::Layout { .. })

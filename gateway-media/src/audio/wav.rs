@@ -273,17 +273,19 @@ fn parse_format(fmt: &[u8]) -> Result<WavFormat, WavError> {
 /// Bytes of the header [`WavWriter`] writes: RIFF, a 16-byte `fmt ` chunk, the data chunk's.
 const WAV_HEADER_LEN: u32 = 44;
 
-/// Writes [`AudioFrame`]s as a 16-bit PCM WAV file. The sizes in the header are written by
-/// [`WavWriter::finish`]; a file left unfinished still reads as one of unknown length.
+/// Writes [`AudioFrame`]s as 16-bit PCM WAV. The header starts with the "unknown length"
+/// sizes ffmpeg writes to a pipe; [`WavWriter::finish`] rewinds a file to write the real ones,
+/// and [`WavWriter::finish_unsized`] leaves them for output that cannot be rewound (stdout),
+/// which readers such as ffmpeg read to its end.
 #[derive(Debug)]
-pub struct WavWriter<W: Write + Seek> {
+pub struct WavWriter<W: Write> {
     out: W,
     channels: u16,
     rate: u32,
     data_bytes: u64,
 }
 
-impl<W: Write + Seek> WavWriter<W> {
+impl<W: Write> WavWriter<W> {
     /// Starts a file of `channels` at `rate` Hz in `out`.
     pub fn new(mut out: W, channels: u16, rate: u32) -> Result<Self, WavError> {
         check_layout(channels, rate)?;
@@ -316,6 +318,14 @@ impl<W: Write + Seek> WavWriter<W> {
         self.data_bytes / (2 * u64::from(self.channels))
     }
 
+    /// Hands back the output, flushed, with the header's sizes left unknown.
+    pub fn finish_unsized(mut self) -> Result<W, WavError> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write + Seek> WavWriter<W> {
     /// Writes the sizes into the header and hands back the output, flushed.
     pub fn finish(mut self) -> Result<W, WavError> {
         // A WAV's sizes are 32-bit: a longer file keeps the largest size it can say.
