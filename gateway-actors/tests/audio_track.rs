@@ -3,8 +3,9 @@
 //! as MPEG-TS segments carrying H.264 and Opus interleaved, every audio frame is counted
 //! (encoded, dropped for overflow, or refused), our demuxer finds every Opus packet the stream
 //! says it made, and the tone decodes back at its pitch; audio of another rate and layout is
-//! converted. Audio a stream cannot carry gets typed refusals. And what the official Python
-//! SDK's `MediaPublish` sends with an audio track reads back through our demuxer and decoder.
+//! converted. Audio a stream cannot carry gets typed refusals. What the official Python SDK's
+//! `MediaPublish` sends with an audio track reads back through our demuxer and decoder, and what
+//! we send decodes through its `MediaOutput.frames()`.
 //!
 //! Every wait is bounded by a generous deadline; nothing asserts on how long something took.
 
@@ -330,4 +331,105 @@ async fn what_the_python_sdks_media_publish_sends_with_audio_reads_back_here() {
         let hz = ch.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count() as f32;
         assert!((hz - pitch).abs() < 3.0, "side {side}: {hz} Hz");
     }
+}
+
+/// The official Python SDK's `MediaOutput(url, start_seq=0).frames()` on the channel at
+/// argv[1]: collects decoded frames until it holds argv[2] video frames, then prints what it
+/// saw (sizes and pts of the video; rate, layout, samples and the pitch of channel 0 of the
+/// audio). It stops on its own count, so the channel need not end.
+const PY_MEDIA_OUTPUT: &str = r#"
+import asyncio, json, sys
+from array import array
+from livepeer_gateway.media_output import MediaOutput
+
+def channel0(frame):
+    """Channel 0 of a decoded audio frame as floats (planar: plane 0; packed: every n-th)."""
+    samples = array("f", bytes(frame.planes[0]))
+    if frame.format.is_planar:
+        return samples[:frame.samples]
+    return samples[::len(frame.layout.channels)][:frame.samples]
+
+async def main(url, want):
+    video, audio = [], []
+    out = MediaOutput(url, start_seq=0)
+    async for item in out.frames():
+        if item.kind == "video":
+            video.append((item.width, item.height, item.pts))
+        elif item.kind == "audio":
+            audio.append(item)
+        if len(video) >= want:
+            break
+    await out.close()
+    pcm = array("f")
+    for a in audio:
+        pcm.extend(channel0(a.frame))
+    second = pcm[4800:52800]
+    crossings = sum(1 for x, y in zip(second, second[1:]) if x < 0 <= y)
+    print(json.dumps({
+        "video": video,
+        "audio_rate": audio[0].sample_rate if audio else 0,
+        "audio_layout": str(audio[0].layout) if audio else "",
+        "audio_samples": int(sum(a.samples for a in audio)),
+        "pitch": crossings * 48000 / max(len(second), 1),
+    }))
+
+asyncio.run(asyncio.wait_for(main(sys.argv[1], int(sys.argv[2])), 60))
+"#;
+
+/// What we publish with an audio track, the official Python SDK's `MediaOutput.frames()`
+/// decodes: every video frame of the first three seconds at our size and pts, and the stereo
+/// 48 kHz tone at its pitch. Four seconds go out, so the frames counted are followed by more
+/// (a decoder holds a stream's last frame until it ends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdks_media_output_decodes_our_audio_and_video() {
+    let server = Server::start().await;
+    let video = VideoPublisher::start(server.publisher().await, config()).unwrap();
+    let mut pattern = TestPattern::new(320, 180, Rational::new(30, 1)).unwrap();
+    let mut tone = Tone::new(2, 48_000, 960).unwrap();
+    let mut audio_samples = 0u64;
+    for i in 0..120u64 {
+        while audio_samples * 30 <= i * 48_000 {
+            video.write_audio(tone.next_frame()).unwrap();
+            audio_samples += 960;
+        }
+        tokio::time::timeout(GENEROUS, video.write_frame_when_ready(pattern.next_frame()))
+            .await
+            .expect("room in the queue")
+            .unwrap();
+    }
+    let stats = tokio::time::timeout(GENEROUS, video.finish()).await.expect("finished").unwrap();
+    // A loaded machine may drop a frame for debt (counted); what was encoded must all decode.
+    assert_eq!(stats.frames_encoded + stats.frames_dropped, 120, "{stats:?}");
+    assert!(stats.frames_encoded >= 100 && stats.audio.frames_refused == 0, "{stats:?}");
+
+    let url = server.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python())
+            .arg("-c")
+            .arg(PY_MEDIA_OUTPUT)
+            .arg(url)
+            .arg("90")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let frames = seen["video"].as_array().unwrap();
+    assert_eq!(frames.len(), 90, "{seen}");
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!((f[0].as_u64(), f[1].as_u64()), (Some(320), Some(180)), "frame {i}: {f}");
+    }
+    // 90 kHz pts in order, on our 1/30 s grid, with gaps only where we dropped a frame.
+    let pts: Vec<i64> = frames.iter().map(|f| f[2].as_i64().unwrap()).collect();
+    assert!(pts.windows(2).all(|w| w[1] > w[0] && (w[1] - w[0]) % 3000 == 0), "{pts:?}");
+    let missing = (pts[89] - pts[0]) / 3000 + 1 - 90;
+    assert!(missing as u64 <= stats.frames_dropped, "{missing} frames missing: {pts:?}");
+    assert_eq!((seen["audio_rate"].as_u64(), seen["audio_layout"].as_str()), (Some(48_000), Some("stereo")));
+    // At least the 3 s the counted video spans, less the encoder's pre-skip and a packet.
+    let samples = seen["audio_samples"].as_u64().unwrap();
+    assert!(samples + 312 + 960 >= 3 * 48_000, "{samples} samples");
+    let pitch = seen["pitch"].as_f64().unwrap();
+    assert!((pitch - f64::from(Tone::pitch(0))).abs() < 3.0, "{pitch} Hz");
 }
