@@ -341,9 +341,11 @@ async fn an_exhausted_candidate_list_ends_the_stream() {
         failures[0].reason,
         RejectionReason::FailedMidStream(SwapReason::PublishConnection { .. })
     ));
-    stop_writing.store(true, Ordering::Relaxed);
-    let (_, refused) = writer.await.unwrap();
+    // Refused once the driver has stopped, shortly after the end (see the test below).
+    let (_, refused) =
+        tokio::time::timeout(Duration::from_secs(15), writer).await.expect("a write is refused").unwrap();
     assert!(refused.is_some(), "an ended stream takes no more frames");
+    drop(stop_writing);
     assert_accounting(&stop(stream).await.media.unwrap());
     net.shutdown().await;
 }
@@ -361,9 +363,12 @@ async fn with_swapping_off_the_first_failure_ends_the_stream() {
     let end = tokio::time::timeout(Duration::from_secs(15), stream.ended()).await.expect("the stream ends");
     assert!(matches!(end, StreamEnd::Failed { .. }), "{end}");
     assert_eq!(stream.status().generation, 0);
-    stop_writing.store(true, Ordering::Relaxed);
-    let (_, refused) = writer.await.unwrap();
+    // The stream's driver stops shortly after the end (its last DELETEs go first): from then
+    // on the writer, still writing, is refused. Stopping it by its flag here would race that.
+    let (_, refused) =
+        tokio::time::timeout(Duration::from_secs(15), writer).await.expect("a write is refused").unwrap();
     assert!(refused.is_some(), "an ended stream takes no more frames");
+    drop(stop_writing);
     let _ = stop(stream).await;
     net.shutdown().await;
 }

@@ -1,5 +1,5 @@
-//! AV1 encoders share rayon's global pool: the process's threads do not grow with the number
-//! of encoders (rav1e would otherwise build a pool per encoder). Alone in its own test binary,
+//! AV1 encoders share one thread pool: the process's threads do not grow with the number of
+//! encoders (rav1e would otherwise build a pool per encoder). Alone in its own test binary,
 //! so no other test's threads come and go while it counts.
 
 use gateway_media::{Av1Config, Av1Encoder, Rational, TestPattern, VideoEncoder};

@@ -10,14 +10,18 @@
 //! Settings: `low_latency` (no frame reordering, so packets come out in input order; pts ==
 //! dts), keyframes forced by media time like H.264, rav1e's own scene-cut keyframes off,
 //! 2 tiles so both cores work on every frame (rav1e has no frame parallelism in low-latency
-//! mode). Tiles run on rayon's global pool (one thread per core), shared by every AV1 encoder
-//! in the process: a hundred AV1 streams cost no more threads than one. rav1e writes the
+//! mode). Every AV1 encoder of the process encodes on one rayon pool of a thread per core
+//! (rav1e would build a pool per encoder): a hundred AV1 streams cost no more threads than one.
+//! The pool is our own, not rayon's global one: rav1e runs each whole encode call inside it,
+//! as it did in its per-encoder pools, and a service's own rayon work does not queue behind
+//! video. Live CPU measured the same as with per-encoder pools (BENCHMARKS.md, scenario 3). rav1e writes the
 //! sequence header OBU into every key frame's temporal unit, so every keyframe is a random
 //! access point.
 //!
 //! AV1 cannot go into our MPEG-TS (Debian's ffmpeg 5.1 does not demux AV1 from TS), so packets
 //! go into IVF: see [`crate::ivf`].
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,6 +29,8 @@ use rav1e::prelude::{
     Config, Context, EncoderConfig, EncoderStatus, FrameParameters, FrameType, FrameTypeOverride, Opaque,
     SceneDetectionSpeed, SpeedSettings,
 };
+
+use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::encoder::{
     check_frame, validate_common, Codec, ConfigError, EncodeError, EncodedPacket, KeyframeClock,
@@ -51,8 +57,8 @@ pub struct Av1Config {
     pub keyframe_interval: Duration,
     /// rav1e speed preset 0 (slowest) ..= 10 (fastest).
     pub speed: u8,
-    /// Tiles per frame, encoded in parallel on rayon's global pool (which every AV1 encoder of
-    /// the process shares).
+    /// Tiles per frame, encoded in parallel on the pool every AV1 encoder of the process
+    /// shares.
     pub tiles: usize,
 }
 
@@ -115,6 +121,20 @@ impl std::fmt::Debug for Av1Encoder {
     }
 }
 
+/// The one rayon pool of every AV1 encoder, a thread per core, made with the first encoder.
+fn shared_pool() -> Result<Arc<ThreadPool>, EncodeError> {
+    static POOL: OnceLock<Result<Arc<ThreadPool>, String>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        ThreadPoolBuilder::new()
+            .thread_name(|i| format!("av1-encoder-{i}"))
+            .build()
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(|e| backend(format!("cannot start the AV1 thread pool: {e}")))
+}
+
 fn backend(message: impl ToString) -> EncodeError {
     EncodeError::Backend { codec: Codec::Av1, message: message.to_string() }
 }
@@ -136,10 +156,9 @@ impl Av1Encoder {
         let mut speed = SpeedSettings::from_preset(config.speed);
         speed.scene_detection_mode = SceneDetectionSpeed::None;
         enc.speed_settings = speed;
-        // No thread count: rav1e then builds no pool of its own per encoder, and its parallel
-        // tile work goes to rayon's global pool.
         let ctx = Config::new()
             .with_encoder_config(enc)
+            .with_thread_pool(shared_pool()?)
             .new_context::<u8>()
             .map_err(|e| EncodeError::Config(ConfigError::Invalid(format!("rav1e: {e}"))))?;
         Ok(Self {
