@@ -59,6 +59,25 @@ fn config() -> VideoPublisherConfig {
     }
 }
 
+/// Feeds `frames` frames of the 320x180 test pattern (30 fps media time) through `video`,
+/// each preceded by the tone frames that play before it ends, as a capture hands them over;
+/// waits for room rather than dropping. Returns the audio samples sent.
+async fn feed(video: &VideoPublisher, mut tone: Tone, rate: u64, frame_len: u64, frames: u64) -> u64 {
+    let mut pattern = TestPattern::new(320, 180, Rational::new(30, 1)).unwrap();
+    let mut samples = 0u64;
+    for i in 0..frames {
+        while samples * 30 <= i * rate {
+            video.write_audio(tone.next_frame()).unwrap();
+            samples += frame_len;
+        }
+        tokio::time::timeout(GENEROUS, video.write_frame_when_ready(pattern.next_frame()))
+            .await
+            .expect("room in the queue")
+            .unwrap();
+    }
+    samples
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn video_and_audio_go_out_interleaved_and_every_audio_frame_is_counted() {
     let server = Server::start().await;
@@ -76,21 +95,8 @@ async fn video_and_audio_go_out_interleaved_and_every_audio_frame_is_counted() {
         }
     });
     let video = VideoPublisher::start(server.publisher().await, config()).unwrap();
-    let mut pattern = TestPattern::new(320, 180, Rational::new(30, 1)).unwrap();
-    // 20 ms frames: 1.5 per video frame; audio and video in time order, as a capture gives them.
-    let mut tone = Tone::new(2, 48_000, 960).unwrap();
-    let (mut audio_frames, mut audio_samples) = (0u64, 0u64);
-    for i in 0..90u64 {
-        while audio_samples * 30 <= i * 48_000 {
-            video.write_audio(tone.next_frame()).unwrap();
-            audio_frames += 1;
-            audio_samples += 960;
-        }
-        tokio::time::timeout(GENEROUS, video.write_frame_when_ready(pattern.next_frame()))
-            .await
-            .expect("room in the queue")
-            .unwrap();
-    }
+    // 20 ms frames: 1.5 per video frame.
+    let audio_frames = feed(&video, Tone::new(2, 48_000, 960).unwrap(), 48_000, 960, 90).await / 960;
     let stats = tokio::time::timeout(GENEROUS, video.finish()).await.expect("finished").unwrap();
 
     let a = stats.audio;
@@ -168,19 +174,7 @@ async fn audio_of_another_rate_and_layout_is_converted() {
     let first = tokio::spawn(async move { reader.next_segment().await.expect("a segment").read_all().await });
     // 44.1 kHz mono on a 48 kHz stereo track, 2 s, in 1024-sample frames.
     let video = VideoPublisher::start(server.publisher().await, config()).unwrap();
-    let mut tone = Tone::new(1, 44_100, 1024).unwrap();
-    let mut pattern = TestPattern::new(320, 180, Rational::new(30, 1)).unwrap();
-    let mut sent = 0u64;
-    for i in 0..60u64 {
-        while sent * 30 <= i * 44_100 {
-            video.write_audio(tone.next_frame()).unwrap();
-            sent += 1024;
-        }
-        tokio::time::timeout(GENEROUS, video.write_frame_when_ready(pattern.next_frame()))
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    let sent = feed(&video, Tone::new(1, 44_100, 1024).unwrap(), 44_100, 1024, 60).await;
     let stats = tokio::time::timeout(GENEROUS, video.finish()).await.expect("finished").unwrap();
     let a = stats.audio;
     assert_eq!((a.frames_refused, a.frames_dropped_overflow), (0, 0), "{stats:?}");
@@ -384,19 +378,7 @@ asyncio.run(asyncio.wait_for(main(sys.argv[1], int(sys.argv[2])), 60))
 async fn the_python_sdks_media_output_decodes_our_audio_and_video() {
     let server = Server::start().await;
     let video = VideoPublisher::start(server.publisher().await, config()).unwrap();
-    let mut pattern = TestPattern::new(320, 180, Rational::new(30, 1)).unwrap();
-    let mut tone = Tone::new(2, 48_000, 960).unwrap();
-    let mut audio_samples = 0u64;
-    for i in 0..120u64 {
-        while audio_samples * 30 <= i * 48_000 {
-            video.write_audio(tone.next_frame()).unwrap();
-            audio_samples += 960;
-        }
-        tokio::time::timeout(GENEROUS, video.write_frame_when_ready(pattern.next_frame()))
-            .await
-            .expect("room in the queue")
-            .unwrap();
-    }
+    feed(&video, Tone::new(2, 48_000, 960).unwrap(), 48_000, 960, 120).await;
     let stats = tokio::time::timeout(GENEROUS, video.finish()).await.expect("finished").unwrap();
     // A loaded machine may drop a frame for debt (counted); what was encoded must all decode.
     assert_eq!(stats.frames_encoded + stats.frames_dropped, 120, "{stats:?}");
