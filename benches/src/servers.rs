@@ -198,6 +198,11 @@ impl ServerProcess {
         Ok(ServerProcess { addrs, child, stdin })
     }
 
+    /// The child's process id (for CPU readings from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// CPU seconds the child has used so far (from /proc; NaN if unreadable).
     pub fn cpu_seconds(&self) -> f64 {
         proc_cpu_seconds(self.child.id()).unwrap_or(f64::NAN)

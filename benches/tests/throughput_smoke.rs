@@ -21,15 +21,21 @@ fn quick_scenario_1_prints_a_table_of_numbers() {
     assert_eq!(rows.len(), 2, "{stdout}");
     for row in rows {
         let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
-        // loopback limit, Rust publisher: "<MB/s> MB/s, <seg/s> seg/s" with positive numbers.
-        for cell in &cells[1..3] {
+        // Columns: segment | loopback limit | publisher -> bare hyper, % | publisher -> trickle
+        // server | % of limit | Python | Rust/Python | failed.
+        // Limit and publisher -> trickle server: "<MB/s> MB/s, <seg/s> seg/s", both positive.
+        for cell in [cells[1], cells[3]] {
             let numbers: Vec<f64> = cell.split([' ', ',']).filter_map(|w| w.parse::<f64>().ok()).collect();
             assert_eq!(numbers.len(), 2, "{cell:?} in {row}");
             assert!(numbers[1] > 0.0, "no segment moved: {row}");
         }
-        assert!(cells[3].trim_end_matches(" %").parse::<f64>().is_ok(), "{row}");
+        // Publisher -> bare hyper: "<MB/s> MB/s, <percent> %" with a positive rate.
+        let drained: Vec<f64> = cells[2].split([' ', ',']).filter_map(|w| w.parse::<f64>().ok()).collect();
+        assert_eq!(drained.len(), 2, "{row}");
+        assert!(drained[0] > 0.0, "nothing reached the bare server: {row}");
+        assert!(cells[4].trim_end_matches(" %").parse::<f64>().is_ok(), "{row}");
         // Python disabled: the Python cells say so instead of inventing numbers.
-        assert_eq!(cells[4], "n/a", "{row}");
-        assert!(cells[6].starts_with("0 /"), "segments failed: {row}");
+        assert_eq!(cells[5], "n/a", "{row}");
+        assert!(cells[7].starts_with("0 /"), "segments failed: {row}");
     }
 }

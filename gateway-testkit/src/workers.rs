@@ -134,9 +134,16 @@ pub async fn run_lv2v_passthrough(
     cancel.cancel();
 }
 
+/// Where a worker starts reading its control channel: the first segment. The channel is made
+/// for this stream, and a real worker is listening before the orchestrator answers the start
+/// request, so a message the gateway sends right after start is never skipped. Resolving
+/// "next" when the spawned task first runs would skip it on a loaded machine.
+const CONTROL_START: SeqSpec = SeqSpec::At(0);
+
 /// Reads control messages and acknowledges parameter updates on the events channel.
 async fn watch_control(trickle: TrickleServer, control: String, events: String, cancel: CancellationToken) {
-    let Some(mut sub) = trickle.local_subscriber(&control, SeqSpec::Next) else { return };
+    // From the first segment: see `CONTROL_START`.
+    let Some(mut sub) = trickle.local_subscriber(&control, CONTROL_START) else { return };
     loop {
         let segment = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -183,7 +190,7 @@ pub async fn run_byoc_stream(
         let (t, c, a, k) = (trickle.clone(), channels.clone(), activity.clone(), cancel.clone());
         tokio::spawn(async move { relay(&t, &c.input, &c.output, &a, &k).await });
     }
-    let Some(mut control) = trickle.local_subscriber(&channels.control, SeqSpec::Next) else { return };
+    let Some(mut control) = trickle.local_subscriber(&channels.control, CONTROL_START) else { return };
     let mut data = if params.enable_data_output { trickle.local_publisher(&channels.data) } else { None };
     let mut output = if params.enable_video_egress && !params.enable_video_ingress {
         trickle.local_publisher(&channels.output)

@@ -24,7 +24,7 @@ use benches::report::{num, ratio, table, write_chart};
 use benches::scenarios::clients::{self, Client};
 use benches::scenarios::lagging::{self, LaggingClient, LaggingResult};
 use benches::scenarios::media::{self, codec_name, MediaResult};
-use benches::scenarios::publish::{self, PublishResult};
+use benches::scenarios::publish::{self, PublishResult, PublishTo};
 use benches::scenarios::select;
 use benches::scenarios::soak::{self, swaps, SoakConfig};
 use benches::scenarios::streams::{self, StreamsResult};
@@ -182,9 +182,7 @@ fn main() -> anyhow::Result<()> {
     for s in scenarios {
         let started = std::time::Instant::now();
         let out = match s {
-            1 => {
-                rt.block_on(scenario_publish(&server.addrs, python.as_ref(), args.quick, args.publish_rounds))
-            }
+            1 => rt.block_on(scenario_publish(&server, python.as_ref(), args.quick, args.publish_rounds)),
             2 => scenario_streams(&exe, &server, python.as_ref(), &args),
             3 => rt.block_on(scenario_media(&server.addrs, python.as_ref(), args.quick)),
             4 => rt.block_on(scenario_select(args.quick)),
@@ -248,33 +246,34 @@ fn budget(quick: bool, count: u64, secs: f64) -> Budget {
 }
 
 async fn scenario_publish(
-    addrs: &ServerAddrs,
+    server: &ServerProcess,
     python: Option<&PythonSide>,
     quick: bool,
     rounds: u32,
 ) -> anyhow::Result<String> {
+    let (addrs, pid) = (&server.addrs, server.pid());
     let mut rows = Vec::new();
+    let mut cpu_notes = Vec::new();
     for size in [1_000_000usize, 10_000] {
         let b = budget(quick, if size > 100_000 { 5_000 } else { 50_000 }, 3.0);
         // Alternate the two so drift on a shared box hits both alike.
-        let (mut raws, mut rusts, mut percents) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut raws, mut rusts, mut drained) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut percents, mut drained_percents) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
-            let raw = publish::raw_loopback(addrs, size, b).await?;
-            let rust = publish::trickle_publish(addrs, size, b).await?;
+            let raw = publish::raw_loopback(addrs, pid, size, b).await?;
+            let rust = publish::trickle_publish(addrs, PublishTo::TrickleServer, pid, size, b).await?;
+            let to_drain = publish::trickle_publish(addrs, PublishTo::DrainServer, pid, size, b).await?;
             percents.push(100.0 * rust.mb_per_s() / raw.mb_per_s().max(1e-9));
+            drained_percents.push(100.0 * to_drain.mb_per_s() / raw.mb_per_s().max(1e-9));
             raws.push(raw);
             rusts.push(rust);
+            drained.push(to_drain);
         }
         let (raw, rust) =
             (median_by(&raws, PublishResult::mb_per_s), median_by(&rusts, PublishResult::mb_per_s));
-        sort_samples(&mut percents);
-        let percent = match (percents.first(), quantile(&percents, 0.5), percents.last()) {
-            (Some(lo), Some(mid), Some(hi)) if rounds > 1 => {
-                format!("{mid:.0} % ({lo:.0}-{hi:.0} %, {rounds} rounds)")
-            }
-            (_, Some(mid), _) => format!("{mid:.0} %"),
-            _ => "n/a".into(),
-        };
+        let to_drain = median_by(&drained, PublishResult::mb_per_s);
+        let (percent, drained_percent) =
+            (percent_cell(percents, rounds), percent_cell(drained_percents, rounds));
         let py: Option<PublishResult> = match python {
             Some(p) => {
                 let args = [
@@ -293,9 +292,11 @@ async fn scenario_publish(
             None => None,
         };
         let label = if size >= 1_000_000 { "1 MB (64 KiB chunks)" } else { "10 KB (1 chunk)" };
+        cpu_notes.push(cpu_per_gb_note(label, &raws, &rusts, &drained));
         rows.push(vec![
             label.to_owned(),
             format!("{:.0} MB/s, {:.0} seg/s", raw.mb_per_s(), raw.segments_per_s()),
+            format!("{:.0} MB/s, {drained_percent}", to_drain.mb_per_s()),
             format!("{:.0} MB/s, {:.0} seg/s", rust.mb_per_s(), rust.segments_per_s()),
             percent,
             py.as_ref()
@@ -310,20 +311,59 @@ async fn scenario_publish(
         ]);
     }
     Ok(format!(
-        "## Scenario 1: single-stream trickle publish\n\n{}",
+        "## Scenario 1: single-stream trickle publish\n\n{}\n{}",
         table(
             &[
                 "segment",
                 "loopback limit (bare reqwest -> bare hyper)",
-                "Rust TricklePublisher",
+                "Rust TricklePublisher -> bare hyper, % of limit",
+                "Rust TricklePublisher -> trickle server",
                 "Rust % of limit",
                 "Python TricklePublisher",
                 "Rust/Python seg/s",
                 "failed Rust / Python"
             ],
             &rows
-        )
+        ),
+        cpu_notes.join("")
     ))
+}
+
+/// The median of per-round percentages, with their range when there were several rounds.
+fn percent_cell(mut percents: Vec<f64>, rounds: u32) -> String {
+    sort_samples(&mut percents);
+    match (percents.first(), quantile(&percents, 0.5), percents.last()) {
+        (Some(lo), Some(mid), Some(hi)) if rounds > 1 => {
+            format!("{mid:.0} % ({lo:.0}-{hi:.0} %, {rounds} rounds)")
+        }
+        (_, Some(mid), _) => format!("{mid:.0} %"),
+        _ => "n/a".into(),
+    }
+}
+
+/// One line per segment size: CPU seconds per GB moved, client and server child, medians over
+/// the rounds, so a throughput gap can be told apart as client cost or server cost.
+fn cpu_per_gb_note(
+    label: &str,
+    raws: &[PublishResult],
+    rusts: &[PublishResult],
+    drained: &[PublishResult],
+) -> String {
+    let median = |results: &[PublishResult], pick: fn((f64, f64)) -> f64| {
+        let mut v: Vec<f64> = results.iter().map(|r| pick(r.cpu_s_per_gb())).collect();
+        sort_samples(&mut v);
+        quantile(&v, 0.5).unwrap_or(f64::NAN)
+    };
+    let (raw_c, raw_s) = (median(raws, |c| c.0), median(raws, |c| c.1));
+    let (rust_c, rust_s) = (median(rusts, |c| c.0), median(rusts, |c| c.1));
+    let drained_c = median(drained, |c| c.0);
+    format!(
+        "- {label}, CPU s per GB (medians): client {raw_c:.2} bare reqwest vs {drained_c:.2} TricklePublisher \
+         to the same bare hyper ({:.2}x), {rust_c:.2} to the trickle server; server {raw_s:.2} drain vs \
+         {rust_s:.2} trickle server ({:.2}x)\n",
+        drained_c / raw_c,
+        rust_s / raw_s
+    )
 }
 
 fn scenario_streams(

@@ -146,6 +146,7 @@ pub fn segments(client: Client, addrs: &ServerAddrs, budget: Budget) -> anyhow::
         segments: done,
         failed: 0,
         seconds: started.elapsed().as_secs_f64(),
+        ..Default::default()
     })
 }
 

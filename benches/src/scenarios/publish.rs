@@ -12,7 +12,27 @@ use gateway_actors::trickle::{PublisherConfig, TricklePublisher};
 use serde::{Deserialize, Serialize};
 
 use super::{segment_chunks, unique_channel, Budget, CHUNK};
-use crate::servers::ServerAddrs;
+use crate::servers::{proc_cpu_seconds, ServerAddrs};
+use crate::sys::cpu_seconds;
+
+/// CPU seconds of this process and of the server child since `start`.
+struct CpuMeter {
+    server_pid: u32,
+    client0: f64,
+    server0: f64,
+}
+
+impl CpuMeter {
+    fn start(server_pid: u32) -> Self {
+        Self { server_pid, client0: cpu_seconds(), server0: proc_cpu_seconds(server_pid).unwrap_or(f64::NAN) }
+    }
+
+    /// `(client, server)` CPU seconds so far (the server's is NaN if /proc cannot be read).
+    fn stop(&self) -> (f64, f64) {
+        let server = proc_cpu_seconds(self.server_pid).unwrap_or(f64::NAN);
+        (cpu_seconds() - self.client0, server - self.server0)
+    }
+}
 
 /// Segments moved in a time.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -25,6 +45,12 @@ pub struct PublishResult {
     pub failed: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// CPU seconds (user + system) of the publishing process over the cell; 0 when not measured.
+    #[serde(default)]
+    pub client_cpu_s: f64,
+    /// CPU seconds of the server child over the cell; 0 when not measured.
+    #[serde(default)]
+    pub server_cpu_s: f64,
 }
 
 impl PublishResult {
@@ -37,17 +63,25 @@ impl PublishResult {
     pub fn segments_per_s(&self) -> f64 {
         self.segments as f64 / self.seconds.max(1e-9)
     }
+
+    /// CPU seconds per GB (10^9 bytes) moved: `(client, server)`.
+    pub fn cpu_s_per_gb(&self) -> (f64, f64) {
+        let gb = (self.segments as f64 * self.segment_bytes as f64 / 1e9).max(1e-12);
+        (self.client_cpu_s / gb, self.server_cpu_s / gb)
+    }
 }
 
 /// Bare chunked POSTs of `segment_bytes` to the drain server: the loopback limit.
 pub async fn raw_loopback(
     addrs: &ServerAddrs,
+    server_pid: u32,
     segment_bytes: usize,
     budget: Budget,
 ) -> anyhow::Result<PublishResult> {
     let http = reqwest::Client::builder().no_proxy().tcp_nodelay(true).build()?;
     let chunks = segment_chunks(segment_bytes, CHUNK);
     let url = addrs.drain_url();
+    let cpu = CpuMeter::start(server_pid);
     let started = Instant::now();
     let mut done = 0;
     while done < budget.max_count && started.elapsed() < budget.max_time {
@@ -57,24 +91,44 @@ pub async fn raw_loopback(
         anyhow::ensure!(echoed == segment_bytes.to_string(), "drain server read {echoed} bytes");
         done += 1;
     }
+    let seconds = started.elapsed().as_secs_f64();
+    let (client_cpu_s, server_cpu_s) = cpu.stop();
     Ok(PublishResult {
         segment_bytes: segment_bytes as u64,
         segments: done,
         failed: 0,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds,
+        client_cpu_s,
+        server_cpu_s,
     })
 }
 
-/// The SDK's publisher writing `segment_bytes` segments to a fresh trickle channel.
+/// Where the SDK's publisher sends its segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishTo {
+    /// A fresh channel on the trickle server (which stores every chunk for readers).
+    TrickleServer,
+    /// The bare drain server, which reads each POST and answers 200: the same server as the
+    /// loopback limit, so only the client differs.
+    DrainServer,
+}
+
+/// The SDK's publisher writing `segment_bytes` segments to `to`.
 pub async fn trickle_publish(
     addrs: &ServerAddrs,
+    to: PublishTo,
+    server_pid: u32,
     segment_bytes: usize,
     budget: Budget,
 ) -> anyhow::Result<PublishResult> {
-    let url = addrs.channel_url(&unique_channel("s1"));
+    let url = match to {
+        PublishTo::TrickleServer => addrs.channel_url(&unique_channel("s1")),
+        PublishTo::DrainServer => format!("{}/{}", addrs.drain_url(), unique_channel("s1")),
+    };
     let http = HttpClients::new(OrchestratorTrust::Insecure)?.orchestrator(&url)?;
     let chunks = segment_chunks(segment_bytes, CHUNK);
     let mut publisher = TricklePublisher::start(http, &url, PublisherConfig::default()).await;
+    let cpu = CpuMeter::start(server_pid);
     let started = Instant::now();
     let mut attempts = 0;
     while attempts < budget.max_count && started.elapsed() < budget.max_time {
@@ -91,6 +145,7 @@ pub async fn trickle_publish(
         let _ = sink.finish().await;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let (client_cpu_s, server_cpu_s) = cpu.stop();
     let stats = publisher.stats();
     tokio::time::timeout(Duration::from_secs(5), publisher.close()).await.ok();
     Ok(PublishResult {
@@ -98,5 +153,7 @@ pub async fn trickle_publish(
         segments: stats.segments_completed,
         failed: stats.segments_failed,
         seconds,
+        client_cpu_s,
+        server_cpu_s,
     })
 }

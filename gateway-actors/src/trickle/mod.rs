@@ -4,6 +4,7 @@
 //! actor and the job APIs wrap them. [`segmented`] holds the drain and roll rules of a stream
 //! cut into segments, shared by video streams and `livepeer-gateway trickle publish`.
 
+mod chunk_queue;
 pub mod follow;
 pub mod publisher;
 pub mod segmented;

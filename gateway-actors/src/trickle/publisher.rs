@@ -31,13 +31,13 @@ use gateway_core::trickle::{
     self, classify_post, next_url, parse_next_body, segment_url, SeqSpec, TrickleHeaders, HEADER_RESET,
     MAX_CONSECUTIVE_FAILURES, MIME_MPEGTS, SEGMENT_WRITE_STALL_TIMEOUT,
 };
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::chunk_queue::{chunk_queue, ChunkReceiver, ChunkSender};
 use crate::http::{read_body_capped, StreamingPost, JSON_CALL_TIMEOUT};
 
 /// Chunks buffered between a writer and its POST before back-pressure starts.
-const CHUNK_QUEUE: usize = 4;
+const CHUNK_QUEUE: usize = 16;
 
 /// How a publisher behaves.
 #[derive(Debug, Clone)]
@@ -133,7 +133,7 @@ impl Shared {
 /// A POST that is open (or being opened) for one segment index.
 struct PendingPost {
     seq: u64,
-    tx: mpsc::Sender<Bytes>,
+    tx: ChunkSender,
     task: JoinHandle<Result<(), TrickleError>>,
 }
 
@@ -339,7 +339,7 @@ impl TricklePublisher {
     }
 
     fn open_post(&mut self, seq: u64) -> PendingPost {
-        let (tx, rx) = mpsc::channel::<Bytes>(CHUNK_QUEUE);
+        let (tx, rx) = chunk_queue(CHUNK_QUEUE);
         let reset = std::mem::take(&mut self.reset_pending);
         let task = self.runtime.spawn(run_post(
             self.transport.clone(),
@@ -387,7 +387,7 @@ async fn run_post(
     seq: u64,
     mime: String,
     reset: bool,
-    rx: mpsc::Receiver<Bytes>,
+    rx: ChunkReceiver,
     shared: Arc<Shared>,
 ) -> Result<(), TrickleError> {
     let queue = Arc::new(Mutex::new(rx));
@@ -455,7 +455,7 @@ async fn run_post(
 
 /// Closes a segment's chunk queue when its POST task ends, even while an answered request
 /// still holds a reference to it.
-struct CloseOnExit(Arc<Mutex<mpsc::Receiver<Bytes>>>);
+struct CloseOnExit(Arc<Mutex<ChunkReceiver>>);
 
 impl Drop for CloseOnExit {
     fn drop(&mut self) {
@@ -469,7 +469,7 @@ impl Drop for CloseOnExit {
 pub struct SegmentSink {
     runtime: tokio::runtime::Handle,
     seq: u64,
-    tx: Option<mpsc::Sender<Bytes>>,
+    tx: Option<ChunkSender>,
     task: Option<JoinHandle<Result<(), TrickleError>>>,
     stall_timeout: Duration,
     url: String,
@@ -502,8 +502,9 @@ impl SegmentSink {
         self.failed.is_some()
     }
 
-    /// Hands a chunk to the network; fails the segment if that takes longer than the stall
-    /// timeout.
+    /// Hands a chunk to the network; fails the segment if the body's queue stays full for the
+    /// stall timeout (the server took nothing in that time). A server that stops reading part
+    /// way is reported within two stall timeouts of its last read (see `chunk_queue`).
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), TrickleError> {
         if let Some(e) = &self.failed {
             self.shared.bytes_failed.fetch_add(chunk.len() as u64, Ordering::Relaxed);

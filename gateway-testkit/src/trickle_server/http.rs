@@ -375,7 +375,10 @@ fn store(inner: &Inner, chan: &Channel, segment: &Segment, total: &mut u64, data
         chan.mark_written(segment.idx);
     }
     *total += data.len() as u64;
-    segment.append(data);
+    // Copied out, as go-livepeer's `segmentBuffer` copies into its pages
+    // (trickle/segment_buffer.go): keeping the request's own bytes pins hyper's read buffer,
+    // so every read allocates fresh memory (page faults; BENCHMARKS.md, scenario 1).
+    segment.append(Bytes::copy_from_slice(&data));
 }
 
 /// Waits while the stall fault holds at `total` bytes. `true`: it no longer holds (keep
