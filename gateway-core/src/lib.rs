@@ -12,6 +12,7 @@
 //! - [`signer`]: the remote signer's HTTP API.
 //! - [`trickle`]: the trickle pub/sub protocol.
 //! - [`jobs`]: LV2V and BYOC job endpoints and headers.
+//! - [`training`]: BYOC training jobs: submit, status, cancel, payment refresh.
 //! - [`vetting`]: whether an orchestrator's `OrchestratorInfo` can take a job, and why not.
 //! - [`go_json`]: decoding go-shaped JSON with go's tolerance (missing and null are zero).
 //! - [`eth`]: keccak-256, checksummed addresses, the signature digest.
@@ -38,5 +39,6 @@ pub mod rejection;
 pub mod signer;
 pub mod swap;
 pub mod token;
+pub mod training;
 pub mod trickle;
 pub mod vetting;

@@ -7,6 +7,7 @@ pub mod byoc;
 pub mod byoc_request;
 pub(crate) mod failover;
 pub mod lv2v;
+pub mod training;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

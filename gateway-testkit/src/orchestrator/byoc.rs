@@ -52,7 +52,7 @@ const SSE_BLANK_LINE_PACE: Duration = Duration::from_millis(20);
 
 /// Why `setupOrchJob` refused a job; `Display` is go's error text.
 #[derive(Debug)]
-enum SetupError {
+pub(super) enum SetupError {
     Creds,
     NoTimeout,
     NoCapacity,
@@ -67,7 +67,7 @@ enum SetupError {
 impl SetupError {
     /// The answer to a refused job: `status` with `prefix` and go's text, or a dropped
     /// connection where go panics.
-    fn respond(self, status: StatusCode, prefix: &str) -> Response {
+    pub(super) fn respond(self, status: StatusCode, prefix: &str) -> Response {
         match self {
             SetupError::Panic(what) => Reject::panic(what).into_response(),
             e => http_error(status, format!("{prefix}{e}")),
@@ -90,15 +90,15 @@ impl fmt::Display for SetupError {
 }
 
 /// A job that passed `setupOrchJob`.
-struct OrchJob {
-    req: JobRequest,
+pub(super) struct OrchJob {
+    pub(super) req: JobRequest,
     /// `HexToAddress(sender)`: whose balance pays.
-    sender: [u8; 20],
+    pub(super) sender: [u8; 20],
     /// Whole wei per second (0: free).
-    price: i64,
+    pub(super) price: i64,
     details: JobRequestDetails,
     /// The registered offer, when the capability is registered.
-    offer: Option<usize>,
+    pub(super) offer: Option<usize>,
 }
 
 /// go's BYOC price (`JobPriceInfo`): whole wei per second, rounded down, 0 offchain or for a
@@ -197,7 +197,7 @@ fn verify_job_creds(inner: &Inner, headers: &HeaderMap, reserve: bool) -> Result
 }
 
 /// go's `setupOrchJob`; a payment is recorded in the ledger under `route`.
-fn setup_job(
+pub(super) fn setup_job(
     orch: &LocalOrchestrator,
     headers: &HeaderMap,
     reserve: bool,
@@ -294,7 +294,7 @@ fn set_header(resp: &mut Response, name: &'static str, value: &str) {
 
 /// `Livepeer-Balance` on start and single-shot answers: go's `big.Rat.FloatString(0)`, rounded
 /// half away from zero, with the sign kept on a negative that rounds to zero (`-0`).
-fn rounded_balance(balance: f64) -> String {
+pub(super) fn rounded_balance(balance: f64) -> String {
     let rounded = balance.abs().round() as i64;
     if balance < 0.0 {
         format!("-{rounded}")

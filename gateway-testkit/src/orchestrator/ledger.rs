@@ -25,6 +25,10 @@ pub enum PaymentRoute {
     ByocStop,
     /// BYOC single-shot request (`/process/request/...`).
     ByocRequest,
+    /// BYOC training submit (`/process/train/...`).
+    TrainingSubmit,
+    /// BYOC training top-up (`/process/job/{id}/refresh-payment`).
+    TrainingRefresh,
 }
 
 impl PaymentRoute {

@@ -42,6 +42,7 @@ mod grpc;
 mod ledger;
 mod lv2v;
 mod recipient;
+mod training;
 
 pub use ledger::{LedgerLine, PaymentLedger, PaymentRoute};
 
@@ -113,6 +114,12 @@ pub struct OrchestratorConfig {
     /// How long the BYOC worker takes to answer a single-shot request (go's orchestrator gives
     /// up after the job's `timeout_seconds`).
     pub request_worker_delay: Duration,
+    /// How long the simulated worker takes to train a model.
+    pub training_duration: Duration,
+    /// How often the orchestrator asks its worker about a training job (go: 5 s).
+    pub training_poll_interval: Duration,
+    /// Least time between two charges of a running training job (go: 30 s).
+    pub training_charge_interval: Duration,
 }
 
 impl Default for OrchestratorConfig {
@@ -152,6 +159,9 @@ impl Default for OrchestratorConfig {
             version: "0.9.1-local".into(),
             go_version: GoVersion::default(),
             request_worker_delay: Duration::ZERO,
+            training_duration: Duration::from_secs(20),
+            training_poll_interval: gateway_core::training::STATUS_POLL_INTERVAL,
+            training_charge_interval: gateway_core::training::CHARGE_INTERVAL,
         }
     }
 }
@@ -250,6 +260,8 @@ struct Inner {
     counters: Arc<Counters>,
     /// What it was paid, by route.
     ledger: Arc<PaymentLedger>,
+    /// Training jobs, until a restart (go keeps them in memory without a checkpoint dir).
+    training: training::TrainingJobs,
 }
 
 #[derive(Default)]
@@ -370,6 +382,7 @@ impl LocalOrchestrator {
                 stop_reasons: record.stop_reasons,
                 counters: record.counters,
                 ledger: record.ledger,
+                training: Mutex::default(),
             }),
         }
     }
@@ -476,6 +489,13 @@ impl LocalOrchestrator {
             .route(jobs::STREAM_PAYMENT_PATH, any(stream_payment))
             .route(jobs::STREAM_UPDATE_PATH, any(stream_update))
             .route(jobs::STREAM_STOP_PATH, any(stream_stop))
+            .route("/process/train/{*capability}", any(training::submit))
+            .route("/process/job/{id}", get(training::status).fallback(method_not_allowed))
+            .route("/process/job/{id}/cancel", post(training::cancel).fallback(method_not_allowed))
+            .route(
+                "/process/job/{id}/refresh-payment",
+                post(training::refresh_payment).fallback(method_not_allowed),
+            )
             .with_state(self.clone());
         grpc.merge(http)
             .merge(self.inner.trickle.router())

@@ -15,4 +15,5 @@ mod pricing;
 mod python_sdk;
 mod requests;
 mod streams;
+mod training_python;
 mod versions;
