@@ -11,6 +11,7 @@ mod audio_input;
 mod audio_output;
 mod byoc_request;
 mod byoc_text_reversal;
+mod byoc_train;
 mod byoc_write_frames;
 mod byoc_write_text;
 mod cli;
@@ -63,6 +64,8 @@ enum Command {
     SelectOrchestrator(select::SelectArgs),
     /// Send one single-shot BYOC request (/process/request) and stream its answer.
     ByocRequest(byoc_request::ByocRequestArgs),
+    /// Submit a BYOC training job and follow it to the end (progress, top-ups, outcome).
+    ByocTrain(byoc_train::ByocTrainArgs),
     /// Send one text to a BYOC text-reversal job and print the reply.
     ByocTextReversal(byoc_text_reversal::TextReversalArgs),
     /// Stream text lines (stdin or --text) to a BYOC job and print each reply.
@@ -124,6 +127,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::GetOrchestratorInfo(args) => orchestrator_info::run(args).await,
         Command::SelectOrchestrator(args) => select::run(args).await,
         Command::ByocRequest(args) => byoc_request::run(args).await,
+        Command::ByocTrain(args) => byoc_train::run(args).await,
         Command::ByocTextReversal(args) => byoc_text_reversal::run(args).await,
         Command::ByocWriteText(args) => byoc_write_text::run(args).await,
         Command::WriteFrames(args) => write_frames::run(args).await,

@@ -159,8 +159,10 @@ impl Default for OrchestratorConfig {
             version: "0.9.1-local".into(),
             go_version: GoVersion::default(),
             request_worker_delay: Duration::ZERO,
-            training_duration: Duration::from_secs(20),
-            training_poll_interval: gateway_core::training::STATUS_POLL_INTERVAL,
+            training_duration: Duration::from_secs(4),
+            // go polls its worker every 5 s; the double's worker is local and short, so it is
+            // asked every second to show progress in a few-second job.
+            training_poll_interval: Duration::from_secs(1),
             training_charge_interval: gateway_core::training::CHARGE_INTERVAL,
         }
     }
