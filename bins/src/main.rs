@@ -12,6 +12,7 @@ mod audio_output;
 mod byoc_request;
 mod byoc_text_reversal;
 mod byoc_train;
+mod byoc_update;
 mod byoc_write_frames;
 mod byoc_write_text;
 mod cli;
@@ -66,6 +67,8 @@ enum Command {
     ByocRequest(byoc_request::ByocRequestArgs),
     /// Submit a BYOC training job and follow it to the end (progress, top-ups, outcome).
     ByocTrain(byoc_train::ByocTrainArgs),
+    /// Send new parameters to a running BYOC stream by its id (/ai/stream/update).
+    ByocUpdate(byoc_update::ByocUpdateArgs),
     /// Send one text to a BYOC text-reversal job and print the reply.
     ByocTextReversal(byoc_text_reversal::TextReversalArgs),
     /// Stream text lines (stdin or --text) to a BYOC job and print each reply.
@@ -128,6 +131,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::SelectOrchestrator(args) => select::run(args).await,
         Command::ByocRequest(args) => byoc_request::run(args).await,
         Command::ByocTrain(args) => byoc_train::run(args).await,
+        Command::ByocUpdate(args) => byoc_update::run(args).await,
         Command::ByocTextReversal(args) => byoc_text_reversal::run(args).await,
         Command::ByocWriteText(args) => byoc_write_text::run(args).await,
         Command::WriteFrames(args) => write_frames::run(args).await,

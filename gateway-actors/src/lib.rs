@@ -24,7 +24,7 @@
 #![warn(missing_docs)]
 
 pub use gateway::{Gateway, GatewayConfig, GatewayError};
-pub use jobs::byoc::{ByocJob, ByocJobRequest};
+pub use jobs::byoc::{ByocJob, ByocJobRequest, StreamUpdated};
 pub use jobs::byoc_request::{ByocRequest, ByocResponse};
 pub use jobs::lv2v::{Lv2vJob, Lv2vRequest};
 pub use jobs::training::{TrainingJob, TrainingRequest, WaitOptions};

@@ -540,6 +540,43 @@ impl Handler<FinalPayment> for PaymentScheduler {
     }
 }
 
+/// Credentials for a payment that a job call carries (a BYOC update, paid as go's gateway pays
+/// every call it sends), from the scheduler's own session so the signer's state stays one
+/// chain. `None` when a recurring payment is in flight (it tops the balance up anyway), when
+/// the credit still covers the time so far, or once payments are stopping.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<PaymentCredentials>, SignerError>")]
+pub(crate) struct CallPayment;
+
+impl Handler<CallPayment> for PaymentScheduler {
+    type Result = ResponseFuture<FinalAnswer>;
+
+    fn handle(&mut self, _: CallPayment, ctx: &mut Context<Self>) -> Self::Result {
+        let session = if self.finishing { None } else { self.session.take() };
+        let Some(mut session) = session else {
+            return Box::pin(async { Ok(None) });
+        };
+        let (answer, answered) = oneshot::channel();
+        let fut = async move {
+            let result = match session.next_payment().await {
+                Ok(creds) => Ok(Some(creds)),
+                Err(SignerError::SkipCycle) => Ok(None),
+                Err(e) => Err(e),
+            };
+            (result, session)
+        };
+        ctx.spawn(fut.into_actor(self).map(|(result, session), act, ctx| {
+            act.session = Some(session);
+            let _ = answer.send(result);
+            // A stop that came meanwhile waited for the session.
+            if let Some(waiting) = act.final_waiting.take() {
+                act.pay_final(waiting, ctx);
+            }
+        }));
+        Box::pin(async move { answered.await.unwrap_or(Ok(None)) })
+    }
+}
+
 /// Pay right away (outside the timer), e.g. before a long pause.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]

@@ -299,3 +299,83 @@ async fn a_free_orchestrator_is_not_paid_and_the_stats_say_so() {
     gw.shutdown();
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_reaches_the_worker_and_oversized_or_late_ones_are_refused() {
+    let net = LocalNetwork::start(plaintext(1)).await.unwrap();
+    let gw = gateway_for(&net, Duration::from_secs(50));
+    let job = gw.start_byoc_job(ByocJobRequest::new("text-reversal")).await.unwrap();
+    let mut events = job.events().unwrap();
+    let answer = job.update(Bytes::from_static(br#"{"prompt":"a cat","strength":0.4}"#)).await.unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&answer).unwrap()["status"], "ok");
+    // The worker announces what it applied on the events channel.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let applied = loop {
+        let ev = tokio::time::timeout_at(deadline, events.next()).await.expect("no params_updated event");
+        let ev = ev.unwrap().expect("events ended");
+        if ev["type"] == "params_updated" {
+            break ev;
+        }
+    };
+    assert_eq!(applied["params"]["prompt"], "a cat");
+    assert_eq!(net.orchestrator().stats().active_sessions, 1, "an update does not restart the stream");
+
+    // Above go's 10 MB: refused before any call.
+    let big = Bytes::from(vec![b' '; gateway_core::jobs::MAX_STREAM_UPDATE_BYTES + 1]);
+    let err = job.update(big).await.unwrap_err();
+    assert!(matches!(err, JobError::InvalidRequest(_)), "{err}");
+
+    // A stream the orchestrator has ended: the worker's 404 comes back typed.
+    net.orchestrator().stop_all_sessions();
+    let err = job.update(Bytes::from_static(b"{}")).await.unwrap_err();
+    assert!(
+        matches!(&err, JobError::Http { status: 404, endpoint, .. } if endpoint == "/ai/stream/update"),
+        "{err}"
+    );
+    gw.shutdown();
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_gateway_updates_a_stream_by_its_id_on_whichever_orchestrator_runs_it() {
+    let net = LocalNetwork::start(plaintext(2)).await.unwrap();
+    let starter = gateway_for(&net, Duration::from_secs(50));
+    let job = starter.start_byoc_job(ByocJobRequest::new("text-reversal")).await.unwrap();
+    let mut events = job.events().unwrap();
+
+    // A second gateway (another process, in real use) knows only the capability and the id.
+    let updater = gateway_for(&net, Duration::from_secs(50));
+    let updated = updater
+        .update_byoc_stream("text-reversal", &job.stream_id, Bytes::from_static(br#"{"prompt":"a dog"}"#))
+        .await
+        .unwrap();
+    assert_eq!(updated.orchestrator, job.orchestrator, "the orchestrator running the stream answered");
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&updated.body).unwrap()["status"], "ok");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, events.next()).await.expect("no params_updated event");
+        let ev = ev.unwrap().expect("events ended");
+        if ev["type"] == "params_updated" {
+            assert_eq!(ev["params"]["prompt"], "a dog");
+            break;
+        }
+    }
+
+    // No orchestrator runs this id: each says so (the worker's 404), typed.
+    let err = updater
+        .update_byoc_stream("text-reversal", "no-such-stream", Bytes::from_static(b"{}"))
+        .await
+        .unwrap_err();
+    let GatewayError::Job(JobError::NoOrchestratorAvailable { rejections }) = err else { panic!("{err}") };
+    assert_eq!(rejections.len(), 2, "{rejections:?}");
+    assert!(
+        rejections.iter().all(|r| matches!(r.reason, RejectionReason::Http { status: 404, .. })),
+        "{rejections:?}"
+    );
+    let err = updater.update_byoc_stream("text-reversal", "bad/id", Bytes::new()).await.unwrap_err();
+    assert!(matches!(err, GatewayError::Job(JobError::InvalidRequest(_))), "{err}");
+    job.stop().await.unwrap();
+    starter.shutdown();
+    updater.shutdown();
+    net.shutdown().await;
+}

@@ -26,6 +26,8 @@ pub const STREAM_START_PATH: &str = "/ai/stream/start";
 pub const STREAM_PAYMENT_PATH: &str = "/ai/stream/payment";
 /// `POST`: update a BYOC stream's parameters.
 pub const STREAM_UPDATE_PATH: &str = "/ai/stream/update";
+/// Largest `/ai/stream/update` body go's gateway passes on (`UpdateStream`: 10 MB).
+pub const MAX_STREAM_UPDATE_BYTES: usize = 10 << 20;
 /// `POST`: stop a BYOC stream.
 pub const STREAM_STOP_PATH: &str = "/ai/stream/stop";
 

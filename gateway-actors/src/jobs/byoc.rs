@@ -79,6 +79,15 @@ impl ByocJobRequest {
     }
 }
 
+/// What answered a [`Gateway::update_byoc_stream`].
+#[derive(Debug, Clone)]
+pub struct StreamUpdated {
+    /// The orchestrator running the stream.
+    pub orchestrator: String,
+    /// The worker's reply, as relayed.
+    pub body: bytes::Bytes,
+}
+
 /// A running BYOC stream.
 pub struct ByocJob {
     /// Stream id.
@@ -138,6 +147,82 @@ impl Gateway {
         let identity = self.identity().await?;
         let selection = self.select_as(&queries, identity.clone(), max_price_wei_per_unit, exclude).await?;
         Ok(PreparedByoc { queries, job, identity, selection })
+    }
+
+    /// Updates a running BYOC stream by its id, from any process (the stream need not have
+    /// been started by this gateway): a job naming `stream_id` is signed, as go's gateway
+    /// re-signs its caller's, paid, and sent to `/ai/stream/update` on each selected
+    /// orchestrator in turn until one runs the stream. "Stream not found" (the worker's 404), a
+    /// 5xx or no answer moves on; any other refusal is final.
+    pub async fn update_byoc_stream(
+        &self,
+        capability: &str,
+        stream_id: &str,
+        params: bytes::Bytes,
+    ) -> Result<StreamUpdated, GatewayError> {
+        self.until_shutdown(self.update_byoc_stream_until_shutdown(capability, stream_id, params)).await
+    }
+
+    async fn update_byoc_stream_until_shutdown(
+        &self,
+        capability: &str,
+        stream_id: &str,
+        params: bytes::Bytes,
+    ) -> Result<StreamUpdated, GatewayError> {
+        if params.len() > jobs::MAX_STREAM_UPDATE_BYTES {
+            return Err(JobError::InvalidRequest(format!(
+                "update body of {} bytes is above the {} go's gateway accepts",
+                params.len(),
+                jobs::MAX_STREAM_UPDATE_BYTES
+            ))
+            .into());
+        }
+        if !gateway_core::trickle::is_valid_channel_name(stream_id) {
+            return Err(JobError::InvalidRequest(format!(
+                "stream id {stream_id:?} is not a valid channel name"
+            ))
+            .into());
+        }
+        let job = JobRequest {
+            id: format!("update-{}", hex::encode(rand::random::<[u8; 6]>())),
+            request: serde_json::json!({ "stream_id": stream_id }).to_string(),
+            parameters: "{}".into(),
+            capability: capability.to_owned(),
+            timeout_seconds: jobs::BYOC_PAYMENT_JOB_TIMEOUT_SECONDS,
+            ..Default::default()
+        };
+        let PreparedByoc { queries, job, identity, selection } =
+            self.prepare_byoc(job, None, Vec::new()).await?;
+        let job_header = job.to_header();
+        let failover = Failover {
+            selection: &selection,
+            queries: &queries,
+            identity,
+            kind: PaymentKind::Byoc { preload_seconds: gateway_core::signer::BYOC_MIN_PRELOAD_SECONDS },
+            manifest_id: Some(stream_id.to_owned()),
+        };
+        let (job_header, params) = (&job_header, &params);
+        let updated = self
+            .first_success(failover, |_, attempt, creds| async move {
+                let Attempt { origin, http, .. } = attempt;
+                let mut req = http
+                    .post(format!("{origin}{}", jobs::STREAM_UPDATE_PATH))
+                    .header(jobs::HEADER_JOB, job_header)
+                    .body(params.clone());
+                if !creds.payment.is_empty() {
+                    req = req
+                        .header(jobs::HEADER_PAYMENT, &creds.payment)
+                        .header(jobs::HEADER_SEGMENT, &creds.segment);
+                }
+                let answer = send(req, jobs::STREAM_UPDATE_PATH).await?;
+                if answer.status >= 300 {
+                    // The worker's 404 says the stream runs elsewhere; a 5xx, that this one failed.
+                    return Err(answer.rejection(jobs::STREAM_UPDATE_PATH));
+                }
+                Ok(StreamUpdated { orchestrator: origin, body: answer.body })
+            })
+            .await?;
+        Ok(updated)
     }
 
     /// Starts a BYOC stream (see the module docs for the steps).
@@ -311,6 +396,34 @@ impl ByocJob {
     /// the stream for lack of payment.
     pub async fn payments_stopped(&self) -> PaymentStop {
         self.payments.stopped().await
+    }
+
+    /// Sends new parameters to the stream's worker (`POST /ai/stream/update`, the body passed
+    /// on to the worker's `/stream/params` as is) and answers the worker's reply. The call
+    /// carries a payment when one is due, as go's gateway pays every call it sends: go's
+    /// orchestrator checks 60 s of balance on this route too. A body above
+    /// [`jobs::MAX_STREAM_UPDATE_BYTES`] is refused here, as go's gateway refuses it.
+    pub async fn update(&self, params: bytes::Bytes) -> Result<bytes::Bytes, JobError> {
+        if params.len() > jobs::MAX_STREAM_UPDATE_BYTES {
+            return Err(JobError::InvalidRequest(format!(
+                "update body of {} bytes is above the {} go's gateway accepts",
+                params.len(),
+                jobs::MAX_STREAM_UPDATE_BYTES
+            )));
+        }
+        let mut req = self
+            .http
+            .post(format!("{}{}", self.orchestrator, jobs::STREAM_UPDATE_PATH))
+            .header(jobs::HEADER_JOB, &self.job_header)
+            .body(params);
+        if let Some(creds) = self.payments.call_payment().await {
+            req = req.header(jobs::HEADER_PAYMENT, creds.payment).header(jobs::HEADER_SEGMENT, creds.segment);
+        }
+        let answer = send(req, jobs::STREAM_UPDATE_PATH).await.map_err(job_error)?;
+        if answer.status >= 300 {
+            return Err(job_error(answer.rejection(jobs::STREAM_UPDATE_PATH)));
+        }
+        Ok(answer.body)
     }
 
     /// Stops payments and the stream on the orchestrator. Always sends the stop, and reports

@@ -189,6 +189,20 @@ impl JobPayments {
         }
     }
 
+    /// A payment for a call the job makes (see [`payments::CallPayment`]); `None` when none is
+    /// due or the signer failed (logged: the call goes without, on the balance it has).
+    pub(crate) async fn call_payment(&self) -> Option<PaymentCredentials> {
+        let scheduler = self.scheduler.as_ref()?;
+        match scheduler.send(payments::CallPayment).await {
+            Ok(Ok(creds)) => creds,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "no payment for the call; sending it without");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
     /// Stops paying, answering one last payment when one is due (none when the credit still
     /// covers the time so far, the job does not pay, or the signer failed: logged).
     pub(crate) async fn stop_with_final_payment(&self) -> Option<PaymentCredentials> {
