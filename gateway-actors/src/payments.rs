@@ -96,6 +96,17 @@ pub(crate) struct PaymentCredentials {
     pub segment: String,
 }
 
+impl PaymentCredentials {
+    /// `req` carrying this payment, or `req` as it is when there is none to carry (offchain,
+    /// or a BYOC credit that still covers the call).
+    pub(crate) fn attach(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if self.payment.is_empty() {
+            return req;
+        }
+        req.header(jobs::HEADER_PAYMENT, &self.payment).header(jobs::HEADER_SEGMENT, &self.segment)
+    }
+}
+
 impl std::fmt::Debug for PaymentCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "PaymentCredentials({} + {} bytes)", self.payment.len(), self.segment.len())
@@ -459,20 +470,12 @@ impl PaymentScheduler {
     /// stops the actor.
     fn pay_final(&mut self, answer: oneshot::Sender<FinalAnswer>, ctx: &mut Context<Self>) {
         self.finishing = true;
-        let Some(mut session) = self.session.take() else {
+        let Some(session) = self.session.take() else {
             let _ = answer.send(Err(SignerError::InvalidRequest("no payment session to pay with".into())));
             self.stop_for_good(PaymentStop::JobEnded, ctx);
             return;
         };
-        let fut = async move {
-            let result = match session.next_payment().await {
-                Ok(creds) => Ok(Some(creds)),
-                Err(SignerError::SkipCycle) => Ok(None),
-                Err(e) => Err(e),
-            };
-            (result, session)
-        };
-        ctx.spawn(fut.into_actor(self).map(|(result, session), act, ctx| {
+        ctx.spawn(payment_if_due(session).into_actor(self).map(|(result, session), act, ctx| {
             act.session = Some(session);
             let _ = answer.send(result);
             act.stop_for_good(PaymentStop::JobEnded, ctx);
@@ -553,19 +556,11 @@ impl Handler<CallPayment> for PaymentScheduler {
 
     fn handle(&mut self, _: CallPayment, ctx: &mut Context<Self>) -> Self::Result {
         let session = if self.finishing { None } else { self.session.take() };
-        let Some(mut session) = session else {
+        let Some(session) = session else {
             return Box::pin(async { Ok(None) });
         };
         let (answer, answered) = oneshot::channel();
-        let fut = async move {
-            let result = match session.next_payment().await {
-                Ok(creds) => Ok(Some(creds)),
-                Err(SignerError::SkipCycle) => Ok(None),
-                Err(e) => Err(e),
-            };
-            (result, session)
-        };
-        ctx.spawn(fut.into_actor(self).map(|(result, session), act, ctx| {
+        ctx.spawn(payment_if_due(session).into_actor(self).map(|(result, session), act, ctx| {
             act.session = Some(session);
             let _ = answer.send(result);
             // A stop that came meanwhile waited for the session.
@@ -594,6 +589,17 @@ enum PayOutcome {
     Skipped,
     Failed(String),
     Fatal(String),
+}
+
+/// The next payment of `session` (`None` when the signer says the credit still covers the
+/// time so far), and the session back.
+async fn payment_if_due(mut session: PaymentSession) -> (FinalAnswer, PaymentSession) {
+    let result = match session.next_payment().await {
+        Ok(creds) => Ok(Some(creds)),
+        Err(SignerError::SkipCycle) => Ok(None),
+        Err(e) => Err(e),
+    };
+    (result, session)
 }
 
 /// One recurring payment with `session`, which it hands back.

@@ -205,15 +205,11 @@ impl Gateway {
         let updated = self
             .first_success(failover, |_, attempt, creds| async move {
                 let Attempt { origin, http, .. } = attempt;
-                let mut req = http
-                    .post(format!("{origin}{}", jobs::STREAM_UPDATE_PATH))
-                    .header(jobs::HEADER_JOB, job_header)
-                    .body(params.clone());
-                if !creds.payment.is_empty() {
-                    req = req
-                        .header(jobs::HEADER_PAYMENT, &creds.payment)
-                        .header(jobs::HEADER_SEGMENT, &creds.segment);
-                }
+                let req = creds.attach(
+                    http.post(format!("{origin}{}", jobs::STREAM_UPDATE_PATH))
+                        .header(jobs::HEADER_JOB, job_header)
+                        .body(params.clone()),
+                );
                 let answer = send(req, jobs::STREAM_UPDATE_PATH).await?;
                 if answer.status >= 300 {
                     // The worker's 404 says the stream runs elsewhere; a 5xx, that this one failed.
@@ -417,7 +413,7 @@ impl ByocJob {
             .header(jobs::HEADER_JOB, &self.job_header)
             .body(params);
         if let Some(creds) = self.payments.call_payment().await {
-            req = req.header(jobs::HEADER_PAYMENT, creds.payment).header(jobs::HEADER_SEGMENT, creds.segment);
+            req = creds.attach(req);
         }
         let answer = send(req, jobs::STREAM_UPDATE_PATH).await.map_err(job_error)?;
         if answer.status >= 300 {
@@ -447,7 +443,7 @@ impl ByocJob {
         }
         let paying = last_payment.is_some();
         if let Some(creds) = last_payment {
-            req = req.header(jobs::HEADER_PAYMENT, creds.payment).header(jobs::HEADER_SEGMENT, creds.segment);
+            req = creds.attach(req);
         }
         let answer = send(req, jobs::STREAM_STOP_PATH).await.map_err(job_error)?;
         if answer.status >= 300 {

@@ -199,11 +199,7 @@ impl Gateway {
                     .post(format!("{origin}{endpoint}"))
                     .header(jobs::HEADER_JOB, job)
                     .body(request.body.clone());
-                if !creds.payment.is_empty() {
-                    req = req
-                        .header(jobs::HEADER_PAYMENT, &creds.payment)
-                        .header(jobs::HEADER_SEGMENT, &creds.segment);
-                }
+                req = creds.attach(req);
                 if let Some(t) = &request.content_type {
                     req = req.header(reqwest::header::CONTENT_TYPE, t);
                 }

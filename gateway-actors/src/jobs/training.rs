@@ -143,20 +143,18 @@ impl Gateway {
             kind: PaymentKind::Byoc { preload_seconds: gateway_core::signer::BYOC_MIN_PRELOAD_SECONDS },
             manifest_id: Some(id),
         };
-        let (header, body, endpoint) = (&header, &body, &endpoint);
+        // The Python SDK sends the capability header too (go reads it only on /process/token).
+        let (header, body, endpoint, capability) = (&header, &body, &endpoint, &request.capability);
         let job = self
             .first_success(failover, |_, attempt, creds| async move {
                 let Attempt { origin, http, session, .. } = attempt;
-                let mut req = http
-                    .post(format!("{origin}{endpoint}"))
-                    .header(jobs::HEADER_JOB, header)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-                if !creds.payment.is_empty() {
-                    req = req
-                        .header(jobs::HEADER_PAYMENT, &creds.payment)
-                        .header(jobs::HEADER_SEGMENT, &creds.segment);
-                }
+                let req = creds.attach(
+                    http.post(format!("{origin}{endpoint}"))
+                        .header(jobs::HEADER_JOB, header)
+                        .header(jobs::HEADER_CAPABILITY, capability)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(body.clone()),
+                );
                 let answer = send_within(req, endpoint, TRAINING_CALL_TIMEOUT).await?;
                 if answer.status >= 500 || answer.status == 408 || answer.status == 429 {
                     return Err(RejectionReason::Http {
@@ -210,7 +208,9 @@ impl TrainingJob {
         self.call(self.http.post(format!("{}{path}", self.orchestrator)), &path).await.map(drop)
     }
 
-    /// Pays the orchestrator for more training time; the balance after.
+    /// Pays the orchestrator for the training time since the last payment (the remote signer
+    /// decides how much is due); the balance after. A signer that finds nothing due answers
+    /// [`gateway_core::error::SignerError::SkipCycle`].
     pub async fn refresh_payment(&self) -> Result<RefreshPaymentAnswer, GatewayError> {
         let creds = self.session.lock().await.next_payment().await?;
         let path = training::refresh_payment_path(&self.job_id);
@@ -220,13 +220,12 @@ impl TrainingJob {
                 JobError::InvalidRequest("this orchestrator takes no payment for the job".into()).into()
             );
         }
-        let req = self
-            .http
-            .post(format!("{}{path}", self.orchestrator))
-            .header(jobs::HEADER_PAYMENT, &creds.payment)
-            .header(jobs::HEADER_SEGMENT, &creds.segment)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body("{}");
+        let req = creds.attach(
+            self.http
+                .post(format!("{}{path}", self.orchestrator))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body("{}"),
+        );
         let answer = self.call(req, &path).await?;
         Ok(serde_json::from_slice(&answer).map_err(|e| JobError::InvalidResponse {
             endpoint: path,
