@@ -65,6 +65,9 @@ fn parse_wei(s: &str) -> Result<u128, String> {
     Ok(wei)
 }
 
+/// What live runners register with here (a test network's, printed on purpose).
+const RUNNER_SECRET: &str = gateway_testkit::orchestrator::LOCAL_RUNNER_SECRET;
+
 /// Starts the network and serves until Ctrl-C.
 pub async fn run(args: LocalNetworkArgs) -> anyhow::Result<()> {
     let mut config = NetworkConfig {
@@ -94,6 +97,7 @@ pub async fn run(args: LocalNetworkArgs) -> anyhow::Result<()> {
                 "discovery": net.discovery_url(),
                 "trickle": net.trickle_url(),
                 "admin": net.admin_url(),
+                "runner_secret": RUNNER_SECRET,
             })
         );
     } else {
@@ -105,6 +109,7 @@ pub async fn run(args: LocalNetworkArgs) -> anyhow::Result<()> {
         println!("  discovery     {}", net.discovery_url());
         println!("  trickle       {}", net.trickle_url());
         println!("  admin         {}", net.admin_url());
+        println!("  runner secret {RUNNER_SECRET} (live runners register with it)");
     }
     // Serving until Ctrl-C is the normal life of this command; it still exits with 130 like
     // every interrupted command.

@@ -23,6 +23,7 @@ mod network;
 mod orchestrator_info;
 mod output;
 mod payments;
+mod runners;
 mod select;
 mod subscribe_events;
 mod swaps;
@@ -65,6 +66,8 @@ enum Command {
     SelectOrchestrator(select::SelectArgs),
     /// Send one single-shot BYOC request (/process/request) and stream its answer.
     ByocRequest(byoc_request::ByocRequestArgs),
+    /// List the live runners orchestrators serve (GET /discovery), by app and GPU.
+    Runners(runners::RunnersArgs),
     /// Submit a BYOC training job and follow it to the end (progress, top-ups, outcome).
     ByocTrain(byoc_train::ByocTrainArgs),
     /// Send new parameters to a running BYOC stream by its id (/ai/stream/update).
@@ -131,6 +134,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::SelectOrchestrator(args) => select::run(args).await,
         Command::ByocRequest(args) => byoc_request::run(args).await,
         Command::ByocTrain(args) => byoc_train::run(args).await,
+        Command::Runners(args) => runners::run(args).await,
         Command::ByocUpdate(args) => byoc_update::run(args).await,
         Command::ByocTextReversal(args) => byoc_text_reversal::run(args).await,
         Command::ByocWriteText(args) => byoc_write_text::run(args).await,

@@ -37,6 +37,7 @@ pub mod http;
 pub mod job_tokens;
 pub mod jobs;
 pub mod live;
+pub mod live_runners;
 pub mod media;
 pub mod output_video;
 pub mod payments;

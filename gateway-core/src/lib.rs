@@ -13,6 +13,7 @@
 //! - [`trickle`]: the trickle pub/sub protocol.
 //! - [`jobs`]: LV2V and BYOC job endpoints and headers.
 //! - [`training`]: BYOC training jobs: submit, status, cancel, payment refresh.
+//! - [`runners`]: live runners: heartbeat registration and discovery.
 //! - [`vetting`]: whether an orchestrator's `OrchestratorInfo` can take a job, and why not.
 //! - [`go_json`]: decoding go-shaped JSON with go's tolerance (missing and null are zero).
 //! - [`eth`]: keccak-256, checksummed addresses, the signature digest.
@@ -36,6 +37,7 @@ pub mod go_json;
 pub mod jobs;
 pub mod lp_rpc;
 pub mod rejection;
+pub mod runners;
 pub mod signer;
 pub mod swap;
 pub mod token;

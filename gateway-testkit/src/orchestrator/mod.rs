@@ -42,6 +42,7 @@ mod grpc;
 mod ledger;
 mod lv2v;
 mod recipient;
+mod runners;
 mod training;
 
 pub use ledger::{LedgerLine, PaymentLedger, PaymentRoute};
@@ -120,6 +121,15 @@ pub struct OrchestratorConfig {
     pub training_poll_interval: Duration,
     /// Least time between two charges of a running training job (go: 30 s).
     pub training_charge_interval: Duration,
+    /// The secret live runners register with (go's `-orchSecret`); `None`: live runners are
+    /// not served (404, as on a go orchestrator without them).
+    pub runner_registration_secret: Option<String>,
+    /// How often runners are told to heartbeat (go: 5 s).
+    pub runner_heartbeat_interval: Duration,
+    /// A runner silent this long is removed (go: 20 s).
+    pub runner_heartbeat_ttl: Duration,
+    /// USD per ETH for converting runner prices to wei (go reads a price feed).
+    pub usd_per_eth: f64,
 }
 
 impl Default for OrchestratorConfig {
@@ -164,9 +174,17 @@ impl Default for OrchestratorConfig {
             // asked every second to show progress in a few-second job.
             training_poll_interval: Duration::from_secs(1),
             training_charge_interval: gateway_core::training::CHARGE_INTERVAL,
+            runner_registration_secret: Some(LOCAL_RUNNER_SECRET.into()),
+            runner_heartbeat_interval: gateway_core::runners::DEFAULT_HEARTBEAT_INTERVAL,
+            runner_heartbeat_ttl: gateway_core::runners::DEFAULT_HEARTBEAT_TTL,
+            usd_per_eth: 2000.0,
         }
     }
 }
+
+/// The registration secret of the local network's orchestrators (a test double's, not a
+/// secret).
+pub const LOCAL_RUNNER_SECRET: &str = "local-runner-secret";
 
 /// Counters a test can read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -264,6 +282,8 @@ struct Inner {
     ledger: Arc<PaymentLedger>,
     /// Training jobs, until a restart (go keeps them in memory without a checkpoint dir).
     training: training::TrainingJobs,
+    /// Live runners registered by heartbeat.
+    runners: runners::RunnerRegistry,
 }
 
 #[derive(Default)]
@@ -385,6 +405,7 @@ impl LocalOrchestrator {
                 counters: record.counters,
                 ledger: record.ledger,
                 training: Mutex::default(),
+                runners: Mutex::default(),
             }),
         }
     }
@@ -491,6 +512,15 @@ impl LocalOrchestrator {
             .route(jobs::STREAM_PAYMENT_PATH, any(stream_payment))
             .route(jobs::STREAM_UPDATE_PATH, any(stream_update))
             .route(jobs::STREAM_STOP_PATH, any(stream_stop))
+            .route(
+                gateway_core::runners::HEARTBEAT_PATH,
+                post(runners::heartbeat).fallback(method_not_allowed),
+            )
+            .route("/runners/{id}/unregister", post(runners::unregister).fallback(method_not_allowed))
+            .route(
+                gateway_core::runners::DISCOVERY_PATH,
+                get(runners::discovery).fallback(method_not_allowed),
+            )
             .route("/process/train/{*capability}", any(training::submit))
             .route("/process/job/{id}", get(training::status).fallback(method_not_allowed))
             .route("/process/job/{id}/cancel", post(training::cancel).fallback(method_not_allowed))

@@ -1,0 +1,209 @@
+//! Live runners (issue 17, part) against the orchestrator double that answers as go-livepeer
+//! master's `ai/runner/live_runner.go` does: a Rust runner registers, heartbeats and
+//! unregisters; gateways find runners through `GET /discovery` with app and GPU filters, never
+//! seeing a runner's own URL; a runner the orchestrator forgot registers again; and the
+//! official Python SDK's `register_runner` and discovery work against the same double.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use gateway_actors::http::HttpClients;
+use gateway_actors::live_runners::{RunnerError, RunnerRegistration};
+use gateway_actors::tls::OrchestratorTrust;
+use gateway_actors::{Gateway, GatewayConfig};
+use gateway_core::runners::{HeartbeatRequest, RunnerFilter, RunnerGpu, RunnerPriceInfo};
+use gateway_core::token::NetworkSettings;
+use gateway_testkit::network::{LocalNetwork, NetworkConfig};
+use gateway_testkit::orchestrator::LOCAL_RUNNER_SECRET;
+
+const RUNNER_URL: &str = "http://10.1.2.3:9000/private";
+
+async fn network(interval: Duration, ttl: Duration) -> LocalNetwork {
+    let mut config = NetworkConfig { orchestrators: 1, tls: false, ..Default::default() };
+    config.orchestrator.runner_heartbeat_interval = interval;
+    config.orchestrator.runner_heartbeat_ttl = ttl;
+    LocalNetwork::start(config).await.unwrap()
+}
+
+fn gateway_for(net: &LocalNetwork) -> Gateway {
+    let network = NetworkSettings { orchestrators: net.orchestrator_urls(), ..Default::default() };
+    Gateway::start(GatewayConfig { network, ..Default::default() }).unwrap()
+}
+
+fn echo_runner(app: &str, gpu: &str) -> HeartbeatRequest {
+    HeartbeatRequest {
+        runner_url: RUNNER_URL.into(),
+        app: app.into(),
+        capacity: 2,
+        version: "0.1.0".into(),
+        gpu: Some(RunnerGpu { name: gpu.into(), ..Default::default() }),
+        price_info: RunnerPriceInfo { price: 3.6.into(), currency: "usd".into(), unit: "hour".into() },
+        ..Default::default()
+    }
+}
+
+fn filter(apps: &[&str], gpus: &[&str]) -> RunnerFilter {
+    RunnerFilter {
+        apps: apps.iter().map(|s| s.to_string()).collect(),
+        gpus: gpus.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_runner_is_discovered_by_app_and_gpu_until_it_unregisters() {
+    let net = network(Duration::from_millis(100), Duration::from_secs(5)).await;
+    let orch = net.orchestrator_urls()[0].clone();
+    let http = HttpClients::new(OrchestratorTrust::Insecure).unwrap();
+    let echo =
+        RunnerRegistration::register(&http, &orch, LOCAL_RUNNER_SECRET, echo_runner("echo", "NVIDIA H100"))
+            .await
+            .unwrap();
+    let other =
+        RunnerRegistration::register(&http, &orch, LOCAL_RUNNER_SECRET, echo_runner("ping", "NVIDIA L40S"))
+            .await
+            .unwrap();
+    assert!(echo.runner_id().starts_with("runner_") && echo.runner_id().len() == 15, "{}", echo.runner_id());
+    let o2r = echo.o2r().expect("an O2R channel");
+    assert!(
+        o2r.url.contains(&format!("/ai/trickle/{}-", echo.runner_id())) && o2r.url.ends_with("-o2r"),
+        "{o2r:?}"
+    );
+
+    let gw = gateway_for(&net);
+    let found = gw.discover_runners(&filter(&["echo"], &[])).await.unwrap();
+    assert!(found.failures.is_empty(), "{:?}", found.failures);
+    assert_eq!(found.runners.len(), 1, "{:?}", found.runners);
+    let runner = &found.runners[0].runner;
+    assert_eq!(
+        runner.url,
+        format!("{orch}/apps/{}/session", echo.runner_id()),
+        "the orchestrator's URL for it"
+    );
+    assert!(!format!("{found:?}").contains("10.1.2.3"), "the runner's own URL never leaks");
+    assert_eq!((runner.capacity, runner.capacity_available, runner.mode.as_str()), (2, 2, "persistent"));
+    let price = runner.price_info.as_ref().expect("priced on chain");
+    // $3.60 an hour at the double's $2000 per ETH: 5e11 wei per second.
+    assert_eq!(
+        (price.price_text().as_str(), price.unit.as_str(), price.currency.as_str()),
+        ("500000000000", "seconds", "wei")
+    );
+    assert_eq!(
+        gw.discover_runners(&filter(&[], &["NVIDIA L40S"])).await.unwrap().runners[0].runner.app,
+        "ping"
+    );
+    assert_eq!(gw.discover_runners(&filter(&["echo", "ping"], &[])).await.unwrap().runners.len(), 2);
+    assert!(gw.discover_runners(&filter(&["echo"], &["NVIDIA L40S"])).await.unwrap().runners.is_empty());
+
+    // Heartbeats keep it: well past several intervals, still listed and counted.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(echo.stats().heartbeats >= 3, "{:?}", echo.stats());
+    assert_eq!(echo.stats().failures, 0);
+
+    let id = echo.runner_id().to_owned();
+    echo.unregister().await.unwrap();
+    let left = gw.discover_runners(&RunnerFilter::default()).await.unwrap();
+    assert!(left.runners.iter().all(|c| !c.runner.url.contains(&id)), "{left:?}");
+    assert_eq!(left.runners.len(), 1);
+    other.unregister().await.unwrap();
+    gw.shutdown();
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gos_refusals_are_typed_and_a_forgotten_runner_registers_again() {
+    // Told to beat every 400 ms but forgotten after 150 ms: each beat finds it gone.
+    let net = network(Duration::from_millis(400), Duration::from_millis(150)).await;
+    let orch = net.orchestrator_urls()[0].clone();
+    let http = HttpClients::new(OrchestratorTrust::Insecure).unwrap();
+
+    let err =
+        RunnerRegistration::register(&http, &orch, "wrong", echo_runner("echo", "x")).await.unwrap_err();
+    assert!(
+        matches!(&err, RunnerError::Http { status: 401, message, .. } if message == "invalid registration authorization"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains(LOCAL_RUNNER_SECRET));
+    let mut untrimmed = echo_runner(" echo", "x");
+    untrimmed.app = " echo".into();
+    let err = RunnerRegistration::register(&http, &orch, LOCAL_RUNNER_SECRET, untrimmed).await.unwrap_err();
+    assert!(
+        matches!(&err, RunnerError::Http { status: 400, message, .. } if message == "app must be trimmed"),
+        "{err}"
+    );
+    let mut euro = echo_runner("echo", "x");
+    euro.price_info.currency = "eur".into();
+    let err = RunnerRegistration::register(&http, &orch, LOCAL_RUNNER_SECRET, euro).await.unwrap_err();
+    assert!(
+        matches!(&err, RunnerError::Http { status: 400, message, .. } if message == "price_info.currency must be usd"),
+        "{err}"
+    );
+
+    let reg = RunnerRegistration::register(&http, &orch, LOCAL_RUNNER_SECRET, echo_runner("echo", "x"))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while reg.stats().re_registrations < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "never registered again: {:?}", reg.stats());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(net.orchestrator().runner_ids(), vec![reg.runner_id().to_owned()], "the same id each time");
+    // Unregistered while expired: go's 404.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let err = reg.unregister().await.unwrap_err();
+    assert!(matches!(&err, RunnerError::Http { status: 404, .. }), "{err}");
+    net.shutdown().await;
+}
+
+fn python() -> std::path::PathBuf {
+    std::env::var_os("LPGW_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdks_runner_registers_here_and_both_sdks_discover_it() {
+    let net = network(Duration::from_millis(200), Duration::from_secs(5)).await;
+    let orch = net.orchestrator_urls()[0].clone();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/runner_peer.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .args([orch.as_str(), LOCAL_RUNNER_SECRET, RUNNER_URL])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let seen: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let runner_id = seen["runner_id"].as_str().unwrap().to_owned();
+    let found = &seen["found"][0];
+    assert_eq!(found["address"], orch, "{seen}");
+    let listed = &found["runners"][0];
+    assert_eq!(listed["url"], format!("{orch}/apps/{runner_id}/session"), "{seen}");
+    assert_eq!(listed["app"], "py-echo");
+    assert_eq!(listed["gpu"]["name"], "NVIDIA L40S");
+    assert_eq!(listed["capacity_available"], 2);
+    assert_eq!(listed["price_info"]["unit"], "seconds");
+    assert_eq!(seen["other_gpu"], serde_json::json!([]), "the SDK's GPU filter: {seen}");
+    assert!(seen["o2r"].as_str().unwrap().ends_with("-o2r"), "{seen}");
+
+    // Our gateway sees the Python runner too.
+    let gw = gateway_for(&net);
+    let ours = gw.discover_runners(&filter(&["py-echo"], &["NVIDIA L40S"])).await.unwrap();
+    assert_eq!(ours.runners.len(), 1, "{ours:?}");
+    assert_eq!(ours.runners[0].runner.version, "1.2.3");
+
+    // The SDK's close unregisters: gone for both.
+    child.stdin.take().unwrap().write_all(b"done\n").unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    let after: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    assert_eq!(after["after_close"], serde_json::json!([]), "{after}");
+    assert!(child.wait().unwrap().success());
+    assert!(gw.discover_runners(&RunnerFilter::default()).await.unwrap().runners.is_empty());
+    gw.shutdown();
+    net.shutdown().await;
+}
