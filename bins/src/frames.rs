@@ -517,7 +517,7 @@ async fn publish(
         if let Err(e) = written {
             // A stream that ended (no orchestrator left, swapping off) takes no more frames:
             // the summary and the verdict say why.
-            if stream.status().ended.is_some() {
+            if has_ended(stream).await {
                 break;
             }
             return Err(e.into());
@@ -543,6 +543,15 @@ async fn publish(
     Ok((started.elapsed(), media, input_error))
 }
 
+/// How long a refused write waits for the stream's end to be recorded: the publisher stops
+/// taking media the moment the stream's driver ends, its status says so a moment later.
+const END_RECORDED_WITHIN: Duration = Duration::from_secs(2);
+
+/// Whether the stream has ended (waiting [`END_RECORDED_WITHIN`] for the status to say so).
+async fn has_ended(stream: &LiveStream) -> bool {
+    tokio::time::timeout(END_RECORDED_WITHIN, stream.ended()).await.is_ok()
+}
+
 /// Publishes a TS input as it is; the counterpart of [`publish`]'s frame loop.
 async fn publish_ts(
     stream: &LiveStream,
@@ -556,7 +565,7 @@ async fn publish_ts(
     let input_error = match published {
         Ok((_, input_error)) => input_error,
         // A stream that ended takes no more media: the summary and the verdict say why.
-        Err(_) if stream.status().ended.is_some() => None,
+        Err(_) if has_ended(stream).await => None,
         Err(e) => return Err(e.into()),
     };
     let media = stream.finish_video().await?;

@@ -207,3 +207,135 @@ async fn the_python_sdks_runner_registers_here_and_both_sdks_discover_it() {
     gw.shutdown();
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_pays_for_a_runner_session_here_and_its_runner_hears_of_it() {
+    let mut config = NetworkConfig { orchestrators: 1, tls: false, ..Default::default() };
+    config.orchestrator.runner_heartbeat_interval = Duration::from_millis(200);
+    config.orchestrator.lv2v_accounting_interval = Duration::from_millis(500);
+    let net = LocalNetwork::start(config).await.unwrap();
+    let orch = net.orchestrator_urls()[0].clone();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/runner_session_peer.py");
+    let out = tokio::task::spawn_blocking({
+        let (orch, signer) = (orch.clone(), net.signer_url());
+        move || {
+            Command::new(python())
+                .arg(script)
+                .args([orch.as_str(), LOCAL_RUNNER_SECRET, signer.as_str(), "4"])
+                .output()
+        }
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "python failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let (runner_id, session_id) = (v["runner_id"].as_str().unwrap(), v["session_id"].as_str().unwrap());
+    let control = format!("{orch}/apps/{runner_id}/session/{session_id}");
+    assert_eq!(v["control_url"], control, "{v}");
+    assert_eq!(v["app_url"], format!("{control}/app"), "{v}");
+    assert_eq!(v["released_before_stop"], false, "paid for: the session held while funded: {v}");
+    assert_eq!(
+        v["events"],
+        serde_json::json!([["reserved", session_id, true], ["released", session_id, true]]),
+        "the runner heard both on its O2R channel: {v}"
+    );
+    // The reservation and the recurring payments (every 3 s in the SDK) were credited.
+    let line =
+        net.orchestrator().ledger().lines()[&gateway_testkit::orchestrator::PaymentRoute::RunnerSession];
+    assert!(line.payments >= 2 && line.ev_wei > 0.0, "{line:?}");
+    assert!(net.orchestrator().runner_sessions(runner_id).is_empty());
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_routes_answer_as_go_does() {
+    let net = network(Duration::from_millis(200), Duration::from_secs(5)).await;
+    let orch = net.orchestrator_urls()[0].clone();
+    let clients = HttpClients::new(OrchestratorTrust::Insecure).unwrap();
+    let http = clients.orchestrator(&orch).unwrap();
+    let mut cheap = echo_runner("echo", "x");
+    cheap.capacity = 1;
+    let reg =
+        RunnerRegistration::register(&clients, &orch, LOCAL_RUNNER_SECRET, cheap.clone()).await.unwrap();
+    let mut single = echo_runner("single", "x");
+    single.mode = "single_shot".into();
+    let single = RunnerRegistration::register(&clients, &orch, LOCAL_RUNNER_SECRET, single).await.unwrap();
+    let session_url = format!("{orch}/apps/{}/session", reg.runner_id());
+
+    let r = http.post(format!("{orch}/apps/runner_nope/session")).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.text().await.unwrap().as_str()), (404, "runner not found\n"));
+    let r = http.post(format!("{orch}/apps/{}/session", single.runner_id())).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap().as_str()),
+        (400, "only persistent runners have sessions\n")
+    );
+
+    // Priced: a 402 challenge, which needs a payer address.
+    let r = http.post(&session_url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 402);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["message"], "invalid live runner payment signer address");
+    let r = http
+        .post(&session_url)
+        .header("Livepeer-Payer-Address", "0x00000000000000000000000000000000000000aa")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 402);
+    let challenge: serde_json::Value = r.json().await.unwrap();
+    let manifest = challenge["manifest_id"].as_str().unwrap();
+    assert_eq!(challenge["orchestrator"], orch);
+    assert_eq!(challenge["payment_url"], format!("{session_url}/{manifest}/payment"));
+    let info: gateway_core::lp_rpc::OrchestratorInfo =
+        gateway_core::lp_rpc::from_base64("payment_params", challenge["payment_params"].as_str().unwrap())
+            .unwrap();
+    let price = info.price_info.unwrap();
+    assert_eq!(
+        (price.price_per_unit, price.pixels_per_unit),
+        (500_000_000_000, 1),
+        "wei per second, per 1 unit"
+    );
+    assert_eq!(info.auth_token.unwrap().session_id, manifest, "the session id to pay under");
+    assert!(info.ticket_params.is_some());
+
+    // Payments and stops for sessions that do not exist.
+    let r = http.post(format!("{session_url}/nope/payment")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = http.post(format!("{session_url}/nope/stop")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 204, "go releases an unknown session as a no-op");
+    let r = http.post(format!("{orch}/apps/runner_nope/session/x/stop")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    net.shutdown().await;
+
+    // Offchain: reserved at once, up to the runner's capacity.
+    let mut config = NetworkConfig { orchestrators: 1, tls: false, ..Default::default() };
+    config.orchestrator.offchain = true;
+    let net = LocalNetwork::start(config).await.unwrap();
+    let orch = net.orchestrator_urls()[0].clone();
+    let http = clients.orchestrator(&orch).unwrap();
+    let mut free = cheap;
+    free.price_info = RunnerPriceInfo::default();
+    let reg = RunnerRegistration::register(&clients, &orch, LOCAL_RUNNER_SECRET, free).await.unwrap();
+    let session_url = format!("{orch}/apps/{}/session", reg.runner_id());
+    let first: serde_json::Value = http.post(&session_url).send().await.unwrap().json().await.unwrap();
+    let sid = first["session_id"].as_str().unwrap();
+    assert!(sid.starts_with("session_"), "{first}");
+    assert_eq!(first["control_url"], format!("{session_url}/{sid}"));
+    let r = http.post(&session_url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503, "capacity 1");
+    let listed = Gateway::start(GatewayConfig {
+        network: NetworkSettings { orchestrators: vec![orch.clone()], ..Default::default() },
+        ..Default::default()
+    })
+    .unwrap();
+    let found = listed.discover_runners(&RunnerFilter::default()).await.unwrap();
+    assert_eq!((found.runners[0].runner.capacity_used, found.runners[0].runner.capacity_available), (1, 0));
+    assert!(found.runners[0].runner.price_info.is_none(), "offchain: no price");
+    let r = http.post(format!("{session_url}/{sid}/stop")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(http.post(&session_url).send().await.unwrap().status().as_u16(), 200, "capacity freed");
+    listed.shutdown();
+    net.shutdown().await;
+}

@@ -29,6 +29,8 @@ pub enum PaymentRoute {
     TrainingSubmit,
     /// BYOC training top-up (`/process/job/{id}/refresh-payment`).
     TrainingRefresh,
+    /// Live-runner session reservation and its payments (`/apps/{id}/session[/{sid}/payment]`).
+    RunnerSession,
 }
 
 impl PaymentRoute {

@@ -42,10 +42,12 @@ mod grpc;
 mod ledger;
 mod lv2v;
 mod recipient;
+mod runner_sessions;
 mod runners;
 mod training;
 
 pub use ledger::{LedgerLine, PaymentLedger, PaymentRoute};
+pub use runner_sessions::HEADER_PAYER_ADDRESS;
 
 use byoc::{
     method_not_allowed, process_request, process_request_root, process_token, stream_payment, stream_start,
@@ -517,6 +519,12 @@ impl LocalOrchestrator {
                 post(runners::heartbeat).fallback(method_not_allowed),
             )
             .route("/runners/{id}/unregister", post(runners::unregister).fallback(method_not_allowed))
+            .route("/apps/{id}/session", post(runner_sessions::reserve).fallback(method_not_allowed))
+            .route(
+                "/apps/{id}/session/{sid}/payment",
+                post(runner_sessions::payment).fallback(method_not_allowed),
+            )
+            .route("/apps/{id}/session/{sid}/stop", post(runner_sessions::stop).fallback(method_not_allowed))
             .route(
                 gateway_core::runners::DISCOVERY_PATH,
                 get(runners::discovery).fallback(method_not_allowed),

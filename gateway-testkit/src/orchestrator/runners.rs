@@ -10,7 +10,7 @@
 //! Discovery shows `…/apps/{id}/session` (persistent) or `…/apps/{id}/app` (single-shot),
 //! never the runner's URL, and, on chain, the price converted from USD to whole wei per second
 //! (per 720p pixel-second, or per request for `fixed`) at `OrchestratorConfig::usd_per_eth`
-//! (go reads an ETH/USD feed). Not served yet: sessions, payments and the app proxy.
+//! (go reads an ETH/USD feed). Sessions are `runner_sessions`; the app proxy is not served yet.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -36,12 +36,14 @@ const O2R_KEEPALIVE_MESSAGE: &str = r#"{"keep":"alive"}"#;
 
 /// One registered runner.
 pub(super) struct RegisteredRunner {
-    request: HeartbeatRequest,
+    pub(super) request: HeartbeatRequest,
     heartbeat_secret: String,
     last_heartbeat: Instant,
-    o2r: RunnerChannel,
+    pub(super) o2r: RunnerChannel,
     /// Ends the O2R keep-alives.
     cancel: CancellationToken,
+    /// Sessions it holds, oldest first.
+    pub(super) sessions: Vec<super::runner_sessions::RunnerSession>,
 }
 
 /// The registry (go's `LiveRunnerRegistry`, dynamic runners only).
@@ -49,7 +51,7 @@ pub(super) type RunnerRegistry = std::sync::Mutex<HashMap<String, RegisteredRunn
 
 impl LocalOrchestrator {
     /// Removes runners silent for longer than the TTL, closing their O2R channels.
-    fn expire_runners(&self) {
+    pub(super) fn expire_runners(&self) {
         let ttl = self.inner.config.runner_heartbeat_ttl;
         let mut runners = self.inner.runners.lock().unwrap_or_else(|e| e.into_inner());
         let expired: Vec<String> = runners
@@ -65,6 +67,9 @@ impl LocalOrchestrator {
     }
 
     fn remove_runner_channels(&self, runner: &RegisteredRunner) {
+        for session in &runner.sessions {
+            session.end.cancel();
+        }
         runner.cancel.cancel();
         self.inner.trickle.close_channel(&runner.o2r.channel_name);
     }
@@ -137,6 +142,7 @@ pub(super) async fn heartbeat(
                 last_heartbeat: Instant::now(),
                 o2r,
                 cancel,
+                sessions: Vec::new(),
             };
             runners.insert(req.runner_id.clone(), registered);
             answer
@@ -147,6 +153,7 @@ pub(super) async fn heartbeat(
             }
             runner.request = req.clone();
             runner.last_heartbeat = Instant::now();
+            let session_ids = runner.sessions.iter().map(|s| s.id.clone()).collect();
             HeartbeatResponse {
                 runner_id: req.runner_id.clone(),
                 orchestrator: orch.inner.service_uri.clone(),
@@ -154,7 +161,7 @@ pub(super) async fn heartbeat(
                 heartbeat_ttl: go_duration(config.runner_heartbeat_ttl),
                 heartbeat_secret: String::new(),
                 o2r: None,
-                session_ids: Vec::new(),
+                session_ids,
             }
         }
     };
@@ -209,8 +216,8 @@ pub(super) async fn discovery(State(orch): State<LocalOrchestrator>) -> Response
                 metadata: q.metadata.clone(),
                 mode: q.mode.clone(),
                 capacity: q.capacity,
-                capacity_used: 0,
-                capacity_available: q.capacity,
+                capacity_used: r.sessions.len() as i64,
+                capacity_available: q.capacity - r.sessions.len() as i64,
                 price_info: (!orch.inner.config.offchain)
                     .then(|| wei_price(&q.price_info, orch.inner.config.usd_per_eth))
                     .flatten(),
@@ -223,7 +230,7 @@ pub(super) async fn discovery(State(orch): State<LocalOrchestrator>) -> Response
 
 /// go's price conversion: USD per hour (or per 720p hour, or per request) to whole wei per
 /// second (per 720p pixel-second, per request), rounded down; `None` below one wei.
-fn wei_price(usd: &RunnerPriceInfo, usd_per_eth: f64) -> Option<RunnerPriceInfo> {
+pub(super) fn wei_price(usd: &RunnerPriceInfo, usd_per_eth: f64) -> Option<RunnerPriceInfo> {
     let per_unit = match usd.unit.as_str() {
         "hour" | "" => 3600.0,
         "720p" => 3600.0 * 1280.0 * 720.0 * 30.0,
@@ -249,7 +256,7 @@ async fn o2r_keepalives(orch: LocalOrchestrator, channel: String, cancel: Cancel
     }
 }
 
-fn json_ok<T: serde::Serialize>(v: &T) -> Response {
+pub(super) fn json_ok<T: serde::Serialize>(v: &T) -> Response {
     ([("content-type", "application/json")], serde_json::to_vec(v).unwrap_or_default()).into_response()
 }
 
@@ -270,7 +277,7 @@ fn secrets_equal(got: &str, want: &str) -> bool {
 }
 
 /// go's `deriveSecret`: HMAC-SHA256(seed, label), lower-case base32 without padding.
-fn derive_secret(seed: &[u8], label: &str) -> String {
+pub(super) fn derive_secret(seed: &[u8], label: &str) -> String {
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(seed) else { return String::new() };
     mac.update(label.as_bytes());
     base32_lower(&mac.finalize().into_bytes())
@@ -278,7 +285,7 @@ fn derive_secret(seed: &[u8], label: &str) -> String {
 
 /// RFC 4648 base32, lower case, no padding (go's `base32.StdEncoding.WithPadding(NoPadding)`
 /// then `strings.ToLower`).
-fn base32_lower(bytes: &[u8]) -> String {
+pub(super) fn base32_lower(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
     let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
     let (mut buffer, mut bits) = (0u32, 0u32);

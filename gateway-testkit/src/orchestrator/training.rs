@@ -109,8 +109,13 @@ async fn run(orch: LocalOrchestrator, job_id: String, fail: bool) {
     // Billing starts at the first poll that finds the worker running (go's grace period).
     let mut seen_running = false;
     let mut last_charge = Instant::now();
-    // The worker took the job: go marks it running at once, queued or not.
-    update(&orch, &job_id, |r| r.status.status = TrainingState::Running.as_str().to_owned());
+    // The worker took the job: go marks it running at once, queued or not (go can overwrite a
+    // cancel that came first here; the double keeps the cancel).
+    update(&orch, &job_id, |r| {
+        if !r.status.state().is_terminal() {
+            r.status.status = TrainingState::Running.as_str().to_owned();
+        }
+    });
     loop {
         let now = Instant::now();
         let mut ended = false;
@@ -292,7 +297,7 @@ fn json_line<T: serde::Serialize>(v: &T) -> Vec<u8> {
 }
 
 /// A time as go's `time.Time` marshals in UTC: RFC 3339 with nanoseconds, trailing zeros cut.
-fn rfc3339(t: SystemTime) -> String {
+pub(super) fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let (days, secs) = ((d.as_secs() / 86_400) as i64, d.as_secs() % 86_400);
     // Howard Hinnant's civil_from_days.
