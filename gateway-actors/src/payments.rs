@@ -123,6 +123,8 @@ pub(crate) enum PaymentKind {
         /// Seconds of credit to buy up front (the signer uses at least 60).
         preload_seconds: u32,
     },
+    /// A live-runner session priced per second (the signer's `live` type).
+    Live,
 }
 
 /// One job's payment state: the orchestrator info it pays against and the signer's state blob.
@@ -225,6 +227,7 @@ impl PaymentSession {
             let (payment_type, preload_seconds) = match self.kind {
                 PaymentKind::Lv2v => (PaymentType::Lv2v, None),
                 PaymentKind::Byoc { preload_seconds } => (PaymentType::Byoc, Some(preload_seconds)),
+                PaymentKind::Live => (PaymentType::Live, None),
             };
             let req = GenerateLivePaymentRequest {
                 orchestrator: lp_rpc::to_base64(&self.info),
@@ -275,6 +278,11 @@ pub(crate) enum PaymentTarget {
         orchestrator: String,
         /// The `Livepeer` header value naming the stream.
         job_header: String,
+    },
+    /// `POST {payment_url}` of a live-runner session (the URL its 402 challenge named).
+    RunnerSession {
+        /// The session's payment URL.
+        payment_url: String,
     },
 }
 
@@ -631,6 +639,7 @@ async fn pay_with(
             format!("{}{}", orchestrator.trim_end_matches('/'), jobs::STREAM_PAYMENT_PATH),
             Some(job_header.clone()),
         ),
+        PaymentTarget::RunnerSession { payment_url } => (payment_url.clone(), None),
     };
     let mut req = http
         .post(&url)
@@ -665,7 +674,8 @@ async fn pay_with(
         };
         return PayOutcome::Fatal(err.to_string());
     }
-    if matches!(target, PaymentTarget::Lv2v { .. }) {
+    // Both answer fresh orchestrator info (new ticket parameters) to pay the next time with.
+    if matches!(target, PaymentTarget::Lv2v { .. } | PaymentTarget::RunnerSession { .. }) {
         if let Ok(PaymentResult { info: Some(info) }) = PaymentResult::decode(body.as_ref()) {
             session.update_info(info);
         }

@@ -11,7 +11,8 @@ use std::time::Duration;
 use gateway_actors::http::HttpClients;
 use gateway_actors::live_runners::{RunnerError, RunnerRegistration};
 use gateway_actors::tls::OrchestratorTrust;
-use gateway_actors::{Gateway, GatewayConfig};
+use gateway_actors::{Gateway, GatewayConfig, GatewayError};
+use gateway_core::rejection::JobError;
 use gateway_core::runners::{HeartbeatRequest, RunnerFilter, RunnerGpu, RunnerPriceInfo};
 use gateway_core::token::NetworkSettings;
 use gateway_testkit::network::{LocalNetwork, NetworkConfig};
@@ -335,7 +336,68 @@ async fn session_routes_answer_as_go_does() {
     assert!(found.runners[0].runner.price_info.is_none(), "offchain: no price");
     let r = http.post(format!("{session_url}/{sid}/stop")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 204);
+    // Our client: reserved at once, nothing to pay.
+    let session = listed.reserve_runner_session(&found.runners[0]).await.unwrap();
+    assert!(session.session_id.starts_with("session_"), "{}", session.session_id);
+    assert_eq!(session.payments_stopped().await, gateway_actors::payments::PaymentStop::FreeOrchestrator);
+    session.stop().await.unwrap();
     assert_eq!(http.post(&session_url).send().await.unwrap().status().as_u16(), 200, "capacity freed");
     listed.shutdown();
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_gateway_reserves_pays_for_and_stops_a_runner_session() {
+    let net = network(Duration::from_millis(200), Duration::from_secs(10)).await;
+    let orch = net.orchestrator_urls()[0].clone();
+    let clients = HttpClients::new(OrchestratorTrust::Insecure).unwrap();
+    let mut priced = echo_runner("session-app", "x");
+    // $0.036 an hour: 5e9 wei per second, a handful of tickets per payment.
+    priced.price_info.price = 0.036.into();
+    let reg = RunnerRegistration::register(&clients, &orch, LOCAL_RUNNER_SECRET, priced).await.unwrap();
+    let network = NetworkSettings {
+        orchestrators: vec![orch.clone()],
+        signer: Some(net.signer_url()),
+        ..Default::default()
+    };
+    let gw = Gateway::start(GatewayConfig { network, ..Default::default() }).unwrap();
+    let found = gw.discover_runners(&filter(&["session-app"], &[])).await.unwrap();
+    let session = gw.reserve_runner_session(&found.runners[0]).await.unwrap();
+    assert_eq!(session.session_id.len(), 8, "the challenge's manifest id: {}", session.session_id);
+    assert_eq!(
+        session.control_url,
+        format!("{orch}/apps/{}/session/{}", reg.runner_id(), session.session_id)
+    );
+    assert_eq!(session.app_url, format!("{}/app", session.control_url));
+    assert_eq!(net.orchestrator().runner_sessions(reg.runner_id()), vec![session.session_id.clone()]);
+
+    // Paid up front, then every 3 s at the challenge's payment URL.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while session.payment_stats().payments_sent < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no recurring payment: {:?}",
+            session.payment_stats()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let line =
+        net.orchestrator().ledger().lines()[&gateway_testkit::orchestrator::PaymentRoute::RunnerSession];
+    assert!(line.payments >= 2 && line.ev_wei > 0.0, "{line:?}");
+
+    session.stop().await.unwrap();
+    assert!(net.orchestrator().runner_sessions(reg.runner_id()).is_empty(), "released on stop");
+
+    // Without a signer this gateway cannot pay: a typed refusal, nothing reserved.
+    let unpaid = Gateway::start(GatewayConfig {
+        network: NetworkSettings { orchestrators: vec![orch.clone()], ..Default::default() },
+        ..Default::default()
+    })
+    .unwrap();
+    let err = unpaid.reserve_runner_session(&found.runners[0]).await.unwrap_err();
+    assert!(matches!(err, GatewayError::Job(JobError::PaymentRequired { .. })), "{err}");
+    assert!(net.orchestrator().runner_sessions(reg.runner_id()).is_empty());
+    unpaid.shutdown();
+    gw.shutdown();
     net.shutdown().await;
 }

@@ -29,6 +29,38 @@ pub const MODE_PERSISTENT: &str = "persistent";
 /// A runner that serves one request per reservation (`/apps/{id}/app`).
 pub const MODE_SINGLE_SHOT: &str = "single-shot";
 
+/// Request header of a session reservation: who will pay (`0x` address), so a 402 challenge
+/// carries ticket parameters for that sender.
+pub const HEADER_PAYER_ADDRESS: &str = "Livepeer-Payer-Address";
+/// How often a gateway pays for a metered runner session (the Python SDK's; go debits every 5 s).
+pub const SESSION_PAYMENT_INTERVAL: Duration = Duration::from_secs(3);
+
+/// The 402 answer to a reservation on a priced runner (go's
+/// `liveRunnerPaymentChallengeResponse`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentChallenge {
+    /// Base64 protobuf `OrchestratorInfo` to pay against.
+    pub payment_params: String,
+    /// The orchestrator's service URI.
+    #[serde(default)]
+    pub orchestrator: String,
+    /// The id to pay under; it becomes the session's id.
+    pub manifest_id: String,
+    /// Where the session's later payments go.
+    pub payment_url: String,
+}
+
+/// The answer to a reservation (go's `liveRunnerSessionResponse`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionReserved {
+    /// The session's id.
+    pub session_id: String,
+    /// Where the app is called for this session.
+    pub app_url: String,
+    /// The session's control URL (`{control_url}/stop` ends it).
+    pub control_url: String,
+}
+
 /// `POST /runners/{id}/unregister`, `Authorization: <heartbeat secret>`.
 pub fn unregister_path(runner_id: &str) -> String {
     format!("/runners/{runner_id}/unregister")

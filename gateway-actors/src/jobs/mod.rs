@@ -142,11 +142,7 @@ impl Gateway {
         interval: Duration,
     ) -> JobPayments {
         if let Some(reason) = session.not_paying_reason() {
-            return JobPayments {
-                scheduler: None,
-                stats: payments::not_paying(reason),
-                final_accepted: AtomicU64::new(0),
-            };
+            return JobPayments::none(reason);
         }
         let (scheduler, stats) = PaymentScheduler::new(session, target, http, interval);
         let scheduler = PaymentScheduler::start_in_arbiter(self.arbiter(), move |_| scheduler);
@@ -164,6 +160,15 @@ pub(crate) struct JobPayments {
 }
 
 impl JobPayments {
+    /// Payments of a job that pays nothing, for `reason`.
+    pub(crate) fn none(reason: PaymentStop) -> JobPayments {
+        JobPayments {
+            scheduler: None,
+            stats: payments::not_paying(reason),
+            final_accepted: AtomicU64::new(0),
+        }
+    }
+
     /// Payments so far.
     pub(crate) fn stats(&self) -> PaymentStats {
         let mut stats = self.stats.borrow().clone();

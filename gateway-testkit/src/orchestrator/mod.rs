@@ -47,7 +47,6 @@ mod runners;
 mod training;
 
 pub use ledger::{LedgerLine, PaymentLedger, PaymentRoute};
-pub use runner_sessions::HEADER_PAYER_ADDRESS;
 
 use byoc::{
     method_not_allowed, process_request, process_request_root, process_token, stream_payment, stream_start,

@@ -25,38 +25,19 @@ use base64::Engine;
 use gateway_core::lp_rpc::{OrchestratorInfo, PaymentResult, PriceInfo};
 use gateway_core::runners::MODE_PERSISTENT;
 use prost::Message;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::runners::{base32_lower, json_ok, wei_price};
 use super::{header, http_error, Inner, LocalOrchestrator, PaymentRoute, Reject};
 use crate::tickets::fixed_bytes;
 
-/// The header naming who will pay (go's `liveRunnerSenderHeader`).
-pub const HEADER_PAYER_ADDRESS: &str = "Livepeer-Payer-Address";
+use gateway_core::runners::{PaymentChallenge, SessionReserved, HEADER_PAYER_ADDRESS};
 
 /// A session a runner holds.
 pub(super) struct RunnerSession {
     pub(super) id: String,
     /// Ends its accounting.
     pub(super) end: CancellationToken,
-}
-
-/// go's `liveRunnerSessionResponse`.
-#[derive(Serialize)]
-struct SessionAnswer {
-    session_id: String,
-    app_url: String,
-    control_url: String,
-}
-
-/// go's `liveRunnerPaymentChallengeResponse`.
-#[derive(Serialize)]
-struct Challenge {
-    payment_params: String,
-    orchestrator: String,
-    manifest_id: String,
-    payment_url: String,
 }
 
 /// What a reservation needs to know of its runner.
@@ -155,7 +136,7 @@ pub(super) async fn reserve(
         },
     };
     let control_url = format!("{}/apps/{runner_id}/session/{session_id}", orch.inner.service_uri);
-    json_ok(&SessionAnswer { app_url: format!("{control_url}/app"), control_url, session_id })
+    json_ok(&SessionReserved { app_url: format!("{control_url}/app"), control_url, session_id })
 }
 
 /// go's `reservePaidLiveRunnerSession` for a per-second price; a refusal is the whole answer
@@ -210,7 +191,7 @@ fn challenge(orch: &LocalOrchestrator, runner_id: &str, price: i64, headers: &He
         auth_token: Some(auth_token),
         ..Default::default()
     };
-    let answer = Challenge {
+    let answer = PaymentChallenge {
         payment_params: base64::engine::general_purpose::STANDARD.encode(info.encode_to_vec()),
         orchestrator: inner.service_uri.clone(),
         payment_url: format!("{}/apps/{runner_id}/session/{manifest_id}/payment", inner.service_uri),
