@@ -238,6 +238,24 @@ pub struct JobRequest {
 pub struct InvalidJobHeader(pub String);
 
 impl JobRequest {
+    /// An unsigned job `id` for `capability` with `request` (a JSON object) and no stream
+    /// parameters (`{}`), as single-shot requests, training submits and stream updates send.
+    pub fn without_parameters(
+        id: impl Into<String>,
+        request: &serde_json::Value,
+        capability: impl Into<String>,
+        timeout_seconds: u32,
+    ) -> JobRequest {
+        JobRequest {
+            id: id.into(),
+            request: request.to_string(),
+            parameters: "{}".into(),
+            capability: capability.into(),
+            timeout_seconds,
+            ..Default::default()
+        }
+    }
+
     /// The [`HEADER_JOB`] value: base64 of the JSON.
     pub fn to_header(&self) -> String {
         base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(self).unwrap_or_default())

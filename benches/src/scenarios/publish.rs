@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{segment_chunks, unique_channel, Budget, CHUNK};
 use crate::servers::{proc_cpu_seconds, ServerAddrs};
-use crate::sys::cpu_seconds;
+use crate::sys::{cpu_seconds, quantile, sort_samples};
 
 /// CPU seconds of this process and of the server child since `start`.
 struct CpuMeter {
@@ -156,4 +156,50 @@ pub async fn trickle_publish(
         client_cpu_s,
         server_cpu_s,
     })
+}
+
+// Reading the rounds of scenario 1.
+
+/// The result with the median of `key` (the upper one of an even count).
+pub fn median_by(results: &[PublishResult], key: fn(&PublishResult) -> f64) -> PublishResult {
+    let mut sorted = results.to_vec();
+    sorted.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    sorted.get(sorted.len() / 2).cloned().unwrap_or_default()
+}
+
+/// The median of per-round percentages, with their range when there were several rounds.
+pub fn percent_cell(mut percents: Vec<f64>, rounds: u32) -> String {
+    sort_samples(&mut percents);
+    match (percents.first(), quantile(&percents, 0.5), percents.last()) {
+        (Some(lo), Some(mid), Some(hi)) if rounds > 1 => {
+            format!("{mid:.0} % ({lo:.0}-{hi:.0} %, {rounds} rounds)")
+        }
+        (_, Some(mid), _) => format!("{mid:.0} %"),
+        _ => "n/a".into(),
+    }
+}
+
+/// One line per segment size: CPU seconds per GB moved, client and server child, medians over
+/// the rounds, so a throughput gap can be told apart as client cost or server cost.
+pub fn cpu_per_gb_note(
+    label: &str,
+    raws: &[PublishResult],
+    rusts: &[PublishResult],
+    drained: &[PublishResult],
+) -> String {
+    let median = |results: &[PublishResult], pick: fn((f64, f64)) -> f64| {
+        let mut v: Vec<f64> = results.iter().map(|r| pick(r.cpu_s_per_gb())).collect();
+        sort_samples(&mut v);
+        quantile(&v, 0.5).unwrap_or(f64::NAN)
+    };
+    let (raw_c, raw_s) = (median(raws, |c| c.0), median(raws, |c| c.1));
+    let (rust_c, rust_s) = (median(rusts, |c| c.0), median(rusts, |c| c.1));
+    let drained_c = median(drained, |c| c.0);
+    format!(
+        "- {label}, CPU s per GB (medians): client {raw_c:.2} bare reqwest vs {drained_c:.2} TricklePublisher \
+         to the same bare hyper ({:.2}x), {rust_c:.2} to the trickle server; server {raw_s:.2} drain vs \
+         {rust_s:.2} trickle server ({:.2}x)\n",
+        drained_c / raw_c,
+        rust_s / raw_s
+    )
 }

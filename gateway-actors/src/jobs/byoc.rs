@@ -183,14 +183,12 @@ impl Gateway {
             ))
             .into());
         }
-        let job = JobRequest {
-            id: format!("update-{}", hex::encode(rand::random::<[u8; 6]>())),
-            request: serde_json::json!({ "stream_id": stream_id }).to_string(),
-            parameters: "{}".into(),
-            capability: capability.to_owned(),
-            timeout_seconds: jobs::BYOC_PAYMENT_JOB_TIMEOUT_SECONDS,
-            ..Default::default()
-        };
+        let job = JobRequest::without_parameters(
+            format!("update-{}", hex::encode(rand::random::<[u8; 6]>())),
+            &serde_json::json!({ "stream_id": stream_id }),
+            capability,
+            jobs::BYOC_PAYMENT_JOB_TIMEOUT_SECONDS,
+        );
         let PreparedByoc { queries, job, identity, selection } =
             self.prepare_byoc(job, None, Vec::new()).await?;
         let job_header = job.to_header();

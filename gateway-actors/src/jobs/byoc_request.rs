@@ -169,14 +169,12 @@ impl Gateway {
 
     async fn byoc_request_until_shutdown(&self, request: ByocRequest) -> Result<ByocResponse, GatewayError> {
         let id = format!("req-{}", hex::encode(rand::random::<[u8; 6]>()));
-        let job = JobRequest {
-            id: id.clone(),
-            request: serde_json::json!({ "request_id": id }).to_string(),
-            parameters: "{}".into(),
-            capability: request.capability.clone(),
-            timeout_seconds: request.timeout_seconds,
-            ..Default::default()
-        };
+        let job = JobRequest::without_parameters(
+            id.clone(),
+            &serde_json::json!({ "request_id": id }),
+            request.capability.clone(),
+            request.timeout_seconds,
+        );
         let PreparedByoc { queries, job, identity, selection } =
             self.prepare_byoc(job, request.max_price_wei_per_unit, Vec::new()).await?;
         let job = job.to_header();

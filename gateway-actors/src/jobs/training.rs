@@ -118,14 +118,12 @@ impl Gateway {
         // What the signature covers: the model and its parameters, as the Python SDK signs them.
         let mut signed = request.params.clone();
         signed.insert("model_id".into(), request.model_id.clone().into());
-        let job = JobRequest {
-            id: id.clone(),
-            request: serde_json::Value::Object(signed).to_string(),
-            parameters: "{}".into(),
-            capability: request.capability.clone(),
-            timeout_seconds: request.timeout_seconds,
-            ..Default::default()
-        };
+        let job = JobRequest::without_parameters(
+            id.clone(),
+            &serde_json::Value::Object(signed),
+            request.capability.clone(),
+            request.timeout_seconds,
+        );
         let PreparedByoc { queries, job, identity, selection } =
             self.prepare_byoc(job, request.max_price_wei_per_unit, Vec::new()).await?;
         let header = job.to_header();

@@ -113,8 +113,8 @@ pub(super) async fn reserve(
     Path(runner_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if orch.inner.config.runner_registration_secret.is_none() {
-        return http_error(StatusCode::NOT_FOUND, "live runners are not supported");
+    if let Some(off) = orch.live_runners_off() {
+        return off;
     }
     let Some(terms) = orch.runner_terms(&runner_id) else {
         return http_error(StatusCode::NOT_FOUND, "runner not found");

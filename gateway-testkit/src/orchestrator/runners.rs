@@ -74,6 +74,15 @@ impl LocalOrchestrator {
         self.inner.trickle.close_channel(&runner.o2r.channel_name);
     }
 
+    /// go's answer where live runners are not enabled (no registration secret configured).
+    pub(super) fn live_runners_off(&self) -> Option<Response> {
+        self.inner
+            .config
+            .runner_registration_secret
+            .is_none()
+            .then(|| http_error(StatusCode::NOT_FOUND, "live runners are not supported"))
+    }
+
     /// Ids of the runners registered now (expired ones removed first).
     pub fn runner_ids(&self) -> Vec<String> {
         self.expire_runners();
@@ -174,8 +183,8 @@ pub(super) async fn unregister(
     Path(runner_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if orch.inner.config.runner_registration_secret.is_none() {
-        return http_error(StatusCode::NOT_FOUND, "live runners are not supported");
+    if let Some(off) = orch.live_runners_off() {
+        return off;
     }
     orch.expire_runners();
     let auth = header(&headers, "authorization").unwrap_or("");
@@ -194,8 +203,8 @@ pub(super) async fn unregister(
 
 /// `GET /discovery`: this orchestrator's ready runners, behind its own URLs.
 pub(super) async fn discovery(State(orch): State<LocalOrchestrator>) -> Response {
-    if orch.inner.config.runner_registration_secret.is_none() {
-        return http_error(StatusCode::NOT_FOUND, "live runners are not supported");
+    if let Some(off) = orch.live_runners_off() {
+        return off;
     }
     orch.expire_runners();
     let service = orch.inner.service_uri.trim_end_matches('/').to_owned();
