@@ -401,3 +401,54 @@ async fn our_gateway_reserves_pays_for_and_stops_a_runner_session() {
     gw.shutdown();
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_call_reaches_the_runner_through_the_orchestrator_with_the_session_headers() {
+    let mut config = NetworkConfig { orchestrators: 1, tls: false, ..Default::default() };
+    config.orchestrator.offchain = true;
+    let net = LocalNetwork::start(config).await.unwrap();
+    let orch = net.orchestrator_urls()[0].clone();
+    let app = gateway_testkit::runner_app::RunnerApp::start().await.unwrap();
+    let clients = HttpClients::new(OrchestratorTrust::Insecure).unwrap();
+    let mut runner = echo_runner("echo-app", "x");
+    runner.runner_url = app.url.clone();
+    runner.price_info = RunnerPriceInfo::default();
+    let reg = RunnerRegistration::register(&clients, &orch, LOCAL_RUNNER_SECRET, runner).await.unwrap();
+    let gw = gateway_for(&net);
+    let found = gw.discover_runners(&filter(&["echo-app"], &[])).await.unwrap();
+    let session = gw.reserve_runner_session(&found.runners[0]).await.unwrap();
+
+    let answer = session
+        .call_app("v1/echo", bytes::Bytes::from_static(br#"{"hi":1}"#), "application/json")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let seen: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(seen["method"], "POST");
+    assert_eq!(seen["path"], "/runner/v1/echo", "the runner URL's path joined with the app path");
+    assert_eq!(seen["body"], r#"{"hi":1}"#);
+    let headers = &seen["session"];
+    assert_eq!(headers["Livepeer-Runner-Route"], reg.runner_id());
+    assert_eq!(headers["Livepeer-Session-Id"], session.session_id);
+    assert_eq!(
+        headers["Livepeer-Session-Control"],
+        format!("{orch}/runner/{}/session/{}", reg.runner_id(), session.session_id)
+    );
+    let token = headers["Livepeer-Session-Token"].as_str().unwrap();
+    assert_eq!(token.len(), 52, "base32 of an HMAC-SHA256: {token}");
+
+    // After the stop the orchestrator no longer proxies the session.
+    let app_url = session.app_url.clone();
+    session.stop().await.unwrap();
+    let http = clients.orchestrator(&orch).unwrap();
+    let r = http.post(format!("{app_url}/v1/echo")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    // A runner that went away: 502 from the orchestrator.
+    let again = gw.reserve_runner_session(&found.runners[0]).await.unwrap();
+    app.shutdown().await;
+    let answer = again.call_app("x", bytes::Bytes::new(), "text/plain").await.unwrap();
+    assert_eq!(answer.status, 502, "{answer:?}");
+    again.stop().await.unwrap();
+    gw.shutdown();
+    net.shutdown().await;
+}

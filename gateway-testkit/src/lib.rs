@@ -13,6 +13,7 @@
 //! - [`orchestrator`]: gRPC `GetOrchestrator`, LV2V and BYOC routes, the recipient side of
 //!   payments, and go's `encoding/json` texts for the BYOC routes.
 //! - [`workers`]: the in-process runner and BYOC worker behind the orchestrator.
+//! - [`runner_app`]: a sample live-runner app on its own port, behind the orchestrator's proxy.
 //! - [`keys`]: secp256k1 keys, go-livepeer-style signatures, address recovery.
 //! - [`trickle_server`]: the trickle pub/sub server (`/ai/trickle/`), with fault injection.
 //! - [`signer`]: the remote signer (`/sign-orchestrator-info`, `/generate-live-payment`, ...).
@@ -24,6 +25,7 @@ pub mod faults;
 pub mod keys;
 pub mod network;
 pub mod orchestrator;
+pub mod runner_app;
 pub mod serve;
 pub mod signer;
 pub mod tickets;

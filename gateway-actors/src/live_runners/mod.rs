@@ -9,4 +9,4 @@ pub mod sessions;
 
 pub use discovery::{RunnerCandidate, RunnerDiscovery};
 pub use registration::{RegistrationStats, RunnerError, RunnerRegistration};
-pub use sessions::RunnerSession;
+pub use sessions::{AppAnswer, RunnerSession};

@@ -154,7 +154,58 @@ fn refused(url: &str, answer: &Answer) -> JobError {
     })
 }
 
+/// What a runner's app answered through the orchestrator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppAnswer {
+    /// Status (the app's, or the orchestrator's 404 / 502).
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// The body (at most [`MAX_APP_ANSWER_BYTES`]).
+    pub body: bytes::Bytes,
+}
+
+/// Largest app answer [`RunnerSession::call_app`] reads.
+pub const MAX_APP_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+/// Time allowed for an app call.
+pub const APP_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl RunnerSession {
+    /// POSTs `body` (of `content_type`) to the runner's app at `path` below the session's app
+    /// URL; the orchestrator proxies it with the session's headers.
+    pub async fn call_app(
+        &self,
+        path: &str,
+        body: bytes::Bytes,
+        content_type: &str,
+    ) -> Result<AppAnswer, JobError> {
+        let url = format!("{}/{}", self.app_url.trim_end_matches('/'), path.trim_start_matches('/'));
+        let resp = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .timeout(APP_CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| {
+                job_error(RejectionReason::Transport {
+                    endpoint: url.clone(),
+                    message: crate::http::describe(&e),
+                })
+            })?;
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = crate::http::read_body_capped(resp, MAX_APP_ANSWER_BYTES)
+            .await
+            .map_err(|reason| JobError::InvalidResponse { endpoint: url.clone(), reason })?;
+        Ok(AppAnswer { status, content_type, body })
+    }
+
     /// Payments so far.
     pub fn payment_stats(&self) -> PaymentStats {
         self.payments.stats()

@@ -524,6 +524,9 @@ impl LocalOrchestrator {
                 post(runner_sessions::payment).fallback(method_not_allowed),
             )
             .route("/apps/{id}/session/{sid}/stop", post(runner_sessions::stop).fallback(method_not_allowed))
+            .route("/apps/{id}/session/{sid}/app", any(runner_sessions::app_redirect))
+            .route("/apps/{id}/session/{sid}/app/", any(runner_sessions::proxy_root))
+            .route("/apps/{id}/session/{sid}/app/{*path}", any(runner_sessions::proxy))
             .route(
                 gateway_core::runners::DISCOVERY_PATH,
                 get(runners::discovery).fallback(method_not_allowed),

@@ -19,7 +19,7 @@ use std::time::{Instant, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use gateway_core::lp_rpc::{OrchestratorInfo, PaymentResult, PriceInfo};
@@ -27,7 +27,7 @@ use gateway_core::runners::MODE_PERSISTENT;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::runners::{base32_lower, json_ok, wei_price};
+use super::runners::{base32_lower, derive_secret, json_ok, wei_price};
 use super::{header, http_error, Inner, LocalOrchestrator, PaymentRoute, Reject};
 use crate::tickets::fixed_bytes;
 
@@ -276,6 +276,113 @@ pub(super) async fn stop(
         return http_error(StatusCode::NOT_FOUND, "runner not found");
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// Where a session's app calls go, and the token the runner checks its callbacks with.
+struct ProxyTarget {
+    runner_url: String,
+    session_token: String,
+}
+
+impl LocalOrchestrator {
+    fn proxy_target(&self, runner_id: &str, session_id: &str) -> Option<ProxyTarget> {
+        let runners = self.inner.runners.lock().unwrap_or_else(|e| e.into_inner());
+        let r = runners.get(runner_id).filter(|r| r.sessions.iter().any(|s| s.id == session_id))?;
+        Some(ProxyTarget {
+            runner_url: r.request.runner_url.clone(),
+            session_token: derive_secret(&r.seed, &format!("session:{session_id}")),
+        })
+    }
+}
+
+/// `/apps/{id}/session/{sid}/app` without the slash: go's mux redirects to `…/app/`.
+pub(super) async fn app_redirect(uri: Uri) -> Response {
+    let location = format!("{}/", uri.path());
+    (StatusCode::MOVED_PERMANENTLY, [("location", location)]).into_response()
+}
+
+/// `ANY /apps/{id}/session/{sid}/app/` (no path).
+pub(super) async fn proxy_root(
+    orch: State<LocalOrchestrator>,
+    Path((runner_id, session_id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    proxy(orch, Path((runner_id, session_id, String::new())), method, uri, headers, body).await
+}
+
+/// `ANY /apps/{id}/session/{sid}/app/{path...}`: go's `proxyLiveRunner`, a reverse proxy to
+/// the runner's URL path joined with `path` (the query kept) that adds the session headers;
+/// 404 for an unknown session, 502 when the runner cannot be reached. The answer is relayed
+/// whole (go streams it).
+pub(super) async fn proxy(
+    State(orch): State<LocalOrchestrator>,
+    Path((runner_id, session_id, path)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(off) = orch.live_runners_off() {
+        return off;
+    }
+    let Some(target) = orch.proxy_target(&runner_id, &session_id) else {
+        return http_error(StatusCode::NOT_FOUND, "runner not found");
+    };
+    let Ok(mut url) = url::Url::parse(&target.runner_url) else {
+        return http_error(StatusCode::BAD_GATEWAY, "invalid runner_url");
+    };
+    let joined = format!("{}/{}", url.path().trim_end_matches('/'), path.trim_start_matches('/'));
+    url.set_path(&joined);
+    url.set_query(uri.query());
+    let control = format!("{}/runner/{runner_id}/session/{session_id}", orch.inner.service_uri);
+    let mut req = proxy_client().request(method, url);
+    for (name, value) in headers.iter() {
+        if !matches!(name.as_str(), "host" | "content-length" | "connection" | "transfer-encoding") {
+            req = req.header(name, value);
+        }
+    }
+    let answer = req
+        .header("Livepeer-Runner-Route", &runner_id)
+        .header("Livepeer-Session-Id", &session_id)
+        .header("Livepeer-Session-Token", &target.session_token)
+        .header("Livepeer-Session-Control", control)
+        .body(body)
+        .send()
+        .await;
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => return http_error(StatusCode::BAD_GATEWAY, e.to_string()),
+    };
+    let status = answer.status();
+    let content_type = answer.headers().get("content-type").cloned();
+    match answer.bytes().await {
+        Ok(bytes) => {
+            let mut resp = (status, bytes).into_response();
+            if let Some(ct) = content_type {
+                resp.headers_mut().insert("content-type", ct);
+            }
+            resp
+        }
+        Err(e) => http_error(StatusCode::BAD_GATEWAY, e.to_string()),
+    }
+}
+
+/// The proxy's client: plain HTTP and TLS to runners alike (a test double trusts any).
+fn proxy_client() -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder()
+                .tls_danger_accept_invalid_certs(true)
+                .no_proxy()
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new())
+        })
+        .clone()
 }
 
 /// One O2R message: `{"event", "session", "timestamp"}`.

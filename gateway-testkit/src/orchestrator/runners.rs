@@ -38,6 +38,8 @@ const O2R_KEEPALIVE_MESSAGE: &str = r#"{"keep":"alive"}"#;
 pub(super) struct RegisteredRunner {
     pub(super) request: HeartbeatRequest,
     heartbeat_secret: String,
+    /// Derives the runner's secrets (go's `liveRunner.seed`): heartbeat and session tokens.
+    pub(super) seed: [u8; 32],
     last_heartbeat: Instant,
     pub(super) o2r: RunnerChannel,
     /// Ends the O2R keep-alives.
@@ -148,6 +150,7 @@ pub(super) async fn heartbeat(
             let registered = RegisteredRunner {
                 request: req.clone(),
                 heartbeat_secret,
+                seed,
                 last_heartbeat: Instant::now(),
                 o2r,
                 cancel,
