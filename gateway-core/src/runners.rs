@@ -111,7 +111,7 @@ impl RunnerPriceInfo {
         }
     }
 
-    /// The amount as a number, when it is a positive or zero decimal.
+    /// The amount as a number, when it parses as a finite decimal.
     pub fn price_value(&self) -> Option<f64> {
         self.price_text().parse::<f64>().ok().filter(|p| p.is_finite())
     }

@@ -104,12 +104,11 @@ pub(super) async fn heartbeat(
     let Some(registration_secret) = orch.inner.config.runner_registration_secret.clone() else {
         return http_error(StatusCode::NOT_FOUND, "live runners are not supported");
     };
-    let req: HeartbeatRequest = match serde_json::from_slice(&body) {
+    let mut req: HeartbeatRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return http_error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let auth = header(&headers, "authorization").unwrap_or("").to_owned();
-    let mut req = req;
     req.runner_id = req.runner_id.trim().to_owned();
     if req.runner_id.is_empty() {
         req.runner_id = format!("runner_{}", base32_lower(&rand::random::<[u8; 5]>()));
