@@ -23,7 +23,7 @@ use gateway_core::error::SignerError;
 use gateway_core::jobs::{self, offchain_segment_credentials};
 use gateway_core::lp_rpc::{self, OrchestratorInfo, PaymentResult};
 use gateway_core::rejection::JobError;
-use gateway_core::signer::{GenerateLivePaymentRequest, PaymentType, SignerIdentity, SignerState};
+use gateway_core::signer::{GenerateLivePaymentRequest, MaxPrice, PaymentType, SignerIdentity, SignerState};
 use prost::Message as _;
 use thiserror::Error;
 use tokio::sync::{oneshot, watch};
@@ -60,6 +60,14 @@ pub(crate) enum InfoSource {
     GetOrchestrator(lp_rpc::Capabilities),
     /// BYOC: a new `/process/token` for this capability, made into the info a signer needs.
     JobToken(String),
+    /// A live-runner session: `POST {refresh_url}` (go's `/refresh-payment`) for this
+    /// manifest id, at the price its first payment fixed.
+    RunnerSession {
+        /// The orchestrator's `/refresh-payment` URL.
+        refresh_url: String,
+        /// The session's manifest id.
+        manifest_id: String,
+    },
 }
 
 /// How a session refreshes its orchestrator info: the request, and who answers it.
@@ -123,8 +131,28 @@ pub(crate) enum PaymentKind {
         /// Seconds of credit to buy up front (the signer uses at least 60).
         preload_seconds: u32,
     },
-    /// A live-runner session priced per second (the signer's `live` type).
+    /// A live-runner session or call priced per second (the signer's `live` type).
     Live,
+    /// A live-runner session or call at one fixed price, paid once (the signer's `fixed` type).
+    Fixed,
+}
+
+impl PaymentKind {
+    /// The kind a live runner's price unit (as discovery shows it, or as registered) asks
+    /// for, as the Python SDK maps them; `None` for a unit it does not know.
+    pub(crate) fn for_runner_unit(unit: &str) -> Option<PaymentKind> {
+        match unit.trim().to_ascii_lowercase().as_str() {
+            "hour" | "seconds" | "" => Some(PaymentKind::Live),
+            "720p" | "720p-pixel-seconds" => Some(PaymentKind::Lv2v),
+            "fixed" => Some(PaymentKind::Fixed),
+            _ => None,
+        }
+    }
+
+    /// Whether the price runs with time (so payments recur while the work runs).
+    pub(crate) fn is_metered(&self) -> bool {
+        !matches!(self, PaymentKind::Fixed)
+    }
 }
 
 /// One job's payment state: the orchestrator info it pays against and the signer's state blob.
@@ -136,6 +164,10 @@ pub(crate) struct PaymentSession {
     state: Option<SignerState>,
     manifest_id: Option<String>,
     refresh: Option<Refresher>,
+    /// The live-runner app paid for (the signer's `app`).
+    app: Option<String>,
+    /// The most the payer will pay per unit (the signer's `maxPrice`).
+    max_price: Option<MaxPrice>,
 }
 
 impl std::fmt::Debug for PaymentSession {
@@ -164,7 +196,20 @@ impl PaymentSession {
             state: None,
             manifest_id: None,
             refresh,
+            app: None,
+            max_price: None,
         }
+    }
+
+    /// Names the live-runner app paid for, and the most the payer pays per unit.
+    pub fn set_runner_terms(&mut self, app: Option<String>, max_price: Option<MaxPrice>) {
+        self.app = app;
+        self.max_price = max_price;
+    }
+
+    /// Sets how fresh orchestrator info is fetched on a signer 480.
+    pub fn set_refresher(&mut self, refresh: Refresher) {
+        self.refresh = Some(refresh);
     }
 
     /// Whether payments are made at all: a signer, and an orchestrator that charges. A price of
@@ -228,15 +273,16 @@ impl PaymentSession {
                 PaymentKind::Lv2v => (PaymentType::Lv2v, None),
                 PaymentKind::Byoc { preload_seconds } => (PaymentType::Byoc, Some(preload_seconds)),
                 PaymentKind::Live => (PaymentType::Live, None),
+                PaymentKind::Fixed => (PaymentType::Fixed, None),
             };
             let req = GenerateLivePaymentRequest {
                 orchestrator: lp_rpc::to_base64(&self.info),
                 state: self.state.clone(),
                 manifest_id: self.manifest_id.clone(),
-                app: None,
+                app: self.app.clone(),
                 in_pixels: None,
                 payment_type,
-                max_price: None,
+                max_price: self.max_price.clone(),
                 capabilities: Some(self.capabilities.clone()),
                 preload_seconds,
                 request_id: Some(hex::encode(rand::random::<[u8; 8]>())),
@@ -332,6 +378,13 @@ pub enum PaymentStop {
     /// The job never paid: the orchestrator's price is 0, so no payment was sent.
     #[error("the orchestrator charges nothing (price 0): no payment sent")]
     FreeOrchestrator,
+    /// A live-runner session is gone: its payment URL answered 404 (released by a stop, the
+    /// runner, expiry, or a payment that ran out).
+    #[error("the orchestrator released the session")]
+    Released,
+    /// Paid once up front at a fixed price: nothing recurs.
+    #[error("paid once at a fixed price")]
+    FixedPrice,
 }
 
 /// A job's view of its scheduler's stats.
@@ -470,6 +523,10 @@ impl PaymentScheduler {
                 tracing::warn!(%reason, "payments stopped");
                 stop = Some(PaymentStop::Refused(reason));
             }
+            PayOutcome::Released => {
+                tracing::info!("payments stopped: the orchestrator released the session");
+                stop = Some(PaymentStop::Released);
+            }
         });
         stop
     }
@@ -593,10 +650,14 @@ impl Handler<PayNow> for PaymentScheduler {
 }
 
 enum PayOutcome {
-    Paid { balance: Option<i64> },
+    Paid {
+        balance: Option<i64>,
+    },
     Skipped,
     Failed(String),
     Fatal(String),
+    /// A live-runner session's payment URL is gone (404).
+    Released,
 }
 
 /// The next payment of `session` (`None` when the signer says the credit still covers the
@@ -665,6 +726,9 @@ async fn pay_with(
     if matches!(target, PaymentTarget::Byoc { .. }) && matches!(status, 400 | 402) {
         let message = gateway_core::error::body_excerpt(&body, 300);
         return PayOutcome::Failed(format!("orchestrator answered HTTP {status}: {message}"));
+    }
+    if matches!(target, PaymentTarget::RunnerSession { .. }) && status == 404 {
+        return PayOutcome::Released;
     }
     if status >= 400 {
         let err = JobError::Http {

@@ -179,6 +179,16 @@ impl Handler<RefreshOrchestratorInfo> for OrchestratorSelector {
                     .await?;
                     Ok(job_token_info(&token, unix_now()))
                 }
+                InfoSource::RunnerSession { refresh_url, manifest_id } => {
+                    let client = http.orchestrator(&refresh_url).map_err(|e| e.to_string())?;
+                    crate::live_runners::refresh_payment_params(
+                        &client,
+                        &refresh_url,
+                        identity.as_ref(),
+                        &manifest_id,
+                    )
+                    .await
+                }
             }
         })
     }

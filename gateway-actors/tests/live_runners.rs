@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use gateway_actors::http::HttpClients;
-use gateway_actors::live_runners::{RunnerError, RunnerRegistration};
+use gateway_actors::live_runners::{RunnerCall, RunnerError, RunnerRegistration};
 use gateway_actors::tls::OrchestratorTrust;
 use gateway_actors::{Gateway, GatewayConfig, GatewayError};
 use gateway_core::rejection::JobError;
@@ -418,10 +418,8 @@ async fn an_app_call_reaches_the_runner_through_the_orchestrator_with_the_sessio
     let found = gw.discover_runners(&filter(&["echo-app"], &[])).await.unwrap();
     let session = gw.reserve_runner_session(&found.runners[0]).await.unwrap();
 
-    let answer = session
-        .call_app("v1/echo", bytes::Bytes::from_static(br#"{"hi":1}"#), "application/json")
-        .await
-        .unwrap();
+    let call = RunnerCall::post("v1/echo", &br#"{"hi":1}"#[..], "application/json");
+    let answer = session.call_app(call).await.unwrap().collect().await.unwrap();
     assert_eq!(answer.status, 200, "{answer:?}");
     let seen: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
     assert_eq!(seen["method"], "POST");
@@ -446,7 +444,7 @@ async fn an_app_call_reaches_the_runner_through_the_orchestrator_with_the_sessio
     // A runner that went away: 502 from the orchestrator.
     let again = gw.reserve_runner_session(&found.runners[0]).await.unwrap();
     app.shutdown().await;
-    let answer = again.call_app("x", bytes::Bytes::new(), "text/plain").await.unwrap();
+    let answer = again.call_app(RunnerCall::get("x")).await.unwrap().collect().await.unwrap();
     assert_eq!(answer.status, 502, "{answer:?}");
     again.stop().await.unwrap();
     gw.shutdown();

@@ -14,6 +14,7 @@
 //! - [`jobs`]: LV2V and BYOC job endpoints and headers.
 //! - [`training`]: BYOC training jobs: submit, status, cancel, payment refresh.
 //! - [`runners`]: live runners: heartbeat registration and discovery.
+//! - [`sse`]: server-sent events, as live-runner apps stream their answers.
 //! - [`vetting`]: whether an orchestrator's `OrchestratorInfo` can take a job, and why not.
 //! - [`go_json`]: decoding go-shaped JSON with go's tolerance (missing and null are zero).
 //! - [`eth`]: keccak-256, checksummed addresses, the signature digest.
@@ -39,6 +40,7 @@ pub mod lp_rpc;
 pub mod rejection;
 pub mod runners;
 pub mod signer;
+pub mod sse;
 pub mod swap;
 pub mod token;
 pub mod training;

@@ -3,10 +3,17 @@
 //! the session headers the orchestrator's proxy adds (`Livepeer-Runner-Route`,
 //! `Livepeer-Session-Id`, `Livepeer-Session-Token`, `Livepeer-Session-Control`), so a test sees
 //! both the gateway's call and the orchestrator's part in it.
+//!
+//! A path ending in `/events` streams server-sent events instead, as apps that generate do:
+//! `count` events (`event: token`, `data: {"i": k, "session": id}`), `interval_ms` apart (query
+//! parameters; 3 and 50 by default), so a test sees an answer arrive piece by piece and a
+//! metered call pay while it does.
 
-use axum::body::Bytes;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Uri};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 
 use crate::serve::{serve, ServerHandle};
@@ -36,9 +43,17 @@ impl RunnerApp {
     pub async fn shutdown(self) {
         self.server.shutdown().await;
     }
+
+    /// Stops it as a killed process would: answers in flight are cut off.
+    pub async fn kill(mut self) {
+        let _ = self.server.stop_and_wait(Duration::from_secs(5)).await;
+    }
 }
 
-async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    if uri.path().ends_with("/events") {
+        return events(&uri, &headers);
+    }
     let session: serde_json::Map<String, serde_json::Value> = SESSION_HEADERS
         .iter()
         .map(|h| {
@@ -53,4 +68,30 @@ async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> impl
         "body": String::from_utf8_lossy(&body),
         "session": session,
     }))
+    .into_response()
+}
+
+/// The `/events` stream.
+fn events(uri: &Uri, headers: &HeaderMap) -> Response {
+    let query: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+    let param = |name: &str, default: u64| query.get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (count, interval) = (param("count", 3), Duration::from_millis(param("interval_ms", 50)));
+    let session = headers.get("Livepeer-Session-Id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let stream = futures_util::stream::unfold(0u64, move |i| {
+        let session = session.clone();
+        async move {
+            if i >= count {
+                return None;
+            }
+            if i > 0 {
+                tokio::time::sleep(interval).await;
+            }
+            let data = serde_json::json!({ "i": i, "session": session });
+            let event = format!("event: token\ndata: {data}\n\n");
+            Some((Ok::<_, std::convert::Infallible>(Bytes::from(event)), i + 1))
+        }
+    });
+    ([("content-type", "text/event-stream"), ("cache-control", "no-cache")], Body::from_stream(stream))
+        .into_response()
 }

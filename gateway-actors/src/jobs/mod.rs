@@ -194,6 +194,13 @@ impl JobPayments {
         }
     }
 
+    /// Stops paying without waiting for the scheduler to hear it (for `Drop`).
+    pub(crate) fn stop_soon(&self) {
+        if let Some(p) = &self.scheduler {
+            p.do_send(StopPayments);
+        }
+    }
+
     /// A payment for a call the job makes (see [`payments::CallPayment`]); `None` when none is
     /// due or the signer failed (logged: the call goes without, on the balance it has).
     pub(crate) async fn call_payment(&self) -> Option<PaymentCredentials> {

@@ -60,11 +60,14 @@ pub(crate) fn publish_failure(
 pub(crate) fn payment_failure(stop: &PaymentStop) -> Option<SwapReason> {
     match stop {
         PaymentStop::Refused(detail) => Some(SwapReason::PaymentRefused { detail: detail.clone() }),
-        PaymentStop::TooManyFailures { .. } => Some(SwapReason::PaymentRefused { detail: stop.to_string() }),
+        PaymentStop::TooManyFailures { .. } | PaymentStop::Released => {
+            Some(SwapReason::PaymentRefused { detail: stop.to_string() })
+        }
         PaymentStop::JobEnded
         | PaymentStop::Shutdown
         | PaymentStop::NotPaying
-        | PaymentStop::FreeOrchestrator => None,
+        | PaymentStop::FreeOrchestrator
+        | PaymentStop::FixedPrice => None,
     }
 }
 

@@ -1,12 +1,20 @@
 //! Live runners, both sides: a gateway finds runners through orchestrators' `GET /discovery`
-//! ([`discovery`]), and a runner process registers with an orchestrator and keeps itself
-//! listed by heartbeat ([`registration`]). The protocol's types and rules are in
-//! `gateway_core::runners`. A gateway reserves and pays for a session with [`sessions`].
+//! ([`discovery`]), reserves and pays for a session on a persistent runner ([`sessions`]) or
+//! calls a single-shot runner once ([`calls`]), paying the orchestrator's 402 challenge
+//! ([`paid`]) and reading the app's answer as it streams ([`answer`]); a runner process
+//! registers with an orchestrator and keeps itself listed by heartbeat ([`registration`]).
+//! The protocol's types and rules are in `gateway_core::runners`.
 
+pub mod answer;
+pub mod calls;
 pub mod discovery;
+mod paid;
 pub mod registration;
 pub mod sessions;
 
+pub use answer::{AppAnswer, RunnerAnswer};
+pub use calls::RunnerCall;
 pub use discovery::{RunnerCandidate, RunnerDiscovery};
+pub(crate) use paid::refresh_payment_params;
 pub use registration::{RegistrationStats, RunnerError, RunnerRegistration};
-pub use sessions::{AppAnswer, RunnerSession};
+pub use sessions::RunnerSession;

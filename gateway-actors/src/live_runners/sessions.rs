@@ -1,26 +1,26 @@
 //! Reserving a session on a persistent live runner and paying for it while it runs.
 //!
 //! The flow is go-livepeer master's (`server/ai_http.go` `ReserveLiveRunnerSession`) as the
-//! Python SDK drives it (`call_runner`, `reserve_session`): the reservation is sent with the
-//! payer's address (`Livepeer-Payer-Address`, the signer's); a priced runner answers 402 with a
-//! challenge, paid through the remote signer (`type: live`, the challenge's manifest id) and
-//! sent again with the payment; the session then gets a payment every
+//! Python SDK drives it (`reserve_session`): the reservation pays the orchestrator's 402
+//! challenge (see [`super::paid`]); a metered session then gets a payment every
 //! [`SESSION_PAYMENT_INTERVAL`] at the challenge's `payment_url` until it is stopped
-//! (`POST {control_url}/stop`). An offchain or free runner answers the reservation at once.
+//! (`POST {control_url}/stop`) or the orchestrator releases it (the payment URL answers 404);
+//! a fixed-price session was paid once. An offchain or free runner answers the reservation at
+//! once. The session's app is called with [`RunnerSession::call_app`].
 
 use std::time::Duration;
 
-use gateway_core::lp_rpc::{self, OrchestratorInfo};
 use gateway_core::rejection::{JobError, RejectionReason};
-use gateway_core::runners::{
-    PaymentChallenge, SessionReserved, HEADER_PAYER_ADDRESS, SESSION_PAYMENT_INTERVAL,
-};
-use gateway_core::signer::SignerIdentity;
+use gateway_core::runners::{SessionReserved, SESSION_PAYMENT_INTERVAL};
 
+use super::answer::{RunnerAnswer, APP_CALL_TIMEOUT};
+use super::calls::RunnerCall;
 use super::discovery::RunnerCandidate;
+use super::paid::PaidAnswer;
 use crate::gateway::{Gateway, GatewayError};
+use crate::http::{read_body_capped, MAX_RESPONSE_BYTES};
 use crate::jobs::{job_error, send_within, Answer, JobPayments, START_TIMEOUT};
-use crate::payments::{PaymentKind, PaymentSession, PaymentStats, PaymentStop, PaymentTarget};
+use crate::payments::{PaymentStats, PaymentStop};
 
 /// A reserved session on a live runner; paid for (when priced) until [`RunnerSession::stop`].
 pub struct RunnerSession {
@@ -56,40 +56,21 @@ impl Gateway {
     ) -> Result<RunnerSession, GatewayError> {
         let url = candidate.runner.url.clone();
         let (http, actor_http) = self.orchestrator_clients(&candidate.orchestrator)?;
-        let identity = self.identity().await?;
-        let first = send_within(reserve_request(&http, &url, identity.as_ref(), None), &url, START_TIMEOUT)
+        let build = || http.post(&url).header("accept", "*/*").json(&serde_json::json!({}));
+        let PaidAnswer { response, paid, identity } =
+            self.send_paying(candidate, &url, &build, START_TIMEOUT).await?;
+        let status = response.status().as_u16();
+        let body = read_body_capped(response, MAX_RESPONSE_BYTES)
             .await
-            .map_err(job_error)?;
-        let (answer, payments) = if first.status == 402 {
-            let challenge = payment_challenge(&url, &first.body, identity.is_some())?;
-            let info: OrchestratorInfo = lp_rpc::from_base64("payment_params", &challenge.payment_params)
-                .map_err(|e| JobError::InvalidResponse { endpoint: url.clone(), reason: e.to_string() })?;
-            let mut session =
-                PaymentSession::new(self.signer_addr(), info, PaymentKind::Live, &Default::default(), None);
-            if !session.is_paying() {
-                return Err(JobError::PaymentRequired {
-                    message: "the runner asks for payment and this gateway has no signer to pay with".into(),
-                }
-                .into());
-            }
-            session.set_manifest_id(challenge.manifest_id.clone());
-            let creds = session.next_payment().await?;
-            let paid =
-                reserve_request(&http, &url, identity.as_ref(), Some((&creds.payment, &creds.segment)));
-            let answer = send_within(paid, &url, START_TIMEOUT).await.map_err(job_error)?;
-            if answer.status != 200 {
-                return Err(refused(&url, &answer).into());
-            }
-            let target = PaymentTarget::RunnerSession { payment_url: challenge.payment_url };
-            (answer, self.start_payments(session, target, actor_http, SESSION_PAYMENT_INTERVAL))
-        } else if first.status == 200 {
-            (first, JobPayments::none(PaymentStop::FreeOrchestrator))
-        } else {
-            return Err(refused(&url, &first).into());
-        };
-        let reserved: SessionReserved = serde_json::from_slice(&answer.body).map_err(|e| {
+            .map_err(|reason| JobError::InvalidResponse { endpoint: url.clone(), reason })?;
+        if status != 200 {
+            return Err(refused(&url, &Answer { status, headers: Default::default(), body }).into());
+        }
+        let reserved: SessionReserved = serde_json::from_slice(&body).map_err(|e| {
             JobError::InvalidResponse { endpoint: url.clone(), reason: format!("not a session: {e}") }
         })?;
+        let payments =
+            self.pay_while_running(candidate, paid, identity, actor_http, SESSION_PAYMENT_INTERVAL)?;
         Ok(RunnerSession {
             session_id: reserved.session_id,
             app_url: reserved.app_url,
@@ -98,51 +79,6 @@ impl Gateway {
             payments,
         })
     }
-}
-
-/// A 402's challenge; go's JSON error instead (no payer address, say) is a typed refusal that
-/// says what the orchestrator said.
-fn payment_challenge(url: &str, body: &[u8], has_signer: bool) -> Result<PaymentChallenge, JobError> {
-    if let Ok(challenge) = serde_json::from_slice::<PaymentChallenge>(body) {
-        return Ok(challenge);
-    }
-    let said = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(str::to_owned));
-    match said {
-        Some(message) if has_signer => Err(JobError::PaymentRequired { message }),
-        Some(message) => Err(JobError::PaymentRequired {
-            message: format!(
-                "the runner asks for payment and this gateway has no signer to pay with ({message})"
-            ),
-        }),
-        None => Err(JobError::InvalidResponse {
-            endpoint: url.to_owned(),
-            reason: format!(
-                "a 402 without a payment challenge: {}",
-                gateway_core::error::body_excerpt(body, 200)
-            ),
-        }),
-    }
-}
-
-/// The reservation call, with the payer's address and, when paying, the payment.
-fn reserve_request(
-    http: &reqwest::Client,
-    url: &str,
-    identity: Option<&SignerIdentity>,
-    payment: Option<(&str, &str)>,
-) -> reqwest::RequestBuilder {
-    let mut req = http.post(url).header("accept", "*/*").json(&serde_json::json!({}));
-    if let Some(id) = identity {
-        req = req.header(HEADER_PAYER_ADDRESS, format!("0x{}", hex::encode(id.address_bytes)));
-    }
-    if let Some((payment, segment)) = payment {
-        req = req
-            .header(gateway_core::jobs::HEADER_PAYMENT, payment)
-            .header(gateway_core::jobs::HEADER_SEGMENT, segment);
-    }
-    req
 }
 
 fn refused(url: &str, answer: &Answer) -> JobError {
@@ -154,56 +90,19 @@ fn refused(url: &str, answer: &Answer) -> JobError {
     })
 }
 
-/// What a runner's app answered through the orchestrator.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppAnswer {
-    /// Status (the app's, or the orchestrator's 404 / 502).
-    pub status: u16,
-    /// `Content-Type`.
-    pub content_type: Option<String>,
-    /// The body (at most [`MAX_APP_ANSWER_BYTES`]).
-    pub body: bytes::Bytes,
-}
-
-/// Largest app answer [`RunnerSession::call_app`] reads.
-pub const MAX_APP_ANSWER_BYTES: usize = 64 * 1024 * 1024;
-/// Time allowed for an app call.
-pub const APP_CALL_TIMEOUT: Duration = Duration::from_secs(60);
-
 impl RunnerSession {
-    /// POSTs `body` (of `content_type`) to the runner's app at `path` below the session's app
-    /// URL; the orchestrator proxies it with the session's headers.
-    pub async fn call_app(
-        &self,
-        path: &str,
-        body: bytes::Bytes,
-        content_type: &str,
-    ) -> Result<AppAnswer, JobError> {
-        let url = format!("{}/{}", self.app_url.trim_end_matches('/'), path.trim_start_matches('/'));
-        let resp = self
-            .http
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(body)
-            .timeout(APP_CALL_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| {
-                job_error(RejectionReason::Transport {
-                    endpoint: url.clone(),
-                    message: crate::http::describe(&e),
-                })
-            })?;
-        let status = resp.status().as_u16();
-        let content_type = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = crate::http::read_body_capped(resp, MAX_APP_ANSWER_BYTES)
-            .await
-            .map_err(|reason| JobError::InvalidResponse { endpoint: url.clone(), reason })?;
-        Ok(AppAnswer { status, content_type, body })
+    /// Sends `call` to the runner's app below the session's app URL; the orchestrator proxies
+    /// it with the session's headers. The answer streams (see [`RunnerAnswer`]); the session's
+    /// payments run on their own until [`RunnerSession::stop`].
+    pub async fn call_app(&self, call: RunnerCall) -> Result<RunnerAnswer, JobError> {
+        let url = call.url_below(&self.app_url);
+        let response = call.send(&self.http, &url, APP_CALL_TIMEOUT).await?;
+        Ok(RunnerAnswer::new(
+            response,
+            url,
+            Some(self.session_id.clone()),
+            JobPayments::none(PaymentStop::JobEnded),
+        ))
     }
 
     /// Payments so far.

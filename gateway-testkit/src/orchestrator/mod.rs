@@ -26,7 +26,7 @@ use gateway_core::lp_rpc::capabilities::{
     capability_constraints::ModelConstraint, CapabilityConstraints, Constraints,
 };
 use gateway_core::lp_rpc::orchestrator_server::OrchestratorServer;
-use gateway_core::lp_rpc::Capabilities;
+use gateway_core::lp_rpc::{Capabilities, PriceInfo};
 use gateway_core::trickle::ChannelNames;
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +42,7 @@ mod grpc;
 mod ledger;
 mod lv2v;
 mod recipient;
+mod runner_proxy;
 mod runner_sessions;
 mod runners;
 mod training;
@@ -204,6 +205,8 @@ pub struct OrchestratorStats {
     pub stopped_for_payment: u64,
     /// Single-shot BYOC requests served.
     pub requests_served: u64,
+    /// `/refresh-payment` answers with fresh payment params.
+    pub payment_refreshes: u64,
     /// Sessions and streams running now.
     pub active_sessions: u64,
 }
@@ -270,6 +273,8 @@ struct Inner {
     balances: Mutex<HashMap<([u8; 20], String), f64>>,
     /// Nonces seen, by `recipientRand`.
     sender_nonces: Mutex<NonceBook>,
+    /// Prices fixed by a session's first payment: (sender, manifest id).
+    fixed_prices: Mutex<HashMap<([u8; 20], String), PriceInfo>>,
     sessions: Mutex<HashMap<String, Session>>,
     /// Sessions per offer. go reserves BYOC capacity without enforcing it and frees it on some
     /// routes that never reserved, so a BYOC load can go negative.
@@ -285,6 +290,8 @@ struct Inner {
     training: training::TrainingJobs,
     /// Live runners registered by heartbeat.
     runners: runners::RunnerRegistry,
+    /// Whether the runner expiry loop runs.
+    expiry_watched: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -296,6 +303,7 @@ struct Counters {
     tickets_accepted: AtomicU64,
     stopped_for_payment: AtomicU64,
     requests_served: AtomicU64,
+    payment_refreshes: AtomicU64,
 }
 
 /// The orchestrator double. Cheap to clone.
@@ -400,6 +408,7 @@ impl LocalOrchestrator {
                 faults: FaultRules::default(),
                 balances: Mutex::default(),
                 sender_nonces: Mutex::default(),
+                fixed_prices: Mutex::default(),
                 sessions: Mutex::default(),
                 in_use: Mutex::default(),
                 stop_reasons: record.stop_reasons,
@@ -407,6 +416,7 @@ impl LocalOrchestrator {
                 ledger: record.ledger,
                 training: Mutex::default(),
                 runners: Mutex::default(),
+                expiry_watched: Default::default(),
             }),
         }
     }
@@ -458,6 +468,7 @@ impl LocalOrchestrator {
             tickets_accepted: c.tickets_accepted.load(Ordering::Relaxed),
             stopped_for_payment: c.stopped_for_payment.load(Ordering::Relaxed),
             requests_served: c.requests_served.load(Ordering::Relaxed),
+            payment_refreshes: c.payment_refreshes.load(Ordering::Relaxed),
             active_sessions: self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).len() as u64,
         }
     }
@@ -524,9 +535,13 @@ impl LocalOrchestrator {
                 post(runner_sessions::payment).fallback(method_not_allowed),
             )
             .route("/apps/{id}/session/{sid}/stop", post(runner_sessions::stop).fallback(method_not_allowed))
-            .route("/apps/{id}/session/{sid}/app", any(runner_sessions::app_redirect))
-            .route("/apps/{id}/session/{sid}/app/", any(runner_sessions::proxy_root))
-            .route("/apps/{id}/session/{sid}/app/{*path}", any(runner_sessions::proxy))
+            .route("/apps/{id}/session/{sid}/app", any(runner_proxy::app_redirect))
+            .route("/apps/{id}/session/{sid}/app/", any(runner_proxy::session_root))
+            .route("/apps/{id}/session/{sid}/app/{*path}", any(runner_proxy::session))
+            .route("/apps/{id}/app", any(runner_proxy::app_redirect))
+            .route("/apps/{id}/app/", any(runner_proxy::single_shot_root))
+            .route("/apps/{id}/app/{*path}", any(runner_proxy::single_shot))
+            .route("/refresh-payment", post(runner_sessions::refresh_payment).fallback(method_not_allowed))
             .route(
                 gateway_core::runners::DISCOVERY_PATH,
                 get(runners::discovery).fallback(method_not_allowed),

@@ -137,13 +137,16 @@ impl Inner {
             return Err(bad("Could not find Sender for payment".into()));
         }
         let Some(params) = &payment.ticket_params else {
-            return Ok(sender); // no ticket params: a price of 0, nothing to credit
+            // No ticket params: a price of 0, nothing to credit (go still fixes the price).
+            self.fix_price(sender, key, &Rat::zero());
+            return Ok(sender);
         };
         let price = match &payment.expected_price {
             None => Err("expected price is nil"),
             Some(p) => price_rat(p).ok_or("pixels per unit is 0"),
         }
         .map_err(|e| bad(format!("invalid expected price sent with payment err={e:?}")))?;
+        self.fix_price(sender, key, &price);
         let Some(expiration) = &payment.expiration_params else {
             // go-livepeer reads `payment.ExpirationParams.CreationRound` without a nil check.
             return Err(Reject::panic("payment with ticket params but no expiration params"));
@@ -201,6 +204,24 @@ impl Inner {
             self.counters.payments_accepted.fetch_add(1, Ordering::Relaxed);
         }
         Ok(sender)
+    }
+
+    /// go's `setFixedPricePerSession`: the first payment of `(sender, manifest)` fixes its
+    /// price (a reduced fraction, as go's `big.Rat` keeps it), even when its tickets fail.
+    fn fix_price(&self, sender: [u8; 20], manifest: &str, price: &Rat) {
+        let reduced = PriceInfo {
+            price_per_unit: price.numer().try_into().unwrap_or(i64::MAX),
+            pixels_per_unit: price.denom().try_into().unwrap_or(1),
+            ..Default::default()
+        };
+        let mut fixed = self.fixed_prices.lock().unwrap_or_else(|e| e.into_inner());
+        fixed.entry((sender, manifest.to_owned())).or_insert(reduced);
+    }
+
+    /// The price fixed for `(sender, manifest)` by its first payment (go's `Balances.FixedPrice`).
+    pub(super) fn fixed_price(&self, sender: &[u8; 20], manifest: &str) -> Option<PriceInfo> {
+        let fixed = self.fixed_prices.lock().unwrap_or_else(|e| e.into_inner());
+        fixed.get(&(*sender, manifest.to_owned())).cloned()
     }
 
     /// go-livepeer's `recipient.ReceiveTicket` after the rand is computed: the validator's

@@ -10,7 +10,7 @@
 //! Discovery shows `…/apps/{id}/session` (persistent) or `…/apps/{id}/app` (single-shot),
 //! never the runner's URL, and, on chain, the price converted from USD to whole wei per second
 //! (per 720p pixel-second, or per request for `fixed`) at `OrchestratorConfig::usd_per_eth`
-//! (go reads an ETH/USD feed). Sessions are `runner_sessions`; the app proxy is not served yet.
+//! (go reads an ETH/USD feed). Sessions are `runner_sessions`, the app proxy `runner_proxy`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -66,6 +66,24 @@ impl LocalOrchestrator {
                 self.remove_runner_channels(&r);
             }
         }
+    }
+
+    /// go's `expiryLoop`: every heartbeat interval, forgets the runners whose heartbeats
+    /// stopped (releasing their sessions), whether or not anyone asks. One loop per
+    /// orchestrator, started by the first registration; it ends with the orchestrator.
+    fn watch_runner_expiry(&self) {
+        if self.inner.expiry_watched.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let weak = std::sync::Arc::downgrade(&self.inner);
+        let interval = self.inner.config.runner_heartbeat_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(inner) = weak.upgrade() else { return };
+                LocalOrchestrator { inner }.expire_runners();
+            }
+        });
     }
 
     fn remove_runner_channels(&self, runner: &RegisteredRunner) {
@@ -135,6 +153,7 @@ pub(super) async fn heartbeat(
                 mime_type: "application/json".into(),
             };
             let cancel = CancellationToken::new();
+            orch.watch_runner_expiry();
             orch.inner.trickle.create_channel(&o2r.channel_name, &o2r.mime_type);
             tokio::spawn(o2r_keepalives(orch.clone(), o2r.channel_name.clone(), cancel.clone()));
             let answer = HeartbeatResponse {
