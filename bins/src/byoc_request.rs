@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 
-use bytes::Bytes;
 use clap::Args;
 use gateway_actors::ByocRequest;
 use tokio::io::AsyncWriteExt;
@@ -52,11 +51,8 @@ pub async fn run(args: ByocRequestArgs) -> anyhow::Result<()> {
     if args.max_price.is_some_and(|p| !p.is_finite() || p < 0.0) {
         return Err(cli::UsageError("--max-price must be a non-negative number".into()).into());
     }
-    let body = read_body(&args).await?;
-    let content_type = args.content_type.clone().unwrap_or_else(|| {
-        let json = serde_json::from_slice::<serde_json::Value>(&body).is_ok();
-        if json { "application/json" } else { "text/plain; charset=utf-8" }.to_owned()
-    });
+    let body = cli::request_body(args.data.as_deref(), args.data_file.as_deref()).await?;
+    let content_type = args.content_type.clone().unwrap_or_else(|| cli::guess_content_type(&body).to_owned());
     let mut request = ByocRequest::new(args.capability.clone(), args.path.clone(), body);
     request.content_type = Some(content_type);
     request.timeout_seconds = args.timeout;
@@ -65,22 +61,6 @@ pub async fn run(args: ByocRequestArgs) -> anyhow::Result<()> {
     let result = cli::interruptible(send(&net, request, args.output.as_deref())).await;
     net.shutdown().await;
     result
-}
-
-async fn read_body(args: &ByocRequestArgs) -> anyhow::Result<Bytes> {
-    match (&args.data, &args.data_file) {
-        (Some(text), _) => Ok(Bytes::from(text.clone())),
-        (None, Some(path)) if path.as_os_str() == "-" => {
-            let mut buf = Vec::new();
-            tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut buf).await?;
-            Ok(Bytes::from(buf))
-        }
-        (None, Some(path)) => tokio::fs::read(path)
-            .await
-            .map(Bytes::from)
-            .map_err(|e| cli::UsageError(format!("cannot read {}: {e}", path.display())).into()),
-        (None, None) => Ok(Bytes::new()),
-    }
 }
 
 async fn send(net: &Network, request: ByocRequest, output: Option<&std::path::Path>) -> anyhow::Result<()> {

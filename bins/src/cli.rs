@@ -351,3 +351,33 @@ pub fn read_on_thread(
     });
     rx
 }
+
+/// A request body from `--data TEXT` or `--data-file FILE` (`-` for stdin); empty without
+/// either.
+pub async fn request_body(
+    data: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<bytes::Bytes> {
+    match (data, file) {
+        (Some(text), _) => Ok(bytes::Bytes::from(text.to_owned())),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut buf = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut buf).await?;
+            Ok(bytes::Bytes::from(buf))
+        }
+        (None, Some(path)) => tokio::fs::read(path)
+            .await
+            .map(bytes::Bytes::from)
+            .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())).into()),
+        (None, None) => Ok(bytes::Bytes::new()),
+    }
+}
+
+/// `application/json` for a body that parses as JSON, else plain text.
+pub fn guess_content_type(body: &[u8]) -> &'static str {
+    if serde_json::from_slice::<serde_json::Value>(body).is_ok() {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    }
+}

@@ -15,6 +15,7 @@ mod byoc_train;
 mod byoc_update;
 mod byoc_write_frames;
 mod byoc_write_text;
+mod call_runner;
 mod cli;
 mod demo;
 mod frames;
@@ -68,6 +69,8 @@ enum Command {
     ByocRequest(byoc_request::ByocRequestArgs),
     /// List the live runners orchestrators serve (GET /discovery), by app and GPU.
     Runners(runners::RunnersArgs),
+    /// Call a live runner's app once (paid per call), streaming its answer.
+    CallRunner(call_runner::CallRunnerArgs),
     /// Submit a BYOC training job and follow it to the end (progress, top-ups, outcome).
     ByocTrain(byoc_train::ByocTrainArgs),
     /// Send new parameters to a running BYOC stream by its id (/ai/stream/update).
@@ -135,6 +138,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::ByocRequest(args) => byoc_request::run(args).await,
         Command::ByocTrain(args) => byoc_train::run(args).await,
         Command::Runners(args) => runners::run(args).await,
+        Command::CallRunner(args) => call_runner::run(args).await,
         Command::ByocUpdate(args) => byoc_update::run(args).await,
         Command::ByocTextReversal(args) => byoc_text_reversal::run(args).await,
         Command::ByocWriteText(args) => byoc_write_text::run(args).await,
