@@ -32,6 +32,19 @@ pub const MODE_SINGLE_SHOT: &str = "single-shot";
 /// Request header of a session reservation: who will pay (`0x` address), so a 402 challenge
 /// carries ticket parameters for that sender.
 pub const HEADER_PAYER_ADDRESS: &str = "Livepeer-Payer-Address";
+/// The proxy's headers to the runner's app (go's `proxyLiveRunner`): the runner's route...
+pub const HEADER_RUNNER_ROUTE: &str = "Livepeer-Runner-Route";
+/// ...the session the call belongs to...
+pub const HEADER_SESSION_ID: &str = "Livepeer-Session-Id";
+/// ...the token the runner's callbacks for that session carry (also a request header of
+/// those callbacks)...
+pub const HEADER_SESSION_TOKEN: &str = "Livepeer-Session-Token";
+/// ...and where those callbacks go (`{svc}/runner/{id}/session/{sid}`).
+pub const HEADER_SESSION_CONTROL: &str = "Livepeer-Session-Control";
+/// Most channels one create or delete callback may name (go's).
+pub const MAX_CHANNELS_PER_REQUEST: usize = 25;
+/// A session channel's MIME type when the runner names none (go's).
+pub const DEFAULT_CHANNEL_MIME_TYPE: &str = "application/octet-stream";
 /// How often a gateway pays for a metered runner session (the Python SDK's; go debits every 5 s).
 pub const SESSION_PAYMENT_INTERVAL: Duration = Duration::from_secs(3);
 
@@ -157,17 +170,72 @@ pub struct HeartbeatRequest {
     pub session_ids: Vec<String>,
 }
 
-/// A trickle channel the orchestrator made for a runner.
+/// A trickle channel the orchestrator made for a runner: its O2R channel, or one a session
+/// asked for (go's `LiveRunnerTrickleChannel`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunnerChannel {
-    /// Its role, e.g. `o2r`.
+    /// Its role, e.g. `o2r`, or the name the session gave it.
     pub name: String,
-    /// The trickle channel's name.
+    /// The trickle channel's name (a session's: `{session}-{name}`).
     pub channel_name: String,
-    /// Its URL.
+    /// Its public URL.
     pub url: String,
+    /// Its URL as the runner reaches it (session channels only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub internal_url: String,
     /// MIME type of its messages.
     pub mime_type: String,
+}
+
+/// A channel a session asks for (`POST {control}/channels`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelRequest {
+    /// Its name within the session.
+    pub name: String,
+    /// MIME type of its messages ([`DEFAULT_CHANNEL_MIME_TYPE`] when empty).
+    #[serde(default)]
+    pub mime_type: String,
+}
+
+/// The body of a channel create callback, and (with names only) of a delete.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
+pub struct ChannelsBody<T> {
+    /// The channels.
+    #[serde(default = "Vec::new", deserialize_with = "crate::go_json::null_as_default")]
+    pub channels: Vec<T>,
+}
+
+/// The answer to a channel delete callback.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelsDeleted {
+    /// The names deleted.
+    #[serde(default, deserialize_with = "crate::go_json::null_as_default")]
+    pub deleted: Vec<String>,
+}
+
+/// A public proxy URL for a session (`POST {control}/proxy`, go's `LiveRunnerProxy`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionProxy {
+    /// Its id (the last segment of `url`).
+    pub proxy_id: String,
+    /// Where clients call it: `{svc}/run/{proxy_id}/…` reaches the target.
+    pub url: String,
+}
+
+/// go's `normalizeTrickleChannelName`: the trimmed name with `/` made `-`, and the trickle
+/// channel's name `{session}-{name}`; `Err` with go's text for an empty name or one outside
+/// `[A-Za-z0-9_-]`.
+pub fn session_channel_name(session_id: &str, name: &str) -> Result<(String, String), String> {
+    let name = name.trim().replace('/', "-");
+    if name.is_empty() {
+        return Err("trickle channel name is required".into());
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err("trickle channel name may only contain alphanumerics, underscores, or hyphens".into());
+    }
+    let channel = format!("{session_id}-{name}");
+    Ok((name, channel))
 }
 
 /// The answer to a heartbeat (go's `LiveRunnerHeartbeatResponse`).
@@ -406,6 +474,16 @@ mod tests {
         free.mode = "single_shot".into();
         let free = normalize_heartbeat(free, true).unwrap();
         assert_eq!(free.mode, MODE_SINGLE_SHOT, "offchain: no price needed, the alias normalized");
+    }
+
+    #[test]
+    fn session_channel_names_are_gos() {
+        assert_eq!(
+            session_channel_name("s1", " out/video "),
+            Ok(("out-video".into(), "s1-out-video".into()))
+        );
+        assert_eq!(session_channel_name("s1", "  "), Err("trickle channel name is required".into()));
+        assert!(session_channel_name("s1", "a.b").unwrap_err().contains("alphanumerics"));
     }
 
     #[test]

@@ -14,13 +14,16 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
+use gateway_core::runners::{
+    HEADER_RUNNER_ROUTE, HEADER_SESSION_CONTROL, HEADER_SESSION_ID, HEADER_SESSION_TOKEN,
+};
 use tokio::net::TcpListener;
 
 use crate::serve::{serve, ServerHandle};
 
 /// The proxy's session headers, as go-livepeer's `proxyLiveRunner` sets them.
 pub const SESSION_HEADERS: [&str; 4] =
-    ["Livepeer-Runner-Route", "Livepeer-Session-Id", "Livepeer-Session-Token", "Livepeer-Session-Control"];
+    [HEADER_RUNNER_ROUTE, HEADER_SESSION_ID, HEADER_SESSION_TOKEN, HEADER_SESSION_CONTROL];
 
 /// The echo app, serving until [`RunnerApp::shutdown`].
 #[derive(Debug)]
@@ -77,7 +80,7 @@ fn events(uri: &Uri, headers: &HeaderMap) -> Response {
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
     let param = |name: &str, default: u64| query.get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
     let (count, interval) = (param("count", 3), Duration::from_millis(param("interval_ms", 50)));
-    let session = headers.get("Livepeer-Session-Id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let session = headers.get(HEADER_SESSION_ID).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let stream = futures_util::stream::unfold(0u64, move |i| {
         let session = session.clone();
         async move {

@@ -2,7 +2,8 @@
 //! ([`discovery`]), reserves and pays for a session on a persistent runner ([`sessions`]) or
 //! calls a single-shot runner once ([`calls`]), paying the orchestrator's 402 challenge
 //! ([`paid`]) and reading the app's answer as it streams ([`answer`]); a runner process
-//! registers with an orchestrator and keeps itself listed by heartbeat ([`registration`]).
+//! registers with an orchestrator and keeps itself listed by heartbeat ([`registration`]), and
+//! its app makes the session's callbacks (channels, proxy, stop: [`session_control`]).
 //! The protocol's types and rules are in `gateway_core::runners`.
 
 pub mod answer;
@@ -10,6 +11,7 @@ pub mod calls;
 pub mod discovery;
 mod paid;
 pub mod registration;
+pub mod session_control;
 pub mod sessions;
 
 pub use answer::{AppAnswer, RunnerAnswer};
@@ -17,4 +19,5 @@ pub use calls::RunnerCall;
 pub use discovery::{RunnerCandidate, RunnerDiscovery};
 pub(crate) use paid::refresh_payment_params;
 pub use registration::{RegistrationStats, RunnerError, RunnerRegistration};
+pub use session_control::SessionControl;
 pub use sessions::RunnerSession;

@@ -22,7 +22,8 @@ use crate::http::{describe, read_body_capped, HttpClients};
 /// Time allowed for a heartbeat or an unregister (the Python SDK's).
 pub const REGISTRATION_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why a registration call failed. Never carries a secret.
+/// Why a runner's call to its orchestrator (registration, or a session callback) failed.
+/// Never carries a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RunnerError {
     /// The orchestrator answered with an error status.
@@ -46,7 +47,7 @@ pub enum RunnerError {
     /// No HTTP client for the orchestrator's URL (its trust policy could not be met).
     #[error("no client for the orchestrator: {0}")]
     ClientBuild(String),
-    /// The answer is not a heartbeat answer.
+    /// The answer is not what the call answers.
     #[error("{endpoint}: invalid answer: {reason}")]
     InvalidAnswer {
         /// Path called.
@@ -54,6 +55,9 @@ pub enum RunnerError {
         /// What is wrong.
         reason: String,
     },
+    /// The request cannot be made as asked (refused before anything is sent).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Counters of one registration.

@@ -42,6 +42,7 @@ mod grpc;
 mod ledger;
 mod lv2v;
 mod recipient;
+mod runner_callbacks;
 mod runner_proxy;
 mod runner_sessions;
 mod runners;
@@ -542,6 +543,23 @@ impl LocalOrchestrator {
             .route("/apps/{id}/app/", any(runner_proxy::single_shot_root))
             .route("/apps/{id}/app/{*path}", any(runner_proxy::single_shot))
             .route("/refresh-payment", post(runner_sessions::refresh_payment).fallback(method_not_allowed))
+            .route(
+                "/runner/{id}/session/{sid}/channels",
+                post(runner_callbacks::create_channels)
+                    .delete(runner_callbacks::delete_channels)
+                    .fallback(method_not_allowed),
+            )
+            .route(
+                "/runner/{id}/session/{sid}/proxy",
+                post(runner_callbacks::create_proxy).fallback(method_not_allowed),
+            )
+            .route(
+                "/runner/{id}/session/{sid}/stop",
+                post(runner_callbacks::stop).fallback(method_not_allowed),
+            )
+            .route("/run/{proxy}", any(runner_callbacks::run_root))
+            .route("/run/{proxy}/", any(runner_callbacks::run_root))
+            .route("/run/{proxy}/{*path}", any(runner_callbacks::run))
             .route(
                 gateway_core::runners::DISCOVERY_PATH,
                 get(runners::discovery).fallback(method_not_allowed),

@@ -17,32 +17,40 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use gateway_core::runners::MODE_SINGLE_SHOT;
+use gateway_core::runners::{
+    HEADER_RUNNER_ROUTE, HEADER_SESSION_CONTROL, HEADER_SESSION_ID, HEADER_SESSION_TOKEN, MODE_SINGLE_SHOT,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::runners::derive_secret;
 use super::{http_error, LocalOrchestrator};
 
 /// A request to relay.
-struct AppCall {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+pub(super) struct AppCall {
+    pub(super) method: Method,
+    pub(super) uri: Uri,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Bytes,
 }
 
-/// Where a session's app calls go, and the token the runner checks its callbacks with.
-struct ProxyTarget {
-    runner_url: String,
-    session_token: String,
+/// Where a session's calls go: the runner's URL (or a proxy's target), the session, and the
+/// token the runner checks its callbacks with.
+pub(super) struct ProxyTarget {
+    pub(super) url: String,
+    pub(super) runner_id: String,
+    pub(super) session_id: String,
+    pub(super) session_token: String,
 }
 
 impl LocalOrchestrator {
     fn proxy_target(&self, runner_id: &str, session_id: &str) -> Option<ProxyTarget> {
+        self.expire_runners();
         let runners = self.inner.runners.lock().unwrap_or_else(|e| e.into_inner());
         let r = runners.get(runner_id).filter(|r| r.sessions.iter().any(|s| s.id == session_id))?;
         Some(ProxyTarget {
-            runner_url: r.request.runner_url.clone(),
+            url: r.request.runner_url.clone(),
+            runner_id: runner_id.to_owned(),
+            session_id: session_id.to_owned(),
             session_token: derive_secret(&r.seed, &format!("session:{session_id}")),
         })
     }
@@ -78,8 +86,10 @@ pub(super) async fn session(
     if let Some(off) = orch.live_runners_off() {
         return off;
     }
-    let call = AppCall { method, uri, headers, body };
-    relay(&orch, &runner_id, &session_id, &path, call, None).await
+    let Some(target) = orch.proxy_target(&runner_id, &session_id) else {
+        return http_error(StatusCode::NOT_FOUND, "runner not found");
+    };
+    relay(&orch, target, &path, AppCall { method, uri, headers, body }, None).await
 }
 
 /// `ANY /apps/{id}/app/` (no path).
@@ -118,13 +128,15 @@ pub(super) async fn single_shot(
     };
     let release =
         Release { orch: orch.clone(), runner_id: runner_id.clone(), session_id: session_id.clone() };
-    let call = AppCall { method, uri, headers, body };
-    relay(&orch, &runner_id, &session_id, &path, call, Some((end, release))).await
+    let Some(target) = orch.proxy_target(&runner_id, &session_id) else {
+        return http_error(StatusCode::NOT_FOUND, "runner not found");
+    };
+    relay(&orch, target, &path, AppCall { method, uri, headers, body }, Some((end, release))).await
 }
 
 /// Releases a single-shot call's session when dropped: when its answer has been sent, or
 /// abandoned.
-struct Release {
+pub(super) struct Release {
     orch: LocalOrchestrator,
     runner_id: String,
     session_id: String,
@@ -138,18 +150,15 @@ impl Drop for Release {
 
 /// go's `proxyLiveRunner`. A single-shot call carries its session's end (payment ran out: the
 /// answer is cut off) and its release, which the answer's body holds until it ends.
-async fn relay(
+pub(super) async fn relay(
     orch: &LocalOrchestrator,
-    runner_id: &str,
-    session_id: &str,
+    target: ProxyTarget,
     path: &str,
     call: AppCall,
     single_shot: Option<(CancellationToken, Release)>,
 ) -> Response {
-    let Some(target) = orch.proxy_target(runner_id, session_id) else {
-        return http_error(StatusCode::NOT_FOUND, "runner not found");
-    };
-    let Ok(mut url) = url::Url::parse(&target.runner_url) else {
+    let (runner_id, session_id) = (target.runner_id.as_str(), target.session_id.as_str());
+    let Ok(mut url) = url::Url::parse(&target.url) else {
         return http_error(StatusCode::BAD_GATEWAY, "invalid runner_url");
     };
     url.set_path(&go_join_path(url.path(), path));
@@ -162,10 +171,10 @@ async fn relay(
         }
     }
     let req = req
-        .header("Livepeer-Runner-Route", runner_id)
-        .header("Livepeer-Session-Id", session_id)
-        .header("Livepeer-Session-Token", &target.session_token)
-        .header("Livepeer-Session-Control", control)
+        .header(HEADER_RUNNER_ROUTE, runner_id)
+        .header(HEADER_SESSION_ID, session_id)
+        .header(HEADER_SESSION_TOKEN, &target.session_token)
+        .header(HEADER_SESSION_CONTROL, control)
         .body(call.body);
     let end = single_shot.as_ref().map(|(end, _)| end.clone()).unwrap_or_default();
     let answer = tokio::select! {

@@ -45,6 +45,10 @@ pub(super) struct RunnerSession {
     pub(super) end: CancellationToken,
     /// Paid once at reservation (`fixed`): takes no follow-up payment.
     fixed: bool,
+    /// Trickle channels the runner made for it, by name (closed on release).
+    pub(super) channels: Vec<gateway_core::runners::RunnerChannel>,
+    /// Public proxies the runner made for it: id and target URL.
+    pub(super) proxies: Vec<(String, String)>,
 }
 
 /// What a reservation needs to know of its runner.
@@ -123,7 +127,13 @@ impl LocalOrchestrator {
             return Err(Reject(StatusCode::SERVICE_UNAVAILABLE, "no capacity available for runner".into()));
         }
         let end = CancellationToken::new();
-        r.sessions.push(RunnerSession { id: session_id.to_owned(), end: end.clone(), fixed });
+        r.sessions.push(RunnerSession {
+            id: session_id.to_owned(),
+            end: end.clone(),
+            fixed,
+            channels: Vec::new(),
+            proxies: Vec::new(),
+        });
         tokio::spawn(o2r_event(self.clone(), r.o2r.channel_name.clone(), "reserved", session_id.to_owned()));
         Ok(end)
     }
@@ -135,6 +145,9 @@ impl LocalOrchestrator {
         if let Some(i) = r.sessions.iter().position(|s| s.id == session_id) {
             let session = r.sessions.remove(i);
             session.end.cancel();
+            for channel in &session.channels {
+                self.inner.trickle.close_channel(&channel.channel_name);
+            }
             tokio::spawn(o2r_event(
                 self.clone(),
                 r.o2r.channel_name.clone(),

@@ -89,6 +89,9 @@ impl LocalOrchestrator {
     fn remove_runner_channels(&self, runner: &RegisteredRunner) {
         for session in &runner.sessions {
             session.end.cancel();
+            for channel in &session.channels {
+                self.inner.trickle.close_channel(&channel.channel_name);
+            }
         }
         runner.cancel.cancel();
         self.inner.trickle.close_channel(&runner.o2r.channel_name);
@@ -145,11 +148,14 @@ pub(super) async fn heartbeat(
             }
             let seed = rand::random::<[u8; 32]>();
             let heartbeat_secret = derive_secret(&seed, "heartbeat");
-            let channel_name = format!("{}-{}-o2r", req.runner_id, base32_lower(&rand::random::<[u8; 10]>()));
+            // go's `createBootstrapTrickleChannel`: `{id}-{16 letters of a seed secret}-o2r`.
+            let label = derive_secret(&seed, "trickle:o2r");
+            let channel_name = format!("{}-{}-o2r", req.runner_id, &label[..16]);
             let o2r = RunnerChannel {
                 name: "o2r".into(),
                 url: format!("{}/ai/trickle/{channel_name}", orch.inner.service_uri),
                 channel_name,
+                internal_url: String::new(),
                 mime_type: "application/json".into(),
             };
             let cancel = CancellationToken::new();
@@ -302,7 +308,7 @@ fn go_duration(d: Duration) -> String {
 }
 
 /// go's `validSecret`: `hmac.Equal`, constant time.
-fn secrets_equal(got: &str, want: &str) -> bool {
+pub(super) fn secrets_equal(got: &str, want: &str) -> bool {
     got.len() == want.len() && got.bytes().zip(want.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
