@@ -28,7 +28,7 @@ pub struct ByocTrainArgs {
     pub params: Option<serde_json::Map<String, serde_json::Value>>,
     /// One parameter, `key=value` (value parsed as JSON when it is JSON, else a string);
     /// repeatable, applied over --params.
-    #[arg(long = "param", value_name = "K=V", value_parser = parse_param)]
+    #[arg(long = "param", value_name = "K=V", value_parser = cli::parse_param)]
     pub param: Vec<(String, serde_json::Value)>,
     /// Where the orchestrator may call back.
     #[arg(long, value_name = "URL")]
@@ -56,15 +56,6 @@ pub struct ByocTrainArgs {
     pub json: bool,
     #[command(flatten)]
     pub network: NetworkArgs,
-}
-
-fn parse_param(s: &str) -> Result<(String, serde_json::Value), String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?} is not key=value"))?;
-    if k.is_empty() {
-        return Err(format!("{s:?} has an empty key"));
-    }
-    let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_owned()));
-    Ok((k.to_owned(), value))
 }
 
 fn positive_secs(name: &str, secs: f64) -> anyhow::Result<Duration> {
@@ -190,10 +181,10 @@ mod tests {
 
     #[test]
     fn params_parse_as_json_or_text() {
-        assert_eq!(parse_param("steps=100").unwrap(), ("steps".into(), 100.into()));
-        assert_eq!(parse_param("name=cat").unwrap(), ("name".into(), "cat".into()));
-        assert_eq!(parse_param("flag=true").unwrap(), ("flag".into(), true.into()));
-        assert!(parse_param("novalue").is_err());
-        assert!(parse_param("=x").is_err());
+        assert_eq!(cli::parse_param("steps=100").unwrap(), ("steps".into(), 100.into()));
+        assert_eq!(cli::parse_param("name=cat").unwrap(), ("name".into(), "cat".into()));
+        assert_eq!(cli::parse_param("flag=true").unwrap(), ("flag".into(), true.into()));
+        assert!(cli::parse_param("novalue").is_err());
+        assert!(cli::parse_param("=x").is_err());
     }
 }

@@ -381,3 +381,13 @@ pub fn guess_content_type(body: &[u8]) -> &'static str {
         "text/plain; charset=utf-8"
     }
 }
+
+/// `key=value`, the value parsed as JSON when it is JSON, else kept as a string.
+pub fn parse_param(s: &str) -> Result<(String, serde_json::Value), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?} is not key=value"))?;
+    if k.is_empty() {
+        return Err(format!("{s:?} has an empty key"));
+    }
+    let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_owned()));
+    Ok((k.to_owned(), value))
+}

@@ -39,6 +39,10 @@ pub struct LocalNetworkArgs {
     /// Expected value of one ticket in wei, go-livepeer's `-ticketEV` (default 8e9).
     #[arg(long, value_name = "WEI", value_parser = parse_wei)]
     pub ticket_ev: Option<u128>,
+    /// Serve Scope as an orchestrator with a serverless AI worker does: a `scope` model listed
+    /// in `/discovery` at `/scope` (`livepeer-gateway scope` starts jobs on it).
+    #[arg(long)]
+    pub scope: bool,
 }
 
 /// A positive whole number of wei: digits, or a decimal with an exponent (`8e9`, `1.2e15`)
@@ -78,6 +82,9 @@ pub async fn run(args: LocalNetworkArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     config.trickle.autocreate = args.trickle_autocreate;
+    if args.scope {
+        config.orchestrator.serve_scope(8);
+    }
     config.orchestrator.offchain = args.offchain;
     if let Some(wei) = args.ticket_face_value {
         config.orchestrator.ticket_face_value_wei = wei;

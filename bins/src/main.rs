@@ -25,6 +25,7 @@ mod orchestrator_info;
 mod output;
 mod payments;
 mod runners;
+mod scope;
 mod select;
 mod subscribe_events;
 mod swaps;
@@ -71,6 +72,8 @@ enum Command {
     Runners(runners::RunnersArgs),
     /// Call a live runner's app once (paid per call), streaming its answer.
     CallRunner(call_runner::CallRunnerArgs),
+    /// Start a Scope job through a live runner and follow its events.
+    Scope(scope::ScopeArgs),
     /// Submit a BYOC training job and follow it to the end (progress, top-ups, outcome).
     ByocTrain(byoc_train::ByocTrainArgs),
     /// Send new parameters to a running BYOC stream by its id (/ai/stream/update).
@@ -139,6 +142,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::ByocTrain(args) => byoc_train::run(args).await,
         Command::Runners(args) => runners::run(args).await,
         Command::CallRunner(args) => call_runner::run(args).await,
+        Command::Scope(args) => scope::run(args).await,
         Command::ByocUpdate(args) => byoc_update::run(args).await,
         Command::ByocTextReversal(args) => byoc_text_reversal::run(args).await,
         Command::ByocWriteText(args) => byoc_write_text::run(args).await,

@@ -113,6 +113,10 @@ impl JsonReader {
 
     /// The next message; `Ok(None)` at the end of the stream. Lines that are not JSON are
     /// returned as JSON strings rather than dropped.
+    ///
+    /// Not cancel-safe: a call dropped while a segment is being read loses that segment. To
+    /// wait on events beside other things (`tokio::select!` in a loop), read on a task of its
+    /// own and select on a channel.
     pub async fn next(&mut self) -> Result<Option<Value>, TrickleError> {
         loop {
             if let Some(v) = self.pending.pop_front() {

@@ -74,6 +74,34 @@ pub struct SessionReserved {
     pub control_url: String,
 }
 
+/// The app a Scope runner is discovered under (the Python SDK's `start_scope` filter).
+pub const SCOPE_APP: &str = "live-video-to-video/scope";
+/// How a serverless worker's version starts (go's is `serverless-1.0.0`): its discovery URL is
+/// the orchestrator's `/scope`, called directly; any other Scope runner is a persistent app whose
+/// session's `…/app/scope` starts the job.
+pub const SERVERLESS_VERSION_PREFIX: &str = "serverless";
+
+/// The answer to a Scope start (go's `worker.LiveVideoToVideoResponse` as `StartScope` fills
+/// it: control and events channels; a runner app may add media channels).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeStarted {
+    /// The job's manifest id.
+    #[serde(default)]
+    pub manifest_id: String,
+    /// Gateway → app control messages.
+    #[serde(default)]
+    pub control_url: String,
+    /// App → gateway events.
+    #[serde(default)]
+    pub events_url: String,
+    /// Media in, when the app has a channel for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_url: Option<String>,
+    /// Media out, when the app has a channel for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribe_url: Option<String>,
+}
+
 /// `POST /runners/{id}/unregister`, `Authorization: <heartbeat secret>`.
 pub fn unregister_path(runner_id: &str) -> String {
     format!("/runners/{runner_id}/unregister")

@@ -8,6 +8,11 @@
 //! `count` events (`event: token`, `data: {"i": k, "session": id}`), `interval_ms` apart (query
 //! parameters; 3 and 50 by default), so a test sees an answer arrive piece by piece and a
 //! metered call pay while it does.
+//!
+//! `POST …/scope` is a Scope app as a persistent runner serves one: it asks the orchestrator
+//! for the session's `control` and `events` channels (the session callback, with the token
+//! the proxy handed it), writes a first status event, and answers
+//! `{manifest_id, control_url, events_url}` as a Scope start does.
 
 use std::time::Duration;
 
@@ -57,6 +62,9 @@ async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Resp
     if uri.path().ends_with("/events") {
         return events(&uri, &headers);
     }
+    if uri.path().ends_with("/scope") && method == Method::POST {
+        return scope(&headers).await;
+    }
     let session: serde_json::Map<String, serde_json::Value> = SESSION_HEADERS
         .iter()
         .map(|h| {
@@ -97,4 +105,41 @@ fn events(uri: &Uri, headers: &HeaderMap) -> Response {
     });
     ([("content-type", "text/event-stream"), ("cache-control", "no-cache")], Body::from_stream(stream))
         .into_response()
+}
+
+/// The `/scope` app: channels from the orchestrator, a first event, the Scope answer.
+async fn scope(headers: &HeaderMap) -> Response {
+    let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let (control, token, session) =
+        (get(HEADER_SESSION_CONTROL), get(HEADER_SESSION_TOKEN), get(HEADER_SESSION_ID));
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap_or_default();
+    let wanted = serde_json::json!({ "channels": [
+        { "name": "control", "mime_type": "application/json" },
+        { "name": "events", "mime_type": "application/json" },
+    ]});
+    let made = client
+        .post(format!("{control}/channels"))
+        .header(HEADER_SESSION_TOKEN, token)
+        .json(&wanted)
+        .send()
+        .await;
+    let channels: serde_json::Value = match made {
+        Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
+        Ok(r) => {
+            return (axum::http::StatusCode::BAD_GATEWAY, format!("channels: HTTP {}", r.status()))
+                .into_response()
+        }
+        Err(e) => return (axum::http::StatusCode::BAD_GATEWAY, format!("channels: {e}")).into_response(),
+    };
+    let url = |i: usize| channels["channels"][i]["url"].as_str().unwrap_or("").to_owned();
+    let (control_url, events_url) = (url(0), url(1));
+    let first = serde_json::json!({ "type": "status", "pipeline": "scope", "session": session });
+    let _ = client.post(format!("{events_url}/0")).body(first.to_string()).send().await;
+    axum::Json(serde_json::json!({
+        "manifest_id": session,
+        "control_url": control_url,
+        "events_url": events_url,
+    }))
+    .into_response()
 }

@@ -134,6 +134,20 @@ pub async fn run_lv2v_passthrough(
     cancel.cancel();
 }
 
+/// Scope worker (no media channels): status events on `events` and acknowledged parameter
+/// updates from `control`, until `end`.
+pub async fn run_scope(
+    trickle: TrickleServer,
+    control: String,
+    events: String,
+    opts: WorkerOptions,
+    end: CancellationToken,
+) {
+    let activity = Arc::new(AtomicU64::new(0));
+    tokio::spawn(watch_control(trickle.clone(), control, events.clone(), end.clone()));
+    status_events(trickle, events, opts, activity, end).await;
+}
+
 /// Where a worker starts reading its control channel: the first segment. The channel is made
 /// for this stream, and a real worker is listening before the orchestrator answers the start
 /// request, so a message the gateway sends right after start is never skipped. Resolving

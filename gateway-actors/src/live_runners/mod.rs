@@ -4,6 +4,7 @@
 //! ([`paid`]) and reading the app's answer as it streams ([`answer`]); a runner process
 //! registers with an orchestrator and keeps itself listed by heartbeat ([`registration`]), and
 //! its app makes the session's callbacks (channels, proxy, stop: [`session_control`]).
+//! Scope jobs start through either kind of Scope runner ([`scope`]).
 //! The protocol's types and rules are in `gateway_core::runners`.
 
 pub mod answer;
@@ -11,6 +12,7 @@ pub mod calls;
 pub mod discovery;
 mod paid;
 pub mod registration;
+pub mod scope;
 pub mod session_control;
 pub mod sessions;
 
@@ -19,5 +21,6 @@ pub use calls::RunnerCall;
 pub use discovery::{RunnerCandidate, RunnerDiscovery};
 pub(crate) use paid::refresh_payment_params;
 pub use registration::{RegistrationStats, RunnerError, RunnerRegistration};
+pub use scope::ScopeJob;
 pub use session_control::SessionControl;
 pub use sessions::RunnerSession;

@@ -31,12 +31,14 @@ pub enum PaymentRoute {
     TrainingRefresh,
     /// Live-runner session reservation and its payments (`/apps/{id}/session[/{sid}/payment]`).
     RunnerSession,
+    /// Scope start on a serverless worker (`/scope`); its later payments come to `/payment`.
+    ScopeStart,
 }
 
 impl PaymentRoute {
     /// Whether the payment started a job.
     pub fn is_start(self) -> bool {
-        matches!(self, PaymentRoute::Lv2vStart | PaymentRoute::ByocStart)
+        matches!(self, PaymentRoute::Lv2vStart | PaymentRoute::ByocStart | PaymentRoute::ScopeStart)
     }
 
     /// Whether it is a recurring payment of a running job (what a gateway's payment scheduler

@@ -46,6 +46,7 @@ mod runner_callbacks;
 mod runner_proxy;
 mod runner_sessions;
 mod runners;
+mod scope;
 mod training;
 
 pub use ledger::{LedgerLine, PaymentLedger, PaymentRoute};
@@ -133,6 +134,10 @@ pub struct OrchestratorConfig {
     pub runner_heartbeat_ttl: Duration,
     /// USD per ETH for converting runner prices to wei (go reads a price feed).
     pub usd_per_eth: f64,
+    /// Serve the live-video-to-video models through a serverless AI worker, as go does with
+    /// one: listed in `/discovery` at `{svc}/scope` and started with `POST /scope` (Scope runs
+    /// the `scope` model). Off by default.
+    pub serverless_scope: bool,
 }
 
 impl Default for OrchestratorConfig {
@@ -181,7 +186,26 @@ impl Default for OrchestratorConfig {
             runner_heartbeat_interval: gateway_core::runners::DEFAULT_HEARTBEAT_INTERVAL,
             runner_heartbeat_ttl: gateway_core::runners::DEFAULT_HEARTBEAT_TTL,
             usd_per_eth: 2000.0,
+            serverless_scope: false,
         }
+    }
+}
+
+impl OrchestratorConfig {
+    /// Serves Scope as an orchestrator with a serverless worker does ([`Self::serverless_scope`]),
+    /// with a `scope` live-video-to-video model of `capacity` sessions at LV2V's default price
+    /// (1 wei per 1000 pixels).
+    pub fn serve_scope(&mut self, capacity: u32) {
+        self.serverless_scope = true;
+        self.offers.retain(|o| !(o.capability == Capability::LiveVideoToVideo && o.model == "scope"));
+        self.offers.push(CapabilityOffer {
+            capability: Capability::LiveVideoToVideo,
+            model: "scope".into(),
+            price_per_unit: 1,
+            pixels_per_unit: 1000,
+            warm: true,
+            capacity,
+        });
     }
 }
 
@@ -208,6 +232,8 @@ pub struct OrchestratorStats {
     pub requests_served: u64,
     /// `/refresh-payment` answers with fresh payment params.
     pub payment_refreshes: u64,
+    /// Scope sessions started (`POST /scope`).
+    pub scope_sessions_started: u64,
     /// Sessions and streams running now.
     pub active_sessions: u64,
 }
@@ -305,6 +331,7 @@ struct Counters {
     stopped_for_payment: AtomicU64,
     requests_served: AtomicU64,
     payment_refreshes: AtomicU64,
+    scope_sessions_started: AtomicU64,
 }
 
 /// The orchestrator double. Cheap to clone.
@@ -470,6 +497,7 @@ impl LocalOrchestrator {
             stopped_for_payment: c.stopped_for_payment.load(Ordering::Relaxed),
             requests_served: c.requests_served.load(Ordering::Relaxed),
             payment_refreshes: c.payment_refreshes.load(Ordering::Relaxed),
+            scope_sessions_started: c.scope_sessions_started.load(Ordering::Relaxed),
             active_sessions: self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).len() as u64,
         }
     }
@@ -542,6 +570,8 @@ impl LocalOrchestrator {
             .route("/apps/{id}/app", any(runner_proxy::app_redirect))
             .route("/apps/{id}/app/", any(runner_proxy::single_shot_root))
             .route("/apps/{id}/app/{*path}", any(runner_proxy::single_shot))
+            // go reads the body with a 1 MB limit of its own.
+            .route("/scope", any(scope::start_scope).layer(DefaultBodyLimit::disable()))
             .route("/refresh-payment", post(runner_sessions::refresh_payment).fallback(method_not_allowed))
             .route(
                 "/runner/{id}/session/{sid}/channels",

@@ -289,7 +289,7 @@ fn challenge(orch: &LocalOrchestrator, runner_id: &str, price: i64, headers: &He
 }
 
 /// go's `runnerOrchInfo` (and `RefreshPayment`'s): what `sender` pays `manifest_id` against.
-fn payment_info(
+pub(super) fn payment_info(
     inner: &Inner,
     sender: &[u8; 20],
     price_info: PriceInfo,
@@ -306,7 +306,7 @@ fn payment_info(
 }
 
 /// go's `marshalLivePaymentChallengeResponse`.
-fn challenge_body(inner: &Inner, info: &OrchestratorInfo, payment_url: String) -> Vec<u8> {
+pub(super) fn challenge_body(inner: &Inner, info: &OrchestratorInfo, payment_url: String) -> Vec<u8> {
     let answer = PaymentChallenge {
         payment_params: base64::engine::general_purpose::STANDARD.encode(info.encode_to_vec()),
         orchestrator: inner.service_uri.clone(),
@@ -317,7 +317,7 @@ fn challenge_body(inner: &Inner, info: &OrchestratorInfo, payment_url: String) -
 }
 
 /// go's `respondJsonError`: `{"error": {"message"}}` as JSON.
-fn json_error(status: StatusCode, message: &str) -> Response {
+pub(super) fn json_error(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({ "error": { "message": message } });
     (status, [("content-type", "application/json")], body.to_string()).into_response()
 }

@@ -230,7 +230,8 @@ pub(super) async fn unregister(
 
 /// `GET /discovery`: this orchestrator's ready runners, behind its own URLs.
 pub(super) async fn discovery(State(orch): State<LocalOrchestrator>) -> Response {
-    if let Some(off) = orch.live_runners_off() {
+    let serverless = orch.serverless_runners();
+    if let Some(off) = orch.live_runners_off().filter(|_| !orch.inner.config.serverless_scope) {
         return off;
     }
     orch.expire_runners();
@@ -259,6 +260,7 @@ pub(super) async fn discovery(State(orch): State<LocalOrchestrator>) -> Response
                     .flatten(),
             }
         })
+        .chain(serverless)
         .collect();
     let entries = vec![DiscoveryEntry { address: service, runners }];
     json_ok(&entries)
