@@ -13,7 +13,7 @@ use gateway_actors::live_runners::{RunnerCall, RunnerError, RunnerRegistration};
 use gateway_actors::tls::OrchestratorTrust;
 use gateway_actors::{Gateway, GatewayConfig, GatewayError};
 use gateway_core::rejection::JobError;
-use gateway_core::runners::{HeartbeatRequest, RunnerFilter, RunnerGpu, RunnerPriceInfo};
+use gateway_core::runners::{HeartbeatRequest, RunnerFilter, RunnerGpu, RunnerPriceInfo, SessionEventKind};
 use gateway_core::token::NetworkSettings;
 use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use gateway_testkit::orchestrator::LOCAL_RUNNER_SECRET;
@@ -362,8 +362,17 @@ async fn our_gateway_reserves_pays_for_and_stops_a_runner_session() {
     };
     let gw = Gateway::start(GatewayConfig { network, ..Default::default() }).unwrap();
     let found = gw.discover_runners(&filter(&["session-app"], &[])).await.unwrap();
+    let mut heard = reg.session_events();
     let session = gw.reserve_runner_session(&found.runners[0]).await.unwrap();
     assert_eq!(session.session_id.len(), 8, "the challenge's manifest id: {}", session.session_id);
+    // The runner hears of it on its O2R channel.
+    let event = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await.unwrap().unwrap();
+    assert_eq!(
+        (event.kind, event.session_id.as_str()),
+        (SessionEventKind::Reserved, session.session_id.as_str())
+    );
+    assert!(event.timestamp.is_some());
+    assert_eq!(reg.sessions(), vec![session.session_id.clone()]);
     assert_eq!(
         session.control_url,
         format!("{orch}/apps/{}/session/{}", reg.runner_id(), session.session_id)
@@ -385,8 +394,12 @@ async fn our_gateway_reserves_pays_for_and_stops_a_runner_session() {
         net.orchestrator().ledger().lines()[&gateway_testkit::orchestrator::PaymentRoute::RunnerSession];
     assert!(line.payments >= 2 && line.ev_wei > 0.0, "{line:?}");
 
+    let sid = session.session_id.clone();
     session.stop().await.unwrap();
     assert!(net.orchestrator().runner_sessions(reg.runner_id()).is_empty(), "released on stop");
+    let event = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await.unwrap().unwrap();
+    assert_eq!((event.kind, event.session_id.as_str()), (SessionEventKind::Released, sid.as_str()));
+    assert!(reg.sessions().is_empty());
 
     // Without a signer this gateway cannot pay: a typed refusal, nothing reserved.
     let unpaid = Gateway::start(GatewayConfig {

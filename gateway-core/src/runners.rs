@@ -74,6 +74,44 @@ pub struct SessionReserved {
     pub control_url: String,
 }
 
+/// What the orchestrator tells a runner about a session on its O2R channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEventKind {
+    /// A gateway reserved the session.
+    Reserved,
+    /// The session ended (stopped, expired, unpaid, or its runner forgot).
+    Released,
+}
+
+/// One O2R session event (`{"event": "reserved" | "released", "session", "timestamp"}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEvent {
+    /// Reserved or released.
+    pub kind: SessionEventKind,
+    /// The session.
+    pub session_id: String,
+    /// When, as the orchestrator wrote it (RFC 3339), if it did.
+    pub timestamp: Option<String>,
+}
+
+impl SessionEvent {
+    /// The event an O2R message carries; `None` for keep-alives and messages it does not know
+    /// (the Python SDK ignores those too).
+    pub fn from_o2r(message: &serde_json::Value) -> Option<SessionEvent> {
+        let kind = match message.get("event")?.as_str()? {
+            "reserved" => SessionEventKind::Reserved,
+            "released" => SessionEventKind::Released,
+            _ => return None,
+        };
+        let session_id = message.get("session")?.as_str()?.trim();
+        if session_id.is_empty() {
+            return None;
+        }
+        let timestamp = message.get("timestamp").and_then(|t| t.as_str()).map(str::to_owned);
+        Some(SessionEvent { kind, session_id: session_id.to_owned(), timestamp })
+    }
+}
+
 /// The app a Scope runner is discovered under (the Python SDK's `start_scope` filter).
 pub const SCOPE_APP: &str = "live-video-to-video/scope";
 /// How a serverless worker's version starts (go's is `serverless-1.0.0`): its discovery URL is
@@ -512,6 +550,18 @@ mod tests {
         );
         assert_eq!(session_channel_name("s1", "  "), Err("trickle channel name is required".into()));
         assert!(session_channel_name("s1", "a.b").unwrap_err().contains("alphanumerics"));
+    }
+
+    #[test]
+    fn o2r_messages_are_session_events_or_nothing() {
+        let reserved =
+            serde_json::json!({"event": "reserved", "session": " s1 ", "timestamp": "2026-12-06T00:00:00Z"});
+        let event = SessionEvent::from_o2r(&reserved).unwrap();
+        assert_eq!((event.kind, event.session_id.as_str()), (SessionEventKind::Reserved, "s1"));
+        assert_eq!(event.timestamp.as_deref(), Some("2026-12-06T00:00:00Z"));
+        assert_eq!(SessionEvent::from_o2r(&serde_json::json!({"keep": "alive"})), None);
+        assert_eq!(SessionEvent::from_o2r(&serde_json::json!({"event": "moved", "session": "s"})), None);
+        assert_eq!(SessionEvent::from_o2r(&serde_json::json!({"event": "released", "session": ""})), None);
     }
 
     #[test]

@@ -41,7 +41,12 @@ pub struct RunnerApp {
 impl RunnerApp {
     /// Starts it on a free port of 127.0.0.1.
     pub async fn start() -> std::io::Result<RunnerApp> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        RunnerApp::start_on(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts it on `addr` (port 0: a free one).
+    pub async fn start_on(addr: std::net::SocketAddr) -> std::io::Result<RunnerApp> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let app = axum::Router::new().fallback(echo);
         Ok(RunnerApp { url: format!("http://{addr}/runner"), server: serve(listener, app, None) })

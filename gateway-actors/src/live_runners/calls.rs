@@ -3,7 +3,7 @@
 //! reserving a session for the call, proxying it to the runner and releasing the session when
 //! the answer ends.
 //!
-//! A priced runner is paid as a session reservation is (see [`super::paid`]): the first send
+//! A priced runner is paid as a session reservation is (see `paid.rs`): the first send
 //! draws a 402 challenge, the second carries the payment. At a `fixed` price that one payment
 //! is all; a metered call (`seconds`, `720p-pixel-seconds`) also pays the challenge's payment
 //! URL every [`SESSION_PAYMENT_INTERVAL`] for as long as its answer streams, as the Python

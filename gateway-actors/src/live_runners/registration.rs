@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gateway_core::runners::{
-    parse_go_duration, unregister_path, HeartbeatRequest, HeartbeatResponse, RunnerChannel,
+    parse_go_duration, unregister_path, HeartbeatRequest, HeartbeatResponse, RunnerChannel, SessionEvent,
     DEFAULT_HEARTBEAT_INTERVAL, HEARTBEAT_PATH,
 };
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use crate::http::{describe, read_body_capped, HttpClients};
@@ -71,14 +72,15 @@ pub struct RegistrationStats {
     pub re_registrations: u64,
 }
 
-/// What the heartbeat loop and the handle share.
-struct State {
+/// What the heartbeat loop, the O2R follower and the handle share.
+pub(super) struct State {
     orchestrator: String,
     registration_secret: String,
     heartbeat_secret: String,
-    request: HeartbeatRequest,
+    /// What the next heartbeat says; its `session_ids` are the sessions the runner holds.
+    pub(super) request: HeartbeatRequest,
     interval: Duration,
-    o2r: Option<RunnerChannel>,
+    pub(super) o2r: Option<RunnerChannel>,
     stats: RegistrationStats,
 }
 
@@ -88,6 +90,8 @@ pub struct RunnerRegistration {
     http: reqwest::Client,
     state: Arc<Mutex<State>>,
     beats: JoinHandle<()>,
+    o2r: JoinHandle<()>,
+    events: broadcast::Sender<SessionEvent>,
 }
 
 impl std::fmt::Debug for RunnerRegistration {
@@ -118,6 +122,7 @@ impl RunnerRegistration {
         }
         let mut request = heartbeat;
         request.runner_id = answer.runner_id.clone();
+        request.session_ids = answer.session_ids.clone();
         let state = Arc::new(Mutex::new(State {
             orchestrator: if answer.orchestrator.is_empty() {
                 orchestrator
@@ -132,7 +137,9 @@ impl RunnerRegistration {
             stats: RegistrationStats { heartbeats: 1, ..Default::default() },
         }));
         let beats = tokio::spawn(heartbeat_loop(http.clone(), state.clone()));
-        Ok(RunnerRegistration { runner_id: answer.runner_id, http, state, beats })
+        let (events, _) = broadcast::channel(super::o2r::EVENT_BACKLOG);
+        let o2r = tokio::spawn(super::o2r::follow(clients.segment_reader(), state.clone(), events.clone()));
+        Ok(RunnerRegistration { runner_id: answer.runner_id, http, state, beats, o2r, events })
     }
 
     /// The id the orchestrator knows the runner by.
@@ -143,6 +150,18 @@ impl RunnerRegistration {
     /// The orchestrator-to-runner channel (session reserved / released events).
     pub fn o2r(&self) -> Option<RunnerChannel> {
         self.lock().o2r.clone()
+    }
+
+    /// The sessions the runner holds, oldest first: as the last heartbeat answer listed them,
+    /// updated by each O2R event since.
+    pub fn sessions(&self) -> Vec<String> {
+        self.lock().request.session_ids.clone()
+    }
+
+    /// The O2R session events from now on (reserved, released). A listener that falls more
+    /// than 64 events behind misses the oldest (`RecvError::Lagged`).
+    pub fn session_events(&self) -> broadcast::Receiver<SessionEvent> {
+        self.events.subscribe()
     }
 
     /// Counters so far.
@@ -158,6 +177,7 @@ impl RunnerRegistration {
     /// Stops heartbeating and unregisters (the orchestrator stops listing the runner at once).
     pub async fn unregister(self) -> Result<(), RunnerError> {
         self.beats.abort();
+        self.o2r.abort();
         let (orchestrator, secret) = {
             let s = self.lock();
             (s.orchestrator.clone(), s.heartbeat_secret.clone())
@@ -187,6 +207,7 @@ impl RunnerRegistration {
 impl Drop for RunnerRegistration {
     fn drop(&mut self) {
         self.beats.abort();
+        self.o2r.abort();
     }
 }
 
@@ -221,6 +242,8 @@ async fn heartbeat_loop(http: reqwest::Client, state: Arc<Mutex<State>>) {
                 if answer.o2r.is_some() {
                     s.o2r = answer.o2r;
                 }
+                // The orchestrator's list is authoritative (go's `sessionIDsLocked`).
+                s.request.session_ids = answer.session_ids;
                 if !answer.orchestrator.is_empty() {
                     s.orchestrator = answer.orchestrator.trim_end_matches('/').to_owned();
                 }

@@ -2,7 +2,7 @@
 //!
 //! The flow is go-livepeer master's (`server/ai_http.go` `ReserveLiveRunnerSession`) as the
 //! Python SDK drives it (`reserve_session`): the reservation pays the orchestrator's 402
-//! challenge (see [`super::paid`]); a metered session then gets a payment every
+//! challenge (see `paid.rs`); a metered session then gets a payment every
 //! [`SESSION_PAYMENT_INTERVAL`] at the challenge's `payment_url` until it is stopped
 //! (`POST {control_url}/stop`) or the orchestrator releases it (the payment URL answers 404);
 //! a fixed-price session was paid once. An offchain or free runner answers the reservation at
