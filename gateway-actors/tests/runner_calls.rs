@@ -154,6 +154,33 @@ async fn a_fixed_price_call_and_session_pay_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_price_above_the_discovered_one_is_refused_by_the_signer_and_nothing_is_reserved() {
+    let net = network(Duration::from_secs(10)).await;
+    let app = RunnerApp::start().await.unwrap();
+    let reg = register(&net, runner("pricey", &app.url, MODE_SINGLE_SHOT, 0.036, "hour")).await;
+    let gw = paying_gateway(&net);
+    let mut candidate = find(&gw, "pricey").await;
+    // As if discovery had shown half the price the orchestrator now asks: our ceiling (the
+    // discovered price + 1.2 %) is below it, so the signer refuses (481) and nothing is paid.
+    let price = candidate.runner.price_info.as_ref().unwrap().price_value().unwrap();
+    candidate.runner.price_info.as_mut().unwrap().price = (price / 2.0).into();
+    let err = gw.call_runner(&candidate, RunnerCall::get("x")).await.unwrap_err();
+    assert!(
+        matches!(err, GatewayError::Signer(gateway_core::error::SignerError::PriceExceeded { .. })),
+        "{err}"
+    );
+    assert_eq!(net.signer.stats().price_exceeded_responses, 1);
+    assert_eq!(runner_session_payments(&net), 0);
+    assert!(net.orchestrator().runner_sessions(reg.runner_id()).is_empty());
+    // At the discovered price the same call goes through.
+    let answer = gw.call_runner(&find(&gw, "pricey").await, RunnerCall::get("x")).await.unwrap();
+    assert_eq!(answer.collect().await.unwrap().status, 200);
+    gw.shutdown();
+    app.shutdown().await;
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signer_480_mid_session_refreshes_the_params_through_the_orchestrator() {
     let net = network(Duration::from_secs(10)).await;
     let reg =
