@@ -27,6 +27,10 @@ pub struct ByocUpdateArgs {
     /// Read the parameters from this file (`-` for stdin), sent as they are.
     #[arg(long, value_name = "FILE")]
     pub params_file: Option<PathBuf>,
+    /// Print `{stream_id, orchestrator, reply}` as one JSON object (the reply parsed when it is
+    /// JSON).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub network: NetworkArgs,
 }
@@ -34,21 +38,13 @@ pub struct ByocUpdateArgs {
 /// Runs the command.
 pub async fn run(args: ByocUpdateArgs) -> anyhow::Result<()> {
     let body = match (&args.params, &args.params_file) {
-        (Some(p), _) => Bytes::from(serde_json::Value::Object(p.clone()).to_string()),
-        (None, Some(path)) if path.as_os_str() == "-" => {
-            let mut buf = Vec::new();
-            tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut buf).await?;
-            Bytes::from(buf)
-        }
-        (None, Some(path)) => tokio::fs::read(path)
-            .await
-            .map(Bytes::from)
-            .map_err(|e| cli::UsageError(format!("cannot read {}: {e}", path.display())))?,
         (None, None) => {
             return Err(
                 cli::UsageError("give the new parameters with --params or --params-file".into()).into()
             )
         }
+        (Some(p), _) => Bytes::from(serde_json::Value::Object(p.clone()).to_string()),
+        (None, Some(path)) => cli::request_body(None, Some(path)).await?,
     };
     if body.len() > gateway_core::jobs::MAX_STREAM_UPDATE_BYTES {
         return Err(cli::UsageError(format!(
@@ -64,6 +60,13 @@ pub async fn run(args: ByocUpdateArgs) -> anyhow::Result<()> {
     net.shutdown().await;
     let updated = result?;
     eprintln!("stream {} updated on {}", args.stream_id, updated.orchestrator);
-    println!("{}", String::from_utf8_lossy(&updated.body).trim_end());
+    let reply = String::from_utf8_lossy(&updated.body).trim_end().to_owned();
+    if args.json {
+        let reply = serde_json::from_str(&reply).unwrap_or(serde_json::Value::String(reply));
+        let out = serde_json::json!({ "stream_id": args.stream_id, "orchestrator": updated.orchestrator, "reply": reply });
+        println!("{out}");
+    } else {
+        println!("{reply}");
+    }
     Ok(())
 }

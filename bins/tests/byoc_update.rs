@@ -50,6 +50,26 @@ fn a_stream_is_updated_by_its_id_from_another_process() {
         }
     });
     assert_eq!(applied["params"]["prompt"], "a fox");
+    // --json for scripts; the parameters from stdin.
+    let json_args = [
+        "byoc-update",
+        "--stream-id",
+        &job.stream_id,
+        "--params-file",
+        "-",
+        "--json",
+        "--orchestrator",
+        &orch,
+        "--signer",
+        &signer,
+    ];
+    let r = common::run_with(&json_args, Some(br#"{"prompt":"an owl"}"#), &[], Duration::from_secs(30));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"stream_id": job.stream_id, "orchestrator": orch, "reply": {"status": "ok"}})
+    );
 
     let mut unknown = args;
     unknown[2] = "no-such-stream";
