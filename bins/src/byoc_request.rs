@@ -22,16 +22,8 @@ pub struct ByocRequestArgs {
     /// `stream`).
     #[arg(long, default_value = "")]
     pub path: String,
-    /// Request body.
-    #[arg(long, conflicts_with = "data_file")]
-    pub data: Option<String>,
-    /// Read the request body from this file (`-` for stdin).
-    #[arg(long, value_name = "FILE")]
-    pub data_file: Option<PathBuf>,
-    /// Content-Type of the body (default: application/json when it parses as JSON, else
-    /// text/plain).
-    #[arg(long, value_name = "TYPE")]
-    pub content_type: Option<String>,
+    #[command(flatten)]
+    pub body: cli::BodyArgs,
     /// Seconds the worker may take (sent as the job's timeout_seconds; the orchestrator gets 5 s
     /// more to answer).
     #[arg(long, value_name = "SECS", default_value_t = 70, value_parser = clap::value_parser!(u32).range(1..))]
@@ -51,8 +43,7 @@ pub async fn run(args: ByocRequestArgs) -> anyhow::Result<()> {
     if args.max_price.is_some_and(|p| !p.is_finite() || p < 0.0) {
         return Err(cli::UsageError("--max-price must be a non-negative number".into()).into());
     }
-    let body = cli::request_body(args.data.as_deref(), args.data_file.as_deref()).await?;
-    let content_type = args.content_type.clone().unwrap_or_else(|| cli::guess_content_type(&body).to_owned());
+    let (body, content_type) = args.body.read().await?;
     let mut request = ByocRequest::new(args.capability.clone(), args.path.clone(), body);
     request.content_type = Some(content_type);
     request.timeout_seconds = args.timeout;

@@ -39,16 +39,8 @@ pub struct CallRunnerArgs {
     /// HTTP method (default: POST with a body, else GET).
     #[arg(long, short = 'X')]
     pub method: Option<String>,
-    /// Request body.
-    #[arg(long, conflicts_with = "data_file")]
-    pub data: Option<String>,
-    /// Read the request body from this file (`-` for stdin).
-    #[arg(long, value_name = "FILE")]
-    pub data_file: Option<PathBuf>,
-    /// Content-Type of the body (default: application/json when it parses as JSON, else
-    /// text/plain).
-    #[arg(long, value_name = "TYPE")]
-    pub content_type: Option<String>,
+    #[command(flatten)]
+    pub body: cli::BodyArgs,
     /// More request headers, `Name: value` (repeatable).
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
@@ -76,7 +68,7 @@ pub async fn run(args: CallRunnerArgs) -> anyhow::Result<()> {
 
 /// The call the arguments describe; a bad method or header is a usage error.
 async fn build_call(args: &CallRunnerArgs) -> anyhow::Result<RunnerCall> {
-    let body = cli::request_body(args.data.as_deref(), args.data_file.as_deref()).await?;
+    let (body, content_type) = args.body.read().await?;
     let method = match &args.method {
         Some(m) => reqwest::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
             .map_err(|_| cli::UsageError(format!("--method {m:?} is not an HTTP method")))?,
@@ -85,8 +77,6 @@ async fn build_call(args: &CallRunnerArgs) -> anyhow::Result<RunnerCall> {
     };
     let mut call = RunnerCall::new(method, args.path.clone());
     if !body.is_empty() {
-        let content_type =
-            args.content_type.clone().unwrap_or_else(|| cli::guess_content_type(&body).to_owned());
         call = call.with_body(body, &content_type);
     }
     for header in &args.headers {

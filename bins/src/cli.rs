@@ -352,6 +352,30 @@ pub fn read_on_thread(
     rx
 }
 
+/// A request's body options: `--data`, `--data-file` (`-` for stdin), `--content-type`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BodyArgs {
+    /// Request body.
+    #[arg(long, conflicts_with = "data_file")]
+    pub data: Option<String>,
+    /// Read the request body from this file (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub data_file: Option<PathBuf>,
+    /// Content-Type of the body (default: application/json when it parses as JSON, else
+    /// text/plain).
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
+}
+
+impl BodyArgs {
+    /// The body (empty without one) and its content type.
+    pub async fn read(&self) -> anyhow::Result<(bytes::Bytes, String)> {
+        let body = request_body(self.data.as_deref(), self.data_file.as_deref()).await?;
+        let content_type = self.content_type.clone().unwrap_or_else(|| guess_content_type(&body).to_owned());
+        Ok((body, content_type))
+    }
+}
+
 /// A request body from `--data TEXT` or `--data-file FILE` (`-` for stdin); empty without
 /// either.
 pub async fn request_body(

@@ -240,18 +240,6 @@ async def main(url):
 asyncio.run(main(sys.argv[1]))
 "#;
 
-fn python() -> std::path::PathBuf {
-    let path = std::env::var_os("LPGW_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
-    assert!(
-        path.exists(),
-        "Python with the SDK not found at {}: run scripts/setup.sh or set LPGW_PYTHON",
-        path.display()
-    );
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_python_sdks_media_publish_sends_with_audio_reads_back_here() {
     let server = Server::start().await;
@@ -270,7 +258,12 @@ async fn what_the_python_sdks_media_publish_sends_with_audio_reads_back_here() {
     });
     let url = server.url.clone();
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python()).arg("-c").arg(PY_MEDIA_PUBLISH).arg(url).output().unwrap()
+        std::process::Command::new(gateway_testkit::python::interpreter())
+            .arg("-c")
+            .arg(PY_MEDIA_PUBLISH)
+            .arg(url)
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
@@ -386,7 +379,7 @@ async fn the_python_sdks_media_output_decodes_our_audio_and_video() {
 
     let url = server.url.clone();
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python())
+        std::process::Command::new(gateway_testkit::python::interpreter())
             .arg("-c")
             .arg(PY_MEDIA_OUTPUT)
             .arg(url)

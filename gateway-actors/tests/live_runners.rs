@@ -156,18 +156,12 @@ async fn gos_refusals_are_typed_and_a_forgotten_runner_registers_again() {
     net.shutdown().await;
 }
 
-fn python() -> std::path::PathBuf {
-    std::env::var_os("LPGW_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdks_runner_registers_here_and_both_sdks_discover_it() {
     let net = network(Duration::from_millis(200), Duration::from_secs(5)).await;
     let orch = net.orchestrator_urls()[0].clone();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/runner_peer.py");
-    let mut child = Command::new(python())
+    let mut child = Command::new(gateway_testkit::python::interpreter())
         .arg(script)
         .args([orch.as_str(), LOCAL_RUNNER_SECRET, RUNNER_URL])
         .stdin(Stdio::piped())
@@ -220,7 +214,7 @@ async fn the_python_sdk_pays_for_a_runner_session_here_and_its_runner_hears_of_i
     let out = tokio::task::spawn_blocking({
         let (orch, signer) = (orch.clone(), net.signer_url());
         move || {
-            Command::new(python())
+            Command::new(gateway_testkit::python::interpreter())
                 .arg(script)
                 .args([orch.as_str(), LOCAL_RUNNER_SECRET, signer.as_str(), "4"])
                 .output()

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use gateway_actors::http::HttpClients;
-use gateway_actors::live_runners::{RunnerCall, RunnerError, RunnerRegistration, SessionControl};
+use gateway_actors::live_runners::{
+    RunnerCall, RunnerError, RunnerRegistration, RunnerSession, SessionControl,
+};
 use gateway_actors::tls::OrchestratorTrust;
 use gateway_actors::{Gateway, GatewayConfig};
 use gateway_core::runners::{ChannelRequest, HeartbeatRequest, RunnerFilter, HEADER_SESSION_TOKEN};
@@ -62,6 +64,21 @@ async fn serve_rust_app() -> (String, gateway_testkit::serve::ServerHandle) {
     (url, gateway_testkit::serve::serve(listener, app, None))
 }
 
+/// A gateway on `orch` reserves a session on `app` and calls its `setup` route: the gateway,
+/// the session and what `setup` answered.
+async fn reserve_and_set_up(orch: &str, app: &str) -> (Gateway, RunnerSession, serde_json::Value) {
+    let network = NetworkSettings { orchestrators: vec![orch.to_owned()], ..Default::default() };
+    let gw = Gateway::start(GatewayConfig { network, ..Default::default() }).unwrap();
+    let filter = RunnerFilter { apps: vec![app.into()], gpus: vec![] };
+    let candidate = gw.discover_runners(&filter).await.unwrap().runners.remove(0);
+    let session = gw.reserve_runner_session(&candidate).await.unwrap();
+    let setup =
+        session.call_app(RunnerCall::post("setup", "", "text/plain")).await.unwrap().collect().await.unwrap();
+    assert_eq!(setup.status, 200, "{setup:?}");
+    let answer = serde_json::from_slice(&setup.body).unwrap();
+    (gw, session, answer)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rust_runner_app_makes_channels_and_a_proxy_for_its_session_and_ends_it() {
     let net = network().await;
@@ -70,17 +87,8 @@ async fn a_rust_runner_app_makes_channels_and_a_proxy_for_its_session_and_ends_i
     let heartbeat =
         HeartbeatRequest { runner_url: app_url, app: "rusty".into(), capacity: 1, ..Default::default() };
     let reg = RunnerRegistration::register(&clients(), &orch, LOCAL_RUNNER_SECRET, heartbeat).await.unwrap();
-    let network = NetworkSettings { orchestrators: vec![orch.clone()], ..Default::default() };
-    let gw = Gateway::start(GatewayConfig { network, ..Default::default() }).unwrap();
-    let filter = RunnerFilter { apps: vec!["rusty".into()], gpus: vec![] };
-    let candidate = gw.discover_runners(&filter).await.unwrap().runners.remove(0);
-    let session = gw.reserve_runner_session(&candidate).await.unwrap();
+    let (gw, session, v) = reserve_and_set_up(&orch, "rusty").await;
     let sid = session.session_id.clone();
-
-    let setup =
-        session.call_app(RunnerCall::post("setup", "", "text/plain")).await.unwrap().collect().await.unwrap();
-    assert_eq!(setup.status, 200, "{setup:?}");
-    let v: serde_json::Value = serde_json::from_slice(&setup.body).unwrap();
     assert_eq!(v["session"], sid);
     let out = &v["channels"][0];
     assert_eq!(out["name"], "out");
@@ -171,18 +179,12 @@ async fn a_rust_runner_app_makes_channels_and_a_proxy_for_its_session_and_ends_i
     net.shutdown().await;
 }
 
-fn python() -> std::path::PathBuf {
-    std::env::var_os("LPGW_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdks_runner_app_makes_channels_and_a_proxy_here_and_ends_its_session() {
     let net = network().await;
     let orch = net.orchestrator_urls()[0].clone();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/runner_callbacks_peer.py");
-    let mut child = std::process::Command::new(python())
+    let mut child = std::process::Command::new(gateway_testkit::python::interpreter())
         .arg(script)
         .args([orch.as_str(), LOCAL_RUNNER_SECRET])
         .stdin(std::process::Stdio::piped())
@@ -195,16 +197,8 @@ async fn the_python_sdks_runner_app_makes_channels_and_a_proxy_here_and_ends_its
     let registered = tokio::task::block_in_place(&mut next_line);
     let runner_id = registered["runner_id"].as_str().unwrap().to_owned();
 
-    let network = NetworkSettings { orchestrators: vec![orch.clone()], ..Default::default() };
-    let gw = Gateway::start(GatewayConfig { network, ..Default::default() }).unwrap();
-    let filter = RunnerFilter { apps: vec!["py-callbacks".into()], gpus: vec![] };
-    let candidate = gw.discover_runners(&filter).await.unwrap().runners.remove(0);
-    let session = gw.reserve_runner_session(&candidate).await.unwrap();
+    let (gw, session, v) = reserve_and_set_up(&orch, "py-callbacks").await;
     let sid = session.session_id.clone();
-    let setup =
-        session.call_app(RunnerCall::post("setup", "", "text/plain")).await.unwrap().collect().await.unwrap();
-    assert_eq!(setup.status, 200, "{setup:?}");
-    let v: serde_json::Value = serde_json::from_slice(&setup.body).unwrap();
     assert_eq!(v["channels"][0]["channel_name"], format!("{sid}-out"), "{v}");
     assert_eq!(v["channels"][1]["mime_type"], "application/octet-stream", "{v}");
     assert_eq!(v["deleted"], serde_json::json!(["scratch"]), "{v}");

@@ -340,12 +340,6 @@ async fn single_shot_routes_answer_as_go_does() {
     net.shutdown().await;
 }
 
-fn python() -> std::path::PathBuf {
-    std::env::var_os("LPGW_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_calls_single_shot_runners_here_paying_each_call() {
     let net = network(Duration::from_secs(10)).await;
@@ -354,7 +348,7 @@ async fn the_python_sdk_calls_single_shot_runners_here_paying_each_call() {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/runner_call_peer.py");
     let args = [orch.clone(), LOCAL_RUNNER_SECRET.to_owned(), net.signer_url(), app.url.clone()];
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python()).arg(script).args(args).output()
+        std::process::Command::new(gateway_testkit::python::interpreter()).arg(script).args(args).output()
     })
     .await
     .unwrap()

@@ -29,6 +29,27 @@ async fn serverless_network(capacity: u32) -> LocalNetwork {
     LocalNetwork::start(config).await.unwrap()
 }
 
+/// An offchain network with the sample Scope app registered as a persistent runner.
+async fn scope_app_network() -> (LocalNetwork, RunnerApp, RunnerRegistration) {
+    let mut config = NetworkConfig { orchestrators: 1, tls: false, ..Default::default() };
+    config.orchestrator.offchain = true;
+    let net = LocalNetwork::start(config).await.unwrap();
+    let app = RunnerApp::start().await.unwrap();
+    let heartbeat = HeartbeatRequest {
+        runner_url: app.url.clone(),
+        app: SCOPE_APP.into(),
+        capacity: 1,
+        ..Default::default()
+    };
+    let orch = &net.orchestrator_urls()[0];
+    let reg = RunnerRegistration::register(&clients(), orch, LOCAL_RUNNER_SECRET, heartbeat).await.unwrap();
+    (net, app, reg)
+}
+
+fn clients() -> HttpClients {
+    HttpClients::new(OrchestratorTrust::Insecure).unwrap()
+}
+
 fn gateway(net: &LocalNetwork, signer: bool) -> Gateway {
     let network = NetworkSettings {
         orchestrators: net.orchestrator_urls(),
@@ -101,19 +122,8 @@ async fn a_serverless_scope_job_is_paid_takes_control_and_reports_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scope_runner_app_starts_the_job_in_a_session_and_stopping_releases_it() {
-    let mut config = NetworkConfig { orchestrators: 1, tls: false, ..Default::default() };
-    config.orchestrator.offchain = true;
-    let net = LocalNetwork::start(config).await.unwrap();
+    let (net, app, reg) = scope_app_network().await;
     let orch = net.orchestrator_urls()[0].clone();
-    let app = RunnerApp::start().await.unwrap();
-    let clients = HttpClients::new(OrchestratorTrust::Insecure).unwrap();
-    let heartbeat = HeartbeatRequest {
-        runner_url: app.url.clone(),
-        app: SCOPE_APP.into(),
-        capacity: 1,
-        ..Default::default()
-    };
-    let reg = RunnerRegistration::register(&clients, &orch, LOCAL_RUNNER_SECRET, heartbeat).await.unwrap();
     let gw = gateway(&net, false);
 
     let job = gw.start_scope(&request("a cat")).await.unwrap();
@@ -127,7 +137,7 @@ async fn a_scope_runner_app_starts_the_job_in_a_session_and_stopping_releases_it
     let events_url = job.started.events_url.clone();
     job.stop().await.unwrap();
     assert!(net.orchestrator().runner_sessions(reg.runner_id()).is_empty());
-    let http = clients.orchestrator(&orch).unwrap();
+    let http = clients().orchestrator(&orch).unwrap();
     let r = http.post(format!("{events_url}/5")).body("x").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 404, "the session's channels closed with it");
     gw.shutdown();
@@ -151,7 +161,7 @@ async fn scope_refusals_are_gos_and_every_runner_tried_is_reported() {
     );
     held.stop().await.unwrap();
 
-    let http = HttpClients::new(OrchestratorTrust::Insecure).unwrap().orchestrator(&orch).unwrap();
+    let http = clients().orchestrator(&orch).unwrap();
     let r = http.post(format!("{orch}/scope")).body("{}").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 402);
     let v: serde_json::Value = r.json().await.unwrap();
@@ -181,9 +191,7 @@ async fn scope_refusals_are_gos_and_every_runner_tried_is_reported() {
 }
 
 fn python_scope(args: Vec<String>) -> serde_json::Value {
-    let python = std::env::var_os("LPGW_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
+    let python = gateway_testkit::python::interpreter();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/scope_peer.py");
     let out = std::process::Command::new(python).arg(script).args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -208,19 +216,8 @@ async fn the_python_sdks_start_scope_works_here_both_ways() {
     net.shutdown().await;
 
     // A runner app, offchain.
-    let mut config = NetworkConfig { orchestrators: 1, tls: false, ..Default::default() };
-    config.orchestrator.offchain = true;
-    let net = LocalNetwork::start(config).await.unwrap();
+    let (net, app, reg) = scope_app_network().await;
     let orch = net.orchestrator_urls()[0].clone();
-    let app = RunnerApp::start().await.unwrap();
-    let clients = HttpClients::new(OrchestratorTrust::Insecure).unwrap();
-    let heartbeat = HeartbeatRequest {
-        runner_url: app.url.clone(),
-        app: SCOPE_APP.into(),
-        capacity: 1,
-        ..Default::default()
-    };
-    let reg = RunnerRegistration::register(&clients, &orch, LOCAL_RUNNER_SECRET, heartbeat).await.unwrap();
     let args = vec![orch.clone()];
     let v = tokio::task::spawn_blocking(move || python_scope(args)).await.unwrap();
     let sid = v["manifest_id"].as_str().unwrap();

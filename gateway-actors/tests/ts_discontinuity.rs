@@ -3,7 +3,6 @@
 //! stream ffprobe and PyAV read whole: the segment after the loss carries the discontinuity
 //! indicator, so the jump in continuity counters is not taken for corruption.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -18,12 +17,6 @@ use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use gateway_testkit::trickle_server::TrickleFault;
 
 const GENEROUS: Duration = Duration::from_secs(60);
-
-fn python() -> PathBuf {
-    std::env::var_os("LPGW_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_joined_across_a_drained_one_read_whole_in_ffprobe_and_pyav() {
@@ -105,7 +98,11 @@ async fn segments_joined_across_a_drained_one_read_whole_in_ffprobe_and_pyav() {
     assert_eq!(read, units, "ffprobe reads every access unit");
 
     let script = "import av,sys\nc=av.open(sys.argv[1])\nn=0\nfor f in c.decode(video=0): n+=1\nprint(n)";
-    let py = Command::new(python()).args(["-c", script]).arg(&path).output().expect("the venv's python runs");
+    let py = Command::new(gateway_testkit::python::interpreter())
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .expect("the venv's python runs");
     assert!(py.status.success(), "PyAV: {}", String::from_utf8_lossy(&py.stderr));
     let decoded: usize = String::from_utf8_lossy(&py.stdout).trim().parse().unwrap();
     assert_eq!(decoded, units, "PyAV decodes every frame");

@@ -25,6 +25,7 @@ pub mod faults;
 pub mod keys;
 pub mod network;
 pub mod orchestrator;
+pub mod python;
 pub mod runner_app;
 pub mod serve;
 pub mod signer;

@@ -144,9 +144,7 @@ impl Drop for LocalNet {
 /// Frames PyAV (the official Python SDK's decoder library, in the venv `scripts/setup.sh`
 /// makes, or `$LPGW_PYTHON`) decodes from `path`; it fails the test on any decoding error.
 pub fn pyav_frames(path: &std::path::Path) -> u64 {
-    let python = std::env::var_os("LPGW_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
+    let python = gateway_testkit::python::interpreter();
     let script = "import av,sys\nc=av.open(sys.argv[1])\nn=0\nfor f in c.decode(video=0): n+=1\nprint(n)";
     let out = Command::new(python).args(["-c", script]).arg(path).output().expect("the venv's python runs");
     assert!(out.status.success(), "PyAV: {}", String::from_utf8_lossy(&out.stderr));

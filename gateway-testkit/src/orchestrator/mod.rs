@@ -553,47 +553,6 @@ impl LocalOrchestrator {
             .route(jobs::STREAM_PAYMENT_PATH, any(stream_payment))
             .route(jobs::STREAM_UPDATE_PATH, any(stream_update))
             .route(jobs::STREAM_STOP_PATH, any(stream_stop))
-            .route(
-                gateway_core::runners::HEARTBEAT_PATH,
-                post(runners::heartbeat).fallback(method_not_allowed),
-            )
-            .route("/runners/{id}/unregister", post(runners::unregister).fallback(method_not_allowed))
-            .route("/apps/{id}/session", post(runner_sessions::reserve).fallback(method_not_allowed))
-            .route(
-                "/apps/{id}/session/{sid}/payment",
-                post(runner_sessions::payment).fallback(method_not_allowed),
-            )
-            .route("/apps/{id}/session/{sid}/stop", post(runner_sessions::stop).fallback(method_not_allowed))
-            .route("/apps/{id}/session/{sid}/app", any(runner_proxy::app_redirect))
-            .route("/apps/{id}/session/{sid}/app/", any(runner_proxy::session_root))
-            .route("/apps/{id}/session/{sid}/app/{*path}", any(runner_proxy::session))
-            .route("/apps/{id}/app", any(runner_proxy::app_redirect))
-            .route("/apps/{id}/app/", any(runner_proxy::single_shot_root))
-            .route("/apps/{id}/app/{*path}", any(runner_proxy::single_shot))
-            // go reads the body with a 1 MB limit of its own.
-            .route("/scope", any(scope::start_scope).layer(DefaultBodyLimit::disable()))
-            .route("/refresh-payment", post(runner_sessions::refresh_payment).fallback(method_not_allowed))
-            .route(
-                "/runner/{id}/session/{sid}/channels",
-                post(runner_callbacks::create_channels)
-                    .delete(runner_callbacks::delete_channels)
-                    .fallback(method_not_allowed),
-            )
-            .route(
-                "/runner/{id}/session/{sid}/proxy",
-                post(runner_callbacks::create_proxy).fallback(method_not_allowed),
-            )
-            .route(
-                "/runner/{id}/session/{sid}/stop",
-                post(runner_callbacks::stop).fallback(method_not_allowed),
-            )
-            .route("/run/{proxy}", any(runner_callbacks::run_root))
-            .route("/run/{proxy}/", any(runner_callbacks::run_root))
-            .route("/run/{proxy}/{*path}", any(runner_callbacks::run))
-            .route(
-                gateway_core::runners::DISCOVERY_PATH,
-                get(runners::discovery).fallback(method_not_allowed),
-            )
             .route("/process/train/{*capability}", any(training::submit))
             .route("/process/job/{id}", get(training::status).fallback(method_not_allowed))
             .route("/process/job/{id}/cancel", post(training::cancel).fallback(method_not_allowed))
@@ -601,6 +560,7 @@ impl LocalOrchestrator {
                 "/process/job/{id}/refresh-payment",
                 post(training::refresh_payment).fallback(method_not_allowed),
             )
+            .merge(runners::routes())
             .with_state(self.clone());
         grpc.merge(http)
             .merge(self.inner.trickle.router())

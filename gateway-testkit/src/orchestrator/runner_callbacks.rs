@@ -18,16 +18,18 @@
 //!   runner URL's hostname) with the session headers, like the app proxy.
 //! - `POST …/stop`: the app ends its session (204).
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gateway_core::runners::{
     session_channel_name, ChannelRequest, ChannelsBody, ChannelsDeleted, RunnerChannel, SessionProxy,
     DEFAULT_CHANNEL_MIME_TYPE, HEADER_SESSION_TOKEN, MAX_CHANNELS_PER_REQUEST,
 };
 
-use super::runner_proxy::{relay, AppCall, ProxyTarget};
+use super::runner_proxy::{app_path, relay, AppCall, ProxyTarget};
 use super::runners::{base32_lower, derive_secret, json_ok, secrets_equal};
 use super::{header, http_error, LocalOrchestrator, Reject};
 
@@ -89,31 +91,49 @@ fn check_count(n: usize) -> Result<(), Reject> {
     }
 }
 
-/// `POST /runner/{id}/session/{sid}/channels`.
-pub(super) async fn create_channels(
-    State(orch): State<LocalOrchestrator>,
-    Path((runner_id, session_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+/// A session callback as go answers it: 404 without live runners, the session's token checked
+/// (404, 401), then `work`: its value as JSON, or go's refusal.
+fn callback<T: serde::Serialize>(
+    orch: &LocalOrchestrator,
+    (runner_id, session_id): &(String, String),
+    headers: &HeaderMap,
+    work: impl FnOnce() -> Result<T, Reject>,
 ) -> Response {
     if let Some(off) = orch.live_runners_off() {
         return off;
     }
-    let answered: Result<_, Reject> = (|| {
-        orch.check_session_token(&runner_id, &session_id, &headers)?;
-        let req: ChannelsBody<ChannelRequest> =
-            serde_json::from_slice(&body).map_err(|e| Reject(StatusCode::BAD_REQUEST, e.to_string()))?;
+    match orch.check_session_token(runner_id, session_id, headers).and_then(|()| work()) {
+        Ok(answer) => json_ok(&answer),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// A callback's JSON body (go's `json.Decoder`: 400 with its error).
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Reject> {
+    serde_json::from_slice(body).map_err(|e| Reject(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+/// `POST /runner/{id}/session/{sid}/channels`.
+pub(super) async fn create_channels(
+    State(orch): State<LocalOrchestrator>,
+    Path(ids): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    callback(&orch, &ids, &headers, || {
+        let (runner_id, session_id) = &ids;
+        let req: ChannelsBody<ChannelRequest> = decode(&body)?;
         check_count(req.channels.len())?;
         let mut made = Vec::with_capacity(req.channels.len());
         for wanted in req.channels {
-            let (name, channel_name) = session_channel_name(&session_id, &wanted.name)
+            let (name, channel_name) = session_channel_name(session_id, &wanted.name)
                 .map_err(|m| Reject(StatusCode::BAD_REQUEST, m))?;
             let mime_type = match wanted.mime_type.trim() {
                 "" => DEFAULT_CHANNEL_MIME_TYPE.to_owned(),
                 _ => wanted.mime_type.clone(),
             };
             let url = format!("{}/ai/trickle/{channel_name}", orch.inner.service_uri);
-            let channel = orch.with_session(&runner_id, &session_id, |session, _| {
+            let channel = orch.with_session(runner_id, session_id, |session, _| {
                 if let Some(existing) = session.channels.iter().find(|c| c.name == name) {
                     return Ok(existing.clone());
                 }
@@ -131,32 +151,24 @@ pub(super) async fn create_channels(
             made.push(channel);
         }
         Ok(ChannelsBody { channels: made })
-    })();
-    match answered {
-        Ok(made) => json_ok(&made),
-        Err(r) => r.into_response(),
-    }
+    })
 }
 
 /// `DELETE /runner/{id}/session/{sid}/channels`.
 pub(super) async fn delete_channels(
     State(orch): State<LocalOrchestrator>,
-    Path((runner_id, session_id)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(off) = orch.live_runners_off() {
-        return off;
-    }
-    let answered: Result<_, Reject> = (|| {
-        orch.check_session_token(&runner_id, &session_id, &headers)?;
-        let req: ChannelsBody<String> =
-            serde_json::from_slice(&body).map_err(|e| Reject(StatusCode::BAD_REQUEST, e.to_string()))?;
+    callback(&orch, &ids, &headers, || {
+        let (runner_id, session_id) = &ids;
+        let req: ChannelsBody<String> = decode(&body)?;
         check_count(req.channels.len())?;
         for name in &req.channels {
             let (name, _) =
-                session_channel_name(&session_id, name).map_err(|m| Reject(StatusCode::BAD_REQUEST, m))?;
-            orch.with_session(&runner_id, &session_id, |session, _| {
+                session_channel_name(session_id, name).map_err(|m| Reject(StatusCode::BAD_REQUEST, m))?;
+            orch.with_session(runner_id, session_id, |session, _| {
                 let Some(i) = session.channels.iter().position(|c| c.name == name) else {
                     return Err(Reject(StatusCode::NOT_FOUND, "trickle channel not found".into()));
                 };
@@ -166,48 +178,33 @@ pub(super) async fn delete_channels(
             })?;
         }
         Ok(ChannelsDeleted { deleted: req.channels })
-    })();
-    match answered {
-        Ok(deleted) => json_ok(&deleted),
-        Err(r) => r.into_response(),
-    }
+    })
 }
 
 /// `POST /runner/{id}/session/{sid}/proxy`.
 pub(super) async fn create_proxy(
     State(orch): State<LocalOrchestrator>,
-    Path((runner_id, session_id)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(off) = orch.live_runners_off() {
-        return off;
-    }
     #[derive(serde::Deserialize, Default)]
     struct ProxyRequest {
         #[serde(default)]
         target_url: String,
     }
-    let answered: Result<_, Reject> = (|| {
-        orch.check_session_token(&runner_id, &session_id, &headers)?;
+    callback(&orch, &ids, &headers, || {
+        let (runner_id, session_id) = &ids;
         // go decodes with `json.Decoder`: an empty body is no target.
-        let req: ProxyRequest = match body.iter().all(u8::is_ascii_whitespace) {
-            true => ProxyRequest::default(),
-            false => {
-                serde_json::from_slice(&body).map_err(|e| Reject(StatusCode::BAD_REQUEST, e.to_string()))?
-            }
-        };
-        orch.with_session(&runner_id, &session_id, |session, runner_url| {
+        let req: ProxyRequest =
+            if body.iter().all(u8::is_ascii_whitespace) { ProxyRequest::default() } else { decode(&body)? };
+        orch.with_session(runner_id, session_id, |session, runner_url| {
             let target = proxy_target_url(runner_url, &req.target_url)?;
             let proxy_id = base32_lower(&rand::random::<[u8; PROXY_ID_BYTES]>());
             session.proxies.push((proxy_id.clone(), target));
             Ok(SessionProxy { url: format!("{}/run/{proxy_id}", orch.inner.service_uri), proxy_id })
         })
-    })();
-    match answered {
-        Ok(proxy) => json_ok(&proxy),
-        Err(r) => r.into_response(),
-    }
+    })
 }
 
 /// go's `createSessionProxyLocked` target checks (`normalizeProxyTargetURL`).
@@ -253,35 +250,21 @@ pub(super) async fn stop(
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// `ANY /run/{proxy}` (the proxy's root).
-pub(super) async fn run_root(
-    orch: State<LocalOrchestrator>,
-    Path(proxy_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    run(orch, Path((proxy_id, String::new())), method, uri, headers, body).await
-}
-
-/// `ANY /run/{proxy}/{path...}`: go's `tryLiveRunnerProxy` for the default proxy URL template
-/// (`{svc}/run/{proxy}`), to the proxy's target with the session's headers.
+/// `ANY /run/{proxy}/{path...}` (and the proxy's root): go's `tryLiveRunnerProxy` for the
+/// default proxy URL template (`{svc}/run/{proxy}`), to the proxy's target with the session's
+/// headers.
 pub(super) async fn run(
     State(orch): State<LocalOrchestrator>,
-    Path((proxy_id, path)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Path(captures): Path<HashMap<String, String>>,
+    call: AppCall,
 ) -> Response {
     if let Some(off) = orch.live_runners_off() {
         return off;
     }
-    let Some(target) = orch.session_proxy(&proxy_id.to_ascii_lowercase()) else {
+    let Some(target) = orch.session_proxy(&captures["proxy"].to_ascii_lowercase()) else {
         return http_error(StatusCode::NOT_FOUND, "live runner proxy not found");
     };
-    relay(&orch, target, &path, AppCall { method, uri, headers, body }, None).await
+    relay(&orch, target, app_path(&captures), call, None).await
 }
 
 impl LocalOrchestrator {

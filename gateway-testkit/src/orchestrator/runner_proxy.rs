@@ -12,8 +12,10 @@
 //! session, 502 when the runner cannot be reached. Without the slash after `app`, go's mux
 //! redirects (301) to it. The request body is read whole before it is relayed (go streams it).
 
+use std::collections::HashMap;
+
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -25,12 +27,27 @@ use tokio_util::sync::CancellationToken;
 use super::runners::derive_secret;
 use super::{http_error, LocalOrchestrator};
 
-/// A request to relay.
+/// A request to relay, taken whole from the incoming one.
 pub(super) struct AppCall {
-    pub(super) method: Method,
-    pub(super) uri: Uri,
-    pub(super) headers: HeaderMap,
-    pub(super) body: Bytes,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for AppCall {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (method, uri, headers) = (req.method().clone(), req.uri().clone(), req.headers().clone());
+        let body = Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+        Ok(AppCall { method, uri, headers, body })
+    }
+}
+
+/// The path below `app` (or the proxy) in a route's captures; empty for the root.
+pub(super) fn app_path(captures: &HashMap<String, String>) -> &str {
+    captures.get("path").map(String::as_str).unwrap_or("")
 }
 
 /// Where a session's calls go: the runner's URL (or a proxy's target), the session, and the
@@ -62,76 +79,48 @@ pub(super) async fn app_redirect(uri: Uri) -> Response {
     (StatusCode::MOVED_PERMANENTLY, [("location", location)]).into_response()
 }
 
-/// `ANY /apps/{id}/session/{sid}/app/` (no path).
-pub(super) async fn session_root(
-    orch: State<LocalOrchestrator>,
-    Path((runner_id, session_id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    session(orch, Path((runner_id, session_id, String::new())), method, uri, headers, body).await
-}
-
-/// `ANY /apps/{id}/session/{sid}/app/{path...}`.
+/// `ANY /apps/{id}/session/{sid}/app/{path...}` (and the root, `…/app/`).
 pub(super) async fn session(
     State(orch): State<LocalOrchestrator>,
-    Path((runner_id, session_id, path)): Path<(String, String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Path(captures): Path<HashMap<String, String>>,
+    call: AppCall,
 ) -> Response {
     if let Some(off) = orch.live_runners_off() {
         return off;
     }
-    let Some(target) = orch.proxy_target(&runner_id, &session_id) else {
+    let (runner_id, session_id) = (&captures["id"], &captures["sid"]);
+    let Some(target) = orch.proxy_target(runner_id, session_id) else {
         return http_error(StatusCode::NOT_FOUND, "runner not found");
     };
-    relay(&orch, target, &path, AppCall { method, uri, headers, body }, None).await
+    relay(&orch, target, app_path(&captures), call, None).await
 }
 
-/// `ANY /apps/{id}/app/` (no path).
-pub(super) async fn single_shot_root(
-    orch: State<LocalOrchestrator>,
-    Path(runner_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    single_shot(orch, Path((runner_id, String::new())), method, uri, headers, body).await
-}
-
-/// `ANY /apps/{id}/app/{path...}`: reserve, relay, release when the answer ends.
+/// `ANY /apps/{id}/app/{path...}` (and the root): reserve, relay, release when the answer ends.
 pub(super) async fn single_shot(
     State(orch): State<LocalOrchestrator>,
-    Path((runner_id, path)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Path(captures): Path<HashMap<String, String>>,
+    call: AppCall,
 ) -> Response {
     if let Some(off) = orch.live_runners_off() {
         return off;
     }
-    let Some(terms) = orch.runner_terms(&runner_id) else {
+    let runner_id = &captures["id"];
+    let Some(terms) = orch.runner_terms(runner_id) else {
         return http_error(StatusCode::NOT_FOUND, "runner not found");
     };
     if terms.mode != MODE_SINGLE_SHOT {
         return http_error(StatusCode::BAD_REQUEST, "runner is not single-shot");
     }
-    let (session_id, end) = match orch.reserve_for(&runner_id, &terms, &headers) {
+    let (session_id, end) = match orch.reserve_for(runner_id, &terms, &call.headers) {
         Ok(reserved) => reserved,
         Err(refusal) => return *refusal,
     };
     let release =
         Release { orch: orch.clone(), runner_id: runner_id.clone(), session_id: session_id.clone() };
-    let Some(target) = orch.proxy_target(&runner_id, &session_id) else {
+    let Some(target) = orch.proxy_target(runner_id, &session_id) else {
         return http_error(StatusCode::NOT_FOUND, "runner not found");
     };
-    relay(&orch, target, &path, AppCall { method, uri, headers, body }, Some((end, release))).await
+    relay(&orch, target, app_path(&captures), call, Some((end, release))).await
 }
 
 /// Releases a single-shot call's session when dropped: when its answer has been sent, or

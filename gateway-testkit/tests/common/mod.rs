@@ -9,18 +9,9 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::builder().tls_danger_accept_invalid_certs(true).no_proxy().build().expect("client")
 }
 
-/// The Python interpreter of the venv with the official SDK (`scripts/setup.sh` creates it).
+/// The Python interpreter with the official SDK.
 pub fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("LPGW_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/setup.sh (it installs the official Python SDK)",
-        p.display()
-    );
-    p
+    gateway_testkit::python::interpreter()
 }
 
 /// Signs `job` through the signer's `/sign-byoc-job` at `signer_url`, as a gateway does: the
