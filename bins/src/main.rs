@@ -27,6 +27,7 @@ mod payments;
 mod runners;
 mod scope;
 mod select;
+mod serve;
 mod serve_runner;
 mod subscribe_events;
 mod swaps;
@@ -77,6 +78,8 @@ enum Command {
     Scope(scope::ScopeArgs),
     /// Serve a sample live-runner app and register it with an orchestrator (a Rust runner).
     ServeRunner(serve_runner::ServeRunnerArgs),
+    /// Run a gateway node other programs call over HTTP (go-livepeer's BYOC gateway routes).
+    Serve(serve::ServeArgs),
     /// Submit a BYOC training job and follow it to the end (progress, top-ups, outcome).
     ByocTrain(byoc_train::ByocTrainArgs),
     /// Send new parameters to a running BYOC stream by its id (/ai/stream/update).
@@ -147,6 +150,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::CallRunner(args) => call_runner::run(args).await,
         Command::Scope(args) => scope::run(args).await,
         Command::ServeRunner(args) => serve_runner::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
         Command::ByocUpdate(args) => byoc_update::run(args).await,
         Command::ByocTextReversal(args) => byoc_text_reversal::run(args).await,
         Command::ByocWriteText(args) => byoc_write_text::run(args).await,

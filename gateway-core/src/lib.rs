@@ -12,6 +12,7 @@
 //! - [`signer`]: the remote signer's HTTP API.
 //! - [`trickle`]: the trickle pub/sub protocol.
 //! - [`jobs`]: LV2V and BYOC job endpoints and headers.
+//! - [`gateway_api`]: a gateway node's own HTTP API, as go's BYOC gateway serves it.
 //! - [`training`]: BYOC training jobs: submit, status, cancel, payment refresh.
 //! - [`runners`]: live runners: heartbeat registration and discovery.
 //! - [`sse`]: server-sent events, as live-runner apps stream their answers.
@@ -34,6 +35,7 @@
 pub mod capabilities;
 pub mod error;
 pub mod eth;
+pub mod gateway_api;
 pub mod go_json;
 pub mod jobs;
 pub mod lp_rpc;

@@ -425,12 +425,21 @@ impl ByocJob {
     /// signer says one is due: go's orchestrator checks the balance on stop too, and refuses a
     /// stop without 60 s of credit (the stream would keep running).
     pub async fn stop(self) -> Result<(), JobError> {
-        self.stop_with_reason(None).await
+        self.stop_with_reason(None::<String>).await.map(|_| ())
+    }
+
+    /// [`ByocJob::stop`] with `body` passed on to the worker's stop (go's gateway passes its
+    /// client's stop body on); answers the orchestrator's reply.
+    pub async fn stop_with_body(self, body: bytes::Bytes) -> Result<bytes::Bytes, JobError> {
+        self.stop_with_reason(Some(body)).await
     }
 
     /// [`ByocJob::stop`], telling the orchestrator why in the body, as go's gateway does when it
     /// moves a stream elsewhere (`sendStopStreamToOrch`).
-    pub(crate) async fn stop_with_reason(&self, reason: Option<String>) -> Result<(), JobError> {
+    pub(crate) async fn stop_with_reason(
+        &self,
+        reason: Option<impl Into<reqwest::Body>>,
+    ) -> Result<bytes::Bytes, JobError> {
         let last_payment = self.payments.stop_with_final_payment().await;
         let mut req = self
             .http
@@ -450,7 +459,7 @@ impl ByocJob {
         if paying {
             self.payments.final_payment_accepted();
         }
-        Ok(())
+        Ok(answer.body)
     }
 }
 

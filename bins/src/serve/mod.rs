@@ -1,0 +1,198 @@
+//! `livepeer-gateway serve`: a gateway node other programs call over HTTP, as they call
+//! go-livepeer's gateway. The SDK does the work (selection, payments, failover); this is its
+//! front door.
+//!
+//! - BYOC streams with go's routes and shapes (`streams`).
+//! - `GET /healthz` (the process answers), `GET /readyz` (503 while draining), `GET /metrics`
+//!   (Prometheus text).
+//! - Bearer tokens and go's auth webhook (`auth`).
+//! - SIGTERM (or Ctrl-C) drains: `/readyz` and new starts answer 503, running streams get
+//!   `--drain-timeout` to be stopped by their clients, then the node stops the rest (each with
+//!   its last payment) and exits.
+//!
+//! Not yet: media through the node (trickle relay, RTMP), LV2V routes, single-shot
+//! `/process/request/*`, TOML configuration.
+
+mod auth;
+mod metrics;
+mod node;
+mod streams;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use clap::{ArgAction, Args};
+use gateway_core::gateway_api::{MAX_STREAM_BODY_BYTES, STREAM_START_PATH};
+
+use crate::cli;
+use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
+use auth::{Auth, Webhook};
+use node::Node;
+use streams::text;
+
+/// Options of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8937")]
+    pub listen: SocketAddr,
+    /// The URL clients reach this node at, the base of the URLs it answers (default:
+    /// http://LISTEN).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// A bearer token clients must send (`Authorization: Bearer …`); repeatable, or
+    /// comma-separated in LIVEPEER_GATEWAY_TOKENS. Never printed.
+    #[arg(long = "auth-token", env = "LIVEPEER_GATEWAY_TOKENS", hide_env_values = true, value_delimiter = ',', action = ArgAction::Append)]
+    pub auth_tokens: Vec<String>,
+    /// go's -liveAIAuthWebhookUrl: asked before each stream starts.
+    #[arg(long, value_name = "URL")]
+    pub auth_webhook: Option<String>,
+    /// The webhook's API key (x-api-key and Authorization). Never printed.
+    #[arg(long, env = "LIVEPEER_AUTH_WEBHOOK_KEY", hide_env_values = true, default_value = "")]
+    pub auth_webhook_key: String,
+    /// Seconds running streams get to be stopped by their clients at shutdown.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub drain_timeout: f64,
+    /// Print `{"listen": URL}` as one JSON line on stdout once serving.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub network: NetworkArgs,
+}
+
+/// Runs the node until SIGTERM or Ctrl-C.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if !(args.drain_timeout.is_finite() && args.drain_timeout >= 0.0) {
+        return Err(cli::UsageError("--drain-timeout must be a number of seconds".into()).into());
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| cli::UsageError(format!("cannot listen on {}: {e}", args.listen)))?;
+    let local = listener.local_addr()?;
+    let net = Network::connect(&args.network, EmbeddedTweaks::default()).await?;
+    // The process's TLS provider, which reqwest needs before it builds a client.
+    let _ = gateway_actors::tls::provider();
+    let webhook = args.auth_webhook.as_ref().map(|url| Webhook {
+        url: url.clone(),
+        api_key: args.auth_webhook_key.clone(),
+        http: reqwest::Client::new(),
+    });
+    let auth = Auth { tokens: args.auth_tokens.iter().filter(|t| !t.is_empty()).cloned().collect(), webhook };
+    let base = args.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
+    let node = Arc::new(Node::new(net.gateway.clone(), base, auth));
+    eprintln!("serving on http://{local}");
+    if args.json {
+        println!("{}", serde_json::json!({ "listen": format!("http://{local}") }));
+    }
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = router(node.clone());
+    let server = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = server_stopped.await;
+        };
+        axum::serve(listener, app).with_graceful_shutdown(stopped).await
+    });
+    let outcome = shutdown_signal().await;
+    drain(&node, Duration::from_secs_f64(args.drain_timeout)).await;
+    let _ = stop_server.send(());
+    // Open answers (a data stream) end with their streams; do not wait on a stuck client.
+    if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {
+        eprintln!("closing connections still open");
+    }
+    net.shutdown().await;
+    outcome
+}
+
+/// The node's routes.
+fn router(node: Arc<Node>) -> Router {
+    let process = Router::new()
+        .route(STREAM_START_PATH, post(streams::start))
+        .route("/process/stream/{id}/update", post(streams::update))
+        .route("/process/stream/{id}/status", get(streams::status))
+        .route("/process/stream/{id}/stop", post(streams::stop))
+        .route("/process/stream/{id}/data", get(streams::data))
+        // go reads 10 MB and answers 413 beyond: read one byte more to know.
+        .layer(DefaultBodyLimit::max(MAX_STREAM_BODY_BYTES + 1))
+        .layer(axum::middleware::from_fn_with_state(node.clone(), authorize));
+    Router::new()
+        .merge(process)
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics_text))
+        .layer(axum::middleware::from_fn_with_state(node.clone(), timed))
+        .with_state(node)
+}
+
+/// 401 without an accepted bearer token (when tokens are configured).
+async fn authorize(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
+    let given = request.headers().get("authorization").and_then(|v| v.to_str().ok());
+    if !node.auth.allows(given) {
+        return text(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    next.run(request).await
+}
+
+/// Times every answer by route and status.
+async fn timed(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    if let Some(route) = route {
+        let label = metrics::RouteLabel { route, status: response.status().as_u16() };
+        node.metrics.request_seconds.get_or_create(&label).observe(started.elapsed().as_secs_f64());
+    }
+    response
+}
+
+async fn ready(State(node): State<Arc<Node>>) -> Response {
+    if node.is_draining() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "draining");
+    }
+    "ready\n".into_response()
+}
+
+async fn metrics_text(State(node): State<Arc<Node>>) -> Response {
+    ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], node.metrics.render()).into_response()
+}
+
+/// Waits for SIGTERM (`Ok`) or Ctrl-C (`Interrupted`).
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => Ok(()),
+            _ = cli::interrupted() => Err(cli::Interrupted.into()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        cli::interrupted().await;
+        Err(cli::Interrupted.into())
+    }
+}
+
+/// No new streams; running ones get `within` to be stopped by their clients, then the node
+/// stops them.
+async fn drain(node: &Arc<Node>, within: Duration) {
+    node.drain();
+    let deadline = tokio::time::Instant::now() + within;
+    while !node.stream_ids().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for id in node.stream_ids() {
+        let Some(stream) = node.remove(&id) else { continue };
+        let job = stream.job.lock().await.take();
+        if let Some(job) = job {
+            eprintln!("stopping stream {id}");
+            cli::cleanup("stopping a stream", job.stop()).await;
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! `serve` (issue 18, part): a gateway node on a real socket, called with go-livepeer's BYOC
+//! gateway request shapes (the `Livepeer` job header, `StartRequest`, `/process/stream/{id}/…`)
+//! by a plain HTTP client, against the local network run in this process (so the test sees
+//! what its orchestrator was asked): a stream started, updated, read (status, data) and
+//! stopped; go's refusals; bearer tokens and go's auth webhook; and a SIGTERM drain.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use futures_util::StreamExt;
+use gateway_testkit::network::{LocalNetwork, NetworkConfig};
+
+const TOKEN: &str = "node-token";
+
+/// The node, serving until killed; its base URL.
+struct ServeNode {
+    child: Child,
+    url: String,
+}
+
+impl ServeNode {
+    fn start(net: &LocalNetwork, extra: &[&str]) -> ServeNode {
+        let orch = net.orchestrator_urls()[0].clone();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--json", "--orchestrator", &orch, "--signer"])
+            .arg(net.signer_url())
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        ServeNode { child, url: v["listen"].as_str().unwrap().to_owned() }
+    }
+}
+
+impl Drop for ServeNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn network() -> LocalNetwork {
+    let mut config = NetworkConfig { orchestrators: 1, tls: false, ..Default::default() };
+    config.orchestrator.event_interval = Duration::from_millis(200);
+    LocalNetwork::start(config).await.unwrap()
+}
+
+/// go's `Livepeer` header for a job of `capability` (unsigned: the node signs).
+fn job_header(capability: &str, parameters: serde_json::Value, timeout: u32) -> String {
+    let job = serde_json::json!({
+        "capability": capability, "request": "{}", "parameters": parameters.to_string(),
+        "timeout_seconds": timeout,
+    });
+    base64::engine::general_purpose::STANDARD.encode(job.to_string())
+}
+
+fn client() -> reqwest::Client {
+    let _ = gateway_actors::tls::provider();
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// A request to the node with the token and, when given, a job header.
+fn call(method: reqwest::Method, url: String, header: Option<&str>) -> reqwest::RequestBuilder {
+    let req = client().request(method, url).bearer_auth(TOKEN);
+    match header {
+        Some(h) => req.header("Livepeer", h),
+        None => req,
+    }
+}
+
+async fn answer(req: reqwest::RequestBuilder) -> (u16, String) {
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_is_started_updated_read_and_stopped_with_gos_shapes() {
+    let net = network().await;
+    let orch = net.orchestrator_urls()[0].clone();
+    let node = ServeNode::start(&net, &["--auth-token", TOKEN]);
+    let header = job_header("text-reversal", serde_json::json!({"enable_data_output": true}), 60);
+    let body =
+        serde_json::json!({"stream_name": "cam", "stream_id": "s1", "params": "{\"prompt\":\"a cat\"}"});
+    let start = call(reqwest::Method::POST, format!("{}/process/stream/start", node.url), Some(&header));
+    let r = start.json(&body).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let urls: serde_json::Value = r.json().await.unwrap();
+    let id = "cam-s1";
+    assert_eq!(urls["stream_id"], id);
+    for (key, action) in
+        [("update_url", "update"), ("status_url", "status"), ("stop_url", "stop"), ("data_url", "data")]
+    {
+        assert_eq!(urls[key], format!("{}/process/stream/{id}/{action}", node.url), "{urls}");
+    }
+    assert_eq!(
+        (urls["whip_url"].as_str(), urls["rtmp_url"].as_str()),
+        (Some(""), Some("")),
+        "no media ingest yet"
+    );
+
+    // The data channel as server-sent events: a control message reversed by the worker.
+    let data =
+        call(reqwest::Method::GET, urls["data_url"].as_str().unwrap().into(), None).send().await.unwrap();
+    assert_eq!(data.headers()["content-type"], "text/event-stream");
+    let mut sse = data.bytes_stream();
+    let control = format!("{orch}/ai/trickle/{id}-control/0");
+    assert!(client().post(control).body(r#"{"text":"hello"}"#).send().await.unwrap().status().is_success());
+    let first = tokio::time::timeout(Duration::from_secs(10), sse.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(&first[..], b"data: {\"input\":\"hello\",\"reversed\":\"olleh\"}\n\n");
+
+    // An update reaches the worker; the status follows its events.
+    let update = call(reqwest::Method::POST, urls["update_url"].as_str().unwrap().into(), Some(&header));
+    assert_eq!(answer(update.body(r#"{"prompt":"a dog"}"#)).await, (200, r#"{"status":"ok"}"#.into()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let (code, body) =
+            answer(call(reqwest::Method::GET, urls["status_url"].as_str().unwrap().into(), None)).await;
+        assert_eq!(code, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v["type"] == "status" {
+            break v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no status event: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status["pipeline"], "text-reversal");
+
+    let metrics = answer(client().get(format!("{}/metrics", node.url))).await.1;
+    assert!(
+        metrics.contains("livepeer_gateway_streams_started_total{capability=\"text-reversal\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("livepeer_gateway_streams_active 1"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "livepeer_gateway_request_seconds_count{route=\"/process/stream/start\",status=\"200\"} 1"
+        ),
+        "{metrics}"
+    );
+
+    // The stop's body reaches the worker; the stream is gone after.
+    let stop = call(reqwest::Method::POST, urls["stop_url"].as_str().unwrap().into(), None);
+    assert_eq!(answer(stop.body("client done")).await.0, 200);
+    assert!(net.orchestrator().stop_reasons().contains(&(id.to_owned(), "client done".to_owned())));
+    let (code, body) =
+        answer(call(reqwest::Method::GET, urls["status_url"].as_str().unwrap().into(), None)).await;
+    assert_eq!((code, body.as_str()), (404, "Stream not found\n"));
+    let rest: Vec<u8> =
+        tokio::time::timeout(Duration::from_secs(10), sse.map(|c| c.unwrap().to_vec()).concat())
+            .await
+            .unwrap();
+    assert!(String::from_utf8_lossy(&rest).ends_with("event: end\ndata: {\"type\":\"stream_ended\"}\n\n"));
+    let metrics = answer(client().get(format!("{}/metrics", node.url))).await.1;
+    assert!(metrics.contains("livepeer_gateway_streams_stopped_total 1"), "{metrics}");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_gos_status_codes_and_texts() {
+    let net = network().await;
+    let node = ServeNode::start(&net, &["--auth-token", TOKEN]);
+    let start_url = format!("{}/process/stream/start", node.url);
+    let ok_header = job_header("text-reversal", serde_json::json!({}), 60);
+    let start = |header: Option<&str>| call(reqwest::Method::POST, start_url.clone(), header);
+
+    let (code, body) = answer(client().post(&start_url).header("Livepeer", &ok_header).body("{}")).await;
+    assert_eq!((code, body.as_str()), (401, "Unauthorized\n"), "no token");
+    let (code, _) = answer(client().post(&start_url).bearer_auth("wrong").body("{}")).await;
+    assert_eq!(code, 401);
+    let (code, body) = answer(start(None).body("{}")).await;
+    assert!(code == 400 && body.starts_with("Unable to parse job request"), "{code} {body}");
+    let no_timeout = job_header("text-reversal", serde_json::json!({}), 0);
+    let (code, body) = answer(start(Some(&no_timeout)).body("{}")).await;
+    assert_eq!(code, 400);
+    assert!(body.contains("no timeout_seconds set with request, timeout_seconds is required"), "{body}");
+    let (code, body) = answer(start(Some(&ok_header)).body("{not json")).await;
+    assert!(code == 400 && body.starts_with("invalid JSON request body"), "{code} {body}");
+    let (code, body) = answer(start(Some(&ok_header)).body(r#"{"params":"[1]"}"#)).await;
+    assert_eq!((code, body.as_str()), (400, "invalid model params\n"));
+    let (code, body) = answer(start(Some(&ok_header)).body(vec![b' '; (10 << 20) + 1])).await;
+    assert_eq!((code, body.as_str()), (413, "request body too large (max 10485760 bytes)\n"));
+    let nope = job_header("nope", serde_json::json!({}), 60);
+    let (code, body) = answer(start(Some(&nope)).body("{}")).await;
+    assert!(
+        code == 400 && body.starts_with("Unable to find orchestrators for capability nope"),
+        "{code} {body}"
+    );
+
+    // Unknown streams, on every stream route.
+    for (method, action) in [("POST", "update"), ("GET", "status"), ("POST", "stop"), ("GET", "data")] {
+        let url = format!("{}/process/stream/nobody/{action}", node.url);
+        let (code, body) = answer(call(method.parse().unwrap(), url, Some(&ok_header))).await;
+        assert_eq!((code, body.as_str()), (404, "Stream not found\n"), "{action}");
+    }
+    // A second start of the same id; an update without its header; data on a stream without.
+    let (code, _) = answer(start(Some(&ok_header)).body(r#"{"stream_id":"twice"}"#)).await;
+    assert_eq!(code, 200);
+    let (code, body) = answer(start(Some(&ok_header)).body(r#"{"stream_id":"twice"}"#)).await;
+    assert_eq!((code, body.as_str()), (400, "stream already exists: twice\n"));
+    let update = format!("{}/process/stream/twice/update", node.url);
+    let (code, body) = answer(call(reqwest::Method::POST, update, None).body("{}")).await;
+    assert!(code == 400 && body.starts_with("Unable to parse job request"), "{code} {body}");
+    let data = format!("{}/process/stream/twice/data", node.url);
+    assert_eq!(
+        answer(call(reqwest::Method::GET, data, None)).await,
+        (503, "Stream data not available\n".into())
+    );
+    // Health needs no token.
+    assert_eq!(answer(client().get(format!("{}/healthz", node.url))).await, (200, "ok\n".into()));
+    assert_eq!(answer(client().get(format!("{}/readyz", node.url))).await, (200, "ready\n".into()));
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auth_webhook_decides_each_start_and_its_key_is_never_printed() {
+    let net = network().await;
+    // go's webhook: refuses the stream named "blocked", renames and sets parameters otherwise.
+    let seen = Arc::new(Mutex::new(Vec::<(Option<String>, serde_json::Value)>::new()));
+    let hook = {
+        let seen = seen.clone();
+        axum::Router::new().route(
+            "/auth",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::Json<serde_json::Value>| {
+                let seen = seen.clone();
+                async move {
+                    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                    let blocked = body["stream"] == "blocked";
+                    seen.lock().unwrap().push((key, body.0));
+                    if blocked {
+                        return (axum::http::StatusCode::FORBIDDEN, "not you".to_owned());
+                    }
+                    let answer = serde_json::json!({"stream_id": "hooked-1", "pipeline_parameters": {"prompt": "from hook"}});
+                    (axum::http::StatusCode::OK, answer.to_string())
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/auth", listener.local_addr().unwrap());
+    let hook_server = gateway_testkit::serve::serve(listener, hook, None);
+    let node = ServeNode::start(
+        &net,
+        &["--auth-token", TOKEN, "--auth-webhook", &hook_url, "--auth-webhook-key", "hook-key-123"],
+    );
+    let header = job_header("text-reversal", serde_json::json!({}), 60);
+    let start = || call(reqwest::Method::POST, format!("{}/process/stream/start", node.url), Some(&header));
+
+    let (code, body) = answer(start().body(r#"{"stream_name":"blocked"}"#)).await;
+    assert_eq!((code, body.as_str()), (403, "live ai auth failed: status=403 error=not you\n"));
+    let r = start().body(r#"{"stream_name":"cam","params":"{\"prompt\":\"mine\"}"}"#).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let urls: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(urls["stream_id"], "hooked-1", "the webhook named the stream");
+    let asked = seen.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2);
+    assert_eq!(asked[1].0.as_deref(), Some("hook-key-123"));
+    assert_eq!(asked[1].1["stream"], "cam");
+    assert_eq!(asked[1].1["stream_key"], "cam");
+    assert_eq!(asked[1].1["query_params"], r#"{"prompt":"mine"}"#);
+    assert!(asked[1].1["status_url"].as_str().unwrap().starts_with(&node.url));
+    // The key and the token never reach the node's output.
+    let mut node = node;
+    let _ = node.child.kill();
+    let _ = node.child.wait();
+    let mut stderr = String::new();
+    node.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(stderr.contains("serving on"), "{stderr}");
+    assert!(!stderr.contains("hook-key-123") && !stderr.contains(TOKEN), "{stderr}");
+    net.shutdown().await;
+    hook_server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_then_stops_the_streams_left_and_exits_0() {
+    let net = network().await;
+    let mut node = ServeNode::start(&net, &["--drain-timeout", "1.5"]);
+    let header = job_header("text-reversal", serde_json::json!({}), 60);
+    let start = call(reqwest::Method::POST, format!("{}/process/stream/start", node.url), Some(&header));
+    assert_eq!(answer(start.body(r#"{"stream_id":"left-running"}"#)).await.0, 200);
+    assert_eq!(net.orchestrator().running().sessions, 1);
+
+    assert!(Command::new("kill").args(["-TERM", &node.child.id().to_string()]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(answer(client().get(format!("{}/readyz", node.url))).await, (503, "draining\n".into()));
+    let header2 = job_header("text-reversal", serde_json::json!({}), 60);
+    let late = call(reqwest::Method::POST, format!("{}/process/stream/start", node.url), Some(&header2));
+    assert_eq!(answer(late.body("{}")).await.0, 503, "no new streams while draining");
+
+    let status = tokio::task::block_in_place(|| node.child.wait()).unwrap();
+    let mut stderr = String::new();
+    node.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("stopping stream left-running"), "{stderr}");
+    assert_eq!(net.orchestrator().running().sessions, 0, "the node stopped it on the orchestrator");
+    net.shutdown().await;
+}
