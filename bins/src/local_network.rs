@@ -39,6 +39,10 @@ pub struct LocalNetworkArgs {
     /// Expected value of one ticket in wei, go-livepeer's `-ticketEV` (default 8e9).
     #[arg(long, value_name = "WEI", value_parser = parse_wei)]
     pub ticket_ev: Option<u128>,
+    /// The host the orchestrators name in their URLs instead of the listening address (for a
+    /// network listening on 0.0.0.0 and reached by name, as in deploy/compose.yaml).
+    #[arg(long, value_name = "HOST")]
+    pub public_host: Option<String>,
     /// Serve Scope as an orchestrator with a serverless AI worker does: a `scope` model listed
     /// in `/discovery` at `/scope` (`livepeer-gateway scope` starts jobs on it).
     #[arg(long)]
@@ -82,6 +86,7 @@ pub async fn run(args: LocalNetworkArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     config.trickle.autocreate = args.trickle_autocreate;
+    config.public_host = args.public_host.clone();
     if args.scope {
         config.orchestrator.serve_scope(8);
     }

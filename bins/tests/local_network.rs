@@ -109,3 +109,27 @@ fn ticket_flags_set_the_face_value_and_ev_the_orchestrator_quotes() {
     ));
     assert!((ev - 5e9).abs() < 1.0, "EV {ev}");
 }
+
+#[test]
+fn public_host_names_the_orchestrators_in_their_urls() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
+        .args(["local-network", "--json", "--plaintext", "--public-host", "localhost"])
+        .args(["--listen", "127.0.0.1:0", "--signer-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
+    let orch = v["orchestrator"].as_str().unwrap();
+    assert!(orch.starts_with("http://localhost:"), "{line}");
+    // What the signer's discovery hands out names it too, and it serves under that name.
+    let signer = v["signer"].as_str().unwrap().trim_start_matches("http://").to_owned();
+    let listed = http_get(&signer, "/discover-orchestrators");
+    assert!(listed.contains(orch), "{listed}");
+    let port = orch.rsplit(':').next().unwrap().trim_end_matches('/');
+    let answer = http_get(&format!("127.0.0.1:{port}"), "/ai/trickle/nope/next");
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

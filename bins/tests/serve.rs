@@ -301,3 +301,84 @@ async fn sigterm_drains_then_stops_the_streams_left_and_exits_0() {
     assert_eq!(net.orchestrator().running().sessions, 0, "the node stopped it on the orchestrator");
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_goes_through_the_nodes_trickle_channels_both_ways() {
+    use gateway_actors::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
+    use gateway_core::trickle::SeqSpec;
+
+    let net = network().await;
+    let node = ServeNode::start(&net, &[]);
+    let header = job_header(
+        "text-reversal",
+        serde_json::json!({"enable_video_ingress": true, "enable_video_egress": true}),
+        60,
+    );
+    let start = client().post(format!("{}/process/stream/start", node.url)).header("Livepeer", &header);
+    let urls: serde_json::Value =
+        start.body(r#"{"stream_id":"media-1"}"#).send().await.unwrap().json().await.unwrap();
+    let (input, output) =
+        (urls["trickle_publish_url"].as_str().unwrap(), urls["trickle_subscribe_url"].as_str().unwrap());
+    assert_eq!(input, format!("{}/process/stream/media-1/trickle/in", node.url), "{urls}");
+    assert_eq!(output, format!("{}/process/stream/media-1/trickle/out", node.url), "{urls}");
+
+    // The local worker copies its input to its output: three segments in, the same out.
+    let clients =
+        gateway_actors::http::HttpClients::new(gateway_actors::tls::OrchestratorTrust::Insecure).unwrap();
+    let mut subscriber = TrickleSubscriber::new(
+        clients.segment_reader(),
+        output,
+        SubscriberConfig { start: SeqSpec::At(0), ..Default::default() },
+    );
+    let config = PublisherConfig { mime: "video/mp2t".into(), ..Default::default() };
+    let mut publisher = TricklePublisher::start(client(), input, config).await;
+    let sent: Vec<bytes::Bytes> = (0..3u8).map(|i| bytes::Bytes::from(vec![i; 300_000])).collect();
+    for segment in &sent {
+        publisher.write_segment(segment.clone()).await.unwrap();
+    }
+    for expected in &sent {
+        let segment = tokio::time::timeout(Duration::from_secs(10), subscriber.next_segment())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("a segment");
+        assert_eq!(segment.read_all().await.unwrap(), expected);
+    }
+    publisher.close().await;
+    // A channel that is neither in nor out, and an unknown stream.
+    let r =
+        client().get(format!("{}/process/stream/media-1/trickle/sideways/0", node.url)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = client().get(format!("{}/process/stream/nobody/trickle/out/0", node.url)).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.text().await.unwrap()), (404, "Stream not found\n".into()));
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_nothing_but_the_network_and_each_stream_names_its_node() {
+    let net = network().await;
+    let nodes = [ServeNode::start(&net, &[]), ServeNode::start(&net, &[])];
+    let header = job_header("text-reversal", serde_json::json!({}), 60);
+    // A client spreads six streams over both nodes.
+    let mut started = Vec::new();
+    for i in 0..6 {
+        let node = &nodes[i % 2];
+        let start = client().post(format!("{}/process/stream/start", node.url)).header("Livepeer", &header);
+        let body = serde_json::json!({ "stream_id": format!("spread-{i}") }).to_string();
+        let urls: serde_json::Value = start.body(body).send().await.unwrap().json().await.unwrap();
+        assert!(urls["stop_url"].as_str().unwrap().starts_with(&node.url), "the URLs name the node: {urls}");
+        started.push((i % 2, urls));
+    }
+    assert_eq!(net.orchestrator().running().sessions, 6);
+    for (owner, urls) in &started {
+        let other = &nodes[1 - owner];
+        let id = urls["stream_id"].as_str().unwrap();
+        let elsewhere =
+            client().get(format!("{}/process/stream/{id}/status", other.url)).send().await.unwrap();
+        assert_eq!(elsewhere.status().as_u16(), 404, "a stream belongs to the node that started it");
+        let stop = client().post(urls["stop_url"].as_str().unwrap()).send().await.unwrap();
+        assert_eq!(stop.status().as_u16(), 200);
+    }
+    assert_eq!(net.orchestrator().running().sessions, 0);
+    net.shutdown().await;
+}

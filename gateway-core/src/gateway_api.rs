@@ -118,6 +118,32 @@ pub struct GatewayStreamUrls {
     pub data_url: String,
     /// `POST` to stop.
     pub stop_url: String,
+    /// Media in as a trickle channel on the gateway, relayed to the orchestrator (ours; go's
+    /// gateway takes media over WHIP or RTMP). Absent without ingress.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub trickle_publish_url: String,
+    /// Media out as a trickle channel on the gateway, relayed from the orchestrator (ours).
+    /// Absent without egress.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub trickle_subscribe_url: String,
+}
+
+/// `{base}/process/stream/{id}/trickle/{in|out}`: a stream's media channel on the gateway.
+pub fn media_channel_url(base: &str, stream_id: &str, direction: MediaDirection) -> String {
+    let dir = match direction {
+        MediaDirection::In => "in",
+        MediaDirection::Out => "out",
+    };
+    format!("{}/process/stream/{stream_id}/trickle/{dir}", base.trim_end_matches('/'))
+}
+
+/// Which way a stream's media channel on the gateway carries media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaDirection {
+    /// Client → worker.
+    In,
+    /// Worker → client.
+    Out,
 }
 
 /// go's `setupGatewayJob` before the orchestrator search: the `Livepeer` header decoded, a

@@ -59,6 +59,10 @@ pub struct NetworkConfig {
     pub trickle: TrickleConfig,
     /// Signer behaviour.
     pub signer: SignerConfig,
+    /// The host orchestrators name in their URLs (service URI, trickle channels) instead of the
+    /// address they listen on: for a network reached through a name (`network` in a compose
+    /// file, say) while it listens on `0.0.0.0`.
+    pub public_host: Option<String>,
 }
 
 impl Default for NetworkConfig {
@@ -72,6 +76,7 @@ impl Default for NetworkConfig {
             orchestrator: OrchestratorConfig::default(),
             trickle: TrickleConfig::default(),
             signer: SignerConfig::default(),
+            public_host: None,
         }
     }
 }
@@ -161,7 +166,10 @@ impl LocalNetwork {
                 (None, true) => Some(SelfSignedTls::generate(&[])?),
             };
             let scheme = if tls.is_some() { "https" } else { "http" };
-            let uri = format!("{scheme}://{bound}");
+            let uri = match &config.public_host {
+                Some(host) => format!("{scheme}://{host}:{}", bound.port()),
+                None => format!("{scheme}://{bound}"),
+            };
             let trickle = TrickleServer::new(config.trickle.clone());
             let orchestrator = LocalOrchestrator::new(config.orchestrator.clone(), uri, trickle);
             let server =

@@ -2,7 +2,8 @@
 //! go-livepeer's gateway. The SDK does the work (selection, payments, failover); this is its
 //! front door.
 //!
-//! - BYOC streams with go's routes and shapes (`streams`).
+//! - BYOC streams with go's routes and shapes (`streams`); their media as trickle channels on
+//!   the node, relayed to the orchestrator (`media`).
 //! - `GET /healthz` (the process answers), `GET /readyz` (503 while draining), `GET /metrics`
 //!   (Prometheus text).
 //! - Bearer tokens and go's auth webhook (`auth`).
@@ -10,10 +11,11 @@
 //!   `--drain-timeout` to be stopped by their clients, then the node stops the rest (each with
 //!   its last payment) and exits.
 //!
-//! Not yet: media through the node (trickle relay, RTMP), LV2V routes, single-shot
-//! `/process/request/*`, TOML configuration.
+//! Not yet: RTMP and WHIP ingest, LV2V routes, single-shot `/process/request/*`, TOML
+//! configuration.
 
 mod auth;
+mod media;
 mod metrics;
 mod node;
 mod streams;
@@ -26,7 +28,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use clap::{ArgAction, Args};
 use gateway_core::gateway_api::{MAX_STREAM_BODY_BYTES, STREAM_START_PATH};
@@ -120,6 +122,9 @@ fn router(node: Arc<Node>) -> Router {
         .route("/process/stream/{id}/data", get(streams::data))
         // go reads 10 MB and answers 413 beyond: read one byte more to know.
         .layer(DefaultBodyLimit::max(MAX_STREAM_BODY_BYTES + 1))
+        // Media segments stream through whatever their size.
+        .route("/process/stream/{id}/trickle/{dir}", any(media::channel))
+        .route("/process/stream/{id}/trickle/{dir}/{*rest}", any(media::channel))
         .layer(axum::middleware::from_fn_with_state(node.clone(), authorize));
     Router::new()
         .merge(process)

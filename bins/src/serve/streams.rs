@@ -26,8 +26,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gateway_actors::{ByocJobRequest, GatewayError};
 use gateway_core::gateway_api::{
-    gateway_job, stream_url, GatewayStreamUrls, StartRequest, StreamAction, ERROR_STREAM_NOT_FOUND,
-    MAX_STREAM_BODY_BYTES,
+    gateway_job, media_channel_url, stream_url, GatewayStreamUrls, MediaDirection, StartRequest,
+    StreamAction, ERROR_STREAM_NOT_FOUND, MAX_STREAM_BODY_BYTES,
 };
 use gateway_core::jobs::HEADER_JOB;
 use gateway_core::rejection::JobError;
@@ -116,7 +116,16 @@ pub async fn start(State(node): State<Arc<Node>>, headers: HeaderMap, body: Byte
     };
     node.add(stream_id.clone(), job.capability.clone(), params.enable_data_output, started);
     let url = |action| stream_url(&node.base_url, &stream_id, action);
+    let media = |wanted: bool, direction| {
+        if wanted {
+            media_channel_url(&node.base_url, &stream_id, direction)
+        } else {
+            String::new()
+        }
+    };
     let urls = GatewayStreamUrls {
+        trickle_publish_url: media(params.enable_video_ingress, MediaDirection::In),
+        trickle_subscribe_url: media(params.enable_video_egress, MediaDirection::Out),
         update_url: url(StreamAction::Update),
         status_url: url(StreamAction::Status),
         stop_url: url(StreamAction::Stop),

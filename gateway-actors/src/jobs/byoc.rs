@@ -361,6 +361,12 @@ impl ByocJob {
         Ok(JsonReader::new(self.reader.clone(), url, SeqSpec::Current))
     }
 
+    /// The HTTP client that reaches this job's orchestrator (its trust policy applied), for
+    /// a program that relays the job's channels itself.
+    pub fn orchestrator_client(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
     /// A publisher of the media input channel.
     pub async fn publisher(&self, mime: &str) -> Result<TricklePublisher, JobError> {
         let url =

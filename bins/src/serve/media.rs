@@ -1,0 +1,73 @@
+//! Media through the node: each stream's input and output are trickle channels on the node
+//! (`/process/stream/{id}/trickle/in` and `…/out`), passed through to the orchestrator's
+//! channels as they come, so a client never needs the orchestrator's URLs or a signer. Every
+//! trickle request (a segment `POST`, a `GET` of a segment or of `next`, the closing `DELETE`)
+//! is relayed with its body streamed both ways and the trickle headers kept; the node pays for
+//! the stream meanwhile.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use gateway_core::gateway_api::ERROR_STREAM_NOT_FOUND;
+
+use super::node::Node;
+use super::streams::text;
+
+/// Request headers a trickle peer sends that go on to the orchestrator.
+const FORWARDED_REQUEST_HEADERS: [&str; 3] = ["content-type", "lp-trickle-reset", "accept"];
+
+/// `ANY /process/stream/{id}/trickle/{dir}[/{rest}]`.
+pub async fn channel(
+    State(node): State<Arc<Node>>,
+    Path(captures): Path<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    let Some(stream) = node.stream(&captures["id"]) else {
+        return text(StatusCode::NOT_FOUND, ERROR_STREAM_NOT_FOUND);
+    };
+    let target = {
+        let guard = stream.job.lock().await;
+        let Some(job) = guard.as_ref() else { return text(StatusCode::NOT_FOUND, ERROR_STREAM_NOT_FOUND) };
+        let base = match captures["dir"].as_str() {
+            "in" => job.urls.publish_url.clone(),
+            "out" => job.urls.subscribe_url.clone(),
+            _ => None,
+        };
+        base.map(|b| (b, job.orchestrator_client()))
+    };
+    let Some((base, http)) = target else {
+        return text(StatusCode::NOT_FOUND, "the stream has no such media channel");
+    };
+    let rest = captures.get("rest").map(|r| format!("/{r}")).unwrap_or_default();
+    let url = format!("{}{rest}", base.trim_end_matches('/'));
+    let (parts, body) = request.into_parts();
+    let mut relayed = http.request(parts.method, url);
+    for name in FORWARDED_REQUEST_HEADERS {
+        if let Some(value) = parts.headers.get(name) {
+            relayed = relayed.header(name, value);
+        }
+    }
+    let body = reqwest::Body::wrap_stream(body.into_data_stream());
+    let answer = match relayed.body(body).send().await {
+        Ok(a) => a,
+        Err(e) => return text(StatusCode::BAD_GATEWAY, gateway_actors::http::describe(&e)),
+    };
+    let mut response = Response::builder().status(answer.status().as_u16());
+    for (name, value) in answer.headers() {
+        if kept(name) {
+            response = response.header(name, value);
+        }
+    }
+    let body = Body::from_stream(answer.bytes_stream().map_err(std::io::Error::other));
+    response.body(body).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
+/// Answer headers a trickle peer reads: the trickle ones and the content type.
+fn kept(name: &HeaderName) -> bool {
+    name.as_str().starts_with("lp-trickle-") || name == "content-type"
+}
