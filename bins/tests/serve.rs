@@ -382,3 +382,43 @@ async fn two_nodes_share_nothing_but_the_network_and_each_stream_names_its_node(
     assert_eq!(net.orchestrator().running().sessions, 0);
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_shot_requests_go_through_the_node_whole_or_streamed() {
+    let net = network().await;
+    let orch = net.orchestrator_urls()[0].clone();
+    let node = ServeNode::start(&net, &[]);
+    let header = job_header("text-reversal", serde_json::json!({}), 30);
+    let r = client()
+        .post(format!("{}/process/request/", node.url))
+        .header("Livepeer", &header)
+        .body(r#"{"text":"abc"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["x-orchestrator-url"], orch.as_str());
+    assert!(r.headers().contains_key("livepeer-balance"), "{:?}", r.headers());
+    assert_eq!(r.text().await.unwrap(), r#"{"reversed":"cba"}"#);
+
+    let r = client()
+        .post(format!("{}/process/request/stream", node.url))
+        .header("Livepeer", &header)
+        .body(r#"{"text":"hello big world"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let body = r.text().await.unwrap();
+    for word in ["olleh", "gib", "dlrow"] {
+        assert!(body.contains(&format!("{{\"reversed\":\"{word}\"}}")), "{body}");
+    }
+    assert!(body.contains("data: [DONE]"), "{body}");
+
+    let (code, body) = answer(client().post(format!("{}/process/request/", node.url)).body("x")).await;
+    assert!(code == 400 && body.starts_with("Unable to parse job request"), "{code} {body}");
+    let nope = job_header("nope", serde_json::json!({}), 30);
+    let r = client().post(format!("{}/process/request/", node.url)).header("Livepeer", &nope).body("x");
+    assert_eq!(answer(r).await.0, 503, "no orchestrator takes it");
+    net.shutdown().await;
+}

@@ -4,6 +4,7 @@
 //!
 //! - BYOC streams with go's routes and shapes (`streams`); their media as trickle channels on
 //!   the node, relayed to the orchestrator (`media`).
+//! - Single-shot BYOC requests, `POST /process/request/{path}` (`requests`).
 //! - `GET /healthz` (the process answers), `GET /readyz` (503 while draining), `GET /metrics`
 //!   (Prometheus text).
 //! - Bearer tokens and go's auth webhook (`auth`).
@@ -11,13 +12,13 @@
 //!   `--drain-timeout` to be stopped by their clients, then the node stops the rest (each with
 //!   its last payment) and exits.
 //!
-//! Not yet: RTMP and WHIP ingest, LV2V routes, single-shot `/process/request/*`, TOML
-//! configuration.
+//! Not yet: RTMP and WHIP ingest, LV2V routes, TOML configuration.
 
 mod auth;
 mod media;
 mod metrics;
 mod node;
+mod requests;
 mod streams;
 
 use std::net::SocketAddr;
@@ -122,7 +123,9 @@ fn router(node: Arc<Node>) -> Router {
         .route("/process/stream/{id}/data", get(streams::data))
         // go reads 10 MB and answers 413 beyond: read one byte more to know.
         .layer(DefaultBodyLimit::max(MAX_STREAM_BODY_BYTES + 1))
-        // Media segments stream through whatever their size.
+        // Requests and media segments go through whatever their size, as go reads them.
+        .route("/process/request/", post(requests::request).layer(DefaultBodyLimit::disable()))
+        .route("/process/request/{*path}", post(requests::request).layer(DefaultBodyLimit::disable()))
         .route("/process/stream/{id}/trickle/{dir}", any(media::channel))
         .route("/process/stream/{id}/trickle/{dir}/{*rest}", any(media::channel))
         .layer(axum::middleware::from_fn_with_state(node.clone(), authorize));
