@@ -415,3 +415,11 @@ pub fn parse_param(s: &str) -> Result<(String, serde_json::Value), String> {
     let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_owned()));
     Ok((k.to_owned(), value))
 }
+
+/// `LIVEPEER_LOG_FORMAT=json`: every log line a JSON object, and no human lines on stderr.
+pub const LOG_FORMAT_ENV: &str = "LIVEPEER_LOG_FORMAT";
+
+/// Whether logs are JSON ([`LOG_FORMAT_ENV`]).
+pub fn json_logs() -> bool {
+    std::env::var(LOG_FORMAT_ENV).is_ok_and(|f| f.eq_ignore_ascii_case("json"))
+}

@@ -109,7 +109,13 @@ fn init_tracing() {
     // platform verifier's, whose refusals reach the user as the orchestrator's typed error.
     let default = format!("warn,{}=off,rustls_platform_verifier=off", gateway_actors::tls::REPIN_LOG_TARGET);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // One JSON object per line for log collectors (`serve` in a cluster, say).
+    if cli::json_logs() {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
 }
 
 #[tokio::main]

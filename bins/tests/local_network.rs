@@ -14,17 +14,25 @@ fn http_get(addr: &str, path: &str) -> String {
     out
 }
 
-#[test]
-fn local_network_prints_json_and_serves() {
+/// `local-network --json --plaintext` on free ports with `extra`, and its JSON line.
+fn start_json(extra: &[&str]) -> (std::process::Child, serde_json::Value) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
-        .args(["local-network", "--json", "--plaintext", "--orchestrators", "2"])
+        .args(["local-network", "--json", "--plaintext"])
         .args(["--listen", "127.0.0.1:0", "--signer-listen", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
+    let v = serde_json::from_str(&line).expect("one JSON line");
+    (child, v)
+}
+
+#[test]
+fn local_network_prints_json_and_serves() {
+    let (mut child, v) = start_json(&["--orchestrators", "2"]);
+    let line = v.to_string();
     for key in ["orchestrator", "signer", "discovery", "trickle"] {
         assert!(v[key].as_str().is_some_and(|s| s.starts_with("http://127.0.0.1:")), "{key}: {line}");
     }
@@ -112,15 +120,8 @@ fn ticket_flags_set_the_face_value_and_ev_the_orchestrator_quotes() {
 
 #[test]
 fn public_host_names_the_orchestrators_in_their_urls() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
-        .args(["local-network", "--json", "--plaintext", "--public-host", "localhost"])
-        .args(["--listen", "127.0.0.1:0", "--signer-listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
+    let (mut child, v) = start_json(&["--public-host", "localhost"]);
+    let line = v.to_string();
     let orch = v["orchestrator"].as_str().unwrap();
     assert!(orch.starts_with("http://localhost:"), "{line}");
     // What the signer's discovery hands out names it too, and it serves under that name.

@@ -23,8 +23,13 @@ struct ServeNode {
 
 impl ServeNode {
     fn start(net: &LocalNetwork, extra: &[&str]) -> ServeNode {
+        ServeNode::start_with_env(net, extra, &[])
+    }
+
+    fn start_with_env(net: &LocalNetwork, extra: &[&str], env: &[(&str, &str)]) -> ServeNode {
         let orch = net.orchestrator_urls()[0].clone();
         let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
+            .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0", "--json", "--orchestrator", &orch, "--signer"])
             .arg(net.signer_url())
             .args(extra)
@@ -420,5 +425,29 @@ async fn single_shot_requests_go_through_the_node_whole_or_streamed() {
     let nope = job_header("nope", serde_json::json!({}), 30);
     let r = client().post(format!("{}/process/request/", node.url)).header("Livepeer", &nope).body("x");
     assert_eq!(answer(r).await.0, 503, "no orchestrator takes it");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_a_line_without_secrets() {
+    let net = network().await;
+    let env = [("LIVEPEER_LOG_FORMAT", "json"), ("RUST_LOG", "info")];
+    let mut node = ServeNode::start_with_env(&net, &["--auth-token", TOKEN, "--drain-timeout", "0.2"], &env);
+    let header = job_header("text-reversal", serde_json::json!({}), 60);
+    let start = call(reqwest::Method::POST, format!("{}/process/stream/start", node.url), Some(&header));
+    assert_eq!(answer(start.body(r#"{"stream_id":"logged"}"#)).await.0, 200);
+    assert!(Command::new("kill").args(["-TERM", &node.child.id().to_string()]).status().unwrap().success());
+    let status = tokio::task::block_in_place(|| node.child.wait()).unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut stderr = String::new();
+    node.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}")))
+        .collect();
+    let said = |message: &str| lines.iter().any(|l| l["fields"]["message"] == message);
+    assert!(said("serving") && said("stream started") && said("draining"), "{stderr}");
+    assert!(lines.iter().any(|l| l["fields"]["stream"] == "logged"), "{stderr}");
+    assert!(!stderr.contains(TOKEN), "{stderr}");
     net.shutdown().await;
 }

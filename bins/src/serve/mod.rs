@@ -8,6 +8,8 @@
 //! - `GET /healthz` (the process answers), `GET /readyz` (503 while draining), `GET /metrics`
 //!   (Prometheus text).
 //! - Bearer tokens and go's auth webhook (`auth`).
+//! - Logs through `tracing` (`RUST_LOG=info` for the node's own events;
+//!   `LIVEPEER_LOG_FORMAT=json` for one JSON object per line).
 //! - SIGTERM (or Ctrl-C) drains: `/readyz` and new starts answer 503, running streams get
 //!   `--drain-timeout` to be stopped by their clients, then the node stops the rest (each with
 //!   its last payment) and exits.
@@ -90,7 +92,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let auth = Auth { tokens: args.auth_tokens.iter().filter(|t| !t.is_empty()).cloned().collect(), webhook };
     let base = args.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
     let node = Arc::new(Node::new(net.gateway.clone(), base, auth));
-    eprintln!("serving on http://{local}");
+    if !cli::json_logs() {
+        eprintln!("serving on http://{local}");
+    }
+    tracing::info!(listen = %local, base = %node.base_url, tokens = node.auth.tokens.len(), "serving");
     if args.json {
         println!("{}", serde_json::json!({ "listen": format!("http://{local}") }));
     }
@@ -103,11 +108,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         axum::serve(listener, app).with_graceful_shutdown(stopped).await
     });
     let outcome = shutdown_signal().await;
+    tracing::info!(streams = node.stream_ids().len(), "draining");
     drain(&node, Duration::from_secs_f64(args.drain_timeout)).await;
     let _ = stop_server.send(());
     // Open answers (a data stream) end with their streams; do not wait on a stuck client.
     if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {
-        eprintln!("closing connections still open");
+        tracing::warn!("closing connections still open");
     }
     net.shutdown().await;
     outcome
@@ -199,7 +205,10 @@ async fn drain(node: &Arc<Node>, within: Duration) {
         let Some(stream) = node.remove(&id) else { continue };
         let job = stream.job.lock().await.take();
         if let Some(job) = job {
-            eprintln!("stopping stream {id}");
+            if !cli::json_logs() {
+                eprintln!("stopping stream {id}");
+            }
+            tracing::info!(stream = %id, "stopping a stream left running at shutdown");
             cli::cleanup("stopping a stream", job.stop()).await;
         }
     }

@@ -114,6 +114,7 @@ pub async fn start(State(node): State<Arc<Node>>, headers: HeaderMap, body: Byte
             return start_refused(&job.capability, e);
         }
     };
+    tracing::info!(stream = %stream_id, capability = %job.capability, orchestrator = %started.orchestrator, "stream started");
     node.add(stream_id.clone(), job.capability.clone(), params.enable_data_output, started);
     let url = |action| stream_url(&node.base_url, &stream_id, action);
     let media = |wanted: bool, direction| {
