@@ -79,6 +79,7 @@ enum Command {
     /// Serve a sample live-runner app and register it with an orchestrator (a Rust runner).
     ServeRunner(serve_runner::ServeRunnerArgs),
     /// Run a gateway node other programs call over HTTP (go-livepeer's BYOC gateway routes).
+    #[command(args_override_self = true)]
     Serve(serve::ServeArgs),
     /// Submit a BYOC training job and follow it to the end (progress, top-ups, outcome).
     ByocTrain(byoc_train::ByocTrainArgs),
@@ -103,6 +104,12 @@ enum Command {
     Trickle(trickle::TrickleCommand),
 }
 
+/// `serve`'s long option names (what its `--config` file may set).
+fn serve_options() -> std::collections::HashSet<String> {
+    let command = <serve::ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
+    command.get_arguments().filter_map(|a| a.get_long()).map(str::to_owned).collect()
+}
+
 fn init_tracing() {
     // Re-pins are told once per orchestrator by the command itself (`network::repin_notice`),
     // so the library's log line of the same event is off unless RUST_LOG asks for it; so is the
@@ -121,7 +128,13 @@ fn init_tracing() {
 #[tokio::main]
 async fn main() -> ExitCode {
     init_tracing();
-    let cli = Cli::parse();
+    let cli = match serve::config::expand(std::env::args_os().collect(), &serve_options()) {
+        Ok(args) => Cli::parse_from(args),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     cli::install_ctrl_c_handler();
     let command = run(cli.command);
     // Commands stop their jobs themselves on Ctrl-C; this only bounds how long that may take.

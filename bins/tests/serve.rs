@@ -451,3 +451,42 @@ async fn json_logs_are_one_object_a_line_without_secrets() {
     assert!(!stderr.contains(TOKEN), "{stderr}");
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_come_from_a_toml_file_and_flags_win_over_it() {
+    let net = network().await;
+    let dir = std::env::temp_dir().join(format!("lpgw-serve-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("node.toml");
+    std::fs::write(
+        &file,
+        "auth_tokens = [\"from-file\"]\ndrain_timeout = 0.2\npublic_url = \"http://file.example\"\n",
+    )
+    .unwrap();
+    let node =
+        ServeNode::start(&net, &["--config", file.to_str().unwrap(), "--public-url", "http://flag.example"]);
+    let header = job_header("text-reversal", serde_json::json!({}), 60);
+    let start = |token: &str| {
+        client()
+            .post(format!("{}/process/stream/start", node.url))
+            .bearer_auth(token)
+            .header("Livepeer", &header)
+            .body(r#"{"stream_id":"configured"}"#)
+    };
+    assert_eq!(answer(start(TOKEN)).await.0, 401, "the file's token is the one accepted");
+    let urls: serde_json::Value = start("from-file").send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        urls["stop_url"], "http://flag.example/process/stream/configured/stop",
+        "the flag wins: {urls}"
+    );
+
+    std::fs::write(&file, "no_such_option = 1\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
+        .args(["serve", "--config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key `no_such_option`"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    net.shutdown().await;
+}

@@ -8,15 +8,17 @@
 //! - `GET /healthz` (the process answers), `GET /readyz` (503 while draining), `GET /metrics`
 //!   (Prometheus text).
 //! - Bearer tokens and go's auth webhook (`auth`).
+//! - Options from flags, environment variables and a TOML file (`config`).
 //! - Logs through `tracing` (`RUST_LOG=info` for the node's own events;
 //!   `LIVEPEER_LOG_FORMAT=json` for one JSON object per line).
 //! - SIGTERM (or Ctrl-C) drains: `/readyz` and new starts answer 503, running streams get
 //!   `--drain-timeout` to be stopped by their clients, then the node stops the rest (each with
 //!   its last payment) and exits.
 //!
-//! Not yet: RTMP and WHIP ingest, LV2V routes, TOML configuration.
+//! Not yet: RTMP and WHIP ingest, LV2V routes.
 
 mod auth;
+pub mod config;
 mod media;
 mod metrics;
 mod node;
@@ -45,6 +47,10 @@ use streams::text;
 /// Options of `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Read options from this TOML file (keys are these long options; flags and environment
+    /// variables win over it).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:8937")]
     pub listen: SocketAddr,
