@@ -313,19 +313,22 @@ async fn media_goes_through_the_nodes_trickle_channels_both_ways() {
     use gateway_core::trickle::SeqSpec;
 
     let net = network().await;
-    let node = ServeNode::start(&net, &[]);
+    // With tokens required: trickle peers send none, the stream's key in the URL stands for it.
+    let node = ServeNode::start(&net, &["--auth-token", TOKEN]);
     let header = job_header(
         "text-reversal",
         serde_json::json!({"enable_video_ingress": true, "enable_video_egress": true}),
         60,
     );
-    let start = client().post(format!("{}/process/stream/start", node.url)).header("Livepeer", &header);
+    let start = call(reqwest::Method::POST, format!("{}/process/stream/start", node.url), Some(&header));
     let urls: serde_json::Value =
         start.body(r#"{"stream_id":"media-1"}"#).send().await.unwrap().json().await.unwrap();
     let (input, output) =
         (urls["trickle_publish_url"].as_str().unwrap(), urls["trickle_subscribe_url"].as_str().unwrap());
-    assert_eq!(input, format!("{}/process/stream/media-1/trickle/in", node.url), "{urls}");
-    assert_eq!(output, format!("{}/process/stream/media-1/trickle/out", node.url), "{urls}");
+    let prefix = format!("{}/process/stream/media-1/trickle/", node.url);
+    let key = input.strip_prefix(&prefix).and_then(|k| k.strip_suffix("/in")).expect("…/trickle/{key}/in");
+    assert_eq!(key.len(), 32, "{urls}");
+    assert_eq!(output, format!("{prefix}{key}/out"), "{urls}");
 
     // The local worker copies its input to its output: three segments in, the same out.
     let clients =
@@ -350,11 +353,13 @@ async fn media_goes_through_the_nodes_trickle_channels_both_ways() {
         assert_eq!(segment.read_all().await.unwrap(), expected);
     }
     publisher.close().await;
-    // A channel that is neither in nor out, and an unknown stream.
-    let r =
-        client().get(format!("{}/process/stream/media-1/trickle/sideways/0", node.url)).send().await.unwrap();
+    // A wrong key reads as no such stream; a channel neither in nor out; an unknown stream.
+    let r = client().get(format!("{prefix}{}/out/0", "0".repeat(32))).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.text().await.unwrap()), (404, "Stream not found\n".into()));
+    let r = client().get(format!("{prefix}{key}/sideways/0")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 404);
-    let r = client().get(format!("{}/process/stream/nobody/trickle/out/0", node.url)).send().await.unwrap();
+    let r =
+        client().get(format!("{}/process/stream/nobody/trickle/{key}/out/0", node.url)).send().await.unwrap();
     assert_eq!((r.status().as_u16(), r.text().await.unwrap()), (404, "Stream not found\n".into()));
     net.shutdown().await;
 }

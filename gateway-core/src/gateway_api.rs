@@ -128,13 +128,15 @@ pub struct GatewayStreamUrls {
     pub trickle_subscribe_url: String,
 }
 
-/// `{base}/process/stream/{id}/trickle/{in|out}`: a stream's media channel on the gateway.
-pub fn media_channel_url(base: &str, stream_id: &str, direction: MediaDirection) -> String {
+/// `{base}/process/stream/{id}/trickle/{key}/{in|out}`: a stream's media channel on the
+/// gateway. The key (the stream's own, random) stands for the bearer token trickle peers do not
+/// send: whoever started the stream has it.
+pub fn media_channel_url(base: &str, stream_id: &str, key: &str, direction: MediaDirection) -> String {
     let dir = match direction {
         MediaDirection::In => "in",
         MediaDirection::Out => "out",
     };
-    format!("{}/process/stream/{stream_id}/trickle/{dir}", base.trim_end_matches('/'))
+    format!("{}/process/stream/{stream_id}/trickle/{key}/{dir}", base.trim_end_matches('/'))
 }
 
 /// Which way a stream's media channel on the gateway carries media.

@@ -90,8 +90,13 @@ impl Auth {
             return true;
         }
         let Some(given) = authorization.and_then(|a| a.strip_prefix("Bearer ")) else { return false };
-        self.tokens.iter().any(|t| constant_time_eq(t.as_bytes(), given.trim().as_bytes()))
+        self.tokens.iter().any(|t| same_secret(t, given.trim()))
     }
+}
+
+/// Whether two secrets are equal, compared in constant time.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    constant_time_eq(a.as_bytes(), b.as_bytes())
 }
 
 impl Webhook {

@@ -1,6 +1,7 @@
 //! Media through the node: each stream's input and output are trickle channels on the node
-//! (`/process/stream/{id}/trickle/in` and `…/out`), passed through to the orchestrator's
-//! channels as they come, so a client never needs the orchestrator's URLs or a signer. Every
+//! (`/process/stream/{id}/trickle/{key}/in` and `…/out`), passed through to the orchestrator's
+//! channels as they come, so a client never needs the orchestrator's URLs or a signer. Trickle
+//! peers send no bearer token: the stream's random key in the path is the credential. Every
 //! trickle request (a segment `POST`, a `GET` of a segment or of `next`, the closing `DELETE`)
 //! is relayed with its body streamed both ways and the trickle headers kept; the node pays for
 //! the stream meanwhile.
@@ -21,13 +22,16 @@ use super::streams::text;
 /// Request headers a trickle peer sends that go on to the orchestrator.
 const FORWARDED_REQUEST_HEADERS: [&str; 3] = ["content-type", "lp-trickle-reset", "accept"];
 
-/// `ANY /process/stream/{id}/trickle/{dir}[/{rest}]`.
+/// `ANY /process/stream/{id}/trickle/{key}/{dir}[/{rest}]`.
 pub async fn channel(
     State(node): State<Arc<Node>>,
     Path(captures): Path<HashMap<String, String>>,
     request: Request,
 ) -> Response {
-    let Some(stream) = node.stream(&captures["id"]) else {
+    // A wrong key reads as no such stream: the key is the channel's only credential.
+    let stream =
+        node.stream(&captures["id"]).filter(|s| super::auth::same_secret(&s.media_key, &captures["key"]));
+    let Some(stream) = stream else {
         return text(StatusCode::NOT_FOUND, ERROR_STREAM_NOT_FOUND);
     };
     let target = {

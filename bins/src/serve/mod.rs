@@ -135,14 +135,18 @@ fn router(node: Arc<Node>) -> Router {
         .route("/process/stream/{id}/data", get(streams::data))
         // go reads 10 MB and answers 413 beyond: read one byte more to know.
         .layer(DefaultBodyLimit::max(MAX_STREAM_BODY_BYTES + 1))
-        // Requests and media segments go through whatever their size, as go reads them.
+        // Requests go through whatever their size, as go reads them.
         .route("/process/request/", post(requests::request).layer(DefaultBodyLimit::disable()))
         .route("/process/request/{*path}", post(requests::request).layer(DefaultBodyLimit::disable()))
-        .route("/process/stream/{id}/trickle/{dir}", any(media::channel))
-        .route("/process/stream/{id}/trickle/{dir}/{*rest}", any(media::channel))
         .layer(axum::middleware::from_fn_with_state(node.clone(), authorize));
+    // Media channels: the stream's key in the path is their credential; segments of any size.
+    let media = Router::new()
+        .route("/process/stream/{id}/trickle/{key}/{dir}", any(media::channel))
+        .route("/process/stream/{id}/trickle/{key}/{dir}/{*rest}", any(media::channel))
+        .layer(DefaultBodyLimit::disable());
     Router::new()
         .merge(process)
+        .merge(media)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))

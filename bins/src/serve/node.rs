@@ -33,6 +33,8 @@ pub struct Node {
 
 /// One stream the node runs.
 pub struct Stream {
+    /// What a media channel's URL must carry (trickle peers send no bearer token).
+    pub media_key: String,
     /// Whether it has a data channel.
     pub has_data: bool,
     /// The job (`None` once stopped).
@@ -95,13 +97,20 @@ impl Node {
 
     /// Adds a started stream and follows it: its status events become its status (as go's
     /// gateway stores the last `status` event), its payments are counted.
-    pub fn add(self: &Arc<Node>, id: String, capability: String, has_data: bool, job: ByocJob) {
+    pub fn add(
+        self: &Arc<Node>,
+        id: String,
+        capability: String,
+        has_data: bool,
+        media_key: String,
+        job: ByocJob,
+    ) {
         let mut initial = Map::new();
         initial.insert("whep_url".into(), Value::String(String::new()));
         initial.insert("orchestrator".into(), Value::String(job.orchestrator.clone()));
         let status = Arc::new(Mutex::new(initial));
         let monitor = tokio::spawn(follow(self.clone(), job.events().ok(), status.clone(), id.clone()));
-        let stream = Stream { has_data, job: tokio::sync::Mutex::new(Some(job)), status, monitor };
+        let stream = Stream { media_key, has_data, job: tokio::sync::Mutex::new(Some(job)), status, monitor };
         self.lock().insert(id, Arc::new(stream));
         self.metrics.streams_started.get_or_create(&super::metrics::CapabilityLabel { capability }).inc();
         self.metrics.streams_active.set(self.lock().len() as i64);

@@ -115,11 +115,18 @@ pub async fn start(State(node): State<Arc<Node>>, headers: HeaderMap, body: Byte
         }
     };
     tracing::info!(stream = %stream_id, capability = %job.capability, orchestrator = %started.orchestrator, "stream started");
-    node.add(stream_id.clone(), job.capability.clone(), params.enable_data_output, started);
+    let media_key = hex::encode(rand::random::<[u8; 16]>());
+    node.add(
+        stream_id.clone(),
+        job.capability.clone(),
+        params.enable_data_output,
+        media_key.clone(),
+        started,
+    );
     let url = |action| stream_url(&node.base_url, &stream_id, action);
     let media = |wanted: bool, direction| {
         if wanted {
-            media_channel_url(&node.base_url, &stream_id, direction)
+            media_channel_url(&node.base_url, &stream_id, &media_key, direction)
         } else {
             String::new()
         }
