@@ -4,31 +4,35 @@
 //! passed on to whoever listens. When the orchestrator hands out a new channel (the runner
 //! registered again), the follower moves to it.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gateway_core::runners::{SessionEvent, SessionEventKind};
 use gateway_core::trickle::SeqSpec;
 use tokio::sync::broadcast;
 
-use super::registration::State;
 use crate::channels::JsonReader;
 use crate::trickle::SegmentGetClient;
 
 /// Wait before looking for the channel again after it ended or failed.
 const RETRY: Duration = Duration::from_millis(500);
-/// Events kept for a listener that falls behind.
-pub(super) const EVENT_BACKLOG: usize = 64;
+
+/// What the follower reads and updates of its registration.
+pub(super) trait O2rOwner: Send + 'static {
+    /// The O2R channel's URL now (the registration's latest), if any.
+    fn channel_url(&self) -> Option<String>;
+    /// Runs `change` on the runner's sessions.
+    fn with_sessions(&self, change: &mut dyn FnMut(&mut Vec<String>));
+}
 
 /// Follows the registration's O2R channel until aborted.
 pub(super) async fn follow(
     reader: SegmentGetClient,
-    state: Arc<Mutex<State>>,
+    owner: impl O2rOwner,
     events: broadcast::Sender<SessionEvent>,
 ) {
     let mut finished: Option<String> = None;
     loop {
-        let url = state.lock().unwrap_or_else(|e| e.into_inner()).o2r.as_ref().map(|c| c.url.clone());
+        let url = owner.channel_url();
         let Some(url) = url.filter(|u| finished.as_deref() != Some(u.as_str())) else {
             tokio::time::sleep(RETRY).await;
             continue;
@@ -38,7 +42,7 @@ pub(super) async fn follow(
             match messages.next().await {
                 Ok(Some(message)) => {
                     if let Some(event) = SessionEvent::from_o2r(&message) {
-                        apply(&state, &event);
+                        owner.with_sessions(&mut |sessions| apply(sessions, &event));
                         let _ = events.send(event);
                     }
                 }
@@ -57,9 +61,7 @@ pub(super) async fn follow(
     }
 }
 
-fn apply(state: &Mutex<State>, event: &SessionEvent) {
-    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-    let sessions = &mut s.request.session_ids;
+fn apply(sessions: &mut Vec<String>, event: &SessionEvent) {
     match event.kind {
         SessionEventKind::Reserved if !sessions.contains(&event.session_id) => {
             sessions.push(event.session_id.clone())

@@ -18,6 +18,8 @@ use gateway_core::runners::{
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+use super::o2r;
+
 use crate::http::{describe, read_body_capped, HttpClients};
 
 /// Time allowed for a heartbeat or an unregister (the Python SDK's).
@@ -73,14 +75,14 @@ pub struct RegistrationStats {
 }
 
 /// What the heartbeat loop, the O2R follower and the handle share.
-pub(super) struct State {
+struct State {
     orchestrator: String,
     registration_secret: String,
     heartbeat_secret: String,
     /// What the next heartbeat says; its `session_ids` are the sessions the runner holds.
-    pub(super) request: HeartbeatRequest,
+    request: HeartbeatRequest,
     interval: Duration,
-    pub(super) o2r: Option<RunnerChannel>,
+    o2r: Option<RunnerChannel>,
     stats: RegistrationStats,
 }
 
@@ -137,8 +139,9 @@ impl RunnerRegistration {
             stats: RegistrationStats { heartbeats: 1, ..Default::default() },
         }));
         let beats = tokio::spawn(heartbeat_loop(http.clone(), state.clone()));
-        let (events, _) = broadcast::channel(super::o2r::EVENT_BACKLOG);
-        let o2r = tokio::spawn(super::o2r::follow(clients.segment_reader(), state.clone(), events.clone()));
+        let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        let owner = SharedState(state.clone());
+        let o2r = tokio::spawn(o2r::follow(clients.segment_reader(), owner, events.clone()));
         Ok(RunnerRegistration { runner_id: answer.runner_id, http, state, beats, o2r, events })
     }
 
@@ -208,6 +211,22 @@ impl Drop for RunnerRegistration {
     fn drop(&mut self) {
         self.beats.abort();
         self.o2r.abort();
+    }
+}
+
+/// Events kept for a listener that falls behind.
+const EVENT_BACKLOG: usize = 64;
+
+/// The O2R follower's view of the shared state.
+struct SharedState(Arc<Mutex<State>>);
+
+impl o2r::O2rOwner for SharedState {
+    fn channel_url(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).o2r.as_ref().map(|c| c.url.clone())
+    }
+
+    fn with_sessions(&self, change: &mut dyn FnMut(&mut Vec<String>)) {
+        change(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()).request.session_ids);
     }
 }
 

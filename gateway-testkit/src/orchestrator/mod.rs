@@ -44,6 +44,7 @@ mod lv2v;
 mod recipient;
 mod runner_callbacks;
 mod runner_proxy;
+mod runner_routes;
 mod runner_sessions;
 mod runners;
 mod scope;
@@ -560,7 +561,7 @@ impl LocalOrchestrator {
                 "/process/job/{id}/refresh-payment",
                 post(training::refresh_payment).fallback(method_not_allowed),
             )
-            .merge(runners::routes())
+            .merge(runner_routes::routes())
             .with_state(self.clone());
         grpc.merge(http)
             .merge(self.inner.trickle.router())

@@ -65,7 +65,7 @@ impl LocalOrchestrator {
         &self,
         runner_id: &str,
         session_id: &str,
-        change: impl FnOnce(&mut super::runner_sessions::RunnerSession, &str) -> Result<T, Reject>,
+        change: impl FnOnce(&mut super::runners::RunnerSession, &str) -> Result<T, Reject>,
     ) -> Result<T, Reject> {
         let mut runners = self.inner.runners.lock().unwrap_or_else(|e| e.into_inner());
         let r = runners.get_mut(runner_id).ok_or(Reject(StatusCode::NOT_FOUND, "runner not found".into()))?;

@@ -32,24 +32,11 @@ use gateway_core::runners::MODE_PERSISTENT;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::runners::{base32_lower, json_ok, wei_price};
+use super::runners::{base32_lower, json_ok, wei_price, RunnerSession};
 use super::{header, http_error, Inner, LocalOrchestrator, PaymentRoute, Reject};
 use crate::tickets::fixed_bytes;
 
 use gateway_core::runners::{PaymentChallenge, SessionReserved, HEADER_PAYER_ADDRESS};
-
-/// A session a runner holds.
-pub(super) struct RunnerSession {
-    pub(super) id: String,
-    /// Ends its accounting (and a single-shot call's proxying).
-    pub(super) end: CancellationToken,
-    /// Paid once at reservation (`fixed`): takes no follow-up payment.
-    fixed: bool,
-    /// Trickle channels the runner made for it, by name (closed on release).
-    pub(super) channels: Vec<gateway_core::runners::RunnerChannel>,
-    /// Public proxies the runner made for it: id and target URL.
-    pub(super) proxies: Vec<(String, String)>,
-}
 
 /// What a reservation needs to know of its runner.
 pub(super) struct RunnerTerms {

@@ -16,12 +16,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
-use axum::Router;
 use gateway_core::runners::{
     discovery_unit, normalize_heartbeat, DiscoveredRunner, DiscoveryEntry, HeartbeatRequest,
     HeartbeatResponse, RunnerChannel, RunnerPriceInfo, MODE_SINGLE_SHOT,
@@ -30,9 +27,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
-use super::byoc::method_not_allowed;
 use super::{header, http_error, LocalOrchestrator};
-use super::{runner_callbacks, runner_proxy, runner_sessions, scope};
 
 /// go's O2R keep-alive interval.
 const O2R_KEEPALIVE: Duration = Duration::from_secs(10);
@@ -50,7 +45,20 @@ pub(super) struct RegisteredRunner {
     /// Ends the O2R keep-alives.
     cancel: CancellationToken,
     /// Sessions it holds, oldest first.
-    pub(super) sessions: Vec<super::runner_sessions::RunnerSession>,
+    pub(super) sessions: Vec<RunnerSession>,
+}
+
+/// A session a runner holds (go's `liveRunnerSession`).
+pub(super) struct RunnerSession {
+    pub(super) id: String,
+    /// Ends its accounting (and a single-shot call's proxying).
+    pub(super) end: CancellationToken,
+    /// Paid once at reservation (`fixed`): takes no follow-up payment.
+    pub(super) fixed: bool,
+    /// Trickle channels the runner made for it, by name (closed on release).
+    pub(super) channels: Vec<gateway_core::runners::RunnerChannel>,
+    /// Public proxies the runner made for it: id and target URL.
+    pub(super) proxies: Vec<(String, String)>,
 }
 
 /// The registry (go's `LiveRunnerRegistry`, dynamic runners only).
@@ -344,48 +352,6 @@ pub(super) fn base32_lower(bytes: &[u8]) -> String {
         out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
     }
     out
-}
-
-/// The live-runner routes (go's `startAIServer` registrations, `server/ai_http.go`), Scope's
-/// and `/refresh-payment` (`server/rpc.go`) among them.
-pub(super) fn routes() -> Router<LocalOrchestrator> {
-    Router::new()
-        .route(gateway_core::runners::HEARTBEAT_PATH, post(heartbeat).fallback(method_not_allowed))
-        .route("/runners/{id}/unregister", post(unregister).fallback(method_not_allowed))
-        .route("/apps/{id}/session", post(runner_sessions::reserve).fallback(method_not_allowed))
-        .route(
-            "/apps/{id}/session/{sid}/payment",
-            post(runner_sessions::payment).fallback(method_not_allowed),
-        )
-        .route("/apps/{id}/session/{sid}/stop", post(runner_sessions::stop).fallback(method_not_allowed))
-        // go's reverse proxy relays bodies of any size.
-        .route("/apps/{id}/session/{sid}/app", any(runner_proxy::app_redirect))
-        .route("/apps/{id}/session/{sid}/app/", any(runner_proxy::session).layer(DefaultBodyLimit::disable()))
-        .route(
-            "/apps/{id}/session/{sid}/app/{*path}",
-            any(runner_proxy::session).layer(DefaultBodyLimit::disable()),
-        )
-        .route("/apps/{id}/app", any(runner_proxy::app_redirect))
-        .route("/apps/{id}/app/", any(runner_proxy::single_shot).layer(DefaultBodyLimit::disable()))
-        .route("/apps/{id}/app/{*path}", any(runner_proxy::single_shot).layer(DefaultBodyLimit::disable()))
-        // go reads the body with a 1 MB limit of its own.
-        .route("/scope", any(scope::start_scope).layer(DefaultBodyLimit::disable()))
-        .route("/refresh-payment", post(runner_sessions::refresh_payment).fallback(method_not_allowed))
-        .route(
-            "/runner/{id}/session/{sid}/channels",
-            post(runner_callbacks::create_channels)
-                .delete(runner_callbacks::delete_channels)
-                .fallback(method_not_allowed),
-        )
-        .route(
-            "/runner/{id}/session/{sid}/proxy",
-            post(runner_callbacks::create_proxy).fallback(method_not_allowed),
-        )
-        .route("/runner/{id}/session/{sid}/stop", post(runner_callbacks::stop).fallback(method_not_allowed))
-        .route("/run/{proxy}", any(runner_callbacks::run).layer(DefaultBodyLimit::disable()))
-        .route("/run/{proxy}/", any(runner_callbacks::run).layer(DefaultBodyLimit::disable()))
-        .route("/run/{proxy}/{*path}", any(runner_callbacks::run).layer(DefaultBodyLimit::disable()))
-        .route(gateway_core::runners::DISCOVERY_PATH, get(discovery).fallback(method_not_allowed))
 }
 
 #[cfg(test)]
