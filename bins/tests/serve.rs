@@ -209,6 +209,16 @@ async fn bad_requests_get_gos_status_codes_and_texts() {
     assert_eq!(code, 200);
     let (code, body) = answer(start(Some(&ok_header)).body(r#"{"stream_id":"twice"}"#)).await;
     assert_eq!((code, body.as_str()), (400, "stream already exists: twice\n"));
+    // Two starts of one id at once: the id is held from the first's start, so only one runs.
+    let raced = r#"{"stream_id":"raced"}"#;
+    let (a, b) = tokio::join!(
+        answer(start(Some(&ok_header)).body(raced)),
+        answer(start(Some(&ok_header)).body(raced))
+    );
+    let mut codes = [a.0, b.0];
+    codes.sort();
+    assert_eq!(codes, [200, 400], "{a:?} {b:?}");
+    assert_eq!(net.orchestrator().stats().byoc_streams_started, 2, "twice and raced, once each");
     let update = format!("{}/process/stream/twice/update", node.url);
     let (code, body) = answer(call(reqwest::Method::POST, update, None).body("{}")).await;
     assert!(code == 400 && body.starts_with("Unable to parse job request"), "{code} {body}");

@@ -28,7 +28,23 @@ pub struct Node {
     /// Its metrics.
     pub metrics: NodeMetrics,
     streams: Mutex<HashMap<String, Arc<Stream>>>,
+    /// Ids of streams being started: taken before the (slow) start, so two starts of one id
+    /// cannot both run.
+    starting: Mutex<std::collections::HashSet<String>>,
     draining: AtomicBool,
+}
+
+/// An id held for a stream being started; let go when dropped (the start failed, or the
+/// stream was added).
+pub struct StartingId<'a> {
+    node: &'a Node,
+    id: String,
+}
+
+impl Drop for StartingId<'_> {
+    fn drop(&mut self) {
+        self.node.starting.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+    }
 }
 
 /// One stream the node runs.
@@ -66,6 +82,7 @@ impl Node {
             auth,
             metrics: NodeMetrics::new(),
             streams: Mutex::new(HashMap::new()),
+            starting: Mutex::new(Default::default()),
             draining: AtomicBool::new(false),
         }
     }
@@ -85,9 +102,14 @@ impl Node {
         self.lock().get(id).cloned()
     }
 
-    /// Whether `id` is taken.
-    pub fn has_stream(&self, id: &str) -> bool {
-        self.lock().contains_key(id)
+    /// Holds `id` for a stream about to start; `None` when a stream runs or is starting under it.
+    pub fn hold_id(&self, id: &str) -> Option<StartingId<'_>> {
+        let streams = self.lock();
+        let mut starting = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+        if streams.contains_key(id) || !starting.insert(id.to_owned()) {
+            return None;
+        }
+        Some(StartingId { node: self, id: id.to_owned() })
     }
 
     /// Ids of the streams running now.

@@ -94,9 +94,9 @@ pub async fn start(State(node): State<Arc<Node>>, headers: HeaderMap, body: Byte
             Err(why) => return text(StatusCode::FORBIDDEN, format!("live ai auth failed: {why}")),
         }
     }
-    if node.has_stream(&stream_id) {
+    let Some(_held) = node.hold_id(&stream_id) else {
         return text(StatusCode::BAD_REQUEST, format!("stream already exists: {stream_id}"));
-    }
+    };
     let request = ByocJobRequest {
         stream_id: Some(stream_id.clone()),
         params: pipeline_params.unwrap_or(serde_json::Value::Null),
