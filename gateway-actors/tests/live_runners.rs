@@ -211,21 +211,8 @@ async fn the_python_sdk_pays_for_a_runner_session_here_and_its_runner_hears_of_i
     let net = LocalNetwork::start(config).await.unwrap();
     let orch = net.orchestrator_urls()[0].clone();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/runner_session_peer.py");
-    let out = tokio::task::spawn_blocking({
-        let (orch, signer) = (orch.clone(), net.signer_url());
-        move || {
-            Command::new(gateway_testkit::python::interpreter())
-                .arg(script)
-                .args([orch.as_str(), LOCAL_RUNNER_SECRET, signer.as_str(), "4"])
-                .output()
-        }
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "python failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let args = [orch.as_str(), LOCAL_RUNNER_SECRET, &net.signer_url(), "4"].map(str::to_owned).to_vec();
+    let v = gateway_testkit::python::run_peer(script, args).await;
     let (runner_id, session_id) = (v["runner_id"].as_str().unwrap(), v["session_id"].as_str().unwrap());
     let control = format!("{orch}/apps/{runner_id}/session/{session_id}");
     assert_eq!(v["control_url"], control, "{v}");

@@ -347,15 +347,7 @@ async fn the_python_sdk_calls_single_shot_runners_here_paying_each_call() {
     let orch = net.orchestrator_urls()[0].clone();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/runner_call_peer.py");
     let args = [orch.clone(), LOCAL_RUNNER_SECRET.to_owned(), net.signer_url(), app.url.clone()];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(gateway_testkit::python::interpreter()).arg(script).args(args).output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "python failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let v = gateway_testkit::python::run_peer(script, args.to_vec()).await;
     // The SDK's call to the discovered URL (`…/apps/{id}/app`, no slash) meets go's mux
     // redirect (301), which aiohttp follows as a GET without the body: the app sees the
     // call, paid and with its session headers, but not the SDK's POST body.

@@ -190,13 +190,9 @@ async fn scope_refusals_are_gos_and_every_runner_tried_is_reported() {
     net.shutdown().await;
 }
 
-fn python_scope(args: Vec<String>) -> serde_json::Value {
-    let python = gateway_testkit::python::interpreter();
+async fn python_scope(args: Vec<String>) -> serde_json::Value {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/scope_peer.py");
-    let out = std::process::Command::new(python).arg(script).args(args).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "python failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+    gateway_testkit::python::run_peer(script, args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,7 +201,7 @@ async fn the_python_sdks_start_scope_works_here_both_ways() {
     let net = serverless_network(4).await;
     let orch = net.orchestrator_urls()[0].clone();
     let args = vec![orch.clone(), net.signer_url(), "--control".into()];
-    let v = tokio::task::spawn_blocking(move || python_scope(args)).await.unwrap();
+    let v = python_scope(args).await;
     let mid = v["manifest_id"].as_str().unwrap();
     assert_eq!(v["control_url"], format!("{orch}/ai/trickle/{mid}-control"), "{v}");
     assert_eq!(v["status"]["pipeline"], "scope", "{v}");
@@ -219,7 +215,7 @@ async fn the_python_sdks_start_scope_works_here_both_ways() {
     let (net, app, reg) = scope_app_network().await;
     let orch = net.orchestrator_urls()[0].clone();
     let args = vec![orch.clone()];
-    let v = tokio::task::spawn_blocking(move || python_scope(args)).await.unwrap();
+    let v = python_scope(args).await;
     let sid = v["manifest_id"].as_str().unwrap();
     assert_eq!(v["control_url"], format!("{orch}/ai/trickle/{sid}-control"), "{v}");
     assert_eq!(v["status"]["session"], sid, "{v}");

@@ -20,3 +20,23 @@ pub fn interpreter() -> PathBuf {
     );
     path
 }
+
+/// Runs `script` with `args` under [`interpreter`] on a blocking thread and answers the JSON of
+/// its last stdout line (the peer scripts' report).
+///
+/// # Panics
+///
+/// When the script fails or its last line is not JSON, with its output: a test's peer failing
+/// is the test failing.
+pub async fn run_peer(script: PathBuf, args: Vec<String>) -> serde_json::Value {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(interpreter()).arg(script).args(args).output()
+    })
+    .await
+    .expect("the peer's thread")
+    .expect("the peer starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "python failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("the peer's last line is not JSON ({e}): {last:?}"))
+}
