@@ -56,10 +56,11 @@ impl Server {
         });
     }
 
-    /// Waits until a segment GET is held open (a reader waits for its segment).
-    fn wait_reader(&self) {
+    /// Waits until the server has sent at least `bytes_out` segment bytes in all and a segment
+    /// GET is held open (a reader got what it was sent and waits for its next segment).
+    fn wait_reader(&self, bytes_out: u64) {
         let deadline = Instant::now() + GENEROUS;
-        while self.trickle.stats().active_gets == 0 {
+        while self.trickle.stats().bytes_out < bytes_out || self.trickle.stats().active_gets == 0 {
             assert!(Instant::now() < deadline, "no reader ever waited");
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -172,7 +173,7 @@ fn subscribe_behind_the_window_warns_and_counts_or_fails_with_strict_window() {
 
     let args = ["trickle", "subscribe", url.as_str(), "--start", "0", "--count", "1"];
     let child = spawn(&args);
-    server.wait_reader(); // it skipped to 8 and waits for it
+    server.wait_reader(0); // it skipped to 8 and waits for it
     let mut publisher = server.trickle.local_publisher("behind").unwrap();
     server.rt.block_on(publisher.write_segment(Bytes::from_static(b"eight"))).unwrap();
     let r = wait_with(child, &args, GENEROUS);
@@ -256,8 +257,11 @@ fn subscribe_ending_short_of_its_count_exits_1_unless_partial_is_allowed() {
         server.publish(name, 2);
         let mut args = vec!["trickle", "subscribe", url.as_str(), "--start", "0", "--count", "5"];
         args.extend(extra);
+        let sent_before = server.trickle.stats().bytes_out;
         let child = spawn(&args);
-        server.wait_reader(); // it read both and waits for the third
+        // It was sent both and waits for the third. A GET held open alone is not enough: it may
+        // still be the one reading segment 0, and closing the channel then cuts that read short.
+        server.wait_reader(sent_before + 20);
         assert!(server.trickle.close_channel(name));
         let r = wait_with(child, &args, GENEROUS);
         assert_eq!(r.code, Some(code), "{r:?}");
