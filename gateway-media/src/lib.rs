@@ -8,7 +8,8 @@
 //! cuts at keyframes by media time and yields [`bytes::Bytes`] chunks while a segment is still
 //! being encoded. [`TestPattern`], [`y4m`] (YUV4MPEG2 streams, as ffmpeg pipes them) and
 //! [`rgb24_to_i420`] feed it frames. On the way back,
-//! [`TsDemuxer`] turns MPEG-TS bytes into access units with their timestamps. [`audio`]
+//! [`TsDemuxer`] turns MPEG-TS bytes into access units with their timestamps, and [`flv`] turns
+//! the FLV video tags of an RTMP publish into H.264 access units. [`audio`]
 //! holds the sound side: PCM frames, the Opus encoder and decoder (carried in MPEG-TS by
 //! [`ts::opus`]), which the segmenter interleaves with the video by time.
 //!
@@ -51,6 +52,7 @@ pub mod audio;
 pub mod av1;
 pub mod convert;
 pub mod encoder;
+pub mod flv;
 pub mod frame;
 pub mod frame_queue;
 pub mod h264;
