@@ -5,7 +5,10 @@
 //! A client starts a stream with `POST /process/stream/start`: a `Livepeer` header carrying a
 //! job request (base64 JSON; the gateway signs it, so `sender` and `sig` may be empty) and a
 //! body naming the stream and its parameters. It then updates, reads the status of, reads the
-//! data of, and stops the stream at `/process/stream/{id}/…`.
+//! data of, and stops the stream at `/process/stream/{id}/…`. LV2V streams have routes of
+//! their own ([`live`]).
+
+pub mod live;
 
 use serde::{Deserialize, Serialize};
 
