@@ -131,10 +131,18 @@ fn output_segments_writes_one_complete_file_per_segment() {
             assert_eq!(pyav_frames(path), read, "PyAV decodes every frame of {name}");
             frames += read;
         }
-        assert!(
-            frames >= count - 5,
-            "a real-time publisher may drop a few frames, not more: {frames} of {count}"
-        );
+        // A real-time publisher drops frames a loaded machine cannot encode in time; every
+        // frame it encoded is in the files.
+        let encoded = encoded_frames(&r.all());
+        assert!(encoded > count / 2, "most frames are encoded: {encoded} of {count}");
+        assert_eq!(frames, encoded, "every encoded frame, across the files");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+/// The `N encoded` of the summary's `video in:` line.
+fn encoded_frames(output: &str) -> u64 {
+    let line = output.lines().find(|l| l.starts_with("video in:")).expect("a video summary line");
+    let before = line.split(" encoded").next().unwrap_or_default();
+    before.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"))
 }

@@ -5,6 +5,8 @@
 //! - BYOC streams with go's routes and shapes (`streams`); their media as trickle channels on
 //!   the node, relayed to the orchestrator (`media`).
 //! - Single-shot BYOC requests, `POST /process/request/{path}` (`requests`).
+//! - LV2V streams with go's `/live/video-to-video/…` routes (`live`), and RTMP ingest with
+//!   `--rtmp-listen` (`rtmp`).
 //! - `GET /healthz` (the process answers), `GET /readyz` (503 while draining), `GET /metrics`
 //!   (Prometheus text).
 //! - Bearer tokens and go's auth webhook (`auth`).
@@ -15,14 +17,16 @@
 //!   `--drain-timeout` to be stopped by their clients, then the node stops the rest (each with
 //!   its last payment) and exits.
 //!
-//! Not yet: RTMP and WHIP ingest, LV2V routes.
+//! Not yet: WHIP ingest, RTMP egress, audio over RTMP.
 
 mod auth;
 pub mod config;
+mod live;
 mod media;
 mod metrics;
 mod node;
 mod requests;
+mod rtmp;
 mod streams;
 
 use std::net::SocketAddr;
@@ -54,6 +58,9 @@ pub struct ServeArgs {
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:8937")]
     pub listen: SocketAddr,
+    /// Take RTMP publishers here (`rtmp://ADDR/[app/]{stream}?{query}` starts an LV2V stream).
+    #[arg(long, value_name = "ADDR")]
+    pub rtmp_listen: Option<SocketAddr>,
     /// The URL clients reach this node at, the base of the URLs it answers (default:
     /// http://LISTEN).
     #[arg(long, value_name = "URL")]
@@ -102,8 +109,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         eprintln!("serving on http://{local}");
     }
     tracing::info!(listen = %local, base = %node.base_url, tokens = node.auth.tokens.len(), "serving");
+    let rtmp = match args.rtmp_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| cli::UsageError(format!("cannot listen for RTMP on {addr}: {e}")))?;
+            let rtmp_local = listener.local_addr()?;
+            tracing::info!(rtmp = %rtmp_local, "taking RTMP publishers");
+            Some((rtmp_local, tokio::spawn(rtmp::serve(node.clone(), listener))))
+        }
+        None => None,
+    };
     if args.json {
-        println!("{}", serde_json::json!({ "listen": format!("http://{local}") }));
+        let mut line = serde_json::json!({ "listen": format!("http://{local}") });
+        if let Some((addr, _)) = &rtmp {
+            line["rtmp"] = serde_json::Value::String(format!("rtmp://{addr}"));
+        }
+        println!("{line}");
     }
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let app = router(node.clone());
@@ -115,6 +137,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
     let outcome = shutdown_signal().await;
     tracing::info!(streams = node.stream_ids().len(), "draining");
+    if let Some((_, task)) = &rtmp {
+        task.abort();
+    }
     drain(&node, Duration::from_secs_f64(args.drain_timeout)).await;
     let _ = stop_server.send(());
     // Open answers (a data stream) end with their streams; do not wait on a stuck client.
@@ -138,6 +163,7 @@ fn router(node: Arc<Node>) -> Router {
         // Requests go through whatever their size, as go reads them.
         .route("/process/request/", post(requests::request).layer(DefaultBodyLimit::disable()))
         .route("/process/request/{*path}", post(requests::request).layer(DefaultBodyLimit::disable()))
+        .merge(live_routes())
         .layer(axum::middleware::from_fn_with_state(node.clone(), authorize));
     // Media channels: the stream's key in the path is their credential; segments of any size.
     let media = Router::new()
@@ -152,6 +178,20 @@ fn router(node: Arc<Node>) -> Router {
         .route("/metrics", get(metrics_text))
         .layer(axum::middleware::from_fn_with_state(node.clone(), timed))
         .with_state(node)
+}
+
+/// go's LV2V routes (`server/ai_mediaserver.go`) and the node's media routes for them.
+fn live_routes() -> Router<Arc<Node>> {
+    // One parameter name per position (the router's rule): `{stream}` is the prefix in the
+    // five-segment start route, and the stream id in the status route.
+    Router::new()
+        .route("/live/video-to-video/{stream}/start", post(live::start_route))
+        .route("/live/video-to-video/{stream}/{inner}/start", post(live::start_route_prefixed))
+        .route("/live/video-to-video/{stream}/update", post(live::update))
+        .route("/live/video-to-video/{stream}/status", any(live::status))
+        .route("/live/video-to-video/{stream}/output", get(live::output))
+        .route("/live/video-to-video/{stream}/input", post(live::input).layer(DefaultBodyLimit::disable()))
+        .layer(DefaultBodyLimit::max(MAX_STREAM_BODY_BYTES + 1))
 }
 
 /// 401 without an accepted bearer token (when tokens are configured).
@@ -208,7 +248,8 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 async fn drain(node: &Arc<Node>, within: Duration) {
     node.drain();
     let deadline = tokio::time::Instant::now() + within;
-    while !node.stream_ids().is_empty() && tokio::time::Instant::now() < deadline {
+    let running = || !node.stream_ids().is_empty() || !node.live.names().is_empty();
+    while running() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for id in node.stream_ids() {
@@ -220,6 +261,14 @@ async fn drain(node: &Arc<Node>, within: Duration) {
             }
             tracing::info!(stream = %id, "stopping a stream left running at shutdown");
             cli::cleanup("stopping a stream", job.stop()).await;
+        }
+    }
+    for name in node.live.names() {
+        if let Some(entry) = node.live.get(&name) {
+            if !cli::json_logs() {
+                eprintln!("stopping live stream {name}");
+            }
+            live::stop(node, &entry, "the node shuts down").await;
         }
     }
 }

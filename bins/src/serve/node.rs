@@ -27,6 +27,8 @@ pub struct Node {
     pub auth: Auth,
     /// Its metrics.
     pub metrics: NodeMetrics,
+    /// The LV2V streams it runs.
+    pub live: super::live::LiveStreams,
     streams: Mutex<HashMap<String, Arc<Stream>>>,
     /// Ids of streams being started: taken before the (slow) start, so two starts of one id
     /// cannot both run.
@@ -81,6 +83,7 @@ impl Node {
             base_url: base_url.trim_end_matches('/').to_owned(),
             auth,
             metrics: NodeMetrics::new(),
+            live: Default::default(),
             streams: Mutex::new(HashMap::new()),
             starting: Mutex::new(Default::default()),
             draining: AtomicBool::new(false),

@@ -285,6 +285,12 @@ impl LiveStream {
         self.video.as_deref()
     }
 
+    /// The video publisher as a shared handle, for a producer on a task of its own (an ingest
+    /// connection) while the stream is read and stopped elsewhere.
+    pub fn video_handle(&self) -> Option<Arc<VideoPublisher>> {
+        self.video.clone()
+    }
+
     /// Where the stream is and what happened to it so far.
     pub fn status(&self) -> LiveStreamStatus {
         self.status.borrow().clone()

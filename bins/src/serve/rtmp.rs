@@ -1,0 +1,196 @@
+//! RTMP ingest (`--rtmp-listen`): the node takes RTMP publishers itself, where go's gateway
+//! sits behind MediaMTX. Publishing to `rtmp://node/[app/]{stream}[?query]` does what
+//! MediaMTX's start callback does for go (`live::start` with the query's `pipeline`, `params`,
+//! `streamId`…; the webhook sees `type: rtmp`), then carries the stream's H.264 video, without
+//! decoding it, into the stream's MPEG-TS segments (`gateway_media::flv`). Unpublishing, or the
+//! connection dropping, stops the stream (go's "ingest disconnected").
+//!
+//! With bearer tokens configured, the publisher passes one as the query's `token` (RTMP has no
+//! headers); it is taken out of the query before anything else sees it.
+//!
+//! Not yet: audio (AAC tags are counted and dropped), RTMP egress (the output is read at
+//! `GET …/{stream}/output`), RTMPS.
+
+use std::sync::Arc;
+
+use gateway_core::gateway_api::live::{LiveQuery, LiveSource};
+use gateway_media::flv::FlvVideo;
+use gateway_media::segmenter::{Segmenter, SegmenterConfig};
+use scuffle_rtmp::session::server::{ServerSessionError, SessionData, SessionHandler};
+use scuffle_rtmp::ServerSession;
+use tokio::net::TcpListener;
+
+use super::live::{self, LiveEntry, LiveStart};
+use super::node::Node;
+
+/// The query key a publisher passes a bearer token in.
+const TOKEN_KEY: &str = "token";
+
+/// Accepts RTMP publishers on `listener` until the task is dropped.
+pub async fn serve(node: Arc<Node>, listener: TcpListener) {
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "RTMP accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let refused = Arc::new(std::sync::Mutex::new(None::<String>));
+            let handler = Publisher { node: node.clone(), refused: refused.clone(), ingest: None };
+            let result = ServerSession::new(socket, handler).run().await;
+            // The handler's own reason, if it ended the session; the session's error otherwise.
+            let refused = refused.lock().unwrap_or_else(|e| e.into_inner()).take();
+            match (refused, result) {
+                (Some(why), _) => tracing::warn!(%peer, reason = %why, "RTMP publish refused"),
+                (None, Err(e)) => tracing::info!(%peer, error = %e, "RTMP connection ended"),
+                (None, Ok(_)) => tracing::debug!(%peer, "RTMP connection closed"),
+            }
+        });
+    }
+}
+
+/// One RTMP connection's publish.
+struct Publisher {
+    node: Arc<Node>,
+    /// Why the handler ended the session (the session's own error types cannot say it).
+    refused: Arc<std::sync::Mutex<Option<String>>>,
+    ingest: Option<Ingest>,
+}
+
+/// The stream a connection feeds.
+struct Ingest {
+    entry: Arc<LiveEntry>,
+    flv: FlvVideo,
+    segmenter: Segmenter,
+    audio_tags_dropped: u64,
+}
+
+impl Publisher {
+    /// Ends the session, keeping `why` for the log.
+    fn refuse(&self, why: String) -> ServerSessionError {
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        // Any error ends the session; this one is what the library has for a refused publish.
+        ServerSessionError::PublishBeforeConnect
+    }
+
+    async fn publish(&mut self, stream_name: &str) -> Result<(), String> {
+        let (name, raw_query) = stream_name.split_once('?').unwrap_or((stream_name, ""));
+        let (token, query) = split_token(raw_query);
+        if !self.node.auth.allows(token.as_deref().map(|t| format!("Bearer {t}")).as_deref()) {
+            return Err(format!("stream {name}: no accepted token (pass one as ?{TOKEN_KEY}=…)"));
+        }
+        if name.is_empty() || name.ends_with("-out") {
+            return Err(format!("stream name {name:?} cannot be published"));
+        }
+        let parsed = LiveQuery::parse(&query).map_err(|e| format!("stream {name}: {e}"))?;
+        let start = LiveStart { stream: name.to_owned(), source: LiveSource::Rtmp, query, parsed };
+        let entry =
+            live::start(&self.node, start).await.map_err(|(_, why)| format!("stream {name}: {why}"))?;
+        entry.take_input();
+        self.ingest = Some(Ingest {
+            entry,
+            flv: FlvVideo::new(),
+            segmenter: Segmenter::mpegts(SegmenterConfig::default()),
+            audio_tags_dropped: 0,
+        });
+        Ok(())
+    }
+
+    async fn video(&mut self, timestamp: u32, tag: &[u8]) -> Result<(), String> {
+        let Some(ingest) = self.ingest.as_mut() else { return Ok(()) };
+        let Some(packet) = ingest.flv.push(timestamp, tag).map_err(|e| e.to_string())? else { return Ok(()) };
+        let events = ingest.segmenter.push(&packet).map_err(|e| e.to_string())?;
+        ingest.entry.video().write_cut(events, 1).await.map_err(|e| format!("the stream refused media: {e}"))
+    }
+
+    /// The publish ended: the last segment goes out and the stream stops.
+    async fn finish(&mut self) {
+        let Some(mut ingest) = self.ingest.take() else { return };
+        let events = ingest.segmenter.finish();
+        let _ = ingest.entry.video().write_cut(events, 0).await;
+        if ingest.audio_tags_dropped > 0 {
+            tracing::info!(stream = %ingest.entry.name, tags = ingest.audio_tags_dropped, "RTMP audio was not carried");
+        }
+        live::stop(&self.node, &ingest.entry, "its RTMP publisher left").await;
+    }
+}
+
+impl SessionHandler for Publisher {
+    async fn on_publish(
+        &mut self,
+        _id: u32,
+        _app: &str,
+        stream_name: &str,
+    ) -> Result<(), ServerSessionError> {
+        if self.ingest.is_some() {
+            return Err(self.refuse("one publish per connection".into()));
+        }
+        self.publish(stream_name).await.map_err(|why| self.refuse(why))
+    }
+
+    async fn on_unpublish(&mut self, _id: u32) -> Result<(), ServerSessionError> {
+        self.finish().await;
+        Ok(())
+    }
+
+    async fn on_data(&mut self, _id: u32, data: SessionData) -> Result<(), ServerSessionError> {
+        match data {
+            SessionData::Video { timestamp, data } => {
+                if let Err(why) = self.video(timestamp, &data).await {
+                    self.finish().await;
+                    return Err(self.refuse(why));
+                }
+            }
+            SessionData::Audio { .. } => {
+                if let Some(ingest) = self.ingest.as_mut() {
+                    ingest.audio_tags_dropped += 1;
+                }
+            }
+            SessionData::Amf0 { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Publisher {
+    /// A connection that dropped without unpublishing still stops its stream.
+    fn drop(&mut self) {
+        if let Some(ingest) = self.ingest.take() {
+            let node = self.node.clone();
+            tokio::spawn(async move {
+                live::stop(&node, &ingest.entry, "its RTMP connection dropped").await;
+            });
+        }
+    }
+}
+
+/// Takes the `token` out of a raw query: the token, and the query without it.
+fn split_token(query: &str) -> (Option<String>, String) {
+    let mut token = None;
+    let mut rest = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if key == TOKEN_KEY {
+            token.get_or_insert_with(|| value.into_owned());
+        } else {
+            rest.append_pair(&key, &value);
+        }
+    }
+    (token, rest.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_leaves_the_query() {
+        let (token, rest) = split_token("pipeline=noop&token=s3cret&streamId=a%20b");
+        assert_eq!(token.as_deref(), Some("s3cret"));
+        assert_eq!(rest, "pipeline=noop&streamId=a+b");
+        assert_eq!(split_token(""), (None, String::new()));
+    }
+}

@@ -1,0 +1,270 @@
+//! `serve`'s LV2V side (issue 18, part): go-livepeer's `/live/video-to-video/…` routes
+//! (`server/ai_mediaserver.go`) called as MediaMTX and go's clients call them, and RTMP ingest
+//! from Debian's ffmpeg, against the local network run in this process (so the test sees what
+//! the orchestrator was sent): the video goes through the orchestrator and back out of the
+//! node, updates reach the orchestrator's control channel, the status is go's shape, the
+//! stream stops when its input ends; go's refusals with go's texts.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use gateway_core::trickle::SeqSpec;
+use gateway_media::ts_demux::TsDemuxer;
+use gateway_testkit::network::{LocalNetwork, NetworkConfig};
+
+const TOKEN: &str = "node-token";
+
+/// The node, serving HTTP and RTMP until killed.
+struct ServeNode {
+    child: Child,
+    url: String,
+    rtmp: String,
+}
+
+impl ServeNode {
+    fn start(net: &LocalNetwork) -> ServeNode {
+        let orch = net.orchestrator_urls()[0].clone();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--rtmp-listen", "127.0.0.1:0", "--json"])
+            .args(["--auth-token", TOKEN, "--orchestrator", &orch, "--signer"])
+            .arg(net.signer_url())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        let url = v["listen"].as_str().unwrap().to_owned();
+        ServeNode { child, url, rtmp: v["rtmp"].as_str().unwrap().to_owned() }
+    }
+
+    fn live(&self, path: &str) -> String {
+        format!("{}/live/video-to-video/{path}", self.url)
+    }
+}
+
+impl Drop for ServeNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn network() -> LocalNetwork {
+    let mut config = NetworkConfig { orchestrators: 1, tls: false, ..Default::default() };
+    config.orchestrator.event_interval = Duration::from_millis(200);
+    LocalNetwork::start(config).await.unwrap()
+}
+
+fn client() -> reqwest::Client {
+    let _ = gateway_actors::tls::provider();
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn answer(req: reqwest::RequestBuilder) -> (u16, String) {
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Video access units in the node's output until `want` arrived (or 20 s passed).
+async fn read_output(url: String, want: usize) -> usize {
+    let r = client().get(url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], gateway_core::trickle::MIME_MPEGTS);
+    let mut body = r.bytes_stream();
+    let mut demux = TsDemuxer::new();
+    let mut units = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while units < want {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(chunk))) => units += demux.push(&chunk).len(),
+            _ => break,
+        }
+    }
+    units
+}
+
+/// Reads the orchestrator's events channel, from the next event on, until a `params_updated`
+/// event; its params.
+async fn params_updated(net: &LocalNetwork) -> impl std::future::Future<Output = serde_json::Value> {
+    let trickle = net.orchestrator().trickle().clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        if let Some(events) = trickle.channel_names().into_iter().find(|n| n.ends_with("-events")) {
+            break events;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no events channel");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The next write index now, so an event written before the reader first looks is not
+    // skipped.
+    let next_url = format!("{}/ai/trickle/{events}/next", net.orchestrator_urls()[0]);
+    let next: u64 =
+        client().get(next_url).send().await.unwrap().text().await.unwrap().trim().parse().unwrap();
+    let mut sub = trickle.local_subscriber(&events, SeqSpec::At(next)).unwrap();
+    async move {
+        while let Ok(Some(segment)) = tokio::time::timeout_at(deadline, sub.next_segment()).await {
+            let event: serde_json::Value = serde_json::from_slice(&segment.read_all().await).unwrap();
+            if event["type"] == "params_updated" {
+                return event["params"].clone();
+            }
+        }
+        panic!("no params_updated event");
+    }
+}
+
+/// Waits until the orchestrator runs nothing.
+async fn wait_idle(net: &LocalNetwork) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !net.orchestrator().running().is_idle() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stream was not stopped: {:?}",
+            net.orchestrator().running()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_publishes_rtmp_and_the_stream_runs_through_the_orchestrator_and_back() {
+    let net = network().await;
+    let node = ServeNode::start(&net);
+    let orch = net.orchestrator_urls()[0].clone();
+
+    // Without the token the publish is refused before any job starts.
+    let refused = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=30", "-t", "1"])
+        .args(["-c:v", "libx264", "-f", "flv", &format!("{}/live/cam", node.rtmp)])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert_eq!(net.orchestrator().stats().lv2v_sessions_started, 0);
+
+    let target = format!("{}/live/cam?pipeline=noop&streamId=sid-1&token={TOKEN}", node.rtmp);
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "6"])
+        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-f", "flv", &target])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The stream is known by its name for updates and its id for the status.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        let (code, body) = answer(client().get(node.live("sid-1/status")).bearer_auth(TOKEN)).await;
+        if code == 200 {
+            let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if status["type"] == "status" {
+                break status;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no status: {code} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status["stream_id"], "sid-1");
+    assert_eq!(status["orchestrator_info"]["url"], orch.as_str());
+    assert_eq!(status["request_id"].as_str().map(str::len), Some(8));
+    assert!(status["gateway_status"].is_object(), "{status}");
+
+    let units = read_output(node.live("cam/output"), 30).await;
+    assert!(units >= 30, "only {units} access units came back");
+
+    let updated = params_updated(&net).await;
+    let update = client().post(node.live("cam/update")).bearer_auth(TOKEN).body(r#"{"prompt":"a cat"}"#);
+    assert_eq!(answer(update).await, (200, String::new()));
+    assert_eq!(updated.await, serde_json::json!({"prompt": "a cat"}));
+
+    let out = ffmpeg.wait().unwrap();
+    assert!(out.success());
+    let _ = ffmpeg.stderr.take();
+    // The publisher left: the stream stops on the orchestrator and leaves the node.
+    wait_idle(&net).await;
+    let (code, _) = answer(client().get(node.live("sid-1/status")).bearer_auth(TOKEN)).await;
+    assert_eq!(code, 404);
+    assert_eq!(net.orchestrator().stats().lv2v_sessions_started, 1);
+    assert!(net.orchestrator().stats().payments_accepted >= 1);
+}
+
+/// A form field: name and value.
+type Field<'a> = (&'a str, &'a str);
+
+/// A multipart body as `curl -F` sends it (MediaMTX's sample start hook).
+fn multipart(fields: &[Field]) -> (String, Vec<u8>) {
+    let boundary = "------------------------a1b2c3d4";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body.into_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_callback_takes_gos_form_and_refuses_as_go_does() {
+    let net = network().await;
+    let node = ServeNode::start(&net);
+    let post = |path: &str| client().post(node.live(path)).bearer_auth(TOKEN);
+
+    // go's refusals, in go's order, with go's texts.
+    let cases: [(&[Field], u16, &str); 4] = [
+        (&[("source_type", "rtmpconn")], 400, "Missing source_id\n"),
+        (&[("source_id", "c1")], 400, "Missing source_type\n"),
+        (&[("source_id", "c1"), ("source_type", "srt")], 400, "unknown media source\n"),
+        (
+            &[("source_id", "c1"), ("source_type", "rtmpconn"), ("query", "params=[1]")],
+            400,
+            "Invalid model params\n",
+        ),
+    ];
+    for (fields, code, text) in cases {
+        let (content_type, body) = multipart(fields);
+        let r = post("cam/start").header("content-type", content_type).body(body);
+        assert_eq!(answer(r).await, (code, text.to_owned()), "{fields:?}");
+    }
+    // An output is not started.
+    let r = post("cam-out/start?source_id=c1&source_type=rtmpconn");
+    assert_eq!(answer(r).await, (200, String::new()));
+    assert_eq!(answer(post("nope/update").body("{}")).await, (404, "Stream not found\n".into()));
+    assert_eq!(
+        answer(client().get(node.live("nope/status")).bearer_auth(TOKEN)).await,
+        (404, "Stream not found\n".into())
+    );
+    // Without the bearer token, nothing starts.
+    let r = client().post(node.live("cam/start?source_id=c1&source_type=rtmpconn"));
+    assert_eq!(answer(r).await.0, 401);
+    assert_eq!(net.orchestrator().stats().lv2v_sessions_started, 0);
+
+    // A start as MediaMTX makes it (a prefixed path, the query as a form value), then media
+    // over the node's input route.
+    let (content_type, body) = multipart(&[
+        ("source_id", "conn-7"),
+        ("source_type", "rtmpconn"),
+        ("query", "pipeline=noop&streamId=s2"),
+    ]);
+    let r = post("live/cam2/start").header("content-type", content_type).body(body);
+    let (code, body) = answer(r).await;
+    assert_eq!(code, 200, "{body}");
+    let urls: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(urls["stream"], "cam2");
+    assert_eq!(urls["status_url"], node.live("s2/status"));
+    let output = tokio::spawn(read_output(urls["output_url"].as_str().unwrap().to_owned(), 60));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ts = common::mpegts(3, true);
+    let input = post("cam2/input").body(ts);
+    let (code, body) = answer(input).await;
+    assert_eq!(code, 200, "{body}");
+    let sent: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(sent["access_units"], 90);
+    let units = output.await.unwrap();
+    assert!(units >= 60, "only {units} access units came back");
+    // The input ended: the stream stopped.
+    wait_idle(&net).await;
+    assert_eq!(answer(post("cam2/update").body("{}")).await.0, 404);
+}
