@@ -9,6 +9,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -27,11 +28,16 @@ struct ServeNode {
 
 impl ServeNode {
     fn start(net: &LocalNetwork) -> ServeNode {
+        ServeNode::start_with(net, &[])
+    }
+
+    fn start_with(net: &LocalNetwork, extra: &[&str]) -> ServeNode {
         let orch = net.orchestrator_urls()[0].clone();
         let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
             .args(["serve", "--listen", "127.0.0.1:0", "--rtmp-listen", "127.0.0.1:0", "--json"])
             .args(["--auth-token", TOKEN, "--orchestrator", &orch, "--signer"])
             .arg(net.signer_url())
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -267,4 +273,72 @@ async fn the_start_callback_takes_gos_form_and_refuses_as_go_does() {
     // The input ended: the stream stopped.
     wait_idle(&net).await;
     assert_eq!(answer(post("cam2/update").body("{}")).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auth_webhook_decides_live_starts_and_never_sees_the_rtmp_token() {
+    // go's webhook: refuses "blocked"; names the stream and sets ComfyUI parameters otherwise.
+    let seen = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    let hook = {
+        let seen = seen.clone();
+        axum::Router::new().route(
+            "/auth",
+            axum::routing::post(move |body: axum::Json<serde_json::Value>| {
+                let seen = seen.clone();
+                async move {
+                    let blocked = body["stream"] == "blocked";
+                    seen.lock().unwrap().push(body.0);
+                    if blocked {
+                        return (axum::http::StatusCode::FORBIDDEN, "not you".to_owned());
+                    }
+                    let answer = serde_json::json!({
+                        "stream_id": "hooked", "pipeline": "comfyui", "pipeline_id": "pip-1",
+                        "pipeline_parameters": {"a": 1},
+                    });
+                    (axum::http::StatusCode::OK, answer.to_string())
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/auth", listener.local_addr().unwrap());
+    let hook_server = gateway_testkit::serve::serve(listener, hook, None);
+    let mut config = NetworkConfig { orchestrators: 1, tls: false, ..Default::default() };
+    config.orchestrator.event_interval = Duration::from_millis(200);
+    // The webhook picks the `comfyui` pipeline: the orchestrator offers it.
+    let mut comfy = config.orchestrator.offers[0].clone();
+    comfy.model = "comfyui".into();
+    config.orchestrator.offers.push(comfy);
+    let net = LocalNetwork::start(config).await.unwrap();
+    let node = ServeNode::start_with(&net, &["--auth-webhook", &hook_url]);
+
+    let r = client().post(node.live("blocked/start?source_id=c1&source_type=rtmpconn")).bearer_auth(TOKEN);
+    assert_eq!(answer(r).await, (403, "Forbidden\n".into()));
+
+    let target = format!("{}/live/cam?streamId=mine&token={TOKEN}", node.rtmp);
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=30", "-t", "3"])
+        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-f", "flv", &target])
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        let (code, body) = answer(client().get(node.live("hooked/status")).bearer_auth(TOKEN)).await;
+        if code == 200 {
+            break serde_json::from_str::<serde_json::Value>(&body).unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no status under the webhook's id: {code} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status["pipeline_id"], "pip-1");
+    assert!(ffmpeg.wait().unwrap().success());
+    let asked = seen.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2);
+    assert_eq!(asked[1]["type"], "rtmp");
+    assert_eq!(asked[1]["stream"], "cam");
+    assert_eq!(asked[1]["query_params"], "streamId=mine", "the token is taken out");
+    assert_eq!(asked[1]["update_url"], node.live("cam/update"));
+    assert_eq!(net.orchestrator().stats().lv2v_sessions_started, 1);
+    wait_idle(&net).await;
+    hook_server.shutdown().await;
 }
