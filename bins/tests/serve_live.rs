@@ -79,20 +79,49 @@ async fn answer(req: reqwest::RequestBuilder) -> (u16, String) {
 
 /// Video access units in the node's output until `want` arrived (or 20 s passed).
 async fn read_output(url: String, want: usize) -> usize {
+    read_output_bytes(url, want).await.0
+}
+
+/// The same, and the bytes read.
+async fn read_output_bytes(url: String, want: usize) -> (usize, Vec<u8>) {
     let r = client().get(url).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.headers()["content-type"], gateway_core::trickle::MIME_MPEGTS);
     let mut body = r.bytes_stream();
     let mut demux = TsDemuxer::new();
     let mut units = 0;
+    let mut bytes = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while units < want {
         match tokio::time::timeout_at(deadline, body.next()).await {
-            Ok(Some(Ok(chunk))) => units += demux.push(&chunk).len(),
+            Ok(Some(Ok(chunk))) => {
+                units += demux.push(&chunk).len();
+                bytes.extend_from_slice(&chunk);
+            }
             _ => break,
         }
     }
-    units
+    (units, bytes)
+}
+
+/// The codec names of the streams ffprobe finds in `ts` (each once: it lists a program's
+/// streams again).
+fn probe_codecs(ts: &[u8]) -> Vec<String> {
+    let path = std::env::temp_dir().join(format!("lpgw-live-out-{}.ts", std::process::id()));
+    std::fs::write(&path, ts).unwrap();
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+        .arg(&path)
+        .output()
+        .expect("ffprobe runs (scripts/setup.sh installs it)");
+    let _ = std::fs::remove_file(&path);
+    let mut codecs: Vec<String> = Vec::new();
+    for codec in String::from_utf8_lossy(&out.stdout).lines().map(str::trim).filter(|c| !c.is_empty()) {
+        if !codecs.iter().any(|c| c == codec) {
+            codecs.push(codec.to_owned());
+        }
+    }
+    codecs
 }
 
 /// Reads the orchestrator's events channel, from the next event on, until a `params_updated`
@@ -154,8 +183,10 @@ async fn ffmpeg_publishes_rtmp_and_the_stream_runs_through_the_orchestrator_and_
 
     let target = format!("{}/live/cam?pipeline=noop&streamId=sid-1&token={TOKEN}", node.rtmp);
     let mut ffmpeg = Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "6"])
-        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-f", "flv", &target])
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "6"])
+        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac"])
+        .args(["-f", "flv", &target])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -177,8 +208,9 @@ async fn ffmpeg_publishes_rtmp_and_the_stream_runs_through_the_orchestrator_and_
     assert_eq!(status["request_id"].as_str().map(str::len), Some(8));
     assert!(status["gateway_status"].is_object(), "{status}");
 
-    let units = read_output(node.live("cam/output"), 30).await;
-    assert!(units >= 30, "only {units} access units came back");
+    let (units, ts) = read_output_bytes(node.live("cam/output"), 45).await;
+    assert!(units >= 45, "only {units} access units came back");
+    assert_eq!(probe_codecs(&ts), ["h264", "aac"], "the video and its audio came back");
 
     let updated = params_updated(&net).await;
     let update = client().post(node.live("cam/update")).bearer_auth(TOKEN).body(r#"{"prompt":"a cat"}"#);
@@ -317,8 +349,11 @@ async fn the_auth_webhook_decides_live_starts_and_never_sees_the_rtmp_token() {
 
     let target = format!("{}/live/cam?streamId=mine&token={TOKEN}", node.rtmp);
     let mut ffmpeg = Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=30", "-t", "3"])
-        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-f", "flv", &target])
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "3"])
+        // MP3 audio is not carried: it is dropped and the video goes on.
+        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "libmp3lame"])
+        .args(["-f", "flv", &target])
         .spawn()
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
@@ -331,6 +366,7 @@ async fn the_auth_webhook_decides_live_starts_and_never_sees_the_rtmp_token() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(status["pipeline_id"], "pip-1");
+    assert!(read_output(node.live("cam/output"), 15).await >= 15, "the video goes on without its audio");
     assert!(ffmpeg.wait().unwrap().success());
     let asked = seen.lock().unwrap().clone();
     assert_eq!(asked.len(), 2);

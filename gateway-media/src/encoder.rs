@@ -22,6 +22,9 @@ pub enum Codec {
     Av1,
     /// Opus audio, one Opus packet (usually 20 ms) per packet.
     Opus,
+    /// AAC audio, one ADTS frame (header and raw data block) per packet, as RTMP ingest carries
+    /// it through without decoding.
+    Aac,
 }
 
 impl std::fmt::Display for Codec {
@@ -30,6 +33,7 @@ impl std::fmt::Display for Codec {
             Codec::H264 => "H.264",
             Codec::Av1 => "AV1",
             Codec::Opus => "Opus",
+            Codec::Aac => "AAC",
         })
     }
 }

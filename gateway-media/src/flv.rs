@@ -10,8 +10,12 @@
 //! start at any segment, stamped on the 90 kHz clock (`dts` from the tag's millisecond time,
 //! `pts` = `dts` + composition time).
 //!
-//! Not handled: codecs other than AVC, including Enhanced RTMP's FourCC tags (HEVC, AV1), which
-//! are refused with [`FlvError::UnsupportedCodec`]; audio tags are the caller's to drop or carry.
+//! Audio tags with AAC (sound format 10) go the same way through [`FlvAudio`]: the sequence
+//! header's `AudioSpecificConfig` (ISO 14496-3 1.6.2.1) gives the profile, sample rate and
+//! channels, and each raw frame gets the ADTS header MPEG-TS carries AAC with.
+//!
+//! Not handled: codecs other than AVC and AAC, including Enhanced RTMP's FourCC tags (HEVC,
+//! AV1), which are refused with [`FlvError::UnsupportedCodec`].
 
 use bytes::Bytes;
 use thiserror::Error;
@@ -44,7 +48,7 @@ pub enum FlvError {
     #[error("the FLV video tag is truncated ({0})")]
     Truncated(&'static str),
     /// Not AVC: the FLV codec id, or the Enhanced RTMP FourCC.
-    #[error("unsupported video codec {0} (only H.264 / AVC is taken)")]
+    #[error("unsupported codec: {0} (video is taken as H.264, audio as AAC)")]
     UnsupportedCodec(String),
     /// Picture data came before any sequence header, so the NAL length size is unknown.
     #[error("H.264 data arrived before the AVC sequence header")]
@@ -52,6 +56,15 @@ pub enum FlvError {
     /// The `AVCDecoderConfigurationRecord` is not one.
     #[error("bad AVC sequence header: {0}")]
     BadSequenceHeader(&'static str),
+    /// AAC frames came before any `AudioSpecificConfig`.
+    #[error("AAC data arrived before the AAC sequence header")]
+    NoAudioConfig,
+    /// The `AudioSpecificConfig` is not one ADTS can carry.
+    #[error("bad AAC sequence header: {0}")]
+    BadAudioConfig(&'static str),
+    /// An AAC frame longer than ADTS can describe.
+    #[error("an AAC frame of {0} bytes is too long for ADTS")]
+    AacFrameTooLong(usize),
     /// A NAL unit's length runs past the end of the tag.
     #[error("a NAL unit of {length} bytes runs past the end of the tag ({left} left)")]
     BadNalLength {
@@ -208,6 +221,100 @@ impl FlvVideo {
     }
 }
 
+/// FLV's sound format for AAC.
+pub const FLV_SOUND_AAC: u8 = 10;
+/// AAC packet types.
+const AAC_SEQUENCE_HEADER: u8 = 0;
+const AAC_RAW: u8 = 1;
+/// An ADTS header without CRC.
+const ADTS_HEADER_LEN: usize = 7;
+/// The largest ADTS frame (its length is 13 bits).
+const ADTS_MAX_FRAME: usize = 0x1FFF;
+
+/// Turns the AAC audio tags of one RTMP publish into ADTS frames; see the module docs.
+#[derive(Debug, Default)]
+pub struct FlvAudio {
+    /// ADTS profile (object type - 1), sampling frequency index and channel configuration.
+    config: Option<(u8, u8, u8)>,
+}
+
+impl FlvAudio {
+    /// A converter that has seen no tag yet.
+    pub fn new() -> FlvAudio {
+        FlvAudio::default()
+    }
+
+    /// Takes one audio tag body sent at `timestamp_ms`: the ADTS frame it carries, or `None`
+    /// for the sequence header (which is kept).
+    pub fn push(&mut self, timestamp_ms: u32, tag: &[u8]) -> Result<Option<EncodedPacket>, FlvError> {
+        let (&first, rest) = tag.split_first().ok_or(FlvError::Truncated("empty tag"))?;
+        let format = first >> 4;
+        if format != FLV_SOUND_AAC {
+            return Err(FlvError::UnsupportedCodec(format!("sound format {format}")));
+        }
+        let (&packet_type, payload) = rest.split_first().ok_or(FlvError::Truncated("AAC packet type"))?;
+        match packet_type {
+            AAC_SEQUENCE_HEADER => {
+                self.config = Some(audio_specific_config(payload)?);
+                Ok(None)
+            }
+            AAC_RAW => {
+                let (profile, frequency, channels) = self.config.ok_or(FlvError::NoAudioConfig)?;
+                let length = ADTS_HEADER_LEN + payload.len();
+                if length > ADTS_MAX_FRAME {
+                    return Err(FlvError::AacFrameTooLong(payload.len()));
+                }
+                let mut data = Vec::with_capacity(length);
+                data.extend_from_slice(&adts_header(profile, frequency, channels, length));
+                data.extend_from_slice(payload);
+                let pts = i64::from(timestamp_ms) * TICKS_PER_MS;
+                Ok(Some(EncodedPacket {
+                    codec: Codec::Aac,
+                    data: Bytes::from(data),
+                    pts,
+                    dts: pts,
+                    keyframe: true,
+                }))
+            }
+            _ => Err(FlvError::UnsupportedCodec(format!("AAC packet type {packet_type}"))),
+        }
+    }
+}
+
+/// Reads an `AudioSpecificConfig`: ADTS profile, sampling frequency index, channels.
+fn audio_specific_config(config: &[u8]) -> Result<(u8, u8, u8), FlvError> {
+    let bad = FlvError::BadAudioConfig;
+    let [a, b, ..] = config else { return Err(bad("shorter than two bytes")) };
+    let object_type = a >> 3;
+    let frequency = ((a & 0x07) << 1) | (b >> 7);
+    let channels = (b >> 3) & 0x0F;
+    // ADTS has two bits of profile: AAC Main, LC, SSR and LTP (object types 1 to 4).
+    if !(1..=4).contains(&object_type) {
+        return Err(bad("an object type ADTS cannot carry (only AAC Main, LC, SSR, LTP)"));
+    }
+    if frequency > 12 {
+        return Err(bad("an explicit or reserved sampling frequency"));
+    }
+    if channels == 0 || channels > 7 {
+        return Err(bad("a channel configuration ADTS cannot carry"));
+    }
+    Ok((object_type - 1, frequency, channels))
+}
+
+/// An ADTS header (MPEG-4, no CRC) for a frame of `length` bytes, header included.
+fn adts_header(profile: u8, frequency: u8, channels: u8, length: usize) -> [u8; ADTS_HEADER_LEN] {
+    let length = length as u16;
+    [
+        0xFF,
+        0xF1, // sync, MPEG-4, layer 0, no CRC
+        (profile << 6) | (frequency << 2) | (channels >> 2),
+        ((channels & 0x03) << 6) | ((length >> 11) as u8 & 0x03),
+        (length >> 3) as u8,
+        (((length & 0x07) as u8) << 5) | 0x1F, // buffer fullness 0x7FF (variable rate)
+        0xFC,                                  // the rest of it, one raw data block
+    ]
+}
+
 /// Builds FLV video tag bodies from Annex B access units: the sequence header from an access
 /// unit's SPS and PPS, and NALU tags. The way back of [`FlvVideo`], for tests and for a
 /// publisher that must speak FLV.
@@ -346,6 +453,35 @@ mod tests {
                 (0..(seed % 40)).map(|i| (seed.wrapping_mul(2654435761) >> (i % 24)) as u8).collect();
             let _ = flv.push(seed, &bytes);
         }
+    }
+
+    #[test]
+    fn aac_frames_get_adts_headers_from_the_audio_specific_config() {
+        let mut audio = FlvAudio::new();
+        assert_eq!(audio.push(0, &[0xAF, 1, 1, 2]), Err(FlvError::NoAudioConfig));
+        // AAC LC (2), 48 kHz (index 3), stereo (2): 00010 0011 0010 000.
+        assert_eq!(audio.push(0, &[0xAF, 0, 0x11, 0x90]), Ok(None));
+        let raw = [0x21u8, 0x10, 0x04, 0x60];
+        let mut tag = vec![0xAF, 1];
+        tag.extend_from_slice(&raw);
+        let frame = audio.push(1000, &tag).unwrap().unwrap();
+        assert_eq!((frame.codec, frame.pts, frame.dts), (Codec::Aac, 90_000, 90_000));
+        let h = &frame.data[..7];
+        assert_eq!((h[0], h[1] & 0xF6), (0xFF, 0xF0), "sync word, MPEG-4, layer 0");
+        assert_eq!(h[2] >> 6, 1, "LC is ADTS profile 1");
+        assert_eq!((h[2] >> 2) & 0x0F, 3, "48 kHz");
+        assert_eq!(((h[2] & 1) << 2) | (h[3] >> 6), 2, "stereo");
+        let length = (usize::from(h[3] & 3) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
+        assert_eq!(length, 7 + raw.len());
+        assert_eq!(&frame.data[7..], raw);
+        // What ADTS cannot carry, and other sound formats, are typed errors.
+        assert!(matches!(audio.push(0, &[0xAF, 0, 0x29, 0x90]), Err(FlvError::BadAudioConfig(_))), "HE-AAC");
+        assert!(
+            matches!(audio.push(0, &[0xAF, 0, 0x17, 0x90]), Err(FlvError::BadAudioConfig(_))),
+            "explicit rate"
+        );
+        assert_eq!(audio.push(0, &[0x2F, 0]), Err(FlvError::UnsupportedCodec("sound format 2".into())));
+        assert_eq!(audio.push(0, &[0xAF]), Err(FlvError::Truncated("AAC packet type")));
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //!   `--drain-timeout` to be stopped by their clients, then the node stops the rest (each with
 //!   its last payment) and exits.
 //!
-//! Not yet: WHIP ingest, RTMP egress, audio over RTMP.
+//! Not yet: WHIP ingest, RTMP egress.
 
 mod auth;
 pub mod config;

@@ -2,19 +2,20 @@
 //! sits behind MediaMTX. Publishing to `rtmp://node/[app/]{stream}[?query]` does what
 //! MediaMTX's start callback does for go (`live::start` with the query's `pipeline`, `params`,
 //! `streamId`…; the webhook sees `type: rtmp`), then carries the stream's H.264 video, without
-//! decoding it, into the stream's MPEG-TS segments (`gateway_media::flv`). Unpublishing, or the
+//! decoding it, into the stream's MPEG-TS segments with its AAC audio (`gateway_media::flv`). Unpublishing, or the
 //! connection dropping, stops the stream (go's "ingest disconnected").
 //!
 //! With bearer tokens configured, the publisher passes one as the query's `token` (RTMP has no
 //! headers); it is taken out of the query before anything else sees it.
 //!
-//! Not yet: audio (AAC tags are counted and dropped), RTMP egress (the output is read at
-//! `GET …/{stream}/output`), RTMPS.
+//! Not yet: audio other than AAC (dropped, counted in the log; the video goes on), RTMP egress (the output is read at `GET
+//! …/{stream}/output`), RTMPS.
 
 use std::sync::Arc;
 
 use gateway_core::gateway_api::live::{LiveQuery, LiveSource};
-use gateway_media::flv::FlvVideo;
+use gateway_media::flv::{FlvAudio, FlvVideo};
+use gateway_media::mpegts::{TsConfig, TsMuxer};
 use gateway_media::segmenter::{Segmenter, SegmenterConfig};
 use scuffle_rtmp::session::server::{ServerSessionError, SessionData, SessionHandler};
 use scuffle_rtmp::ServerSession;
@@ -65,8 +66,10 @@ struct Publisher {
 struct Ingest {
     entry: Arc<LiveEntry>,
     flv: FlvVideo,
+    audio: FlvAudio,
     segmenter: Segmenter,
-    audio_tags_dropped: u64,
+    /// Audio tags of a codec MPEG-TS does not get from us (not AAC): dropped, the video goes on.
+    audio_dropped: u64,
 }
 
 impl Publisher {
@@ -91,11 +94,13 @@ impl Publisher {
         let entry =
             live::start(&self.node, start).await.map_err(|(_, why)| format!("stream {name}: {why}"))?;
         entry.take_input();
+        let muxer = TsMuxer::new(TsConfig::with_aac()).map_err(|e| e.to_string())?;
         self.ingest = Some(Ingest {
             entry,
             flv: FlvVideo::new(),
-            segmenter: Segmenter::mpegts(SegmenterConfig::default()),
-            audio_tags_dropped: 0,
+            audio: FlvAudio::new(),
+            segmenter: Segmenter::with_muxer(muxer, SegmenterConfig::default()),
+            audio_dropped: 0,
         });
         Ok(())
     }
@@ -107,13 +112,37 @@ impl Publisher {
         ingest.entry.video().write_cut(events, 1).await.map_err(|e| format!("the stream refused media: {e}"))
     }
 
+    async fn audio(&mut self, timestamp: u32, tag: &[u8]) -> Result<(), String> {
+        let Some(ingest) = self.ingest.as_mut() else { return Ok(()) };
+        let packet = match ingest.audio.push(timestamp, tag) {
+            Ok(Some(packet)) => packet,
+            Ok(None) => return Ok(()),
+            Err(e @ gateway_media::flv::FlvError::UnsupportedCodec(_)) => {
+                if ingest.audio_dropped == 0 {
+                    tracing::warn!(stream = %ingest.entry.name, error = %e, "dropping the audio; the video goes on");
+                }
+                ingest.audio_dropped += 1;
+                return Ok(());
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let events = ingest.segmenter.push(&packet).map_err(|e| e.to_string())?;
+        ingest.entry.video().write_cut(events, 0).await.map_err(|e| format!("the stream refused media: {e}"))
+    }
+
     /// The publish ended: the last segment goes out and the stream stops.
     async fn finish(&mut self) {
         let Some(mut ingest) = self.ingest.take() else { return };
         let events = ingest.segmenter.finish();
         let _ = ingest.entry.video().write_cut(events, 0).await;
-        if ingest.audio_tags_dropped > 0 {
-            tracing::info!(stream = %ingest.entry.name, tags = ingest.audio_tags_dropped, "RTMP audio was not carried");
+        let early = ingest.segmenter.audio_dropped();
+        if early + ingest.audio_dropped > 0 {
+            tracing::info!(
+                stream = %ingest.entry.name,
+                before_first_keyframe = early,
+                unsupported = ingest.audio_dropped,
+                "audio frames dropped"
+            );
         }
         live::stop(&self.node, &ingest.entry, "its RTMP publisher left").await;
     }
@@ -138,19 +167,14 @@ impl SessionHandler for Publisher {
     }
 
     async fn on_data(&mut self, _id: u32, data: SessionData) -> Result<(), ServerSessionError> {
-        match data {
-            SessionData::Video { timestamp, data } => {
-                if let Err(why) = self.video(timestamp, &data).await {
-                    self.finish().await;
-                    return Err(self.refuse(why));
-                }
-            }
-            SessionData::Audio { .. } => {
-                if let Some(ingest) = self.ingest.as_mut() {
-                    ingest.audio_tags_dropped += 1;
-                }
-            }
-            SessionData::Amf0 { .. } => {}
+        let taken = match data {
+            SessionData::Video { timestamp, data } => self.video(timestamp, &data).await,
+            SessionData::Audio { timestamp, data } => self.audio(timestamp, &data).await,
+            SessionData::Amf0 { .. } => Ok(()),
+        };
+        if let Err(why) = taken {
+            self.finish().await;
+            return Err(self.refuse(why));
         }
         Ok(())
     }

@@ -154,10 +154,11 @@ impl StreamEncoder {
                     PacketSegmenter::Ivf(Segmenter::with_muxer(muxer, SegmenterConfig::default())),
                 )
             }
-            Codec::Opus => {
-                return Err(EncodeError::Config(ConfigError::Invalid(
-                    "Opus is an audio codec; video is H.264 or AV1".into(),
-                )))
+            Codec::Opus | Codec::Aac => {
+                return Err(EncodeError::Config(ConfigError::Invalid(format!(
+                    "{} is an audio codec; video is H.264 or AV1",
+                    settings.codec
+                ))))
             }
             Codec::H264 => {
                 let mut c = H264Config::new(settings.width, settings.height);

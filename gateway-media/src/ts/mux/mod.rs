@@ -40,6 +40,8 @@ pub const DEFAULT_VIDEO_PID: u16 = 0x0100;
 pub const DEFAULT_AUDIO_PID: u16 = 0x0101;
 /// PES stream_id of the first video stream.
 pub const STREAM_ID_VIDEO: u8 = 0xE0;
+/// PES stream_id of the first MPEG audio stream (AAC).
+pub const STREAM_ID_AUDIO: u8 = 0xC0;
 
 /// Timestamps are 33-bit counters of the 90 kHz clock and wrap (about every 26.5 hours).
 const TS_MASK: i64 = (1 << 33) - 1;
@@ -55,6 +57,8 @@ pub enum StreamType {
     H264,
     /// Opus audio, stream_type 0x06 (PES private data) with the `Opus` registration.
     Opus,
+    /// AAC audio in ADTS frames, stream_type 0x0F.
+    Aac,
 }
 
 impl StreamType {
@@ -63,6 +67,7 @@ impl StreamType {
         match self {
             StreamType::H264 => 0x1B,
             StreamType::Opus => 0x06,
+            StreamType::Aac => 0x0F,
         }
     }
 
@@ -71,6 +76,7 @@ impl StreamType {
         match self {
             StreamType::H264 => Codec::H264,
             StreamType::Opus => Codec::Opus,
+            StreamType::Aac => Codec::Aac,
         }
     }
 }
@@ -117,6 +123,19 @@ impl TsStream {
     }
 }
 
+impl TsStream {
+    /// An AAC (ADTS) stream on `pid`.
+    pub fn aac(pid: u16) -> Self {
+        Self {
+            pid,
+            stream_type: StreamType::Aac,
+            stream_id: STREAM_ID_AUDIO,
+            es_info: Vec::new(),
+            start_trim: 0,
+        }
+    }
+}
+
 /// Muxer settings. The default is one H.264 stream on PID 0x100 carrying the PCR.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TsConfig {
@@ -155,6 +174,13 @@ impl TsConfig {
     pub fn with_opus(channels: u8, pre_skip: u16) -> Self {
         let mut c = Self::default();
         c.streams.push(TsStream::opus(DEFAULT_AUDIO_PID, channels, pre_skip));
+        c
+    }
+
+    /// H.264 video (carrying the PCR) and AAC audio in ADTS frames.
+    pub fn with_aac() -> Self {
+        let mut c = Self::default();
+        c.streams.push(TsStream::aac(DEFAULT_AUDIO_PID));
         c
     }
 
@@ -268,7 +294,7 @@ impl TsMuxer {
         if s.stream_type.codec() != packet.codec {
             return Err(MuxError::CodecMismatch { expected: s.stream_type.codec(), got: packet.codec });
         }
-        if s.stream_type == StreamType::Opus {
+        if matches!(s.stream_type, StreamType::Opus | StreamType::Aac) {
             return self.write_audio_pes(stream, std::slice::from_ref(packet), out);
         }
         let aud: &[u8] =
@@ -285,9 +311,10 @@ impl TsMuxer {
         Ok(())
     }
 
-    /// Appends Opus packets of audio stream `stream` as one PES stamped with the first one's
-    /// pts, each packet behind its control header (the stream's very first one carrying the
-    /// pre-skip as its start trim). Players split them back by those headers.
+    /// Appends audio packets of stream `stream` as one PES stamped with the first one's pts.
+    /// Opus packets go each behind its control header (the stream's very first one carrying
+    /// the pre-skip as its start trim), which players split them back by; ADTS frames (AAC)
+    /// carry their own headers and go as they are.
     pub fn write_audio_pes(
         &mut self,
         stream: usize,
@@ -303,8 +330,12 @@ impl TsMuxer {
         let mut payload = std::mem::take(&mut self.audio_buf);
         payload.clear();
         let mut start_trim = self.start_trim[stream];
+        let opus = s.stream_type == StreamType::Opus;
         for p in packets {
-            opus::write_control_header(p.data.len(), Trim { start: start_trim, end: 0 }, &mut payload);
+            // ADTS frames carry their own headers; Opus packets get TS's control header.
+            if opus {
+                opus::write_control_header(p.data.len(), Trim { start: start_trim, end: 0 }, &mut payload);
+            }
             payload.extend_from_slice(&p.data);
             start_trim = 0;
         }
@@ -383,12 +414,16 @@ impl SegmentMuxer for TsMuxer {
     }
 
     fn audio_codec(&self) -> Option<Codec> {
-        self.config.streams.iter().map(|s| s.stream_type.codec()).find(|&c| c == Codec::Opus)
+        self.config
+            .streams
+            .iter()
+            .map(|s| s.stream_type.codec())
+            .find(|&c| matches!(c, Codec::Opus | Codec::Aac))
     }
 
     fn write_audio(&mut self, packets: &[EncodedPacket], out: &mut Vec<u8>) -> Result<(), MuxError> {
-        let stream =
-            self.config.stream_of(Codec::Opus).ok_or(MuxError::Unsupported("no audio stream".into()))?;
+        let codec = self.audio_codec().ok_or(MuxError::Unsupported("no audio stream".into()))?;
+        let stream = self.config.stream_of(codec).ok_or(MuxError::Unsupported("no audio stream".into()))?;
         self.write_audio_pes(stream, packets, out)
     }
 }

@@ -283,3 +283,29 @@ fn opus_pes_carry_several_packets_behind_control_headers_and_the_pre_skip_once()
     assert!(mux.write_audio_pes(0, &[opus(4, 10)], &mut out).is_err());
     assert!(mux.write_audio_pes(1, &[packet(0, 0, 10, true)], &mut out).is_err());
 }
+
+#[test]
+fn aac_pes_carry_adts_frames_as_they_are_under_stream_type_0x0f() {
+    let mut mux = TsMuxer::new(TsConfig::with_aac()).unwrap();
+    let adts = |i: i64| EncodedPacket {
+        codec: Codec::Aac,
+        data: Bytes::from(vec![0xFF, 0xF1, 0x50, 0x80, 0x01, 0x1F, 0xFC, i as u8]),
+        pts: 1920 * i,
+        dts: 1920 * i,
+        keyframe: true,
+    };
+    let mut out = Vec::new();
+    mux.write_tables(&mut out);
+    mux.write_audio_pes(1, &[adts(0), adts(1)], &mut out).unwrap();
+    let pkts = parse(&out);
+    // The PMT declares ADTS AAC on the audio PID with no descriptors.
+    let pmt = &pkts[1].payload;
+    assert!(pmt.windows(5).any(|w| w == [0x0F, 0xE1, 0x01, 0xF0, 0x00]), "the AAC ES entry");
+    let units = pes_units(&pkts, DEFAULT_AUDIO_PID);
+    assert_eq!(units.len(), 1);
+    assert_eq!(units[0][..4], [0, 0, 1, STREAM_ID_AUDIO]);
+    assert_eq!(read_ts(&units[0][9..14]), 0);
+    // The two frames, back to back, with no header of the muxer's between them.
+    assert_eq!(units[0][14..], [adts(0).data.as_ref(), adts(1).data.as_ref()].concat()[..]);
+    assert_eq!(mux.audio_codec(), Some(Codec::Aac));
+}
