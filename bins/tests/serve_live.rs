@@ -378,3 +378,48 @@ async fn the_auth_webhook_decides_live_starts_and_never_sees_the_rtmp_token() {
     wait_idle(&net).await;
     hook_server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_output_is_pushed_over_rtmp_to_the_streams_rtmp_output() {
+    let net = network().await;
+    let node = ServeNode::start(&net);
+    // Debian's ffmpeg as the RTMP server taking the output (as MediaMTX takes go's).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let received = std::env::temp_dir().join(format!("lpgw-rtmp-out-{}.ts", std::process::id()));
+    let mut server = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-listen", "1", "-timeout", "30", "-i"])
+        .arg(format!("rtmp://127.0.0.1:{port}/live/out"))
+        .args(["-c", "copy", "-f", "mpegts"])
+        .arg(&received)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let output = format!("rtmp%3A%2F%2F127.0.0.1%3A{port}%2Flive%2Fout");
+    let target = format!("{}/live/cam?rtmpOutput={output}&token={TOKEN}", node.rtmp);
+    let publisher = Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4"])
+        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac"])
+        .args(["-f", "flv", &target])
+        .status()
+        .unwrap();
+    assert!(publisher.success());
+    // The stream stops with its input; the push ends and the server's ffmpeg with it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the RTMP output never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success());
+    let ts = std::fs::read(&received).unwrap();
+    let _ = std::fs::remove_file(&received);
+    assert_eq!(probe_codecs(&ts), ["h264", "aac"], "video and audio reached the RTMP server");
+    let mut demux = TsDemuxer::new();
+    let mut frames = demux.push(&ts).len();
+    frames += demux.finish().len();
+    assert!(frames >= 60, "only {frames} frames reached the RTMP server");
+    wait_idle(&net).await;
+}

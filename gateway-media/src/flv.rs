@@ -368,6 +368,27 @@ pub mod build {
         Some(tag)
     }
 
+    /// The AAC sequence header tag (an `AudioSpecificConfig`) for frames of `config` (ADTS
+    /// profile, frequency index, channels).
+    pub fn aac_sequence_header(config: (u8, u8, u8)) -> Vec<u8> {
+        let (profile, frequency, channels) = config;
+        let object_type = profile + 1;
+        let asc = [(object_type << 3) | (frequency >> 1), ((frequency & 1) << 7) | (channels << 3)];
+        vec![AAC_TAG_BYTE, super::AAC_SEQUENCE_HEADER, asc[0], asc[1]]
+    }
+
+    /// The AAC frame tag of `raw` (a raw data block).
+    pub fn aac_tag(raw: &[u8]) -> Vec<u8> {
+        let mut tag = Vec::with_capacity(raw.len() + 2);
+        tag.extend_from_slice(&[AAC_TAG_BYTE, super::AAC_RAW]);
+        tag.extend_from_slice(raw);
+        tag
+    }
+
+    /// AAC, 44 kHz, 16-bit, stereo: what FLV says for AAC whatever the real format (the
+    /// `AudioSpecificConfig` says that).
+    const AAC_TAG_BYTE: u8 = (super::FLV_SOUND_AAC << 4) | 0x0F;
+
     /// A NALU tag of `access_unit` with 4-byte lengths, its composition time `composition_ms`.
     pub fn nalu_tag(access_unit: &[u8], keyframe: bool, composition_ms: i32) -> Vec<u8> {
         let frame_type = if keyframe { FRAME_TYPE_KEY } else { FRAME_TYPE_INTER };
@@ -379,6 +400,42 @@ pub mod build {
         }
         tag
     }
+}
+
+/// One ADTS frame of an AAC PES: the raw data block and what its header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdtsFrame<'a> {
+    /// The raw data block (the header taken off).
+    pub raw: &'a [u8],
+    /// ADTS profile (object type - 1), sampling frequency index and channel configuration.
+    pub config: (u8, u8, u8),
+}
+
+impl AdtsFrame<'_> {
+    /// Its sample rate in Hz (the frequency index's, ISO 14496-3 Table 1.18).
+    pub fn sample_rate(&self) -> u32 {
+        const RATES: [u32; 13] =
+            [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
+        RATES.get(usize::from(self.config.1)).copied().unwrap_or(48000)
+    }
+}
+
+/// The ADTS frames of `data` (one PES of an AAC stream), in order; stops at the first bytes
+/// that are not a whole frame.
+pub fn adts_frames(mut data: &[u8]) -> Vec<AdtsFrame<'_>> {
+    let mut frames = Vec::new();
+    while data.len() >= ADTS_HEADER_LEN && data[0] == 0xFF && data[1] & 0xF0 == 0xF0 {
+        let header_len = if data[1] & 0x01 == 0 { ADTS_HEADER_LEN + 2 } else { ADTS_HEADER_LEN };
+        let length =
+            (usize::from(data[3] & 0x03) << 11) | (usize::from(data[4]) << 3) | usize::from(data[5] >> 5);
+        if length < header_len || length > data.len() {
+            break;
+        }
+        let config = (data[2] >> 6, (data[2] >> 2) & 0x0F, ((data[2] & 0x01) << 2) | (data[3] >> 6));
+        frames.push(AdtsFrame { raw: &data[header_len..length], config });
+        data = &data[length..];
+    }
+    frames
 }
 
 #[cfg(test)]
@@ -482,6 +539,22 @@ mod tests {
         );
         assert_eq!(audio.push(0, &[0x2F, 0]), Err(FlvError::UnsupportedCodec("sound format 2".into())));
         assert_eq!(audio.push(0, &[0xAF]), Err(FlvError::Truncated("AAC packet type")));
+    }
+
+    #[test]
+    fn adts_frames_split_and_come_back_as_the_same_tags() {
+        let mut audio = FlvAudio::new();
+        let config = (1, 3, 2);
+        audio.push(0, &build::aac_sequence_header(config)).unwrap();
+        let mut pes = Vec::new();
+        for raw in [&[1u8, 2, 3][..], &[4, 5], &[6]] {
+            pes.extend_from_slice(&audio.push(0, &build::aac_tag(raw)).unwrap().unwrap().data);
+        }
+        pes.extend_from_slice(&[0xFF, 0xF1, 0]); // a cut frame is left out
+        let frames = adts_frames(&pes);
+        assert_eq!(frames.iter().map(|f| f.raw).collect::<Vec<_>>(), [&[1u8, 2, 3][..], &[4, 5], &[6]]);
+        assert!(frames.iter().all(|f| f.config == config && f.sample_rate() == 48000));
+        assert!(adts_frames(b"not adts").is_empty());
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! - Media, ours (go pulls from MediaMTX, which this node does not do): RTMP publishing to the
 //!   node (`rtmp`) starts and feeds a stream in one go; `POST …/{stream}/input` takes an
 //!   MPEG-TS body for a stream started by `/start`; `GET …/{stream}/output` streams the output
-//!   as MPEG-TS, following swaps.
+//!   as MPEG-TS, following swaps; the query's `rtmpOutput` (or the webhook's
+//!   `rtmp_output_url`) gets it pushed over RTMP (`rtmp_push`).
 //!
 //! A stream runs as an SDK `LiveStream`: payments, failover at start and swaps mid-stream are
 //! the SDK's. It stops when its input ends, when no input came within [`INPUT_WAIT`] of its
@@ -223,8 +224,48 @@ pub async fn start(node: &Arc<Node>, start: LiveStart) -> Result<Arc<LiveEntry>,
     node.live.lock().insert(name.clone(), entry.clone());
     node.metrics.streams_started.get_or_create(&lv2v_label(parsed.model())).inc();
     tokio::spawn(follow(node.clone(), entry.clone(), events, watch, request_id, pipeline_id));
+    if !parsed.rtmp_output.is_empty() {
+        push_output(node, &entry, &parsed.rtmp_output);
+    }
     tracing::info!(stream = %name, orchestrator = %orchestrator, source = source.as_str(), "live stream started");
     Ok(entry)
+}
+
+/// Pushes the stream's output to the RTMP server at `url` while the stream runs, again after
+/// each failure (go restarts its ffmpeg output). The URL is not logged: it may hold a key.
+fn push_output(node: &Arc<Node>, entry: &Arc<LiveEntry>, url: &str) {
+    let target = match super::rtmp_push::RtmpTarget::parse(url) {
+        Ok(t) => t,
+        Err(why) => {
+            tracing::warn!(stream = %entry.name, reason = %why, "no RTMP output");
+            let error = json!({ "error_message": why, "error_time": now_millis() });
+            entry.gateway_status.lock().unwrap_or_else(|e| e.into_inner()).insert("error".into(), error);
+            return;
+        }
+    };
+    let (node, entry) = (node.clone(), entry.clone());
+    tokio::spawn(async move {
+        loop {
+            let output = match entry.stream.lock().await.as_ref() {
+                Some(stream) => stream.output(SeqSpec::Current),
+                None => return,
+            };
+            let mut output = output;
+            match super::rtmp_push::push(&target, &mut output).await {
+                Ok(sent) => {
+                    tracing::info!(stream = %entry.name, server = %target.addr, video = sent.video, audio = sent.audio, "RTMP output ended")
+                }
+                Err((why, sent)) => {
+                    tracing::warn!(stream = %entry.name, server = %target.addr, video = sent.video, reason = %why, "RTMP output failed")
+                }
+            }
+            let running = node.live.get(&entry.name).is_some_and(|e| Arc::ptr_eq(&e, &entry));
+            if !running {
+                return;
+            }
+            tokio::time::sleep(super::rtmp_push::RETRY_DELAY).await;
+        }
+    });
 }
 
 fn lv2v_label(model: &str) -> super::metrics::CapabilityLabel {

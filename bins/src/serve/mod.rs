@@ -5,8 +5,8 @@
 //! - BYOC streams with go's routes and shapes (`streams`); their media as trickle channels on
 //!   the node, relayed to the orchestrator (`media`).
 //! - Single-shot BYOC requests, `POST /process/request/{path}` (`requests`).
-//! - LV2V streams with go's `/live/video-to-video/…` routes (`live`), and RTMP ingest with
-//!   `--rtmp-listen` (`rtmp`).
+//! - LV2V streams with go's `/live/video-to-video/…` routes (`live`), RTMP ingest with
+//!   `--rtmp-listen` (`rtmp`) and RTMP egress to the stream's `rtmpOutput` (`rtmp_push`).
 //! - `GET /healthz` (the process answers), `GET /readyz` (503 while draining), `GET /metrics`
 //!   (Prometheus text).
 //! - Bearer tokens and go's auth webhook (`auth`).
@@ -17,7 +17,7 @@
 //!   `--drain-timeout` to be stopped by their clients, then the node stops the rest (each with
 //!   its last payment) and exits.
 //!
-//! Not yet: WHIP ingest, RTMP egress.
+//! Not yet: WHIP ingest and WHEP egress.
 
 mod auth;
 pub mod config;
@@ -27,6 +27,7 @@ mod metrics;
 mod node;
 mod requests;
 mod rtmp;
+mod rtmp_push;
 mod streams;
 
 use std::net::SocketAddr;
