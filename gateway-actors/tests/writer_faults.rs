@@ -7,15 +7,17 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gateway_actors::http::HttpClients;
-use gateway_actors::media::{StreamTiming, VideoPublisher, VideoPublisherConfig};
-use gateway_actors::tls::OrchestratorTrust;
-use gateway_actors::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
 use gateway_core::error::TrickleError;
 use gateway_core::trickle::{channel_url, SeqSpec, MIME_MPEGTS};
 use gateway_media::{Rational, TestPattern};
 use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use gateway_testkit::trickle_server::{FaultMethod, TrickleFault};
+use livepeer_gateway_actors::http::HttpClients;
+use livepeer_gateway_actors::media::{StreamTiming, VideoPublisher, VideoPublisherConfig};
+use livepeer_gateway_actors::tls::OrchestratorTrust;
+use livepeer_gateway_actors::trickle::{
+    PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber,
+};
 
 const STALL: Duration = Duration::from_millis(800);
 
@@ -238,7 +240,7 @@ async fn short_media_segments_are_joined_and_idle_streams_cut_over() {
 /// Two consumers of one output channel get the same bytes from a single GET per segment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_reader_fans_out_to_several_consumers() {
-    use gateway_actors::reader::{OutputEvent, SegmentReader};
+    use livepeer_gateway_actors::reader::{OutputEvent, SegmentReader};
     let (net, http, url) = setup("fanout").await;
     let sub = TrickleSubscriber::new(
         http.clone(),
@@ -280,7 +282,7 @@ async fn one_reader_fans_out_to_several_consumers() {
 /// same index; a closed channel ends the stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_jumps_when_behind_waits_when_ahead_and_ends_on_close() {
-    use gateway_actors::trickle::EndReason;
+    use livepeer_gateway_actors::trickle::EndReason;
     let (net, http, url) = setup("follow").await;
     let mut publisher = TricklePublisher::start(http.clone(), &url, config()).await;
     for i in 0..8u8 {
@@ -331,7 +333,7 @@ async fn subscriber_jumps_when_behind_waits_when_ahead_and_ends_on_close() {
 /// Segment POSTs go through the `StreamingPost` seam, so another HTTP stack can carry them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segment_posts_go_through_the_streaming_post_trait() {
-    use gateway_actors::http::{BodyStream, PostAnswer, StreamingPost};
+    use livepeer_gateway_actors::http::{BodyStream, PostAnswer, StreamingPost};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
