@@ -5,8 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # --workspace: the same feature set as the test build, so only the examples are linked.
 cargo build --workspace --examples --locked --quiet
-examples="${CARGO_TARGET_DIR:-target}/debug/examples"
-for example in axum_service byoc_text lv2v_file tokio_service local_network_test; do
+examples="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/examples"
+# What the examples leave in the temporary directory (segments, a Y4M file) goes with it.
+TMPDIR="$(mktemp -d)"
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
+for example in gateway_token encode_segments axum_service byoc_text lv2v_file tokio_service \
+    local_network_test; do
     echo "example $example"
     timeout 120 "$examples/$example"
 done
