@@ -53,6 +53,8 @@
 // Without a codec (the fuzz targets build only the containers) the shared encoder helpers
 // are unused.
 #![warn(missing_docs)]
+// On docs.rs (nightly), items behind a codec feature say which one.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(all(feature = "h264", feature = "av1")), allow(dead_code))]
 
 pub mod audio;
