@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LPGW_SKIP_PYTHON=1 bash scripts/setup.sh
-exec cargo run --release --quiet -p bins --bin livepeer-gateway -- demo "$@"
+exec cargo run --release --quiet -p livepeer-gateway --bin livepeer-gateway -- demo "$@"

@@ -2,11 +2,16 @@
 //!
 //! The `Gateway` is `Send + Sync + Clone`: hand a clone to every task. It runs its actors on a
 //! System of its own, so the service needs no actix setup. This example starts the local
-//! network so it runs anywhere: `cargo run -p gateway-actors --example tokio_service`.
+//! network so it runs anywhere: `cargo run -p livepeer-gateway-actors --example tokio_service`.
 
-use gateway_actors::{ByocJobRequest, Gateway, GatewayConfig};
-use gateway_core::token::NetworkSettings;
-use gateway_testkit::network::{LocalNetwork, NetworkConfig};
+// In this workspace the sibling crates keep their short names; in your crate these are simply
+// the dependencies `livepeer-gateway-core` and `livepeer-gateway-testkit`.
+extern crate gateway_core as livepeer_gateway_core;
+extern crate gateway_testkit as livepeer_gateway_testkit;
+
+use livepeer_gateway_actors::{ByocJobRequest, Gateway, GatewayConfig};
+use livepeer_gateway_core::token::NetworkSettings;
+use livepeer_gateway_testkit::network::{LocalNetwork, NetworkConfig};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,13 +1,23 @@
 //! gateway-actors: what the gateway *does*.
 //!
+//! Published on crates.io as `livepeer-gateway-actors` (`cargo add livepeer-gateway-actors
+//! livepeer-gateway-core`, then `use livepeer_gateway_actors::…`); inside the
+//! livepeer-gateway-rs workspace it is imported as `gateway_actors`, and its dependencies as
+//! `gateway_core` and `gateway_media`.
+//!
 //! Orchestrator selection, signer calls, recurring payments, trickle publishing and
 //! subscribing, frame encoding and stream supervision, each as its own actor or engine, behind
 //! the user-facing job APIs. It is not a protocol definition (that is `gateway-core`) and does
 //! no pixel work itself (that is `gateway-media`).
 //!
+//! The shortest use: a BYOC text job through a remote signer. The crate's examples run the
+//! same against the local network of `livepeer-gateway-testkit`
+//! (`cargo run -p livepeer-gateway-actors --example byoc_text`).
+//!
 //! ```no_run
-//! use gateway_actors::{ByocJobRequest, Gateway, GatewayConfig};
-//! use gateway_core::token::NetworkSettings;
+//! # extern crate gateway_core as livepeer_gateway_core;
+//! use livepeer_gateway_actors::{ByocJobRequest, Gateway, GatewayConfig};
+//! use livepeer_gateway_core::token::NetworkSettings;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let network = NetworkSettings { signer: Some("https://signer.example".into()), ..Default::default() };

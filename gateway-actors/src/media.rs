@@ -96,7 +96,7 @@ pub struct VideoPublisherConfig {
     /// encoding and wait for [`VideoPublisher::replace_channel`].
     pub on_channel_loss: ChannelLoss,
     /// The caller hands in MPEG-TS already encoded and cut on keyframes
-    /// ([`VideoPublisher::write_cut`], e.g. from `gateway_media::ts::cutter::TsCutter`)
+    /// ([`VideoPublisher::write_cut`], e.g. from `livepeer_gateway_media::ts::cutter::TsCutter`)
     /// instead of frames: no encoder runs, and the size, rate and bitrate fields are unused.
     pub passthrough: bool,
     /// An audio track beside the video (H.264 only; not with `passthrough`, whose input

@@ -374,7 +374,7 @@ pub(crate) fn unix_now() -> i64 {
 }
 
 /// Whether `info` can take the job described by `request` (the rules live in
-/// [`gateway_core::vetting`]).
+/// [`livepeer_gateway_core::vetting`](gateway_core::vetting)).
 fn vet(
     info: &OrchestratorInfo,
     requested: Option<&Capabilities>,

@@ -13,10 +13,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway_actors::http::HttpClients;
-use gateway_actors::media::{AudioTrackConfig, StreamTiming, VideoPublisher, VideoPublisherConfig};
-use gateway_actors::tls::OrchestratorTrust;
-use gateway_actors::trickle::{PublisherConfig, TricklePublisher};
 use gateway_core::trickle::{channel_url, SeqSpec, MIME_MPEGTS};
 use gateway_media::audio::{OpusDecoder, Tone};
 use gateway_media::encoder::Codec;
@@ -24,6 +20,10 @@ use gateway_media::ts_demux::{MediaUnit, TsDemuxer};
 use gateway_media::{Rational, TestPattern};
 use gateway_testkit::serve::{serve, ServerHandle};
 use gateway_testkit::trickle_server::{TrickleConfig, TrickleServer};
+use livepeer_gateway_actors::http::HttpClients;
+use livepeer_gateway_actors::media::{AudioTrackConfig, StreamTiming, VideoPublisher, VideoPublisherConfig};
+use livepeer_gateway_actors::tls::OrchestratorTrust;
+use livepeer_gateway_actors::trickle::{PublisherConfig, TricklePublisher};
 
 const GENEROUS: Duration = Duration::from_secs(30);
 

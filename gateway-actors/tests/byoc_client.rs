@@ -8,12 +8,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_actors::{ByocJobRequest, ByocRequest, Gateway, GatewayConfig, GatewayError};
 use gateway_core::rejection::JobError;
 use gateway_core::rejection::RejectionReason;
 use gateway_core::token::NetworkSettings;
 use gateway_testkit::faults::OrchestratorFault;
 use gateway_testkit::network::{LocalNetwork, NetworkConfig};
+use livepeer_gateway_actors::{ByocJobRequest, ByocRequest, Gateway, GatewayConfig, GatewayError};
 
 fn gateway_for(net: &LocalNetwork, byoc_payment_interval: Duration) -> Gateway {
     let network = NetworkSettings {
@@ -290,7 +290,10 @@ async fn a_free_orchestrator_is_not_paid_and_the_stats_say_so() {
     let net = LocalNetwork::start(config).await.unwrap();
     let gw = gateway_for(&net, Duration::from_millis(200));
     let job = gw.start_byoc_job(ByocJobRequest::new("text-reversal")).await.unwrap();
-    assert_eq!(job.payments_stopped().await, gateway_actors::payments::PaymentStop::FreeOrchestrator);
+    assert_eq!(
+        job.payments_stopped().await,
+        livepeer_gateway_actors::payments::PaymentStop::FreeOrchestrator
+    );
     let (status, _) = gw.byoc_request("text-reversal", "", Bytes::from_static(b"ab")).await.unwrap();
     assert_eq!(status, 200);
     assert_eq!(net.signer.stats().generate_live_payment_calls, 0, "the signer was never asked");

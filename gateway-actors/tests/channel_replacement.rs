@@ -15,18 +15,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway_actors::http::HttpClients;
-use gateway_actors::media::{
-    ChannelHealth, ChannelLoss, MediaError, MediaStats, SegmentFailure, VideoPublisher, VideoPublisherConfig,
-};
-use gateway_actors::tls::OrchestratorTrust;
-use gateway_actors::trickle::{PublisherConfig, TricklePublisher};
 use gateway_core::error::TrickleError;
 use gateway_core::trickle::{channel_url, SeqSpec, MIME_MPEGTS};
 use gateway_media::ts_demux::TsDemuxer;
 use gateway_media::{Rational, TestPattern};
 use gateway_testkit::serve::{serve, ServerHandle};
 use gateway_testkit::trickle_server::{TrickleConfig, TrickleServer};
+use livepeer_gateway_actors::http::HttpClients;
+use livepeer_gateway_actors::media::{
+    ChannelHealth, ChannelLoss, MediaError, MediaStats, SegmentFailure, VideoPublisher, VideoPublisherConfig,
+};
+use livepeer_gateway_actors::tls::OrchestratorTrust;
+use livepeer_gateway_actors::trickle::{PublisherConfig, TricklePublisher};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

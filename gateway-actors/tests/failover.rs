@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use gateway_actors::{ByocJobRequest, Gateway, GatewayConfig, GatewayError, Lv2vRequest};
 use gateway_core::jobs::LIVE_VIDEO_TO_VIDEO_PATH;
 use gateway_core::rejection::JobError;
 use gateway_core::rejection::{OrchestratorRejection, RejectionReason};
@@ -16,6 +15,7 @@ use gateway_testkit::orchestrator::{LocalOrchestrator, OrchestratorConfig};
 use gateway_testkit::serve::serve;
 use gateway_testkit::signer::SignerFault;
 use gateway_testkit::trickle_server::{TrickleConfig, TrickleServer};
+use livepeer_gateway_actors::{ByocJobRequest, Gateway, GatewayConfig, GatewayError, Lv2vRequest};
 
 fn gateway(orchestrators: Vec<String>, signer: String, payment_interval: Duration) -> Gateway {
     let network = NetworkSettings { orchestrators, signer: Some(signer), ..Default::default() };

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_actors::{ByocJobRequest, Gateway, GatewayConfig, GatewayError, Lv2vRequest};
 use gateway_core::rejection::JobError;
 use gateway_core::token::NetworkSettings;
 use gateway_core::trickle::SeqSpec;
 use gateway_testkit::faults::OrchestratorFault;
 use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use gateway_testkit::signer::SignerFault;
+use livepeer_gateway_actors::{ByocJobRequest, Gateway, GatewayConfig, GatewayError, Lv2vRequest};
 
 fn gateway_for(net: &LocalNetwork) -> Gateway {
     let network = NetworkSettings {

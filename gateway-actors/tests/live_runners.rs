@@ -8,15 +8,15 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use gateway_actors::http::HttpClients;
-use gateway_actors::live_runners::{RunnerCall, RunnerError, RunnerRegistration};
-use gateway_actors::tls::OrchestratorTrust;
-use gateway_actors::{Gateway, GatewayConfig, GatewayError};
 use gateway_core::rejection::JobError;
 use gateway_core::runners::{HeartbeatRequest, RunnerFilter, RunnerGpu, RunnerPriceInfo, SessionEventKind};
 use gateway_core::token::NetworkSettings;
 use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use gateway_testkit::orchestrator::LOCAL_RUNNER_SECRET;
+use livepeer_gateway_actors::http::HttpClients;
+use livepeer_gateway_actors::live_runners::{RunnerCall, RunnerError, RunnerRegistration};
+use livepeer_gateway_actors::tls::OrchestratorTrust;
+use livepeer_gateway_actors::{Gateway, GatewayConfig, GatewayError};
 
 const RUNNER_URL: &str = "http://10.1.2.3:9000/private";
 
@@ -320,7 +320,10 @@ async fn session_routes_answer_as_go_does() {
     // Our client: reserved at once, nothing to pay.
     let session = listed.reserve_runner_session(&found.runners[0]).await.unwrap();
     assert!(session.session_id.starts_with("session_"), "{}", session.session_id);
-    assert_eq!(session.payments_stopped().await, gateway_actors::payments::PaymentStop::FreeOrchestrator);
+    assert_eq!(
+        session.payments_stopped().await,
+        livepeer_gateway_actors::payments::PaymentStop::FreeOrchestrator
+    );
     session.stop().await.unwrap();
     assert_eq!(http.post(&session_url).send().await.unwrap().status().as_u16(), 200, "capacity freed");
     listed.shutdown();

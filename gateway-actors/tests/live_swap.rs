@@ -8,9 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gateway_actors::live::{LiveJobRequest, LiveStream, StreamEnd, SwapConfig};
-use gateway_actors::media::{MediaStats, VideoPublisherConfig};
-use gateway_actors::{ByocJobRequest, Gateway, GatewayConfig, Lv2vRequest};
 use gateway_core::jobs::PAYMENT_PATH;
 use gateway_core::rejection::RejectionReason;
 use gateway_core::swap::SwapReason;
@@ -22,6 +19,9 @@ use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use gateway_testkit::orchestrator::OrchestratorConfig;
 use gateway_testkit::orchestrator::PaymentRoute;
 use gateway_testkit::trickle_server::TrickleFault;
+use livepeer_gateway_actors::live::{LiveJobRequest, LiveStream, StreamEnd, SwapConfig};
+use livepeer_gateway_actors::media::{MediaStats, VideoPublisherConfig};
+use livepeer_gateway_actors::{ByocJobRequest, Gateway, GatewayConfig, Lv2vRequest};
 
 const W: u32 = 160;
 const H: u32 = 96;
@@ -130,7 +130,7 @@ async fn start_lv2v(gw: &Gateway, swap: SwapConfig) -> Arc<LiveStream> {
 }
 
 /// Stops a stream whose other handles are gone.
-async fn stop(stream: Arc<LiveStream>) -> gateway_actors::live::LiveStreamReport {
+async fn stop(stream: Arc<LiveStream>) -> livepeer_gateway_actors::live::LiveStreamReport {
     let stream = Arc::try_unwrap(stream).expect("the test's only handle");
     stream.stop().await
 }
@@ -394,7 +394,7 @@ async fn a_swap_releases_a_caller_blocked_in_write_frame_when_ready() {
             s.video().unwrap().write_frame_when_ready(pattern.next_frame()).await?;
             n.fetch_add(1, Ordering::Relaxed);
         }
-        Ok::<_, gateway_actors::media::MediaError>(())
+        Ok::<_, livepeer_gateway_actors::media::MediaError>(())
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
     let first = current(&net, &stream);

@@ -13,18 +13,18 @@ use std::time::Duration;
 
 use common::signer_identity;
 
-use gateway_actors::grpc::{OrchestratorRpc, RpcErrorKind};
-use gateway_actors::http::HttpClients;
-use gateway_actors::job_tokens::JobTokenError;
-use gateway_actors::selector::{select_orchestrators, Select, SelectorConfig};
-use gateway_actors::tls::{
-    fingerprint, trust_error, CaRoots, OrchestratorTrust, Pin, PinStore, Repin, TrustError, REPIN_LOG_TARGET,
-};
 use gateway_core::lp_rpc::OrchestratorRequest;
 use gateway_core::token::NetworkSettings;
 use gateway_testkit::keys::EthKey;
 use gateway_testkit::network::{LocalNetwork, NetworkConfig, NetworkError};
 use gateway_testkit::tls::TestCa;
+use livepeer_gateway_actors::grpc::{OrchestratorRpc, RpcErrorKind};
+use livepeer_gateway_actors::http::HttpClients;
+use livepeer_gateway_actors::job_tokens::JobTokenError;
+use livepeer_gateway_actors::selector::{select_orchestrators, Select, SelectorConfig};
+use livepeer_gateway_actors::tls::{
+    fingerprint, trust_error, CaRoots, OrchestratorTrust, Pin, PinStore, Repin, TrustError, REPIN_LOG_TARGET,
+};
 
 fn clients(trust: &OrchestratorTrust) -> (OrchestratorRpc, HttpClients) {
     (OrchestratorRpc::new(trust.clone()), HttpClients::new(trust.clone()).expect("clients"))
@@ -247,7 +247,7 @@ async fn byoc_selection_confirms_a_restarted_orchestrator_through_get_orchestrat
     let e = select_orchestrators(&rpc, &http, &settings, &config, &select).await.unwrap_err();
     assert!(e.to_string().contains("not trusted") && e.to_string().contains("ETH address"), "{e}");
     // The typed error, straight from the token fetch.
-    let e = gateway_actors::job_tokens::fetch_job_token_confirmed(
+    let e = livepeer_gateway_actors::job_tokens::fetch_job_token_confirmed(
         &http,
         &rpc,
         &address,

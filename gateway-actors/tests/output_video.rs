@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use gateway_actors::media::{VideoPublisher, VideoPublisherConfig};
-use gateway_actors::output_video::{OutputAccessUnit, OutputFrame, VideoSubscriber};
-use gateway_actors::{Gateway, GatewayConfig, Lv2vRequest};
 use gateway_core::token::NetworkSettings;
 use gateway_core::trickle::SeqSpec;
 use gateway_media::{Codec, H264EncoderPool, Rational, TestPattern};
 use gateway_testkit::network::{LocalNetwork, NetworkConfig};
+use livepeer_gateway_actors::media::{VideoPublisher, VideoPublisherConfig};
+use livepeer_gateway_actors::output_video::{OutputAccessUnit, OutputFrame, VideoSubscriber};
+use livepeer_gateway_actors::{Gateway, GatewayConfig, Lv2vRequest};
 
 const FRAMES: usize = 90;
 const WAIT: Duration = Duration::from_secs(30);
@@ -141,9 +141,9 @@ async fn back_to_back_jobs_reuse_one_encoder_and_each_output_decodes_alone() {
 /// publisher encoded (after the encoder's pre-skip), stamped on the video's clock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lv2v_output_media_gives_back_pictures_and_the_tone() {
-    use gateway_actors::media::AudioTrackConfig;
-    use gateway_actors::output_video::OutputMedia;
     use gateway_media::audio::Tone;
+    use livepeer_gateway_actors::media::AudioTrackConfig;
+    use livepeer_gateway_actors::output_video::OutputMedia;
 
     let (net, gw) = start_network().await;
     let job = gw.start_lv2v(Lv2vRequest::default()).await.unwrap();

@@ -10,16 +10,16 @@
 use std::process::Command;
 use std::time::Duration;
 
-use gateway_actors::http::HttpClients;
-use gateway_actors::media::{StreamTiming, VideoPublisher, VideoPublisherConfig};
-use gateway_actors::tls::OrchestratorTrust;
-use gateway_actors::trickle::{PublisherConfig, TricklePublisher};
 use gateway_core::trickle::{channel_url, SeqSpec, MIME_MPEGTS};
 use gateway_media::ts::cutter::{TsCutter, TsCutterConfig};
 use gateway_media::ts_demux::TsDemuxer;
 use gateway_media::{Rational, TestPattern};
 use gateway_testkit::serve::{serve, ServerHandle};
 use gateway_testkit::trickle_server::{TrickleConfig, TrickleServer};
+use livepeer_gateway_actors::http::HttpClients;
+use livepeer_gateway_actors::media::{StreamTiming, VideoPublisher, VideoPublisherConfig};
+use livepeer_gateway_actors::tls::OrchestratorTrust;
+use livepeer_gateway_actors::trickle::{PublisherConfig, TricklePublisher};
 
 const GENEROUS: Duration = Duration::from_secs(30);
 /// 90 kHz ticks per second.

@@ -8,16 +8,16 @@ use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use gateway_actors::http::HttpClients;
-use gateway_actors::live_runners::{
-    RunnerCall, RunnerError, RunnerRegistration, RunnerSession, SessionControl,
-};
-use gateway_actors::tls::OrchestratorTrust;
-use gateway_actors::{Gateway, GatewayConfig};
 use gateway_core::runners::{ChannelRequest, HeartbeatRequest, RunnerFilter, HEADER_SESSION_TOKEN};
 use gateway_core::token::NetworkSettings;
 use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use gateway_testkit::orchestrator::LOCAL_RUNNER_SECRET;
+use livepeer_gateway_actors::http::HttpClients;
+use livepeer_gateway_actors::live_runners::{
+    RunnerCall, RunnerError, RunnerRegistration, RunnerSession, SessionControl,
+};
+use livepeer_gateway_actors::tls::OrchestratorTrust;
+use livepeer_gateway_actors::{Gateway, GatewayConfig};
 
 /// An offchain network (callbacks need no payment).
 async fn network() -> LocalNetwork {

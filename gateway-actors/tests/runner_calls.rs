@@ -6,11 +6,6 @@
 
 use std::time::Duration;
 
-use gateway_actors::http::HttpClients;
-use gateway_actors::live_runners::{RunnerCall, RunnerCandidate, RunnerRegistration};
-use gateway_actors::payments::PaymentStop;
-use gateway_actors::tls::OrchestratorTrust;
-use gateway_actors::{Gateway, GatewayConfig, GatewayError};
 use gateway_core::rejection::JobError;
 use gateway_core::runners::{HeartbeatRequest, RunnerFilter, RunnerPriceInfo, MODE_SINGLE_SHOT};
 use gateway_core::token::NetworkSettings;
@@ -18,6 +13,11 @@ use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use gateway_testkit::orchestrator::{PaymentRoute, LOCAL_RUNNER_SECRET};
 use gateway_testkit::runner_app::RunnerApp;
 use gateway_testkit::signer::SignerFault;
+use livepeer_gateway_actors::http::HttpClients;
+use livepeer_gateway_actors::live_runners::{RunnerCall, RunnerCandidate, RunnerRegistration};
+use livepeer_gateway_actors::payments::PaymentStop;
+use livepeer_gateway_actors::tls::OrchestratorTrust;
+use livepeer_gateway_actors::{Gateway, GatewayConfig, GatewayError};
 
 /// An on-chain network whose runners heartbeat every 200 ms and expire after `ttl`.
 async fn network(ttl: Duration) -> LocalNetwork {

@@ -6,11 +6,6 @@
 
 use std::time::Duration;
 
-use gateway_actors::http::HttpClients;
-use gateway_actors::live_runners::RunnerRegistration;
-use gateway_actors::payments::PaymentStop;
-use gateway_actors::tls::OrchestratorTrust;
-use gateway_actors::{Gateway, GatewayConfig, GatewayError};
 use gateway_core::jobs::LiveVideoToVideoRequest;
 use gateway_core::rejection::{JobError, RejectionReason};
 use gateway_core::runners::{HeartbeatRequest, RunnerFilter, SCOPE_APP};
@@ -18,6 +13,11 @@ use gateway_core::token::NetworkSettings;
 use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use gateway_testkit::orchestrator::{PaymentRoute, LOCAL_RUNNER_SECRET};
 use gateway_testkit::runner_app::RunnerApp;
+use livepeer_gateway_actors::http::HttpClients;
+use livepeer_gateway_actors::live_runners::RunnerRegistration;
+use livepeer_gateway_actors::payments::PaymentStop;
+use livepeer_gateway_actors::tls::OrchestratorTrust;
+use livepeer_gateway_actors::{Gateway, GatewayConfig, GatewayError};
 
 /// An on-chain network whose orchestrator has a serverless worker running `scope` (capacity
 /// `capacity`, 1 wei per 1000 pixels) beside `noop`.
@@ -64,7 +64,10 @@ fn request(prompt: &str) -> LiveVideoToVideoRequest {
 }
 
 /// The next event of `kind` within 10 s.
-async fn event_of(events: &mut gateway_actors::channels::JsonReader, kind: &str) -> serde_json::Value {
+async fn event_of(
+    events: &mut livepeer_gateway_actors::channels::JsonReader,
+    kind: &str,
+) -> serde_json::Value {
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             let event = events.next().await.unwrap().expect("events ended");

@@ -7,17 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_actors::http::HttpClients;
-use gateway_actors::tls::{CaRoots, OrchestratorTrust};
-use gateway_actors::trickle::{
-    PublisherConfig, SegmentGetClient, SubscriberConfig, TricklePublisher, TrickleSubscriber,
-    SEGMENT_READ_BUFFER_MAX,
-};
 use gateway_core::error::TrickleError;
 use gateway_core::trickle::{channel_url, SeqSpec, MIME_MPEGTS};
 use gateway_testkit::serve::{serve, ServerHandle};
 use gateway_testkit::tls::{SelfSignedTls, TestCa};
 use gateway_testkit::trickle_server::{TrickleConfig, TrickleServer};
+use livepeer_gateway_actors::http::HttpClients;
+use livepeer_gateway_actors::tls::{CaRoots, OrchestratorTrust};
+use livepeer_gateway_actors::trickle::{
+    PublisherConfig, SegmentGetClient, SubscriberConfig, TricklePublisher, TrickleSubscriber,
+    SEGMENT_READ_BUFFER_MAX,
+};
 
 const GENEROUS: Duration = Duration::from_secs(30);
 

@@ -12,12 +12,6 @@ use std::time::{Duration, Instant};
 use common::signer_identity;
 
 use actix::Actor;
-use gateway_actors::grpc::{OrchestratorRpc, RpcConfig, RpcErrorKind};
-use gateway_actors::http::HttpClients;
-use gateway_actors::selector::{
-    select_orchestrators, OrchestratorSelector, Select, Selection, SelectorConfig,
-};
-use gateway_actors::tls::{fingerprint, OrchestratorTrust, PinStore, TrustError};
 use gateway_core::capabilities::CapabilityQuery;
 use gateway_core::error::VettingError;
 use gateway_core::lp_rpc::OrchestratorRequest;
@@ -29,6 +23,12 @@ use gateway_testkit::faults::OrchestratorFault;
 use gateway_testkit::network::{LocalNetwork, NetworkConfig, NetworkError};
 use gateway_testkit::orchestrator::OrchestratorConfig;
 use gateway_testkit::signer::SignerConfig;
+use livepeer_gateway_actors::grpc::{OrchestratorRpc, RpcConfig, RpcErrorKind};
+use livepeer_gateway_actors::http::HttpClients;
+use livepeer_gateway_actors::selector::{
+    select_orchestrators, OrchestratorSelector, Select, Selection, SelectorConfig,
+};
+use livepeer_gateway_actors::tls::{fingerprint, OrchestratorTrust, PinStore, TrustError};
 
 const TEXT_REVERSAL: &str = "byoc/text-reversal";
 const NOOP: &str = "live-video-to-video/noop";
@@ -383,7 +383,8 @@ async fn explicit_discovery_url_wins_over_the_signer() {
         ..Default::default()
     };
     let select = Select { queries: vec![query(NOOP)], ..Default::default() };
-    let found = gateway_actors::discovery::discover(&http, &settings, &select.queries).await.unwrap();
+    let found =
+        livepeer_gateway_actors::discovery::discover(&http, &settings, &select.queries).await.unwrap();
     assert_eq!(found, net.orchestrator_urls());
     let s = select_orchestrators(&rpc, &http, &settings, &SelectorConfig::default(), &select).await.unwrap();
     assert_eq!(addresses(&s), [net.orchestrator_urls()[0].as_str()]);

@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use gateway_actors::{Gateway, GatewayConfig, GatewayError, TrainingRequest, WaitOptions};
 use gateway_core::rejection::JobError;
 use gateway_core::token::NetworkSettings;
 use gateway_core::training::{TrainingState, ERROR_CANCELLED_BY_USER, ERROR_INSUFFICIENT_BALANCE};
 use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use gateway_testkit::orchestrator::PaymentRoute;
+use livepeer_gateway_actors::{Gateway, GatewayConfig, GatewayError, TrainingRequest, WaitOptions};
 
 fn gateway_for(net: &LocalNetwork) -> Gateway {
     let network = NetworkSettings {

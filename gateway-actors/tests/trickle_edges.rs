@@ -20,16 +20,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_actors::http::HttpClients;
-use gateway_actors::tls::OrchestratorTrust;
-use gateway_actors::trickle::{
-    BehindWindow, EndReason, LedgerTotals, PublisherConfig, SegmentedPublisher, SubscriberConfig,
-    SubscriberNotice, TricklePublisher, TrickleSubscriber,
-};
 use gateway_core::error::TrickleError;
 use gateway_core::trickle::{channel_url, SeqSpec, MIME_MPEGTS};
 use gateway_testkit::serve::{serve, ServerHandle};
 use gateway_testkit::trickle_server::{TrickleConfig, TrickleFault, TrickleServer};
+use livepeer_gateway_actors::http::HttpClients;
+use livepeer_gateway_actors::tls::OrchestratorTrust;
+use livepeer_gateway_actors::trickle::{
+    BehindWindow, EndReason, LedgerTotals, PublisherConfig, SegmentedPublisher, SubscriberConfig,
+    SubscriberNotice, TricklePublisher, TrickleSubscriber,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::read_head;

@@ -6,15 +6,17 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use gateway_actors::http::HttpClients;
-use gateway_actors::media::{VideoPublisher, VideoPublisherConfig};
-use gateway_actors::tls::OrchestratorTrust;
-use gateway_actors::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
 use gateway_core::trickle::{channel_url, SeqSpec, MIME_MPEGTS};
 use gateway_media::ts_demux::TsDemuxer;
 use gateway_media::{Rational, TestPattern};
 use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use gateway_testkit::trickle_server::TrickleFault;
+use livepeer_gateway_actors::http::HttpClients;
+use livepeer_gateway_actors::media::{VideoPublisher, VideoPublisherConfig};
+use livepeer_gateway_actors::tls::OrchestratorTrust;
+use livepeer_gateway_actors::trickle::{
+    PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber,
+};
 
 const GENEROUS: Duration = Duration::from_secs(60);
 

@@ -7,15 +7,17 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gateway_actors::http::HttpClients;
-use gateway_actors::media::{StreamTiming, VideoPublisher, VideoPublisherConfig};
-use gateway_actors::tls::OrchestratorTrust;
-use gateway_actors::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
 use gateway_core::error::TrickleError;
 use gateway_core::trickle::{channel_url, SeqSpec, MIME_MPEGTS};
 use gateway_media::{Rational, TestPattern};
 use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use gateway_testkit::trickle_server::{FaultMethod, TrickleFault};
+use livepeer_gateway_actors::http::HttpClients;
+use livepeer_gateway_actors::media::{StreamTiming, VideoPublisher, VideoPublisherConfig};
+use livepeer_gateway_actors::tls::OrchestratorTrust;
+use livepeer_gateway_actors::trickle::{
+    PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber,
+};
 
 const STALL: Duration = Duration::from_millis(800);
 
@@ -126,7 +128,11 @@ async fn video_publisher_drains_a_stalled_segment_and_accounts_for_every_byte() 
     let publisher = TricklePublisher::start(http.clone(), &url, config()).await;
     // Tiny socket buffers are not guaranteed, so stall after a few bytes and send enough video
     // (high bitrate noise-free pattern at 720p) to fill them.
-    net.orchestrator().trickle().set_fault("video", TrickleFault::StallAfterBytes(10_000));
+    // One segment stalls; the ones after go through whenever they come (clearing the fault
+    // after the first failure raced with the later segments on a loaded machine).
+    net.orchestrator()
+        .trickle()
+        .set_fault("video", TrickleFault::StallSegments { after_bytes: 10_000, count: 1 });
     let mut cfg = VideoPublisherConfig::h264(1280, 720);
     cfg.bitrate_bps = 40_000_000;
     cfg.queue_frames = 1000;
@@ -139,14 +145,6 @@ async fn video_publisher_drains_a_stalled_segment_and_accounts_for_every_byte() 
     for _ in 0..150 {
         video.write_frame(pattern.next_frame()).unwrap();
     }
-    // Keep the server stalled until a segment has failed (however slow the encoder is on a busy
-    // machine), then let it recover for the rest.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while video.stats().await.unwrap().segments_failed == 0 {
-        assert!(Instant::now() < deadline, "no segment ever failed: {:?}", video.stats().await);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    net.orchestrator().trickle().clear_faults("video");
     let stats = tokio::time::timeout(Duration::from_secs(60), video.finish()).await.unwrap().unwrap();
     assert_eq!(stats.frames_in, 150);
     assert_eq!((stats.frames_encoded, stats.frames_dropped), (150, 0), "{stats:?}");
@@ -238,7 +236,7 @@ async fn short_media_segments_are_joined_and_idle_streams_cut_over() {
 /// Two consumers of one output channel get the same bytes from a single GET per segment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_reader_fans_out_to_several_consumers() {
-    use gateway_actors::reader::{OutputEvent, SegmentReader};
+    use livepeer_gateway_actors::reader::{OutputEvent, SegmentReader};
     let (net, http, url) = setup("fanout").await;
     let sub = TrickleSubscriber::new(
         http.clone(),
@@ -280,7 +278,7 @@ async fn one_reader_fans_out_to_several_consumers() {
 /// same index; a closed channel ends the stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_jumps_when_behind_waits_when_ahead_and_ends_on_close() {
-    use gateway_actors::trickle::EndReason;
+    use livepeer_gateway_actors::trickle::EndReason;
     let (net, http, url) = setup("follow").await;
     let mut publisher = TricklePublisher::start(http.clone(), &url, config()).await;
     for i in 0..8u8 {
@@ -331,7 +329,7 @@ async fn subscriber_jumps_when_behind_waits_when_ahead_and_ends_on_close() {
 /// Segment POSTs go through the `StreamingPost` seam, so another HTTP stack can carry them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segment_posts_go_through_the_streaming_post_trait() {
-    use gateway_actors::http::{BodyStream, PostAnswer, StreamingPost};
+    use livepeer_gateway_actors::http::{BodyStream, PostAnswer, StreamingPost};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 

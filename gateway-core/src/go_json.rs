@@ -9,7 +9,7 @@
 //! `request` that is not JSON) stay where go makes them.
 //!
 //! ```
-//! use gateway_core::jobs::JobRequest;
+//! use livepeer_gateway_core::jobs::JobRequest;
 //!
 //! let job: JobRequest =
 //!     serde_json::from_str(r#"{"id":"j","capability":"c","parameters":null,"extra":1}"#).unwrap();

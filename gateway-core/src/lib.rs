@@ -1,5 +1,9 @@
 //! gateway-core: what the Livepeer gateway protocol *is*.
 //!
+//! Published on crates.io as `livepeer-gateway-core` (`cargo add livepeer-gateway-core`, then
+//! `use livepeer_gateway_core::…`); inside the livepeer-gateway-rs workspace it is imported as
+//! `gateway_core`.
+//!
 //! Wire types, protocol constants, parsers and builders for talking to orchestrators, remote
 //! signers and trickle servers. It has no sockets, no timers and no runtime: everything here can
 //! be checked by a unit test without a network. The actors that use it live in `gateway-actors`;
@@ -23,8 +27,10 @@
 //! - [`rejection`]: why an orchestrator was not used for a job, typed.
 //! - [`swap`]: when a live stream moves to another orchestrator, and when it gives up.
 //!
+//! The shortest use: which capabilities a job needs, as the protobuf an orchestrator reads.
+//!
 //! ```
-//! use gateway_core::capabilities::{build_capabilities, parse_capability_queries, Capability};
+//! use livepeer_gateway_core::capabilities::{build_capabilities, parse_capability_queries, Capability};
 //!
 //! let queries = parse_capability_queries(["byoc/text-reversal,live-video-to-video/noop"]).unwrap();
 //! let caps = build_capabilities(&queries);

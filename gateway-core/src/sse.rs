@@ -7,7 +7,7 @@
 //! Pure: bytes in, events out, with a bound on how much one event may hold.
 //!
 //! ```
-//! use gateway_core::sse::SseDecoder;
+//! use livepeer_gateway_core::sse::SseDecoder;
 //!
 //! let mut decoder = SseDecoder::new(1024);
 //! let events = decoder.push(b"event: token\ndata: hel").unwrap();

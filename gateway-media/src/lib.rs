@@ -1,5 +1,10 @@
 //! gateway-media: raw frames in, network-ready segments out.
 //!
+//! Published on crates.io as `livepeer-gateway-media` (`cargo add livepeer-gateway-media`,
+//! then `use livepeer_gateway_media::…`); inside the livepeer-gateway-rs workspace it is
+//! imported as `gateway_media`. Features: `h264` (openh264, built from source), `av1` (rav1e)
+//! and `opus`, all on by default; without them it is the containers, segmenter and demuxer.
+//!
 //! What it is: the pixel side of the gateway. [`FrameQueue`] decides which caller frames get
 //! encoded (bounded, drop-oldest, debt skipping, every drop counted); [`H264Encoder`]
 //! (openh264, the default) and [`Av1Encoder`] (rav1e, experimental) implement
@@ -23,8 +28,11 @@
 //! segmenter and a container; the frame side is [`frame`], [`frame_queue`], [`convert`],
 //! [`pattern`], [`y4m`] and [`time`], and [`encoder`] is what every encoder implements.
 //!
+//! The shortest use: three seconds of test pattern encoded to H.264 and cut into MPEG-TS
+//! segments.
+//!
 //! ```no_run
-//! use gateway_media::*;
+//! use livepeer_gateway_media::*;
 //! let mut pattern = TestPattern::new(640, 360, Rational::new(30, 1))?;
 //! let mut encoder = H264Encoder::new(H264Config::new(640, 360))?;
 //! let mut segmenter = Segmenter::mpegts(SegmenterConfig::default());
@@ -46,6 +54,8 @@
 // Without a codec (the fuzz targets build only the containers) the shared encoder helpers
 // are unused.
 #![warn(missing_docs)]
+// On docs.rs (nightly), items behind a codec feature say which one.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(all(feature = "h264", feature = "av1")), allow(dead_code))]
 
 pub mod audio;

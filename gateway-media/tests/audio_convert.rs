@@ -1,8 +1,8 @@
 //! Converting audio to the Opus encoder's 48 kHz: lengths, timing (an impulse stays where it
 //! was), pitch, layouts (mono, stereo, 5.1) and typed errors.
 
-use gateway_media::audio::{AudioConverter, AudioError, AudioFrame, Tone};
-use gateway_media::Rational;
+use livepeer_gateway_media::audio::{AudioConverter, AudioError, AudioFrame, Tone};
+use livepeer_gateway_media::Rational;
 
 /// Converts `frames` and flushes; answers the output frames.
 fn convert_all(conv: &mut AudioConverter, frames: &[AudioFrame]) -> Vec<AudioFrame> {

@@ -9,8 +9,8 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use gateway_media::audio::{AudioUnitDecoder, OpusConfig, OpusEncoder, Tone};
-use gateway_media::{
+use livepeer_gateway_media::audio::{AudioUnitDecoder, OpusConfig, OpusEncoder, Tone};
+use livepeer_gateway_media::{
     Codec, EncodedPacket, H264Config, H264Encoder, MediaUnit, SegmentEvent, Segmenter, TsConfig, TsDemuxer,
     TsMuxer, VideoEncoder,
 };

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use gateway_media::{Av1Config, Av1Encoder, IvfMuxer, Rational, Segmenter};
+use livepeer_gateway_media::{Av1Config, Av1Encoder, IvfMuxer, Rational, Segmenter};
 
 const W: u32 = 320;
 const H: u32 = 180;

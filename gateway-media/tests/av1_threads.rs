@@ -2,7 +2,7 @@
 //! encoders (rav1e would otherwise build a pool per encoder). Alone in its own test binary,
 //! so no other test's threads come and go while it counts.
 
-use gateway_media::{Av1Config, Av1Encoder, Rational, TestPattern, VideoEncoder};
+use livepeer_gateway_media::{Av1Config, Av1Encoder, Rational, TestPattern, VideoEncoder};
 
 /// Threads of this process, from /proc.
 fn threads() -> usize {

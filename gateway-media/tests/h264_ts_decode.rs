@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use gateway_media::{H264Config, H264Encoder, Rational, Segmenter};
+use livepeer_gateway_media::{H264Config, H264Encoder, Rational, Segmenter};
 
 const W: u32 = 320;
 const H: u32 = 180;

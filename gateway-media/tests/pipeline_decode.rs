@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use gateway_media::{FrameQueue, H264Config, H264Encoder, SegmentEvent, Segmenter, VideoEncoder};
+use livepeer_gateway_media::{FrameQueue, H264Config, H264Encoder, SegmentEvent, Segmenter, VideoEncoder};
 
 #[test]
 fn slow_encoder_drops_by_debt_and_segments_still_decode() {

@@ -8,8 +8,8 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use gateway_media::ts::cutter::{CutError, TsCutter, TsCutterConfig};
-use gateway_media::{SegmentEvent, TsDemuxer};
+use livepeer_gateway_media::ts::cutter::{CutError, TsCutter, TsCutterConfig};
+use livepeer_gateway_media::{SegmentEvent, TsDemuxer};
 
 /// 5 s of 320x180 at 30 fps, keyframe every 30 frames, with 48 kHz audio (AAC), as MPEG-TS.
 fn source(audio_only: bool) -> Vec<u8> {

@@ -8,8 +8,8 @@ mod common;
 use std::process::Command;
 
 use common::run;
-use gateway_media::audio::wav::{WavEncoding, WavError, WavReader, WavWriter};
-use gateway_media::audio::Tone;
+use livepeer_gateway_media::audio::wav::{WavEncoding, WavError, WavReader, WavWriter};
+use livepeer_gateway_media::audio::Tone;
 
 /// 1 s of a 440 Hz sine at `rate` in `channels`, as ffmpeg writes it with `output` (its codec
 /// and format options) to a pipe.
@@ -27,7 +27,7 @@ fn wav(codec: &str, channels: u32, rate: u32) -> Vec<u8> {
     sine(channels, rate, &["-c:a", codec, "-f", "wav"])
 }
 
-fn read_all(bytes: &[u8]) -> (gateway_media::audio::wav::WavFormat, Vec<f32>, u64) {
+fn read_all(bytes: &[u8]) -> (livepeer_gateway_media::audio::wav::WavFormat, Vec<f32>, u64) {
     let mut r = WavReader::new(bytes).unwrap();
     let format = r.format();
     let (mut samples, mut frames) = (Vec::new(), 0u64);
@@ -155,7 +155,8 @@ fn what_wav_writer_writes_ffprobe_and_our_reader_read_whole() {
 fn raw_pcm_reads_like_the_wav_of_the_same_tone() {
     for (name, codec) in [("s16le", "pcm_s16le"), ("s24le", "pcm_s24le"), ("f32le", "pcm_f32le")] {
         let raw = sine(2, 44_100, &["-f", name]);
-        let format: gateway_media::audio::wav::WavFormat = format!("{name}:44100:2").parse().unwrap();
+        let format: livepeer_gateway_media::audio::wav::WavFormat =
+            format!("{name}:44100:2").parse().unwrap();
         let mut r = WavReader::raw(&raw[..], format).unwrap();
         let mut samples = Vec::new();
         while let Some(f) = r.next_frame(1000).unwrap() {
@@ -166,11 +167,11 @@ fn raw_pcm_reads_like_the_wav_of_the_same_tone() {
         assert_eq!(samples, from_wav, "{name}");
     }
     for bad in ["s16le", "s16le:48000", "u8:48000:2", "s16le:x:2", "s16le:48000:2:1", ""] {
-        let e = bad.parse::<gateway_media::audio::wav::WavFormat>().unwrap_err();
+        let e = bad.parse::<livepeer_gateway_media::audio::wav::WavFormat>().unwrap_err();
         assert!(matches!(e, WavError::RawFormat(_)), "{bad}: {e}");
     }
     for bad in ["s16le:48000:9", "s16le:0:2", "f32le:48000:0"] {
-        let e = bad.parse::<gateway_media::audio::wav::WavFormat>().unwrap_err();
+        let e = bad.parse::<livepeer_gateway_media::audio::wav::WavFormat>().unwrap_err();
         assert!(matches!(e, WavError::Layout { .. }), "{bad}: {e}");
     }
 }

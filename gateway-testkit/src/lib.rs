@@ -1,5 +1,22 @@
 //! gateway-testkit: a local Livepeer network on real sockets, for tests, benchmarks and the demo.
 //!
+//! Published on crates.io as `livepeer-gateway-testkit` (`cargo add --dev
+//! livepeer-gateway-testkit`, then `use livepeer_gateway_testkit::…`); inside the
+//! livepeer-gateway-rs workspace it is imported as `gateway_testkit`.
+//!
+//! The shortest use: the whole network in one call, on ports of its own, in a test.
+//!
+//! ```
+//! use livepeer_gateway_testkit::network::{LocalNetwork, NetworkConfig};
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let net = LocalNetwork::start(NetworkConfig::default()).await?;
+//! // Point the gateway under test at these (a `Gateway`'s `NetworkSettings::signer`).
+//! println!("orchestrator {}, signer {}", net.orchestrator_urls()[0], net.signer_url());
+//! net.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
 //! It is built from the *server* side of the protocol (go-livepeer's orchestrator, trickle server
 //! and remote signer) using `gateway-core`'s constants and types, and never `gateway-actors`: a
 //! double that shared the client's code would share its bugs. It is not a production server.

@@ -7,8 +7,8 @@
 //! payment ledger).
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), gateway_testkit::network::NetworkError> {
-//! use gateway_testkit::network::{LocalNetwork, NetworkConfig};
+//! # async fn demo() -> Result<(), livepeer_gateway_testkit::network::NetworkError> {
+//! use livepeer_gateway_testkit::network::{LocalNetwork, NetworkConfig};
 //! let net = LocalNetwork::start(NetworkConfig::default()).await?;
 //! println!("orchestrator at {}, signer at {}", net.orchestrator_urls()[0], net.signer_url());
 //! net.shutdown().await;

@@ -79,7 +79,11 @@ impl ServerHandle {
     /// Stops accepting, closes open connections and waits for the accept loop to end.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        // After `stop_and_wait` the handle may have been polled to its end, and a finished
+        // handle must not be polled again (tokio panics): a finished task has nothing to wait for.
+        if !self.task.is_finished() {
+            let _ = self.task.await;
+        }
     }
 
     /// Stops without waiting (for `Drop` paths).

@@ -11,8 +11,8 @@ use gateway_core::jobs::{self, LiveVideoToVideoResponse};
 use gateway_core::lp_rpc::orchestrator_client::OrchestratorClient;
 use gateway_core::lp_rpc::{self, OrchestratorRequest};
 use gateway_core::signer::SignOrchestratorInfoResponse;
-use gateway_testkit::network::{LocalNetwork, NetworkConfig, NetworkError};
-use gateway_testkit::orchestrator::{PaymentRoute, Running};
+use livepeer_gateway_testkit::network::{LocalNetwork, NetworkConfig, NetworkError};
+use livepeer_gateway_testkit::orchestrator::{PaymentRoute, Running};
 use serde_json::json;
 
 const QUERY: &str = "live-video-to-video/noop";

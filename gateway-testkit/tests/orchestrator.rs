@@ -10,8 +10,8 @@ use gateway_core::jobs::{self, JobParameters, JobRequest, LiveVideoToVideoRespon
 use gateway_core::lp_rpc::orchestrator_client::OrchestratorClient;
 use gateway_core::lp_rpc::{self, OrchestratorInfo, OrchestratorRequest, PaymentResult};
 use gateway_core::signer::{GenerateLivePaymentResponse, SignOrchestratorInfoResponse};
-use gateway_testkit::faults::OrchestratorFault;
-use gateway_testkit::network::{LocalNetwork, NetworkConfig};
+use livepeer_gateway_testkit::faults::OrchestratorFault;
+use livepeer_gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use prost::Message;
 use serde_json::json;
 
@@ -500,7 +500,10 @@ fn manifest_of(p: &GenerateLivePaymentResponse) -> String {
 
 fn ev_of(info: &OrchestratorInfo) -> f64 {
     let p = info.ticket_params.as_ref().unwrap();
-    gateway_testkit::tickets::rat_to_f64(&gateway_testkit::tickets::ticket_ev(&p.face_value, &p.win_prob))
+    livepeer_gateway_testkit::tickets::rat_to_f64(&livepeer_gateway_testkit::tickets::ticket_ev(
+        &p.face_value,
+        &p.win_prob,
+    ))
 }
 
 #[tokio::test]
@@ -512,7 +515,7 @@ async fn signer_tickets_pass_and_tampered_ones_get_go_errors() {
     let info = signed_info(&http, &net, "live-video-to-video/noop").await;
     // Realistic params: go-livepeer's 8 gwei EV on a 0.0012 ETH face value.
     let params = info.ticket_params.clone().unwrap();
-    assert_eq!(params.face_value, gateway_testkit::tickets::be_bytes(1_200_000_000_000_000));
+    assert_eq!(params.face_value, livepeer_gateway_testkit::tickets::be_bytes(1_200_000_000_000_000));
     assert!((ev_of(&info) - 8e9).abs() < 1.0);
 
     // A payment minted by the signer is accepted and credited at EV per ticket.
@@ -552,7 +555,9 @@ async fn signer_tickets_pass_and_tampered_ones_get_go_errors() {
     );
     let mut later = p2.clone();
     let block = &mut later.ticket_params.as_mut().unwrap().expiration_block;
-    *block = gateway_testkit::tickets::be_bytes(gateway_testkit::tickets::from_be_bytes(block) + 1);
+    *block = livepeer_gateway_testkit::tickets::be_bytes(
+        livepeer_gateway_testkit::tickets::from_be_bytes(block) + 1,
+    );
     assert_eq!(post_payment(&http, &orch, &later, &next.seg_creds).await.unwrap(), (400, rand_error.into()));
     let mut elsewhere = p2.clone();
     elsewhere.ticket_params.as_mut().unwrap().recipient = vec![0x42; 20];
@@ -586,7 +591,7 @@ async fn ticket_params_are_bound_to_the_sender_that_asked() {
     let orch = net.orchestrator_urls()[0].clone();
     let caps = lp_rpc::to_base64(&build_capabilities(&["live-video-to-video/noop".parse().unwrap()]));
     // A second signer (another address) on its own socket.
-    let other = gateway_testkit::signer::LocalSigner::new(Default::default());
+    let other = livepeer_gateway_testkit::signer::LocalSigner::new(Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let other_url = format!("http://{}", listener.local_addr().unwrap());
     let router = other.router();

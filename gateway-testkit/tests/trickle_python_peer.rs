@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_core::trickle::{HEADER_LATEST, HEADER_SEQ, MIME_MPEGTS, STATUS_SEGMENT_NOT_AVAILABLE};
-use gateway_testkit::trickle_server::{TrickleConfig, TrickleServer};
 use k256::sha2::{Digest, Sha256};
+use livepeer_gateway_testkit::trickle_server::{TrickleConfig, TrickleServer};
 use tokio::sync::mpsc;
 
 /// Segment sizes: from one byte to a megabyte. Five, so nothing leaves the five-slot ring

@@ -208,7 +208,7 @@ impl TrainingJob {
 
     /// Pays the orchestrator for the training time since the last payment (the remote signer
     /// decides how much is due); the balance after. A signer that finds nothing due answers
-    /// [`gateway_core::error::SignerError::SkipCycle`].
+    /// [`livepeer_gateway_core::error::SignerError::SkipCycle`](gateway_core::error::SignerError::SkipCycle).
     pub async fn refresh_payment(&self) -> Result<RefreshPaymentAnswer, GatewayError> {
         let creds = self.session.lock().await.next_payment().await?;
         let path = training::refresh_payment_path(&self.job_id);

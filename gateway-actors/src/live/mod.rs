@@ -9,7 +9,7 @@
 //!   job there (paid), stop the old one with the reason, move the video publisher to the new
 //!   input channel (the next segment starts on a keyframe) and tell every reader and the
 //!   control writer where the new channels are (`trickle::follow`).
-//! - Bounds: go's swap budgets (`gateway_core::swap`); too many swaps too fast, or no
+//! - Bounds: go's swap budgets (`livepeer_gateway_core::swap`); too many swaps too fast, or no
 //!   orchestrator left, ends the stream with a [`StreamEnd`] naming each failure.
 //!   [`SwapConfig::enabled`] `false` ends it at the first failure instead.
 //! - Each swap is a [`SwapRecord`] in [`LiveStreamStatus`].

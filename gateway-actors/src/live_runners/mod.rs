@@ -10,7 +10,7 @@
 //! ([`registration`]), hears of its sessions on its O2R channel (`o2r.rs`), and its app makes
 //! the session's callbacks: channels, proxy, stop ([`session_control`]).
 //!
-//! The protocol's types and rules are in `gateway_core::runners`.
+//! The protocol's types and rules are in `livepeer_gateway_core::runners`.
 
 pub mod answer;
 pub mod calls;

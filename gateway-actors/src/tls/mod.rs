@@ -55,7 +55,7 @@ pub use pins::*;
 
 /// Target of the re-pin warning, so a program that reports re-pins itself (the CLI does) can
 /// silence the log line and print its own.
-pub const REPIN_LOG_TARGET: &str = "gateway_actors::tls::repin";
+pub const REPIN_LOG_TARGET: &str = "livepeer_gateway_actors::tls::repin";
 
 /// The crypto provider every TLS config here uses (ring: pure, no C toolchain beyond cc).
 pub fn provider() -> Arc<CryptoProvider> {

@@ -22,7 +22,7 @@ pub async fn read_head(socket: &mut tokio::net::TcpStream, data: &mut Vec<u8>) -
 
 /// The local signer's identity (address and its signature over it): BYOC tokens need one.
 pub async fn signer_identity(
-    http: &gateway_actors::http::HttpClients,
+    http: &livepeer_gateway_actors::http::HttpClients,
     net: &gateway_testkit::network::LocalNetwork,
 ) -> gateway_core::signer::SignerIdentity {
     let url = format!("{}{}", net.signer_url(), gateway_core::signer::SIGN_ORCHESTRATOR_INFO_PATH);

@@ -154,7 +154,9 @@ async fn hostile_signer_answers_give_typed_errors() {
     let _ = e.to_string(); // printable without panicking
 }
 
-async fn select(network: NetworkSettings) -> Result<gateway_actors::selector::Selection, GatewayError> {
+async fn select(
+    network: NetworkSettings,
+) -> Result<livepeer_gateway_actors::selector::Selection, GatewayError> {
     let gw = Gateway::start(GatewayConfig { network, ..Default::default() }).unwrap();
     let query = ["live-video-to-video/noop".parse().unwrap()];
     let r = bounded("a selection against a hostile peer", GENEROUS, gw.select(&query, None)).await;
@@ -189,7 +191,7 @@ async fn hostile_discovery_and_orchestrator_answers_give_typed_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_body_capped_stops_at_the_limit() {
-    let _ = gateway_actors::tls::provider(); // reqwest needs a process-wide rustls provider
+    let _ = livepeer_gateway_actors::tls::provider(); // reqwest needs a process-wide rustls provider
     let http = reqwest::Client::new();
     let exactly = vec![b'a'; MAX_RESPONSE_BYTES];
     // At the limit: accepted, whether announced or streamed.

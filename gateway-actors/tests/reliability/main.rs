@@ -36,12 +36,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gateway_actors::http::{read_body_capped, HttpClients, MAX_RESPONSE_BYTES};
-use gateway_actors::media::{VideoPublisher, VideoPublisherConfig};
-use gateway_actors::payments::{PaymentStop, MAX_FAILED_CYCLES};
-use gateway_actors::tls::OrchestratorTrust;
-use gateway_actors::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
-use gateway_actors::{ByocJobRequest, Gateway, GatewayConfig, GatewayError, Lv2vJob, Lv2vRequest};
 use gateway_core::error::{SignerError, TrickleError};
 use gateway_core::rejection::JobError;
 use gateway_core::token::NetworkSettings;
@@ -52,6 +46,14 @@ use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use gateway_testkit::orchestrator::OrchestratorConfig;
 use gateway_testkit::signer::{SignerConfig, SignerFault};
 use gateway_testkit::trickle_server::TrickleFault;
+use livepeer_gateway_actors::http::{read_body_capped, HttpClients, MAX_RESPONSE_BYTES};
+use livepeer_gateway_actors::media::{VideoPublisher, VideoPublisherConfig};
+use livepeer_gateway_actors::payments::{PaymentStop, MAX_FAILED_CYCLES};
+use livepeer_gateway_actors::tls::OrchestratorTrust;
+use livepeer_gateway_actors::trickle::{
+    PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber,
+};
+use livepeer_gateway_actors::{ByocJobRequest, Gateway, GatewayConfig, GatewayError, Lv2vJob, Lv2vRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::read_head;

@@ -70,7 +70,7 @@ pub struct WavFormat {
 /// `f32le`, then `:RATE:CHANNELS`.
 ///
 /// ```
-/// use gateway_media::audio::wav::{WavEncoding, WavFormat};
+/// use livepeer_gateway_media::audio::wav::{WavEncoding, WavFormat};
 /// let f: WavFormat = "s16le:48000:2".parse().unwrap();
 /// assert_eq!((f.rate, f.channels, f.encoding), (48_000, 2, WavEncoding::Int(16)));
 /// ```

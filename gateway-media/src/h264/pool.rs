@@ -15,7 +15,7 @@
 //! go at once.
 //!
 //! ```
-//! use gateway_media::{H264Config, H264EncoderPool, TestPattern, Rational, VideoEncoder};
+//! use livepeer_gateway_media::{H264Config, H264EncoderPool, TestPattern, Rational, VideoEncoder};
 //!
 //! let pool = H264EncoderPool::new();
 //! let pattern = TestPattern::new(160, 96, Rational::new(30, 1))?;

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use gateway_media::{
+use livepeer_gateway_media::{
     Rational, SegmentEvent, SegmentMuxer, SegmentSummary, Segmenter, SegmenterConfig, TestPattern,
     VideoEncoder,
 };

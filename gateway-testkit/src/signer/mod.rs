@@ -2,7 +2,7 @@
 //! gateway's payment code is exercised against the same status codes, state round trip and
 //! ticket arithmetic it meets on the network.
 //!
-//! Endpoints (paths from [`gateway_core::signer`]):
+//! Endpoints (paths from [`livepeer_gateway_core::signer`](gateway_core::signer)):
 //! - `POST /sign-orchestrator-info`: the signer's address and its signature over that address.
 //! - `POST /generate-live-payment`: tickets (`Payment`), segment credentials (`SegData`) and the
 //!   next signed state, with go-livepeer's 480 / 481 / 482 answers.

@@ -4,7 +4,7 @@
 //! Every test, benchmark and the demo talk to this server instead of a real orchestrator, and the
 //! official Python SDK and go-livepeer's trickle client must work against it, so it follows
 //! go-livepeer's `trickle/trickle_server.go` wire behaviour rule by rule. All protocol facts (paths, headers,
-//! status 470, ring size, default timings) come from [`gateway_core::trickle`].
+//! status 470, ring size, default timings) come from [`livepeer_gateway_core::trickle`](gateway_core::trickle).
 //!
 //! State per channel: a ring of [`SERVER_RING_SIZE`](gateway_core::trickle::SERVER_RING_SIZE) segment slots (slot = `seq % 5`),
 //! `nextWrite` (advanced to `seq + 1` by a segment's first body byte, or by an empty POST), the

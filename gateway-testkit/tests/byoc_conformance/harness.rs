@@ -10,15 +10,15 @@ use gateway_core::jobs::{self, JobRequest};
 use gateway_core::lp_rpc::orchestrator_client::OrchestratorClient;
 use gateway_core::lp_rpc::{self, OrchestratorInfo, OrchestratorRequest};
 use gateway_core::signer::BYOC_JOB_V1_PREFIX;
-use gateway_testkit::keys::EthKey;
-use gateway_testkit::network::{LocalNetwork, NetworkConfig};
-use gateway_testkit::orchestrator::GoVersion;
+use livepeer_gateway_testkit::keys::EthKey;
+use livepeer_gateway_testkit::network::{LocalNetwork, NetworkConfig};
+use livepeer_gateway_testkit::orchestrator::GoVersion;
 use serde_json::{json, Value};
 
 use crate::common;
 
 /// The BYOC capability the local network registers.
-pub const CAP: &str = gateway_testkit::workers::TEXT_REVERSAL;
+pub const CAP: &str = livepeer_gateway_testkit::workers::TEXT_REVERSAL;
 /// Its capacity (`OrchestratorConfig::default`).
 pub const CAPACITY: i64 = 64;
 /// Its price in wei per second (`OrchestratorConfig::default`).

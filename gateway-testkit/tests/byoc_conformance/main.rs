@@ -4,7 +4,7 @@
 //! the low-balance warning never reset, a payment credited before the request is refused), the
 //! test holds the quirk. `CONFORMANCE.md` ("BYOC orchestrator (double)") maps each test to go's code.
 //!
-//! [`LocalNetwork`]: gateway_testkit::network::LocalNetwork
+//! [`LocalNetwork`]: livepeer_gateway_testkit::network::LocalNetwork
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use gateway_core::jobs::{self, JobRequest};
 use gateway_core::lp_rpc::{self, Payment};
-use gateway_testkit::orchestrator::{CapabilityOffer, GoVersion};
+use livepeer_gateway_testkit::orchestrator::{CapabilityOffer, GoVersion};
 
 use crate::harness::{request_details_error, start, stream_job, CAP, CAPACITY, MIN_BALANCE, PRICE};
 use crate::streams::fund;

@@ -3,7 +3,7 @@
 use gateway_core::capabilities::Capability;
 use gateway_core::jobs::{self, EthAddressHeader};
 use gateway_core::lp_rpc::{OrchestratorRequest, PriceInfo};
-use gateway_testkit::orchestrator::{CapabilityOffer, GoVersion};
+use livepeer_gateway_testkit::orchestrator::{CapabilityOffer, GoVersion};
 use serde_json::{json, Value};
 
 use crate::harness::{start, stream_job, CAP, CAPACITY};
@@ -24,7 +24,7 @@ async fn process_token_refuses_missing_and_bad_headers() {
         r.pair(),
         (400, "Must have eth address and signature on address in Livepeer-Eth-Address header\n")
     );
-    let other = gateway_testkit::keys::EthKey::random();
+    let other = livepeer_gateway_testkit::keys::EthKey::random();
     let addr = n.key.checksum_address();
     let forged = EthAddressHeader {
         addr: addr.clone(),
@@ -117,7 +117,7 @@ async fn process_token_for_an_unregistered_capability_is_still_200() {
 }
 
 /// An offer priced 201 wei per 2 s: 100.5 wei/s, which go floors where it quotes whole wei.
-fn fractional(c: &mut gateway_testkit::network::NetworkConfig) {
+fn fractional(c: &mut livepeer_gateway_testkit::network::NetworkConfig) {
     for o in c.orchestrator.offers.iter_mut().filter(|o| o.model == CAP) {
         *o = CapabilityOffer { price_per_unit: 201, pixels_per_unit: 2, ..o.clone() };
     }

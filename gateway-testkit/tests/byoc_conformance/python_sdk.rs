@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use gateway_core::lp_rpc::{self, Payment};
-use gateway_testkit::network::{LocalNetwork, NetworkConfig, NetworkError};
+use livepeer_gateway_testkit::network::{LocalNetwork, NetworkConfig, NetworkError};
 use serde_json::Value;
 
 use crate::common;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use gateway_testkit::network::{LocalNetwork, NetworkConfig};
+use livepeer_gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use serde_json::Value;
 
 use crate::common;

@@ -3,7 +3,7 @@
 
 use gateway_core::jobs::{self, EthAddressHeader, JobRequest};
 use gateway_core::lp_rpc::OrchestratorRequest;
-use gateway_testkit::orchestrator::GoVersion;
+use livepeer_gateway_testkit::orchestrator::GoVersion;
 use serde_json::{json, Value};
 
 use crate::harness::{raw_job_header, start, stream_job, v1_message, CAP};

@@ -11,7 +11,7 @@ pub fn http() -> reqwest::Client {
 
 /// The Python interpreter with the official SDK.
 pub fn python() -> PathBuf {
-    gateway_testkit::python::interpreter()
+    livepeer_gateway_testkit::python::interpreter()
 }
 
 /// Signs `job` through the signer's `/sign-byoc-job` at `signer_url`, as a gateway does: the

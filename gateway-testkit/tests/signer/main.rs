@@ -20,11 +20,11 @@ use gateway_core::signer::{
     DISCOVER_ORCHESTRATORS_PATH, GENERATE_LIVE_PAYMENT_PATH, HEADER_ORCHESTRATOR_URL, SIGN_BYOC_JOB_PATH,
     SIGN_ORCHESTRATOR_INFO_PATH,
 };
-use gateway_testkit::keys::{recover_signer, EthKey};
-use gateway_testkit::signer::{
+use livepeer_gateway_testkit::keys::{recover_signer, EthKey};
+use livepeer_gateway_testkit::signer::{
     verify_payment, LocalSigner, PaymentRejection, PaymentState, SignerConfig, SignerFault,
 };
-use gateway_testkit::tickets::{
+use livepeer_gateway_testkit::tickets::{
     be_bytes, biguint_bytes, block_at, max_win_prob, rat_string, rat_to_f64, seg_data_message, ticket_ev,
     unix_now, win_prob_for, Rat, Ticket, TICKET_PARAMS_VALIDITY_BLOCKS,
 };

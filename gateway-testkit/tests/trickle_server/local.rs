@@ -73,7 +73,7 @@ async fn local_publisher_and_subscriber_interoperate_with_http() {
     assert_eq!(within("closed", pending).await.unwrap(), None);
     assert!(matches!(
         publisher.begin_segment(),
-        Err(gateway_testkit::trickle_server::TrickleServerError::ChannelClosed(_))
+        Err(livepeer_gateway_testkit::trickle_server::TrickleServerError::ChannelClosed(_))
     ));
 }
 

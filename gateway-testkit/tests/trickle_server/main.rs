@@ -20,7 +20,7 @@ use gateway_core::trickle::{
     SeqSpec, CLOSED_VALUE, ENTRY_NOT_FOUND_BODY, HEADER_CLOSED, HEADER_LATEST, HEADER_RESET, HEADER_SEQ,
     MIME_JSON, MIME_MPEGTS, SERVER_RING_SIZE, STATUS_SEGMENT_NOT_AVAILABLE,
 };
-use gateway_testkit::trickle_server::{
+use livepeer_gateway_testkit::trickle_server::{
     ChannelTotals, FaultMethod, TrickleConfig, TrickleFault, TrickleServer, TrickleServerStats, ADMIN_PATH,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
