@@ -4,58 +4,18 @@
 //! what its orchestrator was asked): a stream started, updated, read (status, data) and
 //! stopped; go's refusals; bearer tokens and go's auth webhook; and a SIGTERM drain.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::io::Read;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
+use common::serve_node::{answer, client, network, ServeNode};
 use futures_util::StreamExt;
-use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 
 const TOKEN: &str = "node-token";
-
-/// The node, serving until killed; its base URL.
-struct ServeNode {
-    child: Child,
-    url: String,
-}
-
-impl ServeNode {
-    fn start(net: &LocalNetwork, extra: &[&str]) -> ServeNode {
-        ServeNode::start_with_env(net, extra, &[])
-    }
-
-    fn start_with_env(net: &LocalNetwork, extra: &[&str], env: &[(&str, &str)]) -> ServeNode {
-        let orch = net.orchestrator_urls()[0].clone();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
-            .envs(env.iter().copied())
-            .args(["serve", "--listen", "127.0.0.1:0", "--json", "--orchestrator", &orch, "--signer"])
-            .arg(net.signer_url())
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-        ServeNode { child, url: v["listen"].as_str().unwrap().to_owned() }
-    }
-}
-
-impl Drop for ServeNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn network() -> LocalNetwork {
-    let mut config = NetworkConfig { orchestrators: 1, tls: false, ..Default::default() };
-    config.orchestrator.event_interval = Duration::from_millis(200);
-    LocalNetwork::start(config).await.unwrap()
-}
 
 /// go's `Livepeer` header for a job of `capability` (unsigned: the node signs).
 fn job_header(capability: &str, parameters: serde_json::Value, timeout: u32) -> String {
@@ -64,11 +24,6 @@ fn job_header(capability: &str, parameters: serde_json::Value, timeout: u32) -> 
         "timeout_seconds": timeout,
     });
     base64::engine::general_purpose::STANDARD.encode(job.to_string())
-}
-
-fn client() -> reqwest::Client {
-    let _ = gateway_actors::tls::provider();
-    reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 /// A request to the node with the token and, when given, a job header.
@@ -80,16 +35,11 @@ fn call(method: reqwest::Method, url: String, header: Option<&str>) -> reqwest::
     }
 }
 
-async fn answer(req: reqwest::RequestBuilder) -> (u16, String) {
-    let r = req.send().await.unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_is_started_updated_read_and_stopped_with_gos_shapes() {
     let net = network().await;
     let orch = net.orchestrator_urls()[0].clone();
-    let node = ServeNode::start(&net, &["--auth-token", TOKEN]);
+    let node = ServeNode::start(&net, &["--auth-token", TOKEN], &[]);
     let header = job_header("text-reversal", serde_json::json!({"enable_data_output": true}), 60);
     let body =
         serde_json::json!({"stream_name": "cam", "stream_id": "s1", "params": "{\"prompt\":\"a cat\"}"});
@@ -170,7 +120,7 @@ async fn a_stream_is_started_updated_read_and_stopped_with_gos_shapes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_gos_status_codes_and_texts() {
     let net = network().await;
-    let node = ServeNode::start(&net, &["--auth-token", TOKEN]);
+    let node = ServeNode::start(&net, &["--auth-token", TOKEN], &[]);
     let start_url = format!("{}/process/stream/start", node.url);
     let ok_header = job_header("text-reversal", serde_json::json!({}), 60);
     let start = |header: Option<&str>| call(reqwest::Method::POST, start_url.clone(), header);
@@ -263,6 +213,7 @@ async fn the_auth_webhook_decides_each_start_and_its_key_is_never_printed() {
     let node = ServeNode::start(
         &net,
         &["--auth-token", TOKEN, "--auth-webhook", &hook_url, "--auth-webhook-key", "hook-key-123"],
+        &[],
     );
     let header = job_header("text-reversal", serde_json::json!({}), 60);
     let start = || call(reqwest::Method::POST, format!("{}/process/stream/start", node.url), Some(&header));
@@ -295,7 +246,7 @@ async fn the_auth_webhook_decides_each_start_and_its_key_is_never_printed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_then_stops_the_streams_left_and_exits_0() {
     let net = network().await;
-    let mut node = ServeNode::start(&net, &["--drain-timeout", "1.5"]);
+    let mut node = ServeNode::start(&net, &["--drain-timeout", "1.5"], &[]);
     let header = job_header("text-reversal", serde_json::json!({}), 60);
     let start = call(reqwest::Method::POST, format!("{}/process/stream/start", node.url), Some(&header));
     assert_eq!(answer(start.body(r#"{"stream_id":"left-running"}"#)).await.0, 200);
@@ -324,7 +275,7 @@ async fn media_goes_through_the_nodes_trickle_channels_both_ways() {
 
     let net = network().await;
     // With tokens required: trickle peers send none, the stream's key in the URL stands for it.
-    let node = ServeNode::start(&net, &["--auth-token", TOKEN]);
+    let node = ServeNode::start(&net, &["--auth-token", TOKEN], &[]);
     let header = job_header(
         "text-reversal",
         serde_json::json!({"enable_video_ingress": true, "enable_video_egress": true}),
@@ -377,7 +328,7 @@ async fn media_goes_through_the_nodes_trickle_channels_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_nothing_but_the_network_and_each_stream_names_its_node() {
     let net = network().await;
-    let nodes = [ServeNode::start(&net, &[]), ServeNode::start(&net, &[])];
+    let nodes = [ServeNode::start(&net, &[], &[]), ServeNode::start(&net, &[], &[])];
     let header = job_header("text-reversal", serde_json::json!({}), 60);
     // A client spreads six streams over both nodes.
     let mut started = Vec::new();
@@ -407,7 +358,7 @@ async fn two_nodes_share_nothing_but_the_network_and_each_stream_names_its_node(
 async fn single_shot_requests_go_through_the_node_whole_or_streamed() {
     let net = network().await;
     let orch = net.orchestrator_urls()[0].clone();
-    let node = ServeNode::start(&net, &[]);
+    let node = ServeNode::start(&net, &[], &[]);
     let header = job_header("text-reversal", serde_json::json!({}), 30);
     let r = client()
         .post(format!("{}/process/request/", node.url))
@@ -447,7 +398,7 @@ async fn single_shot_requests_go_through_the_node_whole_or_streamed() {
 async fn json_logs_are_one_object_a_line_without_secrets() {
     let net = network().await;
     let env = [("LIVEPEER_LOG_FORMAT", "json"), ("RUST_LOG", "info")];
-    let mut node = ServeNode::start_with_env(&net, &["--auth-token", TOKEN, "--drain-timeout", "0.2"], &env);
+    let mut node = ServeNode::start(&net, &["--auth-token", TOKEN, "--drain-timeout", "0.2"], &env);
     let header = job_header("text-reversal", serde_json::json!({}), 60);
     let start = call(reqwest::Method::POST, format!("{}/process/stream/start", node.url), Some(&header));
     assert_eq!(answer(start.body(r#"{"stream_id":"logged"}"#)).await.0, 200);
@@ -478,8 +429,11 @@ async fn options_come_from_a_toml_file_and_flags_win_over_it() {
         "auth_tokens = [\"from-file\"]\ndrain_timeout = 0.2\npublic_url = \"http://file.example\"\n",
     )
     .unwrap();
-    let node =
-        ServeNode::start(&net, &["--config", file.to_str().unwrap(), "--public-url", "http://flag.example"]);
+    let node = ServeNode::start(
+        &net,
+        &["--config", file.to_str().unwrap(), "--public-url", "http://flag.example"],
+        &[],
+    );
     let header = job_header("text-reversal", serde_json::json!({}), 60);
     let start = |token: &str| {
         client()

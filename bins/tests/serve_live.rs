@@ -7,74 +7,23 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::serve_node::{answer, client, network, network_config, ServeNode};
 use futures_util::StreamExt;
 use gateway_core::trickle::SeqSpec;
 use gateway_media::ts_demux::TsDemuxer;
-use gateway_testkit::network::{LocalNetwork, NetworkConfig};
+use gateway_testkit::network::LocalNetwork;
 
 const TOKEN: &str = "node-token";
 
-/// The node, serving HTTP and RTMP until killed.
-struct ServeNode {
-    child: Child,
-    url: String,
-    rtmp: String,
-}
-
-impl ServeNode {
-    fn start(net: &LocalNetwork) -> ServeNode {
-        ServeNode::start_with(net, &[])
-    }
-
-    fn start_with(net: &LocalNetwork, extra: &[&str]) -> ServeNode {
-        let orch = net.orchestrator_urls()[0].clone();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--rtmp-listen", "127.0.0.1:0", "--json"])
-            .args(["--auth-token", TOKEN, "--orchestrator", &orch, "--signer"])
-            .arg(net.signer_url())
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-        let url = v["listen"].as_str().unwrap().to_owned();
-        ServeNode { child, url, rtmp: v["rtmp"].as_str().unwrap().to_owned() }
-    }
-
-    fn live(&self, path: &str) -> String {
-        format!("{}/live/video-to-video/{path}", self.url)
-    }
-}
-
-impl Drop for ServeNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn network() -> LocalNetwork {
-    let mut config = NetworkConfig { orchestrators: 1, tls: false, ..Default::default() };
-    config.orchestrator.event_interval = Duration::from_millis(200);
-    LocalNetwork::start(config).await.unwrap()
-}
-
-fn client() -> reqwest::Client {
-    let _ = gateway_actors::tls::provider();
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-async fn answer(req: reqwest::RequestBuilder) -> (u16, String) {
-    let r = req.send().await.unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+/// The node with RTMP ingest and bearer tokens.
+fn start_node(net: &LocalNetwork, extra: &[&str]) -> ServeNode {
+    let mut args = vec!["--rtmp-listen", "127.0.0.1:0", "--auth-token", TOKEN];
+    args.extend_from_slice(extra);
+    ServeNode::start(net, &args, &[])
 }
 
 /// Video access units in the node's output until `want` arrived (or 20 s passed).
@@ -169,19 +118,19 @@ async fn wait_idle(net: &LocalNetwork) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_publishes_rtmp_and_the_stream_runs_through_the_orchestrator_and_back() {
     let net = network().await;
-    let node = ServeNode::start(&net);
+    let node = start_node(&net, &[]);
     let orch = net.orchestrator_urls()[0].clone();
 
     // Without the token the publish is refused before any job starts.
     let refused = Command::new("ffmpeg")
         .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=30", "-t", "1"])
-        .args(["-c:v", "libx264", "-f", "flv", &format!("{}/live/cam", node.rtmp)])
+        .args(["-c:v", "libx264", "-f", "flv", &format!("{}/live/cam", node.rtmp())])
         .output()
         .unwrap();
     assert!(!refused.status.success());
     assert_eq!(net.orchestrator().stats().lv2v_sessions_started, 0);
 
-    let target = format!("{}/live/cam?pipeline=noop&streamId=sid-1&token={TOKEN}", node.rtmp);
+    let target = format!("{}/live/cam?pipeline=noop&streamId=sid-1&token={TOKEN}", node.rtmp());
     let mut ffmpeg = Command::new("ffmpeg")
         .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "6"])
@@ -247,7 +196,7 @@ fn multipart(fields: &[Field]) -> (String, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_start_callback_takes_gos_form_and_refuses_as_go_does() {
     let net = network().await;
-    let node = ServeNode::start(&net);
+    let node = start_node(&net, &[]);
     let post = |path: &str| client().post(node.live(path)).bearer_auth(TOKEN);
 
     // go's refusals, in go's order, with go's texts.
@@ -335,19 +284,18 @@ async fn the_auth_webhook_decides_live_starts_and_never_sees_the_rtmp_token() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook_url = format!("http://{}/auth", listener.local_addr().unwrap());
     let hook_server = gateway_testkit::serve::serve(listener, hook, None);
-    let mut config = NetworkConfig { orchestrators: 1, tls: false, ..Default::default() };
-    config.orchestrator.event_interval = Duration::from_millis(200);
+    let mut config = network_config();
     // The webhook picks the `comfyui` pipeline: the orchestrator offers it.
     let mut comfy = config.orchestrator.offers[0].clone();
     comfy.model = "comfyui".into();
     config.orchestrator.offers.push(comfy);
     let net = LocalNetwork::start(config).await.unwrap();
-    let node = ServeNode::start_with(&net, &["--auth-webhook", &hook_url]);
+    let node = start_node(&net, &["--auth-webhook", &hook_url]);
 
     let r = client().post(node.live("blocked/start?source_id=c1&source_type=rtmpconn")).bearer_auth(TOKEN);
     assert_eq!(answer(r).await, (403, "Forbidden\n".into()));
 
-    let target = format!("{}/live/cam?streamId=mine&token={TOKEN}", node.rtmp);
+    let target = format!("{}/live/cam?streamId=mine&token={TOKEN}", node.rtmp());
     let mut ffmpeg = Command::new("ffmpeg")
         .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "3"])
@@ -382,7 +330,7 @@ async fn the_auth_webhook_decides_live_starts_and_never_sees_the_rtmp_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_output_is_pushed_over_rtmp_to_the_streams_rtmp_output() {
     let net = network().await;
-    let node = ServeNode::start(&net);
+    let node = start_node(&net, &[]);
     // Debian's ffmpeg as the RTMP server taking the output (as MediaMTX takes go's).
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let received = std::env::temp_dir().join(format!("lpgw-rtmp-out-{}.ts", std::process::id()));
@@ -395,7 +343,7 @@ async fn the_output_is_pushed_over_rtmp_to_the_streams_rtmp_output() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let output = format!("rtmp%3A%2F%2F127.0.0.1%3A{port}%2Flive%2Fout");
-    let target = format!("{}/live/cam?rtmpOutput={output}&token={TOKEN}", node.rtmp);
+    let target = format!("{}/live/cam?rtmpOutput={output}&token={TOKEN}", node.rtmp());
     let publisher = Command::new("ffmpeg")
         .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4"])

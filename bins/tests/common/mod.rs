@@ -2,6 +2,8 @@
 //! start a `local-network` child to point it at.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod serve_node;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
