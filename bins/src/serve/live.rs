@@ -19,7 +19,6 @@
 //! the SDK's. It stops when its input ends, when no input came within [`INPUT_WAIT`] of its
 //! start, when it fails for good, or at the node's drain.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,8 +28,8 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use gateway_actors::live::{LiveControl, LiveJobRequest, LiveStream, SwapConfig};
-use gateway_actors::media::{VideoPublisher, VideoPublisherConfig};
+use gateway_actors::live::{LiveJobRequest, SwapConfig};
+use gateway_actors::media::VideoPublisherConfig;
 use gateway_actors::Lv2vRequest;
 use gateway_core::gateway_api::live::{
     live_url, multipart_boundary, multipart_fields, webhook_params, LiveQuery, LiveSource, LiveStartForm,
@@ -42,83 +41,12 @@ use gateway_media::ts::cutter::{TsCutter, TsCutterConfig};
 use serde_json::{json, Map, Value};
 
 use super::auth::AuthRequest;
+pub use super::live_registry::LiveEntry;
 use super::node::Node;
 use super::streams::text;
 
 /// How long a stream started by `/start` waits for its input before it is stopped.
 pub const INPUT_WAIT: Duration = Duration::from_secs(60);
-
-/// The LV2V streams the node runs, by name (go's `LivePipelines`).
-#[derive(Default)]
-pub struct LiveStreams {
-    by_name: Mutex<HashMap<String, Arc<LiveEntry>>>,
-}
-
-impl LiveStreams {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveEntry>>> {
-        self.by_name.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The stream named `name`.
-    pub fn get(&self, name: &str) -> Option<Arc<LiveEntry>> {
-        self.lock().get(name).cloned()
-    }
-
-    /// The stream whose id is `stream_id`.
-    fn by_id(&self, stream_id: &str) -> Option<Arc<LiveEntry>> {
-        self.lock().values().find(|e| e.stream_id == stream_id).cloned()
-    }
-
-    /// Names of the streams running now.
-    pub fn names(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
-    }
-
-    /// Forgets `entry` if it is still the stream under its name.
-    fn forget(&self, entry: &Arc<LiveEntry>) -> bool {
-        let mut map = self.lock();
-        if map.get(&entry.name).is_some_and(|e| Arc::ptr_eq(e, entry)) {
-            map.remove(&entry.name);
-            return true;
-        }
-        false
-    }
-}
-
-/// One LV2V stream the node runs.
-pub struct LiveEntry {
-    /// Its name (the path's `{stream}`, the RTMP stream key).
-    pub name: String,
-    /// The id its status is kept under.
-    pub stream_id: String,
-    stream: tokio::sync::Mutex<Option<LiveStream>>,
-    video: Arc<VideoPublisher>,
-    control: LiveControl,
-    /// go's status store for the stream and its `gateway_status`.
-    status: Mutex<Map<String, Value>>,
-    gateway_status: Mutex<Map<String, Value>>,
-    /// Whether an input has connected (one at a time).
-    input_taken: AtomicBool,
-}
-
-impl LiveEntry {
-    /// The video publisher the stream's input goes to.
-    pub fn video(&self) -> &Arc<VideoPublisher> {
-        &self.video
-    }
-
-    /// Claims the stream's input; `false` when another input has it.
-    pub fn take_input(&self) -> bool {
-        !self.input_taken.swap(true, Ordering::SeqCst)
-    }
-
-    fn status_json(&self) -> Value {
-        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let gateway = self.gateway_status.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        status.insert("gateway_status".into(), Value::Object(gateway));
-        Value::Object(status)
-    }
-}
 
 /// What starts a stream: a checked `/start` form, or an RTMP publish.
 pub struct LiveStart {

@@ -22,6 +22,7 @@
 mod auth;
 pub mod config;
 mod live;
+mod live_registry;
 mod media;
 mod metrics;
 mod node;

@@ -28,7 +28,7 @@ pub struct Node {
     /// Its metrics.
     pub metrics: NodeMetrics,
     /// The LV2V streams it runs.
-    pub live: super::live::LiveStreams,
+    pub live: super::live_registry::LiveStreams,
     streams: Mutex<HashMap<String, Arc<Stream>>>,
     /// Ids of streams being started: taken before the (slow) start, so two starts of one id
     /// cannot both run.
