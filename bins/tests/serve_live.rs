@@ -156,6 +156,8 @@ async fn ffmpeg_publishes_rtmp_and_the_stream_runs_through_the_orchestrator_and_
     assert_eq!(status["orchestrator_info"]["url"], orch.as_str());
     assert_eq!(status["request_id"].as_str().map(str::len), Some(8));
     assert!(status["gateway_status"].is_object(), "{status}");
+    let metrics = || async { answer(client().get(format!("{}/metrics", node.url))).await.1 };
+    assert!(metrics().await.contains("livepeer_gateway_streams_active 1"), "LV2V streams count as running");
 
     let (units, ts) = read_output_bytes(node.live("cam/output"), 45).await;
     assert!(units >= 45, "only {units} access units came back");
@@ -173,6 +175,7 @@ async fn ffmpeg_publishes_rtmp_and_the_stream_runs_through_the_orchestrator_and_
     wait_idle(&net).await;
     let (code, _) = answer(client().get(node.live("sid-1/status")).bearer_auth(TOKEN)).await;
     assert_eq!(code, 404);
+    assert!(metrics().await.contains("livepeer_gateway_streams_active 0"));
     assert_eq!(net.orchestrator().stats().lv2v_sessions_started, 1);
     assert!(net.orchestrator().stats().payments_accepted >= 1);
 }

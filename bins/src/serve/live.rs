@@ -150,6 +150,7 @@ pub async fn start(node: &Arc<Node>, start: LiveStart) -> Result<Arc<LiveEntry>,
     let watch = stream.watch_status();
     *entry.stream.lock().await = Some(stream);
     node.live.lock().insert(name.clone(), entry.clone());
+    node.count_active();
     node.metrics.streams_started.get_or_create(&lv2v_label(parsed.model())).inc();
     tokio::spawn(follow(node.clone(), entry.clone(), events, watch, request_id, pipeline_id));
     if !parsed.rtmp_output.is_empty() {
@@ -203,6 +204,7 @@ fn lv2v_label(model: &str) -> super::metrics::CapabilityLabel {
 /// Stops `entry` (its input's last segment goes out first) and forgets it.
 pub async fn stop(node: &Arc<Node>, entry: &Arc<LiveEntry>, why: &str) {
     node.live.forget(entry);
+    node.count_active();
     let Some(stream) = entry.stream.lock().await.take() else { return };
     tracing::info!(stream = %entry.name, reason = why, "stopping a live stream");
     let report = stream.stop().await;

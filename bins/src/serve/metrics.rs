@@ -57,7 +57,7 @@ impl NodeMetrics {
             stream_start_failures.clone(),
         );
         let streams_active = Gauge::default();
-        registry.register("streams_active", "BYOC streams running now", streams_active.clone());
+        registry.register("streams_active", "Streams running now (BYOC and LV2V)", streams_active.clone());
         let stream_updates = Counter::default();
         registry.register("stream_updates", "Parameter updates relayed to workers", stream_updates.clone());
         let streams_stopped = Counter::default();

@@ -138,17 +138,23 @@ impl Node {
         let stream = Stream { media_key, has_data, job: tokio::sync::Mutex::new(Some(job)), status, monitor };
         self.lock().insert(id, Arc::new(stream));
         self.metrics.streams_started.get_or_create(&super::metrics::CapabilityLabel { capability }).inc();
-        self.metrics.streams_active.set(self.lock().len() as i64);
+        self.count_active();
     }
 
     /// Forgets a stream (after its stop).
     pub fn remove(&self, id: &str) -> Option<Arc<Stream>> {
         let removed = self.lock().remove(id);
-        self.metrics.streams_active.set(self.lock().len() as i64);
+        self.count_active();
         if removed.is_some() {
             self.metrics.streams_stopped.inc();
         }
         removed
+    }
+
+    /// Sets the running-streams gauge: BYOC and LV2V streams (what an autoscaler reads).
+    pub fn count_active(&self) {
+        let running = self.lock().len() + self.live.names().len();
+        self.metrics.streams_active.set(running as i64);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Stream>>> {
