@@ -2,7 +2,7 @@
 //! the `rtmpOutput` the start named (or the auth webhook's `rtmp_output_url`) with ffmpeg
 //! (`server/ai_live_video.go` `ffmpegOutput`, `-c copy -f flv`, restarted while the stream
 //! runs). The output's MPEG-TS is demuxed and its H.264 and AAC go out as FLV tags without
-//! re-encoding (`gateway_media::flv::build`).
+//! re-encoding ([`FlvRemuxer`] makes the tags; this file is the I/O).
 //!
 //! The client is the publish side of RTMP 1.0: the simple handshake, `connect`,
 //! `createStream`, `publish`, then audio and video messages; the chunk and AMF0 codecs are
@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use gateway_actors::trickle::TrickleSubscriber;
-use gateway_media::flv::{adts_frames, build};
-use gateway_media::ts_demux::{MediaUnit, TsDemuxer};
+use gateway_media::flv::{FlvRemuxer, FlvTag, FlvTagKind};
+use gateway_media::ts_demux::TsDemuxer;
 use scuffle_amf0::{Amf0Encoder, Amf0Value};
 use scuffle_rtmp::chunk::reader::ChunkReader;
 use scuffle_rtmp::chunk::writer::ChunkWriter;
@@ -234,10 +234,12 @@ impl Publisher {
         Ok(Some(values.into_iter().map(Amf0Value::into_owned).collect()))
     }
 
-    async fn media(&mut self, video: bool, timestamp_ms: u32, tag: Vec<u8>) -> Result<(), String> {
-        let (csid, kind) =
-            if video { (CSID_VIDEO, MessageType::Video) } else { (CSID_AUDIO, MessageType::Audio) };
-        self.send(Chunk::new(csid, timestamp_ms, kind, self.stream_id, Bytes::from(tag))).await
+    async fn media(&mut self, tag: FlvTag) -> Result<(), String> {
+        let (csid, kind) = match tag.kind {
+            FlvTagKind::Video => (CSID_VIDEO, MessageType::Video),
+            FlvTagKind::Audio => (CSID_AUDIO, MessageType::Audio),
+        };
+        self.send(Chunk::new(csid, tag.timestamp_ms, kind, self.stream_id, Bytes::from(tag.body))).await
     }
 }
 
@@ -301,69 +303,30 @@ pub async fn push(
     let mut stats = PushStats::default();
     let mut publisher = Publisher::connect(target).await.map_err(|e| (e, stats))?;
     let mut demux = TsDemuxer::with_audio();
-    // Times start at the first unit; video waits for a keyframe to start on.
-    let mut origin: Option<i64> = None;
-    let (mut video_header, mut audio_header) = (false, false);
+    let mut remux = FlvRemuxer::new();
+    let mut tags = Vec::new();
     loop {
-        let segment = match output.next_segment().await {
+        let mut segment = match output.next_segment().await {
             Ok(Some(s)) => s,
             Ok(None) => return Ok(stats),
             Err(e) => return Err((format!("reading the output: {e}"), stats)),
         };
-        let mut segment = segment;
         while let Ok(Some(chunk)) = segment.chunk().await {
             for unit in demux.push_media(&chunk) {
-                match unit {
-                    MediaUnit::Video(au) => {
-                        let dts = au.dts.or(au.pts).unwrap_or(0);
-                        if !video_header {
-                            let Some(header) =
-                                au.keyframe.then(|| build::sequence_header(&au.data)).flatten()
-                            else {
-                                continue;
-                            };
-                            publisher
-                                .media(true, ms(origin.get_or_insert(dts), dts), header)
-                                .await
-                                .map_err(|e| (e, stats))?;
-                            video_header = true;
-                        }
-                        let at = ms(origin.get_or_insert(dts), dts);
-                        let composition = ((au.pts.unwrap_or(dts) - dts) / 90) as i32;
-                        let tag = build::nalu_tag(&au.data, au.keyframe, composition);
-                        publisher.media(true, at, tag).await.map_err(|e| (e, stats))?;
-                        stats.video += 1;
-                    }
-                    MediaUnit::Audio(unit) => {
-                        let (Some(pts), true) = (unit.pts, video_header) else { continue };
-                        let mut at_ticks = pts;
-                        for frame in adts_frames(&unit.data) {
-                            if !audio_header {
-                                let header = build::aac_sequence_header(frame.config);
-                                publisher
-                                    .media(false, ms(origin.get_or_insert(pts), pts), header)
-                                    .await
-                                    .map_err(|e| (e, stats))?;
-                                audio_header = true;
-                            }
-                            let at = ms(origin.get_or_insert(pts), at_ticks);
-                            publisher
-                                .media(false, at, build::aac_tag(frame.raw))
-                                .await
-                                .map_err(|e| (e, stats))?;
-                            stats.audio += 1;
-                            at_ticks += 1024 * 90_000 / i64::from(frame.sample_rate());
-                        }
-                    }
+                remux.push(&unit, &mut tags);
+            }
+            for tag in tags.drain(..) {
+                let kind = tag.kind;
+                let media = !tag.sequence_header;
+                publisher.media(tag).await.map_err(|e| (e, stats))?;
+                match (kind, media) {
+                    (FlvTagKind::Video, true) => stats.video += 1,
+                    (FlvTagKind::Audio, true) => stats.audio += 1,
+                    (_, false) => {}
                 }
             }
         }
     }
-}
-
-/// Milliseconds of `ticks` (90 kHz) after `origin`, as RTMP stamps messages.
-fn ms(origin: &mut i64, ticks: i64) -> u32 {
-    ((ticks - *origin).max(0) / 90) as u32
 }
 
 #[cfg(test)]
