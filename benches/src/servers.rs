@@ -10,6 +10,9 @@
 //!   `TrickleServer::admin_router`) and `GET /admin/connections`, the open connections of that
 //!   port (the soak's fault injection and leak checks).
 //!
+//! - with `--serve-network`, a local network instead (orchestrator, signer, workers) for the
+//!   scenarios that run jobs ([`run_network_child`]).
+//!
 //! The child prints one JSON line with its addresses, then serves until its stdin closes, so
 //! it never outlives the runner.
 
@@ -21,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
+use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 use gateway_testkit::serve::{serve, ConnectionGauge};
 use gateway_testkit::trickle_server::{TrickleConfig, TrickleServer};
 use http_body_util::{BodyExt, Full};
@@ -109,6 +113,40 @@ pub fn run_server_child() -> anyhow::Result<()> {
     })
 }
 
+/// The local network's addresses, as the network child announces them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkAddrs {
+    /// The orchestrator (plain HTTP).
+    pub orchestrator: String,
+    /// Its remote signer.
+    pub signer: String,
+}
+
+/// Runs a local network (one orchestrator without TLS, its signer, BYOC workers that pass
+/// video from input to output) until stdin closes: the `--serve-network` mode of the runner.
+/// Its BYOC offer takes `capacity` streams.
+pub fn run_network_child(capacity: u32) -> anyhow::Result<()> {
+    raise_fd_limit();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut config = NetworkConfig { orchestrators: 1, tls: false, ..Default::default() };
+        for offer in &mut config.orchestrator.offers {
+            offer.capacity = offer.capacity.max(capacity);
+        }
+        let net = LocalNetwork::start(config).await?;
+        let addrs =
+            NetworkAddrs { orchestrator: net.orchestrator_urls()[0].clone(), signer: net.signer_url() };
+        println!("{}", serde_json::to_string(&addrs)?);
+        tokio::task::spawn_blocking(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut sink);
+        })
+        .await?;
+        net.shutdown().await;
+        Ok(())
+    })
+}
+
 async fn run_drain_server(listener: tokio::net::TcpListener) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -160,10 +198,15 @@ async fn drain_request(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, 
 }
 
 /// The running server child; dropping it closes its stdin and reaps it.
+pub type ServerProcess = ChildProcess<ServerAddrs>;
+
+/// A child process that announces its addresses as one JSON line on stdout. Dropping it
+/// closes its stdin (the runner's own children then exit) and reaps it, killing it after 5 s,
+/// or at once when it was started without a stdin pipe.
 #[derive(Debug)]
-pub struct ServerProcess {
+pub struct ChildProcess<A> {
     /// Its addresses.
-    pub addrs: ServerAddrs,
+    pub addrs: A,
     child: Child,
     stdin: Option<ChildStdin>,
 }
@@ -171,15 +214,22 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `exe --serve` and waits (at most 20 s) for its addresses.
     pub fn spawn(exe: &std::path::Path) -> anyhow::Result<ServerProcess> {
-        let mut child = Command::new(exe)
-            .arg("--serve")
-            .stdin(Stdio::piped())
+        let mut command = Command::new(exe);
+        command.arg("--serve").stdin(Stdio::piped());
+        ChildProcess::start(command, "the server child")
+    }
+}
+
+impl<A: serde::de::DeserializeOwned> ChildProcess<A> {
+    /// Runs `command` (its stdout piped) and waits at most 20 s for its announcement.
+    pub fn start(mut command: Command, what: &str) -> anyhow::Result<ChildProcess<A>> {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .with_context(|| format!("cannot start the server child {}", exe.display()))?;
+            .with_context(|| format!("cannot start {what}"))?;
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout from the server child"))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout from {what}"))?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut line = String::new();
@@ -190,14 +240,16 @@ impl ServerProcess {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
-                bail!("the server child did not announce its addresses within 20 s");
+                bail!("{what} did not announce its addresses within 20 s");
             }
         };
-        let addrs: ServerAddrs =
-            serde_json::from_str(line.trim()).with_context(|| format!("bad announcement {line:?}"))?;
-        Ok(ServerProcess { addrs, child, stdin })
+        let addrs: A = serde_json::from_str(line.trim())
+            .with_context(|| format!("bad announcement from {what}: {line:?}"))?;
+        Ok(ChildProcess { addrs, child, stdin })
     }
+}
 
+impl<A> ChildProcess<A> {
     /// The child's process id (for CPU readings from /proc).
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -221,10 +273,15 @@ pub fn proc_cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / ticks)
 }
 
-impl Drop for ServerProcess {
+impl<A> Drop for ChildProcess<A> {
     fn drop(&mut self) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = match self.stdin.take() {
+            Some(stdin) => {
+                drop(stdin);
+                Instant::now() + Duration::from_secs(5)
+            }
+            None => Instant::now(),
+        };
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;

@@ -1,4 +1,4 @@
-//! Smoke test of the throughput runner: `throughput --quick --scenario 1 --no-python` must
+//! Smoke tests of the throughput runner. `throughput --quick --scenario 1 --no-python` must
 //! start its server child, publish, and print the scenario-1 table with numbers in every cell
 //! (speed itself is never asserted: this machine is shared and noisy).
 
@@ -38,4 +38,38 @@ fn quick_scenario_1_prints_a_table_of_numbers() {
         assert_eq!(cells[5], "n/a", "{row}");
         assert!(cells[7].starts_with("0 /"), "segments failed: {row}");
     }
+}
+
+/// Scenario 7 runs both paths (the SDK alone, and a `serve` node started from the
+/// `livepeer-gateway` binary built beside the runner) and every stream of each moves media
+/// through the orchestrator's worker and back.
+#[test]
+fn quick_scenario_7_runs_streams_through_the_sdk_and_through_a_serve_node() {
+    let out = Command::new(env!("CARGO_BIN_EXE_throughput"))
+        .args(["--quick", "--scenario", "7", "--no-python"])
+        .output()
+        .expect("runner starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "runner failed: {stderr}\n{stdout}");
+    assert!(stdout.contains("## Scenario 7"), "{stdout}");
+    assert!(!stdout.contains("failed:"), "{stdout}\n{stderr}");
+    for path in ["SDK alone", "through serve"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| 5 | {path} |")))
+            .unwrap_or_else(|| panic!("no row for {path}: {stdout}"));
+        let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+        // streams | path | started / start s | gateway cores | client cores | orchestrator
+        // cores | p50 | p99 | delivered / failed segs / sub errors.
+        assert!(cells[2].starts_with("5 / "), "not every stream started: {row}");
+        let gateway: f64 = cells[3].parse().unwrap_or_else(|_| panic!("no gateway CPU: {row}"));
+        assert!(gateway > 0.0, "{row}");
+        assert!(cells[7].parse::<f64>().is_ok(), "no p99: {row}");
+        let delivered: f64 = cells[8].split(' ').next().unwrap().parse().unwrap();
+        assert!(delivered > 90.0, "media did not come back: {row}");
+        assert!(cells[8].ends_with("/ 0 / 0"), "segments failed or subscribers stopped: {row}");
+    }
+    let cost = stdout.lines().find(|l| l.starts_with("| 5 | ") && l.split('|').count() == 7);
+    assert!(cost.is_some(), "no comparison row: {stdout}");
 }

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod lagging;
 pub mod media;
 pub mod publish;
+pub mod relay;
 pub mod select;
 pub mod soak;
 pub mod streams;

@@ -16,11 +16,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use gateway_actors::http::HttpClients;
 use gateway_actors::tls::OrchestratorTrust;
-use gateway_actors::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
+use gateway_actors::trickle::{
+    PublisherConfig, SegmentGetClient, SubscriberConfig, TricklePublisher, TrickleSubscriber,
+};
 use gateway_core::trickle::SeqSpec;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::servers::proc_cpu_seconds;
 use crate::sys::{cpu_seconds, mono_ns, peak_rss_kib, quantile, raise_fd_limit, sort_samples};
 
 /// Writes per 1 s segment.
@@ -60,6 +63,9 @@ pub struct StreamsResult {
     /// Why subscribers stopped with an error, with counts.
     #[serde(default)]
     pub subscriber_error_kinds: BTreeMap<String, u64>,
+    /// CPU seconds over the window of each watched process (see [`measure_streams`]).
+    #[serde(default)]
+    pub watched_cpu_s: Vec<f64>,
 }
 
 /// The chunk written at `mono` by stream `stream`: the send time, the stream, then filler.
@@ -69,6 +75,16 @@ fn chunk(mono: u64, stream: u64, filler: &[u8]) -> Bytes {
     b.put_u64_le(stream);
     b.extend_from_slice(&filler[16..WRITE_BYTES]);
     b.freeze()
+}
+
+/// One stream's media channels: where its publisher writes and where its subscriber reads
+/// (the same channel on a bare trickle server; a job's input and output through a worker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaPair {
+    /// The channel the publisher writes (`{publish}/{seq}`).
+    pub publish: String,
+    /// The channel the subscriber reads.
+    pub subscribe: String,
 }
 
 /// Runs `n` streams against `trickle_base` (`http://host:port/ai/trickle/`): `warmup` to
@@ -82,7 +98,6 @@ pub async fn run_streams(
     raise_fd_limit();
     let clients = HttpClients::new(OrchestratorTrust::Insecure)?;
     let http = clients.orchestrator(trickle_base)?;
-    let reader = clients.segment_reader();
     let prefix = super::unique_channel("s2");
     let urls: Vec<String> = (0..n).map(|i| format!("{trickle_base}{prefix}-{i}")).collect();
     // Channels exist before anyone subscribes (a GET on a missing channel is a 404 = the end).
@@ -102,7 +117,34 @@ pub async fn run_streams(
         .count()
         .await;
     anyhow::ensure!(created as u64 == n, "created only {created} of {n} channels");
+    let pairs = urls.into_iter().map(|url| MediaPair { publish: url.clone(), subscribe: url }).collect();
+    let timing = Timing { warmup, window };
+    Ok(measure_streams(pairs, http, clients.segment_reader(), timing, &[], async {}).await)
+}
 
+/// How long a measured run ramps up, then measures.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Ramp-up before the window (not measured).
+    pub warmup: Duration,
+    /// The measurement window.
+    pub window: Duration,
+}
+
+/// Publishes 1 Mbps into every pair's `publish` channel and reads its `subscribe` channel,
+/// measuring over the window; `watched` are other processes whose CPU over the same window
+/// is reported (`watched_cpu_s`, in order). Once the publishers are done, `after_publishing`
+/// runs (stopping jobs, so their outputs end) before the subscribers are collected.
+pub async fn measure_streams(
+    pairs: Vec<MediaPair>,
+    http: reqwest::Client,
+    reader: SegmentGetClient,
+    timing: Timing,
+    watched: &[u32],
+    after_publishing: impl std::future::Future<Output = ()>,
+) -> StreamsResult {
+    let Timing { warmup, window } = timing;
+    let n = pairs.len() as u64;
     let filler: Arc<Vec<u8>> = Arc::new((0..WRITE_BYTES).map(|i| (i % 251) as u8).collect());
     let t0 = Instant::now() + Duration::from_millis(200);
     let t0_mono = mono_ns() + 200_000_000;
@@ -116,9 +158,9 @@ pub async fn run_streams(
 
     let mut subscribers = Vec::with_capacity(n as usize);
     let mut publishers = Vec::with_capacity(n as usize);
-    for (i, url) in urls.iter().enumerate() {
+    for (i, pair) in pairs.iter().enumerate() {
         let config = SubscriberConfig { start: SeqSpec::At(0), ..Default::default() };
-        let mut sub = TrickleSubscriber::new(reader.clone(), url, config);
+        let mut sub = TrickleSubscriber::new(reader.clone(), &pair.subscribe, config);
         subscribers.push(tokio::spawn(async move {
             let mut latencies: Vec<f32> = Vec::new();
             let mut error = None;
@@ -161,8 +203,14 @@ pub async fn run_streams(
             (latencies, error)
         }));
 
-        let (http, url, filler, sent, failed, last_start) =
-            (http.clone(), url.clone(), filler.clone(), sent.clone(), failed.clone(), last_start.clone());
+        let (http, url, filler, sent, failed, last_start) = (
+            http.clone(),
+            pair.publish.clone(),
+            filler.clone(),
+            sent.clone(),
+            failed.clone(),
+            last_start.clone(),
+        );
         let stagger = SEGMENT.mul_f64(i as f64 / n as f64);
         publishers.push(tokio::spawn(async move {
             tokio::time::sleep_until(t0 + stagger).await;
@@ -201,8 +249,14 @@ pub async fn run_streams(
 
     tokio::time::sleep_until(window_start).await;
     let cpu0 = cpu_seconds();
+    let watched0: Vec<f64> = watched.iter().map(|&pid| proc_cpu_seconds(pid).unwrap_or(f64::NAN)).collect();
     tokio::time::sleep_until(end).await;
     let cpu1 = cpu_seconds();
+    let watched_cpu_s: Vec<f64> = watched
+        .iter()
+        .zip(watched0)
+        .map(|(&pid, before)| proc_cpu_seconds(pid).unwrap_or(f64::NAN) - before)
+        .collect();
 
     // Bounded teardown: publishers finish their last segment and delete their channels.
     let grace = Instant::now() + Duration::from_secs(20);
@@ -212,6 +266,8 @@ pub async fn run_streams(
             abort.abort();
         }
     }
+    // Bounded by whoever passes it (stops have their own timeouts).
+    after_publishing.await;
     let mut all: Vec<f64> = Vec::new();
     let mut subscriber_errors = 0;
     let mut subscriber_error_kinds = BTreeMap::new();
@@ -235,7 +291,7 @@ pub async fn run_streams(
     sort_samples(&mut all);
     let window_s = window.as_secs_f64();
     let cpu_s = cpu1 - cpu0;
-    Ok(StreamsResult {
+    StreamsResult {
         streams: n,
         window_s,
         cpu_s,
@@ -249,7 +305,8 @@ pub async fn run_streams(
         subscriber_errors,
         ramp_s: last_start.load(Ordering::Relaxed) as f64 / 1000.0,
         subscriber_error_kinds,
-    })
+        watched_cpu_s,
+    }
 }
 
 #[cfg(test)]

@@ -23,17 +23,19 @@ use benches::python::PythonSide;
 use benches::scenarios::lagging::LaggingClient;
 use benches::scenarios::soak::{self, swaps, SoakConfig};
 use benches::scenarios::Budget;
-use benches::servers::{run_server_child, ServerProcess};
+use benches::servers::{run_network_child, run_server_child, ServerProcess};
 use benches::sys::raise_fd_limit;
 use clap::Parser;
 
 mod many_streams;
 mod one_stream;
 mod selection_and_http;
+mod through_serve;
 
 use many_streams::{scenario_lagging, scenario_streams, worker_lagging, worker_streams};
 use one_stream::{scenario_media, scenario_publish};
 use selection_and_http::{scenario_clients, scenario_select};
+use through_serve::{scenario_through_serve, worker_relay};
 
 #[derive(Debug, Parser)]
 #[command(about = "Trickle throughput and scale: Rust SDK vs the official Python SDK")]
@@ -41,10 +43,10 @@ pub(crate) struct Args {
     /// Run every scenario briefly (smoke test).
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run (1-6; repeat or comma-separate); all when omitted.
+    /// Scenarios to run (1-7; repeat or comma-separate); all when omitted.
     #[arg(long, value_delimiter = ',')]
     scenario: Vec<u8>,
-    /// Stream counts of scenario 2.
+    /// Stream counts of scenarios 2 and 7.
     #[arg(long, value_delimiter = ',')]
     streams: Vec<u64>,
     /// Skip the Python SDK.
@@ -98,6 +100,16 @@ pub(crate) struct Args {
     /// Internal: the trickle base URL of a scenario-6 worker.
     #[arg(long, hide = true)]
     worker_lagging_base: Option<String>,
+    /// Scenario 7: the `livepeer-gateway` binary to run as the node (default: the one beside
+    /// this runner).
+    #[arg(long)]
+    gateway_exe: Option<PathBuf>,
+    /// Internal: run the local network child, its BYOC offer taking this many streams.
+    #[arg(long, hide = true)]
+    serve_network: Option<u32>,
+    /// Internal: run one scenario-7 run (a JSON `RelayTarget`).
+    #[arg(long, hide = true)]
+    worker_relay: Option<String>,
     /// Internal: scenario-2 warm-up seconds.
     #[arg(long, hide = true, default_value_t = 3.0)]
     warmup: f64,
@@ -135,6 +147,12 @@ fn main() -> anyhow::Result<()> {
     let _ = gateway_actors::tls::provider();
     if args.serve {
         return run_server_child();
+    }
+    if let Some(capacity) = args.serve_network {
+        return run_network_child(capacity);
+    }
+    if let Some(target) = &args.worker_relay {
+        return worker_relay(target, &args);
     }
     if let Some(base) = &args.worker_streams {
         return worker_streams(base, &args);
@@ -177,7 +195,7 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let scenarios: Vec<u8> =
-        if args.scenario.is_empty() { vec![1, 2, 3, 4, 5, 6] } else { args.scenario.clone() };
+        if args.scenario.is_empty() { vec![1, 2, 3, 4, 5, 6, 7] } else { args.scenario.clone() };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     println!("{}", machine(fd_limit, args.quick));
     for s in scenarios {
@@ -189,7 +207,8 @@ fn main() -> anyhow::Result<()> {
             4 => rt.block_on(scenario_select(args.quick)),
             5 => scenario_clients(&server.addrs, args.quick),
             6 => scenario_lagging(&exe, &server, &args),
-            other => Err(anyhow::anyhow!("there is no scenario {other} (1-6)")),
+            7 => scenario_through_serve(&exe, &args),
+            other => Err(anyhow::anyhow!("there is no scenario {other} (1-7)")),
         };
         match out {
             Ok(text) => println!("{text}\n_(scenario {s} took {:.0} s)_\n", started.elapsed().as_secs_f64()),
