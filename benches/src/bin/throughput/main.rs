@@ -9,6 +9,8 @@
 //!
 //! Servers run in a child process (`--serve`) and scenario 2 runs each stream count in a
 //! worker process (`--worker-streams`), so every CPU and memory figure is the client's alone.
+//! Scenario 7 (streams through a `livepeer-gateway serve` node against the SDK alone) runs a
+//! local network child (`--serve-network`), the node, and a worker per run (`--worker-relay`).
 //! `--soak --swaps` is the soak with orchestrator deaths (issue 15): live streams on an
 //! in-process local network whose orchestrators die and come back on a seeded schedule, every
 //! session's frames, bytes and payments checked across its swaps (no server child; see
