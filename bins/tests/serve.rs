@@ -57,7 +57,7 @@ async fn a_stream_is_started_updated_read_and_stopped_with_gos_shapes() {
     assert_eq!(
         (urls["whip_url"].as_str(), urls["rtmp_url"].as_str()),
         (Some(""), Some("")),
-        "no media ingest yet"
+        "no WHIP, and no RTMP without --rtmp-listen"
     );
 
     // The data channel as server-sent events: a control message reversed by the worker.

@@ -374,3 +374,86 @@ async fn the_output_is_pushed_over_rtmp_to_the_streams_rtmp_output() {
     assert!(frames >= 60, "only {frames} frames reached the RTMP server");
     wait_idle(&net).await;
 }
+
+/// A BYOC stream with video ingress is answered an RTMP URL on the node; ffmpeg publishing
+/// there feeds the stream's input (its key lets it in), the worker's output comes back through
+/// the node's trickle channel as H.264 and AAC, and the publish ending stops the stream (go:
+/// "mediamtx ingest disconnected").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_publishing_to_a_byoc_streams_rtmp_url_feeds_its_input_and_ending_stops_it() {
+    use gateway_actors::trickle::{SubscriberConfig, TrickleSubscriber};
+    let net = network().await;
+    let node = start_node(&net, &[]);
+    let job = gateway_core::jobs::JobRequest {
+        capability: "text-reversal".into(),
+        request: "{}".into(),
+        parameters: serde_json::json!({"enable_video_ingress": true, "enable_video_egress": true})
+            .to_string(),
+        timeout_seconds: 60,
+        ..Default::default()
+    };
+    let started = client()
+        .post(format!("{}/process/stream/start", node.url))
+        .bearer_auth(TOKEN)
+        .header("Livepeer", job.to_header())
+        .json(&serde_json::json!({"stream_name": "cam", "stream_id": "r1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status().as_u16(), 200);
+    let urls: serde_json::Value = started.json().await.unwrap();
+    let rtmp_url = urls["rtmp_url"].as_str().unwrap().to_owned();
+    let (without_key, key) = rtmp_url.split_once("?key=").unwrap_or_else(|| panic!("{urls}"));
+    assert_eq!(without_key, format!("{}/cam-r1", node.rtmp()));
+    assert_eq!(key.len(), 32, "{urls}");
+
+    // Neither the stream id alone nor a wrong key lets a publisher in; the stream runs on.
+    for refused in [without_key.to_owned(), format!("{without_key}?key=0123")] {
+        let out = Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=30", "-t", "1"])
+            .args(["-c:v", "libx264", "-f", "flv", &refused])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{refused} was taken");
+    }
+    let status = format!("{}/process/stream/cam-r1/status", node.url);
+    assert_eq!(answer(client().get(&status).bearer_auth(TOKEN)).await.0, 200);
+
+    let reader = gateway_actors::http::HttpClients::new(gateway_actors::tls::OrchestratorTrust::Insecure)
+        .unwrap()
+        .segment_reader();
+    let config = SubscriberConfig { start: SeqSpec::At(0), ..Default::default() };
+    let mut output = TrickleSubscriber::new(reader, urls["trickle_subscribe_url"].as_str().unwrap(), config);
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4"])
+        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac"])
+        .args(["-f", "flv", &rtmp_url])
+        .spawn()
+        .unwrap();
+    let mut ts = Vec::new();
+    let mut demux = TsDemuxer::new();
+    let mut units = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while units < 60 {
+        let Ok(Ok(Some(mut segment))) = tokio::time::timeout_at(deadline, output.next_segment()).await else {
+            break;
+        };
+        while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, segment.chunk()).await {
+            units += demux.push(&chunk).len();
+            ts.extend_from_slice(&chunk);
+        }
+    }
+    assert!(units >= 60, "only {units} video access units came back");
+    assert_eq!(probe_codecs(&ts), ["h264", "aac"]);
+
+    assert!(ffmpeg.wait().unwrap().success());
+    wait_idle(&net).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while answer(client().get(&status).bearer_auth(TOKEN)).await.0 != 404 {
+        assert!(tokio::time::Instant::now() < deadline, "the stream outlived its publisher");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reasons = net.orchestrator().stop_reasons();
+    assert!(reasons.contains(&("cam-r1".to_owned(), "its RTMP publisher left".to_owned())), "{reasons:?}");
+}

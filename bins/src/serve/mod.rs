@@ -117,6 +117,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| cli::UsageError(format!("cannot listen for RTMP on {addr}: {e}")))?;
             let rtmp_local = listener.local_addr()?;
+            let _ = node.rtmp_base.set(rtmp::public_base(&node.base_url, rtmp_local.port()));
             tracing::info!(rtmp = %rtmp_local, "taking RTMP publishers");
             Some((rtmp_local, tokio::spawn(rtmp::serve(node.clone(), listener))))
         }

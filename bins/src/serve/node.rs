@@ -29,6 +29,8 @@ pub struct Node {
     pub metrics: NodeMetrics,
     /// The LV2V streams it runs.
     pub live: super::live_registry::LiveStreams,
+    /// `rtmp://host:port` of its RTMP listener as clients reach it (with `--rtmp-listen`).
+    pub rtmp_base: std::sync::OnceLock<String>,
     streams: Mutex<HashMap<String, Arc<Stream>>>,
     /// Ids of streams being started: taken before the (slow) start, so two starts of one id
     /// cannot both run.
@@ -57,6 +59,8 @@ pub struct Stream {
     pub has_data: bool,
     /// The job (`None` once stopped).
     pub job: tokio::sync::Mutex<Option<ByocJob>>,
+    /// An RTMP publisher feeds its input (one at a time).
+    pub rtmp_input: AtomicBool,
     /// What `/status` answers: go's status store for the stream.
     status: Arc<Mutex<Map<String, Value>>>,
     monitor: JoinHandle<()>,
@@ -84,6 +88,7 @@ impl Node {
             auth,
             metrics: NodeMetrics::new(),
             live: Default::default(),
+            rtmp_base: Default::default(),
             streams: Mutex::new(HashMap::new()),
             starting: Mutex::new(Default::default()),
             draining: AtomicBool::new(false),
@@ -135,7 +140,14 @@ impl Node {
         initial.insert("orchestrator".into(), Value::String(job.orchestrator.clone()));
         let status = Arc::new(Mutex::new(initial));
         let monitor = tokio::spawn(follow(self.clone(), job.events().ok(), status.clone(), id.clone()));
-        let stream = Stream { media_key, has_data, job: tokio::sync::Mutex::new(Some(job)), status, monitor };
+        let stream = Stream {
+            media_key,
+            has_data,
+            job: tokio::sync::Mutex::new(Some(job)),
+            rtmp_input: AtomicBool::new(false),
+            status,
+            monitor,
+        };
         self.lock().insert(id, Arc::new(stream));
         self.metrics.streams_started.get_or_create(&super::metrics::CapabilityLabel { capability }).inc();
         self.count_active();

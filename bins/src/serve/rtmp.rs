@@ -8,12 +8,22 @@
 //! With bearer tokens configured, the publisher passes one as the query's `token` (RTMP has no
 //! headers); it is taken out of the query before anything else sees it.
 //!
+//! A BYOC stream started with video ingress is answered an `rtmp_url` here,
+//! `rtmp://node/{stream_id}?key={media key}` (go answers MediaMTX's `rtmp://host/{stream_id}`,
+//! where MediaMTX takes the publish and calls the gateway back): publishing to it feeds the
+//! stream's input, and the publish ending stops the stream, as go's "mediamtx ingest
+//! disconnected" does. The key (or a bearer token) is what lets a publisher in.
+//!
 //! Not yet: audio other than AAC (dropped, counted in the log; the video goes on), RTMP egress (the output is read at `GET
 //! …/{stream}/output`), RTMPS.
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
+use gateway_actors::media::{VideoPublisher, VideoPublisherConfig};
+
 use gateway_core::gateway_api::live::{LiveQuery, LiveSource};
+use gateway_core::trickle::MIME_MPEGTS;
 use gateway_media::flv::{FlvAudio, FlvVideo};
 use gateway_media::mpegts::{TsConfig, TsMuxer};
 use gateway_media::segmenter::{Segmenter, SegmenterConfig};
@@ -22,10 +32,30 @@ use scuffle_rtmp::ServerSession;
 use tokio::net::TcpListener;
 
 use super::live::{self, LiveEntry, LiveStart};
-use super::node::Node;
+use super::node::{Node, Stream};
+use super::streams::stop_stream;
 
 /// The query key a publisher passes a bearer token in.
 const TOKEN_KEY: &str = "token";
+/// The query key a BYOC stream's RTMP URL carries its media key in.
+const MEDIA_KEY: &str = "key";
+
+/// `rtmp://{host}:{port}`: the host clients reach the node at (`base_url`'s), the RTMP port.
+pub fn public_base(base_url: &str, port: u16) -> String {
+    let authority = base_url.split_once("://").map_or(base_url, |(_, rest)| rest);
+    let authority = authority.split('/').next().unwrap_or(authority);
+    let host = match authority.rsplit_once(':') {
+        // An IPv6 literal's colons are inside its brackets.
+        Some((host, port)) if !port.contains(']') => host,
+        _ => authority,
+    };
+    format!("rtmp://{host}:{port}")
+}
+
+/// The `rtmp_url` of BYOC stream `stream_id`: publishing there feeds its input.
+pub fn byoc_ingest_url(base: &str, stream_id: &str, media_key: &str) -> String {
+    format!("{base}/{stream_id}?{MEDIA_KEY}={media_key}")
+}
 
 /// Accepts RTMP publishers on `listener` until the task is dropped.
 pub async fn serve(node: Arc<Node>, listener: TcpListener) {
@@ -64,12 +94,49 @@ struct Publisher {
 
 /// The stream a connection feeds.
 struct Ingest {
-    entry: Arc<LiveEntry>,
+    target: IngestTarget,
     flv: FlvVideo,
     audio: FlvAudio,
     segmenter: Segmenter,
     /// Audio tags of a codec MPEG-TS does not get from us (not AAC): dropped, the video goes on.
     audio_dropped: u64,
+}
+
+/// What a publish feeds: an LV2V stream it started, or a running BYOC stream's input.
+enum IngestTarget {
+    Live(Arc<LiveEntry>),
+    Byoc { id: String, stream: Arc<Stream>, video: Arc<VideoPublisher> },
+}
+
+impl IngestTarget {
+    fn name(&self) -> &str {
+        match self {
+            IngestTarget::Live(entry) => &entry.name,
+            IngestTarget::Byoc { id, .. } => id,
+        }
+    }
+
+    fn video(&self) -> &VideoPublisher {
+        match self {
+            IngestTarget::Live(entry) => entry.video(),
+            IngestTarget::Byoc { video, .. } => video,
+        }
+    }
+
+    /// The publisher left: the stream stops (go stops either kind when its ingest ends).
+    async fn stop(self, node: &Arc<Node>, why: &str) {
+        match self {
+            IngestTarget::Live(entry) => live::stop(node, &entry, why).await,
+            IngestTarget::Byoc { id, stream, video } => {
+                let _ = video.close().await;
+                stream.rtmp_input.store(false, std::sync::atomic::Ordering::SeqCst);
+                tracing::info!(stream = %id, reason = why, "stopping the stream");
+                if let Some(Err(e)) = stop_stream(node, &id, Bytes::from(why.to_owned())).await {
+                    tracing::warn!(stream = %id, error = %e, "the orchestrator did not take the stop");
+                }
+            }
+        }
+    }
 }
 
 impl Publisher {
@@ -83,7 +150,29 @@ impl Publisher {
     async fn publish(&mut self, stream_name: &str) -> Result<(), String> {
         let (name, raw_query) = stream_name.split_once('?').unwrap_or((stream_name, ""));
         let (token, query) = split_token(raw_query);
-        if !self.node.auth.allows(token.as_deref().map(|t| format!("Bearer {t}")).as_deref()) {
+        let target = match self.node.stream(name) {
+            Some(stream) => self.byoc_input(name, stream, token.as_deref(), &query).await?,
+            None => self.live_start(name, token.as_deref(), query).await?,
+        };
+        let muxer = TsMuxer::new(TsConfig::with_aac()).map_err(|e| e.to_string())?;
+        self.ingest = Some(Ingest {
+            target,
+            flv: FlvVideo::new(),
+            audio: FlvAudio::new(),
+            segmenter: Segmenter::with_muxer(muxer, SegmenterConfig::default()),
+            audio_dropped: 0,
+        });
+        Ok(())
+    }
+
+    /// Starts the LV2V stream `name` as go's MediaMTX start callback does.
+    async fn live_start(
+        &self,
+        name: &str,
+        token: Option<&str>,
+        query: String,
+    ) -> Result<IngestTarget, String> {
+        if !self.node.auth.allows(token.map(|t| format!("Bearer {t}")).as_deref()) {
             return Err(format!("stream {name}: no accepted token (pass one as ?{TOKEN_KEY}=…)"));
         }
         if name.is_empty() || name.ends_with("-out") {
@@ -94,22 +183,51 @@ impl Publisher {
         let entry =
             live::start(&self.node, start).await.map_err(|(_, why)| format!("stream {name}: {why}"))?;
         entry.take_input();
-        let muxer = TsMuxer::new(TsConfig::with_aac()).map_err(|e| e.to_string())?;
-        self.ingest = Some(Ingest {
-            entry,
-            flv: FlvVideo::new(),
-            audio: FlvAudio::new(),
-            segmenter: Segmenter::with_muxer(muxer, SegmenterConfig::default()),
-            audio_dropped: 0,
+        Ok(IngestTarget::Live(entry))
+    }
+
+    /// Feeds the running BYOC stream `id`: its media key (from its `rtmp_url`) or a bearer
+    /// token lets the publisher in.
+    async fn byoc_input(
+        &self,
+        id: &str,
+        stream: Arc<Stream>,
+        token: Option<&str>,
+        query: &str,
+    ) -> Result<IngestTarget, String> {
+        let key = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == MEDIA_KEY).map(|(_, v)| v);
+        let keyed = key.is_some_and(|k| super::auth::same_secret(&stream.media_key, &k));
+        if !keyed && !self.node.auth.allows(token.map(|t| format!("Bearer {t}")).as_deref()) {
+            return Err(format!("stream {id}: no accepted key or token"));
+        }
+        if stream.rtmp_input.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(format!("stream {id} has an RTMP publisher already"));
+        }
+        let publisher = {
+            let job = stream.job.lock().await;
+            match job.as_ref() {
+                Some(job) => job.publisher(MIME_MPEGTS).await.map_err(|e| format!("stream {id}: {e}")),
+                None => Err(format!("stream {id} has stopped")),
+            }
+        };
+        let video = publisher.and_then(|p| {
+            VideoPublisher::start(p, VideoPublisherConfig::passthrough_ts())
+                .map_err(|e| format!("stream {id}: {e}"))
         });
-        Ok(())
+        match video {
+            Ok(video) => Ok(IngestTarget::Byoc { id: id.to_owned(), stream, video: Arc::new(video) }),
+            Err(why) => {
+                stream.rtmp_input.store(false, std::sync::atomic::Ordering::SeqCst);
+                Err(why)
+            }
+        }
     }
 
     async fn video(&mut self, timestamp: u32, tag: &[u8]) -> Result<(), String> {
         let Some(ingest) = self.ingest.as_mut() else { return Ok(()) };
         let Some(packet) = ingest.flv.push(timestamp, tag).map_err(|e| e.to_string())? else { return Ok(()) };
         let events = ingest.segmenter.push(&packet).map_err(|e| e.to_string())?;
-        ingest.entry.video().write_cut(events, 1).await.map_err(|e| format!("the stream refused media: {e}"))
+        ingest.target.video().write_cut(events, 1).await.map_err(|e| format!("the stream refused media: {e}"))
     }
 
     async fn audio(&mut self, timestamp: u32, tag: &[u8]) -> Result<(), String> {
@@ -119,7 +237,7 @@ impl Publisher {
             Ok(None) => return Ok(()),
             Err(e @ gateway_media::flv::FlvError::UnsupportedCodec(_)) => {
                 if ingest.audio_dropped == 0 {
-                    tracing::warn!(stream = %ingest.entry.name, error = %e, "dropping the audio; the video goes on");
+                    tracing::warn!(stream = %ingest.target.name(), error = %e, "dropping the audio; the video goes on");
                 }
                 ingest.audio_dropped += 1;
                 return Ok(());
@@ -127,38 +245,36 @@ impl Publisher {
             Err(e) => return Err(e.to_string()),
         };
         let events = ingest.segmenter.push(&packet).map_err(|e| e.to_string())?;
-        ingest.entry.video().write_cut(events, 0).await.map_err(|e| format!("the stream refused media: {e}"))
+        ingest.target.video().write_cut(events, 0).await.map_err(|e| format!("the stream refused media: {e}"))
     }
 
     /// The publish ended: the last segment goes out and the stream stops.
     async fn finish(&mut self) {
         let Some(mut ingest) = self.ingest.take() else { return };
         let events = ingest.segmenter.finish();
-        let _ = ingest.entry.video().write_cut(events, 0).await;
+        let _ = ingest.target.video().write_cut(events, 0).await;
         let early = ingest.segmenter.audio_dropped();
         if early + ingest.audio_dropped > 0 {
             tracing::info!(
-                stream = %ingest.entry.name,
+                stream = %ingest.target.name(),
                 before_first_keyframe = early,
                 unsupported = ingest.audio_dropped,
                 "audio frames dropped"
             );
         }
-        live::stop(&self.node, &ingest.entry, "its RTMP publisher left").await;
+        ingest.target.stop(&self.node, "its RTMP publisher left").await;
     }
 }
 
 impl SessionHandler for Publisher {
-    async fn on_publish(
-        &mut self,
-        _id: u32,
-        _app: &str,
-        stream_name: &str,
-    ) -> Result<(), ServerSessionError> {
+    async fn on_publish(&mut self, _id: u32, app: &str, stream_name: &str) -> Result<(), ServerSessionError> {
         if self.ingest.is_some() {
             return Err(self.refuse("one publish per connection".into()));
         }
-        self.publish(stream_name).await.map_err(|why| self.refuse(why))
+        // `rtmp://node/{name}` (a BYOC stream's URL, go's MediaMTX path) reaches us as the app
+        // with an empty stream name.
+        let name = if stream_name.is_empty() { app } else { stream_name };
+        self.publish(name).await.map_err(|why| self.refuse(why))
     }
 
     async fn on_unpublish(&mut self, _id: u32) -> Result<(), ServerSessionError> {
@@ -186,7 +302,7 @@ impl Drop for Publisher {
         if let Some(ingest) = self.ingest.take() {
             let node = self.node.clone();
             tokio::spawn(async move {
-                live::stop(&node, &ingest.entry, "its RTMP connection dropped").await;
+                ingest.target.stop(&node, "its RTMP connection dropped").await;
             });
         }
     }

@@ -138,6 +138,10 @@ pub async fn start(State(node): State<Arc<Node>>, headers: HeaderMap, body: Byte
         status_url: url(StreamAction::Status),
         stop_url: url(StreamAction::Stop),
         data_url: if params.enable_data_output { url(StreamAction::Data) } else { String::new() },
+        rtmp_url: match (params.enable_video_ingress, node.rtmp_base.get()) {
+            (true, Some(base)) => super::rtmp::byoc_ingest_url(base, &stream_id, &media_key),
+            _ => String::new(),
+        },
         stream_id,
         ..Default::default()
     };
@@ -192,18 +196,24 @@ pub async fn status(State(node): State<Arc<Node>>, Path(id): Path<String>) -> Re
 
 /// `POST /process/stream/{id}/stop`.
 pub async fn stop(State(node): State<Arc<Node>>, Path(id): Path<String>, body: Bytes) -> Response {
-    let Some(stream) = node.stream(&id) else { return text(StatusCode::NOT_FOUND, ERROR_STREAM_NOT_FOUND) };
-    let job = stream.job.lock().await.take();
-    node.remove(&id);
-    let Some(job) = job else { return text(StatusCode::NOT_FOUND, ERROR_STREAM_NOT_FOUND) };
-    // go stops on the gateway whatever the orchestrator answered, and answers 200.
-    match job.stop_with_body(body).await {
-        Ok(reply) => (StatusCode::OK, reply).into_response(),
-        Err(e) => {
+    match stop_stream(&node, &id, body).await {
+        None => text(StatusCode::NOT_FOUND, ERROR_STREAM_NOT_FOUND),
+        Some(Ok(reply)) => (StatusCode::OK, reply).into_response(),
+        // go stops on the gateway whatever the orchestrator answered, and answers 200.
+        Some(Err(e)) => {
             tracing::warn!(stream = %id, error = %e, "the orchestrator did not take the stop");
             StatusCode::OK.into_response()
         }
     }
+}
+
+/// Stops stream `id` on the node, then on its orchestrator with `body` for the worker: the
+/// worker's reply, or `None` when the node runs no such stream.
+pub async fn stop_stream(node: &Node, id: &str, body: Bytes) -> Option<Result<Bytes, JobError>> {
+    let stream = node.stream(id)?;
+    let job = stream.job.lock().await.take();
+    node.remove(id);
+    Some(job?.stop_with_body(body).await)
 }
 
 /// `GET /process/stream/{id}/data`.
