@@ -375,15 +375,8 @@ async fn the_output_is_pushed_over_rtmp_to_the_streams_rtmp_output() {
     wait_idle(&net).await;
 }
 
-/// A BYOC stream with video ingress is answered an RTMP URL on the node; ffmpeg publishing
-/// there feeds the stream's input (its key lets it in), the worker's output comes back through
-/// the node's trickle channel as H.264 and AAC, and the publish ending stops the stream (go:
-/// "mediamtx ingest disconnected").
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rtmp_publishing_to_a_byoc_streams_rtmp_url_feeds_its_input_and_ending_stops_it() {
-    use gateway_actors::trickle::{SubscriberConfig, TrickleSubscriber};
-    let net = network().await;
-    let node = start_node(&net, &[]);
+/// Starts a BYOC stream with video in and out on `node`: its URLs.
+async fn start_byoc(node: &ServeNode, body: serde_json::Value) -> serde_json::Value {
     let job = gateway_core::jobs::JobRequest {
         capability: "text-reversal".into(),
         request: "{}".into(),
@@ -396,12 +389,24 @@ async fn rtmp_publishing_to_a_byoc_streams_rtmp_url_feeds_its_input_and_ending_s
         .post(format!("{}/process/stream/start", node.url))
         .bearer_auth(TOKEN)
         .header("Livepeer", job.to_header())
-        .json(&serde_json::json!({"stream_name": "cam", "stream_id": "r1"}))
+        .json(&body)
         .send()
         .await
         .unwrap();
     assert_eq!(started.status().as_u16(), 200);
-    let urls: serde_json::Value = started.json().await.unwrap();
+    started.json().await.unwrap()
+}
+
+/// A BYOC stream with video ingress is answered an RTMP URL on the node; ffmpeg publishing
+/// there feeds the stream's input (its key lets it in), the worker's output comes back through
+/// the node's trickle channel as H.264 and AAC, and the publish ending stops the stream (go:
+/// "mediamtx ingest disconnected").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_publishing_to_a_byoc_streams_rtmp_url_feeds_its_input_and_ending_stops_it() {
+    use gateway_actors::trickle::{SubscriberConfig, TrickleSubscriber};
+    let net = network().await;
+    let node = start_node(&net, &[]);
+    let urls = start_byoc(&node, serde_json::json!({"stream_name": "cam", "stream_id": "r1"})).await;
     let rtmp_url = urls["rtmp_url"].as_str().unwrap().to_owned();
     let (without_key, key) = rtmp_url.split_once("?key=").unwrap_or_else(|| panic!("{urls}"));
     assert_eq!(without_key, format!("{}/cam-r1", node.rtmp()));
@@ -456,4 +461,66 @@ async fn rtmp_publishing_to_a_byoc_streams_rtmp_url_feeds_its_input_and_ending_s
     }
     let reasons = net.orchestrator().stop_reasons();
     assert!(reasons.contains(&("cam-r1".to_owned(), "its RTMP publisher left".to_owned())), "{reasons:?}");
+}
+
+/// A BYOC stream's `rtmp_output` gets its output pushed over RTMP while it runs (go's
+/// `rtmpOutputs`), named in the answer's `rtmp_output_url`; one that is not RTMP is refused
+/// before any job starts (go's ffmpeg would fail on it after the start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_byoc_streams_rtmp_output_gets_its_output_pushed() {
+    let net = network().await;
+    let node = start_node(&net, &[]);
+    let job = gateway_core::jobs::JobRequest {
+        capability: "text-reversal".into(),
+        request: "{}".into(),
+        parameters: serde_json::json!({"enable_video_egress": true}).to_string(),
+        timeout_seconds: 60,
+        ..Default::default()
+    };
+    let bad = client()
+        .post(format!("{}/process/stream/start", node.url))
+        .bearer_auth(TOKEN)
+        .header("Livepeer", job.to_header())
+        .json(&serde_json::json!({"stream_id": "bad", "rtmp_output": "http://x/y"}));
+    let (code, body) = answer(bad).await;
+    assert_eq!((code, body.as_str()), (400, "invalid rtmp_output: an RTMP output must be an rtmp:// URL\n"));
+    assert_eq!(net.orchestrator().stats().byoc_streams_started, 0, "refused before any job");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let received = std::env::temp_dir().join(format!("lpgw-byoc-rtmp-out-{}.ts", std::process::id()));
+    let mut server = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-listen", "1", "-timeout", "30", "-i"])
+        .arg(format!("rtmp://127.0.0.1:{port}/live/out"))
+        .args(["-c", "copy", "-f", "mpegts"])
+        .arg(&received)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let output = format!("rtmp://127.0.0.1:{port}/live/out");
+    let urls = start_byoc(&node, serde_json::json!({"stream_id": "pushed", "rtmp_output": output})).await;
+    assert_eq!(urls["rtmp_output_url"], output.as_str());
+    let publisher = Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4"])
+        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac"])
+        .args(["-f", "flv", urls["rtmp_url"].as_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(publisher.success());
+    // The stream stops with its input; the push ends and the server's ffmpeg with it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the RTMP output never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success());
+    let ts = std::fs::read(&received).unwrap();
+    let _ = std::fs::remove_file(&received);
+    assert_eq!(probe_codecs(&ts), ["h264", "aac"], "video and audio reached the RTMP server");
+    let mut demux = TsDemuxer::new();
+    let frames = demux.push(&ts).len() + demux.finish().len();
+    assert!(frames >= 60, "only {frames} frames reached the RTMP server");
 }

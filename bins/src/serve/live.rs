@@ -154,15 +154,14 @@ pub async fn start(node: &Arc<Node>, start: LiveStart) -> Result<Arc<LiveEntry>,
     node.metrics.streams_started.get_or_create(&lv2v_label(parsed.model())).inc();
     tokio::spawn(follow(node.clone(), entry.clone(), events, watch, request_id, pipeline_id));
     if !parsed.rtmp_output.is_empty() {
-        push_output(node, &entry, &parsed.rtmp_output);
+        push_output(&entry, &parsed.rtmp_output);
     }
     tracing::info!(stream = %name, orchestrator = %orchestrator, source = source.as_str(), "live stream started");
     Ok(entry)
 }
 
-/// Pushes the stream's output to the RTMP server at `url` while the stream runs, again after
-/// each failure (go restarts its ffmpeg output). The URL is not logged: it may hold a key.
-fn push_output(node: &Arc<Node>, entry: &Arc<LiveEntry>, url: &str) {
+/// Pushes the stream's output to the RTMP server at `url` while the stream runs.
+fn push_output(entry: &Arc<LiveEntry>, url: &str) {
     let target = match super::rtmp_push::RtmpTarget::parse(url) {
         Ok(t) => t,
         Err(why) => {
@@ -172,29 +171,17 @@ fn push_output(node: &Arc<Node>, entry: &Arc<LiveEntry>, url: &str) {
             return;
         }
     };
-    let (node, entry) = (node.clone(), entry.clone());
-    tokio::spawn(async move {
-        loop {
-            let output = match entry.stream.lock().await.as_ref() {
-                Some(stream) => stream.output(SeqSpec::Current),
-                None => return,
-            };
-            let mut output = output;
-            match super::rtmp_push::push(&target, &mut output).await {
-                Ok(sent) => {
-                    tracing::info!(stream = %entry.name, server = %target.addr, video = sent.video, audio = sent.audio, "RTMP output ended")
-                }
-                Err((why, sent)) => {
-                    tracing::warn!(stream = %entry.name, server = %target.addr, video = sent.video, reason = %why, "RTMP output failed")
-                }
-            }
-            let running = node.live.get(&entry.name).is_some_and(|e| Arc::ptr_eq(&e, &entry));
-            if !running {
-                return;
-            }
-            tokio::time::sleep(super::rtmp_push::RETRY_DELAY).await;
-        }
-    });
+    let source = LiveOutput(entry.clone());
+    tokio::spawn(super::rtmp_push::push_while_running(target, entry.name.clone(), source));
+}
+
+/// An LV2V stream's output, following its swaps.
+struct LiveOutput(Arc<LiveEntry>);
+
+impl super::rtmp_push::OutputSource for LiveOutput {
+    async fn subscribe(&self) -> Option<gateway_actors::trickle::TrickleSubscriber> {
+        self.0.stream.lock().await.as_ref().map(|stream| stream.output(SeqSpec::Current))
+    }
 }
 
 fn lv2v_label(model: &str) -> super::metrics::CapabilityLabel {

@@ -3,7 +3,8 @@
 //! front door.
 //!
 //! - BYOC streams with go's routes and shapes (`streams`); their media as trickle channels on
-//!   the node, relayed to the orchestrator (`media`).
+//!   the node, relayed to the orchestrator (`media`), RTMP in at their `rtmp_url` with
+//!   `--rtmp-listen` (`rtmp`) and out to their `rtmp_output` (`rtmp_push`).
 //! - Single-shot BYOC requests, `POST /process/request/{path}` (`requests`).
 //! - LV2V streams with go's `/live/video-to-video/…` routes (`live`), RTMP ingest with
 //!   `--rtmp-listen` (`rtmp`) and RTMP egress to the stream's `rtmpOutput` (`rtmp_push`).

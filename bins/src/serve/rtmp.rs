@@ -2,8 +2,8 @@
 //! sits behind MediaMTX. Publishing to `rtmp://node/[app/]{stream}[?query]` does what
 //! MediaMTX's start callback does for go (`live::start` with the query's `pipeline`, `params`,
 //! `streamId`…; the webhook sees `type: rtmp`), then carries the stream's H.264 video, without
-//! decoding it, into the stream's MPEG-TS segments with its AAC audio (`gateway_media::flv`). Unpublishing, or the
-//! connection dropping, stops the stream (go's "ingest disconnected").
+//! decoding it, into the stream's MPEG-TS segments with its AAC audio (`gateway_media::flv`).
+//! Unpublishing, or the connection dropping, stops the stream (go's "ingest disconnected").
 //!
 //! With bearer tokens configured, the publisher passes one as the query's `token` (RTMP has no
 //! headers); it is taken out of the query before anything else sees it.
@@ -14,8 +14,8 @@
 //! stream's input, and the publish ending stops the stream, as go's "mediamtx ingest
 //! disconnected" does. The key (or a bearer token) is what lets a publisher in.
 //!
-//! Not yet: audio other than AAC (dropped, counted in the log; the video goes on), RTMP egress (the output is read at `GET
-//! …/{stream}/output`), RTMPS.
+//! The output goes back out over RTMP in `rtmp_push`. Not yet: audio other than AAC (dropped,
+//! counted in the log; the video goes on), RTMPS.
 
 use std::sync::Arc;
 

@@ -294,6 +294,28 @@ pub struct PushStats {
     pub audio: u64,
 }
 
+/// Where a push reads a stream's output from.
+pub trait OutputSource: Send + 'static {
+    /// A reader of the output from its current segment on; `None` once the stream has ended.
+    fn subscribe(&self) -> impl std::future::Future<Output = Option<TrickleSubscriber>> + Send;
+}
+
+/// Pushes `source`'s output to `target` while its stream runs, again after each failure (go
+/// restarts its ffmpeg output). The target's URL is not logged: it may hold a key.
+pub async fn push_while_running(target: RtmpTarget, stream: String, source: impl OutputSource) {
+    while let Some(mut output) = source.subscribe().await {
+        match push(&target, &mut output).await {
+            Ok(sent) => {
+                tracing::info!(%stream, server = %target.addr, video = sent.video, audio = sent.audio, "RTMP output ended")
+            }
+            Err((why, sent)) => {
+                tracing::warn!(%stream, server = %target.addr, video = sent.video, reason = %why, "RTMP output failed")
+            }
+        }
+        tokio::time::sleep(RETRY_DELAY).await;
+    }
+}
+
 /// Pushes the output read by `output` (MPEG-TS) to `target` until the output ends (`Ok`) or
 /// the push fails (`Err`, with what it sent).
 pub async fn push(

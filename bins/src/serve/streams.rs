@@ -31,10 +31,11 @@ use gateway_core::gateway_api::{
 };
 use gateway_core::jobs::HEADER_JOB;
 use gateway_core::rejection::JobError;
+use gateway_core::trickle::SeqSpec;
 
 use super::auth::AuthRequest;
 use super::metrics::CapabilityLabel;
-use super::node::Node;
+use super::node::{Node, Stream};
 
 /// go's `http.Error`: plain text and a newline.
 pub fn text(status: StatusCode, message: impl std::fmt::Display) -> Response {
@@ -73,6 +74,8 @@ pub async fn start(State(node): State<Arc<Node>>, headers: HeaderMap, body: Byte
         Err(message) => return text(StatusCode::BAD_REQUEST, message),
     };
     let mut stream_id = start.stream_id_or(&hex::encode(rand::random::<[u8; 8]>()));
+    // Where the output is pushed over RTMP (go: the start's `rtmp_output`, or the webhook's).
+    let mut rtmp_output = start.rtmp_output.clone();
     if let Some(webhook) = &node.auth.webhook {
         let request = AuthRequest {
             stream: start.stream.clone(),
@@ -84,6 +87,9 @@ pub async fn start(State(node): State<Arc<Node>>, headers: HeaderMap, body: Byte
         };
         match webhook.authenticate(request).await {
             Ok(answer) => {
+                if !answer.rtmp_output_url.is_empty() {
+                    rtmp_output = answer.rtmp_output_url;
+                }
                 if !answer.stream_id.is_empty() {
                     stream_id = answer.stream_id;
                 }
@@ -94,6 +100,17 @@ pub async fn start(State(node): State<Arc<Node>>, headers: HeaderMap, body: Byte
             Err(why) => return text(StatusCode::FORBIDDEN, format!("live ai auth failed: {why}")),
         }
     }
+    if !params.enable_video_egress {
+        rtmp_output.clear();
+    }
+    // go accepts any output and its ffmpeg fails on it later; the node says so now.
+    let rtmp_target = match rtmp_output.is_empty() {
+        true => None,
+        false => match super::rtmp_push::RtmpTarget::parse(&rtmp_output) {
+            Ok(target) => Some(target),
+            Err(why) => return text(StatusCode::BAD_REQUEST, format!("invalid rtmp_output: {why}")),
+        },
+    };
     let Some(_held) = node.hold_id(&stream_id) else {
         return text(StatusCode::BAD_REQUEST, format!("stream already exists: {stream_id}"));
     };
@@ -123,6 +140,9 @@ pub async fn start(State(node): State<Arc<Node>>, headers: HeaderMap, body: Byte
         media_key.clone(),
         started,
     );
+    if let (Some(target), Some(stream)) = (rtmp_target, node.stream(&stream_id)) {
+        tokio::spawn(super::rtmp_push::push_while_running(target, stream_id.clone(), ByocOutput(stream)));
+    }
     let url = |action| stream_url(&node.base_url, &stream_id, action);
     let media = |wanted: bool, direction| {
         if wanted {
@@ -142,10 +162,20 @@ pub async fn start(State(node): State<Arc<Node>>, headers: HeaderMap, body: Byte
             (true, Some(base)) => super::rtmp::byoc_ingest_url(base, &stream_id, &media_key),
             _ => String::new(),
         },
+        rtmp_output_url: rtmp_output,
         stream_id,
         ..Default::default()
     };
     axum::Json(urls).into_response()
+}
+
+/// A BYOC stream's output.
+struct ByocOutput(Arc<Stream>);
+
+impl super::rtmp_push::OutputSource for ByocOutput {
+    async fn subscribe(&self) -> Option<gateway_actors::trickle::TrickleSubscriber> {
+        self.0.job.lock().await.as_ref().and_then(|job| job.output(SeqSpec::Current).ok())
+    }
 }
 
 /// Why a start failed, as go's gateway says it.
