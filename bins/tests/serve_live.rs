@@ -524,3 +524,32 @@ async fn a_byoc_streams_rtmp_output_gets_its_output_pushed() {
     let frames = demux.push(&ts).len() + demux.finish().len();
     assert!(frames >= 60, "only {frames} frames reached the RTMP server");
 }
+
+/// go's `orchestrator` query key: only orchestrators whose URL contains it take the stream
+/// (`ai_process.go`: "user requested a specific orchestrator, so ignore all the others"); when
+/// none does, nothing starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orchestrator_query_key_picks_the_orchestrator() {
+    let mut config = network_config();
+    config.orchestrators = 2;
+    let net = LocalNetwork::start(config).await.unwrap();
+    let second = net.orchestrator_urls()[1].clone();
+    let node = start_node(&net, &["--orchestrator", &second]);
+    let post = |path: &str| client().post(node.live(path)).bearer_auth(TOKEN);
+    let port = second.rsplit(':').next().unwrap().to_owned();
+    let query = format!("pipeline=noop&streamId=picked&orchestrator=127.0.0.1:{port}");
+    let (content_type, body) = multipart(&[("source_id", "c1"), ("source_type", "rtmpconn"), ("query", &query)]);
+    let (code, body) = answer(post("cam/start").header("content-type", content_type).body(body)).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = answer(client().get(node.live("picked/status")).bearer_auth(TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["orchestrator_info"]["url"], second.as_str(), "{status}");
+
+    let query = "pipeline=noop&streamId=none&orchestrator=no-such-host";
+    let (content_type, body) = multipart(&[("source_id", "c2"), ("source_type", "rtmpconn"), ("query", query)]);
+    let (code, body) = answer(post("cam2/start").header("content-type", content_type).body(body)).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("no orchestrator took the stream"), "{body}");
+    assert_eq!(net.orchestrator().stats().lv2v_sessions_started, 0, "the first orchestrator ran nothing");
+}

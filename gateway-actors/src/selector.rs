@@ -96,6 +96,23 @@ impl Selection {
     pub fn chosen(&self) -> Option<&Candidate> {
         self.candidates.first()
     }
+
+    /// Keeps only the candidates whose transcoder URL contains `wanted` (go's LV2V
+    /// `orchestrator` query key: "user requested a specific orchestrator, so ignore all the
+    /// others"); the rest become `Excluded` rejections. None left is
+    /// [`JobError::NoOrchestratorAvailable`].
+    pub fn only_matching(mut self, wanted: &str) -> Result<Selection, JobError> {
+        let (kept, skipped): (Vec<Candidate>, Vec<Candidate>) =
+            self.candidates.into_iter().partition(|c| c.info.transcoder.contains(wanted));
+        for candidate in skipped {
+            self.rejections.push(OrchestratorRejection::new(&candidate.address, RejectionReason::Excluded));
+        }
+        self.candidates = kept;
+        if self.candidates.is_empty() {
+            return Err(JobError::NoOrchestratorAvailable { rejections: self.rejections });
+        }
+        Ok(self)
+    }
 }
 
 /// Select orchestrators for a job.
@@ -461,5 +478,30 @@ mod tests {
     fn same_orchestrator_across_address_forms() {
         assert_eq!(same_orchestrator_key("https://O.example:8935/"), same_orchestrator_key("o.example:8935"));
         assert_ne!(same_orchestrator_key("o.example:8935"), same_orchestrator_key("o.example:8936"));
+    }
+
+    #[test]
+    fn only_matching_keeps_the_orchestrators_whose_url_contains_the_wanted_text() {
+        let candidate = |address: &str, transcoder: &str| Candidate {
+            address: address.into(),
+            info: OrchestratorInfo { transcoder: transcoder.into(), ..info() },
+            latency: Duration::from_millis(5),
+            token: None,
+        };
+        let selection = Selection {
+            candidates: vec![
+                candidate("a:1", "https://a.example:8935"),
+                candidate("b:2", "https://b.example:8935"),
+            ],
+            rejections: vec![OrchestratorRejection::new("c:3", RejectionReason::Excluded)],
+        };
+        let kept = selection.clone().only_matching("b.example").unwrap();
+        assert_eq!(kept.candidates.iter().map(|c| c.address.as_str()).collect::<Vec<_>>(), ["b:2"]);
+        assert_eq!(kept.rejections.len(), 2);
+        assert_eq!(kept.rejections[1], OrchestratorRejection::new("a:1", RejectionReason::Excluded));
+        match selection.only_matching("nowhere") {
+            Err(JobError::NoOrchestratorAvailable { rejections }) => assert_eq!(rejections.len(), 3),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -113,6 +113,7 @@ pub async fn start(node: &Arc<Node>, start: LiveStart) -> Result<Arc<LiveEntry>,
         params: parsed.params.clone().map(Value::Object),
         stream_id: Some(stream_id.clone()),
         request_id: Some(request_id.clone()),
+        orchestrator: Some(parsed.orchestrator.clone()),
         ..Default::default()
     };
     let started = node

@@ -31,6 +31,9 @@ pub struct Lv2vRequest {
     pub request_id: Option<String>,
     /// Highest acceptable price, wei per pixel.
     pub max_price_wei_per_unit: Option<f64>,
+    /// Only orchestrators whose URL contains this, here and on every swap (go's `orchestrator`
+    /// query key); `None` or empty: any.
+    pub orchestrator: Option<String>,
 }
 
 /// A running LV2V job.
@@ -73,8 +76,11 @@ impl Gateway {
         let queries = vec![CapabilityQuery::new(Capability::LiveVideoToVideo, model.clone())
             .map_err(|e| JobError::InvalidRequest(e.to_string()))?];
         let identity = self.identity().await?;
-        let selection =
+        let mut selection =
             self.select_as(&queries, identity.clone(), request.max_price_wei_per_unit, exclude).await?;
+        if let Some(wanted) = request.orchestrator.as_deref().filter(|w| !w.is_empty()) {
+            selection = selection.only_matching(wanted)?;
+        }
         let failover = Failover {
             selection: &selection,
             queries: &queries,
