@@ -459,3 +459,93 @@ async fn options_come_from_a_toml_file_and_flags_win_over_it() {
     std::fs::remove_dir_all(&dir).unwrap();
     net.shutdown().await;
 }
+
+/// The values of `key: value` lines of `yaml` (flow mappings too: `{ key: value, … }`), in order.
+fn yaml_values<'a>(yaml: &'a str, key: &str) -> Vec<&'a str> {
+    let mut values = Vec::new();
+    for line in yaml.lines() {
+        let mut rest = line;
+        while let Some(at) = rest.find(&format!("{key}: ")) {
+            let before = rest[..at].chars().last();
+            rest = &rest[at + key.len() + 2..];
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '.' || c == '/') {
+                continue;
+            }
+            let value = rest.split([',', '}']).next().unwrap_or("").trim().trim_matches('"');
+            values.push(value);
+        }
+    }
+    values
+}
+
+/// The Kubernetes manifest runs this binary as written: its container args start a node (with
+/// `$(POD_IP)` expanded and the signer replaced by the local one), the tokens come from the
+/// environment variable it sets, its probes and scrape path answer, the metric its autoscaler
+/// reads is exported as a gauge, its ports agree, and the grace period covers the drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubernetes_manifest_runs_this_binary_as_written() {
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/kubernetes/gateway.yaml"))
+            .unwrap();
+    let args: Vec<&str> = manifest
+        .lines()
+        .skip_while(|l| l.trim() != "args:")
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with("- "))
+        .map(|l| l.trim_start().trim_start_matches("- "))
+        .collect();
+    assert_eq!(args.first(), Some(&"serve"), "{args:?}");
+    let listen = args.iter().find_map(|a| a.strip_prefix("--listen=")).expect("a --listen");
+    let port = listen.rsplit(':').next().unwrap();
+    assert_eq!(yaml_values(&manifest, "containerPort"), [port]);
+    assert_eq!(yaml_values(&manifest, "prometheus.io/port"), [port]);
+    let drain: u64 = args.iter().find_map(|a| a.strip_prefix("--drain-timeout=")).unwrap().parse().unwrap();
+    let grace: u64 = yaml_values(&manifest, "terminationGracePeriodSeconds")[0].parse().unwrap();
+    assert!(
+        grace >= drain + 10,
+        "SIGKILL ({grace} s) would cut the drain ({drain} s) and the stops after it"
+    );
+    let token_env = yaml_values(&manifest, "name").into_iter().find(|n| n.contains("TOKENS")).unwrap();
+    assert_eq!(token_env, "LIVEPEER_GATEWAY_TOKENS");
+
+    let net = network().await;
+    let run_args: Vec<String> = args
+        .iter()
+        .map(|a| match a {
+            a if a.starts_with("--listen=") => "--listen=127.0.0.1:0".to_owned(),
+            a if a.starts_with("--signer=") => format!("--signer={}", net.signer_url()),
+            a => a.replace("$(POD_IP)", "127.0.0.1"),
+        })
+        .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
+        .args(&run_args)
+        .arg("--json")
+        .env(token_env, "k8s-token")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line)
+        .unwrap();
+    let announced: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let url = announced["listen"].as_str().unwrap().to_owned();
+
+    let paths = yaml_values(&manifest, "path");
+    assert!(paths.contains(&"/healthz") && paths.contains(&"/readyz"), "{paths:?}");
+    for path in &paths {
+        let (code, _) = answer(client().get(format!("{url}{path}"))).await;
+        assert_eq!(code, 200, "{path}");
+    }
+    let (_, metrics) =
+        answer(client().get(format!("{url}{}", yaml_values(&manifest, "prometheus.io/path")[0]))).await;
+    let hpa_metric = yaml_values(&manifest, "name").into_iter().find(|n| n.starts_with("livepeer_")).unwrap();
+    assert!(metrics.contains(&format!("# TYPE {hpa_metric} gauge")), "{hpa_metric} not in {metrics}");
+    let start = format!("{url}/process/stream/start");
+    assert_eq!(answer(client().post(&start).body("{}")).await.0, 401, "a token is required");
+    let (code, _) = answer(client().post(&start).bearer_auth("k8s-token").body("{}")).await;
+    assert_eq!(code, 400, "the environment's token is taken (the request lacks its job header)");
+    let _ = child.kill();
+    let _ = child.wait();
+}

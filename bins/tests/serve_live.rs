@@ -538,7 +538,8 @@ async fn the_orchestrator_query_key_picks_the_orchestrator() {
     let post = |path: &str| client().post(node.live(path)).bearer_auth(TOKEN);
     let port = second.rsplit(':').next().unwrap().to_owned();
     let query = format!("pipeline=noop&streamId=picked&orchestrator=127.0.0.1:{port}");
-    let (content_type, body) = multipart(&[("source_id", "c1"), ("source_type", "rtmpconn"), ("query", &query)]);
+    let (content_type, body) =
+        multipart(&[("source_id", "c1"), ("source_type", "rtmpconn"), ("query", &query)]);
     let (code, body) = answer(post("cam/start").header("content-type", content_type).body(body)).await;
     assert_eq!(code, 200, "{body}");
     let (code, body) = answer(client().get(node.live("picked/status")).bearer_auth(TOKEN)).await;
@@ -547,7 +548,8 @@ async fn the_orchestrator_query_key_picks_the_orchestrator() {
     assert_eq!(status["orchestrator_info"]["url"], second.as_str(), "{status}");
 
     let query = "pipeline=noop&streamId=none&orchestrator=no-such-host";
-    let (content_type, body) = multipart(&[("source_id", "c2"), ("source_type", "rtmpconn"), ("query", query)]);
+    let (content_type, body) =
+        multipart(&[("source_id", "c2"), ("source_type", "rtmpconn"), ("query", query)]);
     let (code, body) = answer(post("cam2/start").header("content-type", content_type).body(body)).await;
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("no orchestrator took the stream"), "{body}");
