@@ -555,3 +555,42 @@ async fn the_orchestrator_query_key_picks_the_orchestrator() {
     assert!(body.contains("no orchestrator took the stream"), "{body}");
     assert_eq!(net.orchestrator().stats().lv2v_sessions_started, 0, "the first orchestrator ran nothing");
 }
+
+/// Behind MediaMTX, as go's gateway: the start callback's `rtmp_url` (go's form value) is pulled
+/// over RTMP into the stream's input (ffmpeg serves the stream as MediaMTX would), the output
+/// comes back as H.264 and AAC, and the source ending stops the stream ("mediamtx ingest
+/// disconnected").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_callback_pulls_the_stream_from_its_rtmp_url() {
+    let net = network().await;
+    let node = start_node(&net, &[]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let source = format!("rtmp://127.0.0.1:{port}/live/cam");
+    let mut server = Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "5"])
+        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac"])
+        .args(["-f", "flv", "-listen", "1", &source])
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (content_type, body) = multipart(&[
+        ("source_id", "conn-1"),
+        ("source_type", "rtmpconn"),
+        ("query", "pipeline=noop&streamId=pulled"),
+        ("rtmp_url", &source),
+    ]);
+    let start = client().post(node.live("live/cam/start")).bearer_auth(TOKEN);
+    let (code, body) = answer(start.header("content-type", content_type).body(body)).await;
+    assert_eq!(code, 200, "{body}");
+    let (units, ts) = read_output_bytes(node.live("cam/output"), 60).await;
+    assert!(units >= 60, "only {units} video access units came back");
+    assert_eq!(probe_codecs(&ts), ["h264", "aac"]);
+    assert!(server.wait().unwrap().success());
+    wait_idle(&net).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while answer(client().get(node.live("pulled/status")).bearer_auth(TOKEN)).await.0 != 404 {
+        assert!(tokio::time::Instant::now() < deadline, "the stream outlived its source");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

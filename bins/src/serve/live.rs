@@ -9,22 +9,25 @@
 //! - `POST …/{stream}/update`: the body, a JSON object, to the stream's control channel.
 //! - `…/{stream_id}/status`: the last `status` event with go's fields set by the gateway, and
 //!   `gateway_status` (an error once the stream failed).
-//! - Media, ours (go pulls from MediaMTX, which this node does not do): RTMP publishing to the
-//!   node (`rtmp`) starts and feeds a stream in one go; `POST …/{stream}/input` takes an
-//!   MPEG-TS body for a stream started by `/start`; `GET …/{stream}/output` streams the output
-//!   as MPEG-TS, following swaps; the query's `rtmpOutput` (or the webhook's
-//!   `rtmp_output_url`) gets it pushed over RTMP (`rtmp_push`).
+//! - Media in: as go, a start callback's stream is pulled from MediaMTX over RTMP (the form's
+//!   `rtmp_url`, or with `--mediamtx` `rtmp://{caller}/{path}`; `rtmp_pull`). Ours besides:
+//!   RTMP publishing to the node (`rtmp`) starts and feeds a stream in one go, and `POST
+//!   …/{stream}/input` takes an MPEG-TS body for a stream started by `/start`.
+//! - Media out: `GET …/{stream}/output` streams the output as MPEG-TS, following swaps; the
+//!   query's `rtmpOutput` (or the webhook's `rtmp_output_url`) gets it pushed over RTMP
+//!   (`rtmp_push`).
 //!
 //! A stream runs as an SDK `LiveStream`: payments, failover at start and swaps mid-stream are
 //! the SDK's. It stops when its input ends, when no input came within [`INPUT_WAIT`] of its
 //! start, when it fails for good, or at the node's drain.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -43,6 +46,7 @@ use serde_json::{json, Map, Value};
 use super::auth::AuthRequest;
 pub use super::live_registry::LiveEntry;
 use super::node::Node;
+use super::rtmp_pull;
 use super::streams::text;
 
 /// How long a stream started by `/start` waits for its input before it is stopped.
@@ -273,27 +277,38 @@ fn now_millis() -> u64 {
 /// `POST /live/video-to-video/{stream}/start`.
 pub async fn start_route(
     State(node): State<Arc<Node>>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
     Path(stream): Path<String>,
     query: Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    start_form(node, stream, query.0, &headers, &body).await
+    let at = Caller { addr: caller, prefix: None };
+    start_form(node, at, stream, query.0, &headers, &body).await
 }
 
 /// `POST /live/video-to-video/{prefix}/{stream}/start`.
 pub async fn start_route_prefixed(
     State(node): State<Arc<Node>>,
-    Path((_prefix, stream)): Path<(String, String)>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
+    Path((prefix, stream)): Path<(String, String)>,
     query: Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    start_form(node, stream, query.0, &headers, &body).await
+    let at = Caller { addr: caller, prefix: Some(prefix) };
+    start_form(node, at, stream, query.0, &headers, &body).await
+}
+
+/// Who called a start, and the path prefix it used: where a pull from MediaMTX goes.
+struct Caller {
+    addr: SocketAddr,
+    prefix: Option<String>,
 }
 
 async fn start_form(
     node: Arc<Node>,
+    caller: Caller,
     stream: String,
     mut values: Vec<(String, String)>,
     headers: &HeaderMap,
@@ -320,20 +335,35 @@ async fn start_form(
     if form.is_output() {
         return StatusCode::OK.into_response();
     }
+    let pull_url = match (form.rtmp_url.is_empty(), node.pull_from_caller) {
+        (false, _) => Some(form.rtmp_url.clone()),
+        (true, true) => Some(rtmp_pull::caller_url(caller.addr.ip(), caller.prefix.as_deref(), &form.stream)),
+        (true, false) => None,
+    };
     let start =
         LiveStart { stream: form.stream, source: form.source, query: form.query, parsed: form.parsed };
     match self::start(&node, start).await {
-        Ok(entry) => axum::Json(json!({
+        Ok(entry) => {
+            if let Some(url) = pull_url {
+                tokio::spawn(rtmp_pull::pull_into(node.clone(), entry.clone(), url));
+            }
+            started_answer(&node, &entry)
+        }
+        Err((status, message)) => text(status, message),
+    }
+}
+
+/// What a start answers: the stream's URLs on the node.
+fn started_answer(node: &Node, entry: &LiveEntry) -> Response {
+    axum::Json(json!({
             "stream": entry.name,
             "stream_id": entry.stream_id,
             "input_url": live_url(&node.base_url, &entry.name, "input"),
             "output_url": live_url(&node.base_url, &entry.name, "output"),
             "update_url": live_url(&node.base_url, &entry.name, "update"),
             "status_url": live_url(&node.base_url, &entry.stream_id, "status"),
-        }))
-        .into_response(),
-        Err((status, message)) => text(status, message),
-    }
+    }))
+    .into_response()
 }
 
 /// `POST /live/video-to-video/{stream}/update`.

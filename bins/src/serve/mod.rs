@@ -29,6 +29,9 @@ mod metrics;
 mod node;
 mod requests;
 mod rtmp;
+mod rtmp_client;
+mod rtmp_ingest;
+mod rtmp_pull;
 mod rtmp_push;
 mod streams;
 
@@ -64,6 +67,10 @@ pub struct ServeArgs {
     /// Take RTMP publishers here (`rtmp://ADDR/[app/]{stream}?{query}` starts an LV2V stream).
     #[arg(long, value_name = "ADDR")]
     pub rtmp_listen: Option<SocketAddr>,
+    /// The node sits behind MediaMTX, as go's gateway does: an LV2V start callback pulls the
+    /// stream from `rtmp://{caller}/{path}` (a callback's `rtmp_url` is pulled either way).
+    #[arg(long)]
+    pub mediamtx: bool,
     /// The URL clients reach this node at, the base of the URLs it answers (default:
     /// http://LISTEN).
     #[arg(long, value_name = "URL")]
@@ -107,7 +114,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
     let auth = Auth { tokens: args.auth_tokens.iter().filter(|t| !t.is_empty()).cloned().collect(), webhook };
     let base = args.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
-    let node = Arc::new(Node::new(net.gateway.clone(), base, auth));
+    let mut node = Node::new(net.gateway.clone(), base, auth);
+    node.pull_from_caller = args.mediamtx;
+    let node = Arc::new(node);
     if !cli::json_logs() {
         eprintln!("serving on http://{local}");
     }
@@ -137,6 +146,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let stopped = async move {
             let _ = server_stopped.await;
         };
+        // The callers' addresses: a start callback's is where MediaMTX is.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app).with_graceful_shutdown(stopped).await
     });
     let outcome = shutdown_signal().await;

@@ -19,21 +19,17 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use gateway_actors::media::{VideoPublisher, VideoPublisherConfig};
 
 use gateway_core::gateway_api::live::{LiveQuery, LiveSource};
 use gateway_core::trickle::MIME_MPEGTS;
-use gateway_media::flv::{FlvAudio, FlvVideo};
-use gateway_media::mpegts::{TsConfig, TsMuxer};
-use gateway_media::segmenter::{Segmenter, SegmenterConfig};
 use scuffle_rtmp::session::server::{ServerSessionError, SessionData, SessionHandler};
 use scuffle_rtmp::ServerSession;
 use tokio::net::TcpListener;
 
-use super::live::{self, LiveEntry, LiveStart};
+use super::live::{self, LiveStart};
 use super::node::{Node, Stream};
-use super::streams::stop_stream;
+use super::rtmp_ingest::{Ingest, IngestTarget};
 
 /// The query key a publisher passes a bearer token in.
 const TOKEN_KEY: &str = "token";
@@ -92,53 +88,6 @@ struct Publisher {
     ingest: Option<Ingest>,
 }
 
-/// The stream a connection feeds.
-struct Ingest {
-    target: IngestTarget,
-    flv: FlvVideo,
-    audio: FlvAudio,
-    segmenter: Segmenter,
-    /// Audio tags of a codec MPEG-TS does not get from us (not AAC): dropped, the video goes on.
-    audio_dropped: u64,
-}
-
-/// What a publish feeds: an LV2V stream it started, or a running BYOC stream's input.
-enum IngestTarget {
-    Live(Arc<LiveEntry>),
-    Byoc { id: String, stream: Arc<Stream>, video: Arc<VideoPublisher> },
-}
-
-impl IngestTarget {
-    fn name(&self) -> &str {
-        match self {
-            IngestTarget::Live(entry) => &entry.name,
-            IngestTarget::Byoc { id, .. } => id,
-        }
-    }
-
-    fn video(&self) -> &VideoPublisher {
-        match self {
-            IngestTarget::Live(entry) => entry.video(),
-            IngestTarget::Byoc { video, .. } => video,
-        }
-    }
-
-    /// The publisher left: the stream stops (go stops either kind when its ingest ends).
-    async fn stop(self, node: &Arc<Node>, why: &str) {
-        match self {
-            IngestTarget::Live(entry) => live::stop(node, &entry, why).await,
-            IngestTarget::Byoc { id, stream, video } => {
-                let _ = video.close().await;
-                stream.rtmp_input.store(false, std::sync::atomic::Ordering::SeqCst);
-                tracing::info!(stream = %id, reason = why, "stopping the stream");
-                if let Some(Err(e)) = stop_stream(node, &id, Bytes::from(why.to_owned())).await {
-                    tracing::warn!(stream = %id, error = %e, "the orchestrator did not take the stop");
-                }
-            }
-        }
-    }
-}
-
 impl Publisher {
     /// Ends the session, keeping `why` for the log.
     fn refuse(&self, why: String) -> ServerSessionError {
@@ -154,14 +103,7 @@ impl Publisher {
             Some(stream) => self.byoc_input(name, stream, token.as_deref(), &query).await?,
             None => self.live_start(name, token.as_deref(), query).await?,
         };
-        let muxer = TsMuxer::new(TsConfig::with_aac()).map_err(|e| e.to_string())?;
-        self.ingest = Some(Ingest {
-            target,
-            flv: FlvVideo::new(),
-            audio: FlvAudio::new(),
-            segmenter: Segmenter::with_muxer(muxer, SegmenterConfig::default()),
-            audio_dropped: 0,
-        });
+        self.ingest = Some(Ingest::new(target)?);
         Ok(())
     }
 
@@ -222,47 +164,14 @@ impl Publisher {
             }
         }
     }
+}
 
-    async fn video(&mut self, timestamp: u32, tag: &[u8]) -> Result<(), String> {
-        let Some(ingest) = self.ingest.as_mut() else { return Ok(()) };
-        let Some(packet) = ingest.flv.push(timestamp, tag).map_err(|e| e.to_string())? else { return Ok(()) };
-        let events = ingest.segmenter.push(&packet).map_err(|e| e.to_string())?;
-        ingest.target.video().write_cut(events, 1).await.map_err(|e| format!("the stream refused media: {e}"))
-    }
-
-    async fn audio(&mut self, timestamp: u32, tag: &[u8]) -> Result<(), String> {
-        let Some(ingest) = self.ingest.as_mut() else { return Ok(()) };
-        let packet = match ingest.audio.push(timestamp, tag) {
-            Ok(Some(packet)) => packet,
-            Ok(None) => return Ok(()),
-            Err(e @ gateway_media::flv::FlvError::UnsupportedCodec(_)) => {
-                if ingest.audio_dropped == 0 {
-                    tracing::warn!(stream = %ingest.target.name(), error = %e, "dropping the audio; the video goes on");
-                }
-                ingest.audio_dropped += 1;
-                return Ok(());
-            }
-            Err(e) => return Err(e.to_string()),
-        };
-        let events = ingest.segmenter.push(&packet).map_err(|e| e.to_string())?;
-        ingest.target.video().write_cut(events, 0).await.map_err(|e| format!("the stream refused media: {e}"))
-    }
-
+impl Publisher {
     /// The publish ended: the last segment goes out and the stream stops.
     async fn finish(&mut self) {
-        let Some(mut ingest) = self.ingest.take() else { return };
-        let events = ingest.segmenter.finish();
-        let _ = ingest.target.video().write_cut(events, 0).await;
-        let early = ingest.segmenter.audio_dropped();
-        if early + ingest.audio_dropped > 0 {
-            tracing::info!(
-                stream = %ingest.target.name(),
-                before_first_keyframe = early,
-                unsupported = ingest.audio_dropped,
-                "audio frames dropped"
-            );
+        if let Some(ingest) = self.ingest.take() {
+            ingest.finish(&self.node, "its RTMP publisher left").await;
         }
-        ingest.target.stop(&self.node, "its RTMP publisher left").await;
     }
 }
 
@@ -284,8 +193,14 @@ impl SessionHandler for Publisher {
 
     async fn on_data(&mut self, _id: u32, data: SessionData) -> Result<(), ServerSessionError> {
         let taken = match data {
-            SessionData::Video { timestamp, data } => self.video(timestamp, &data).await,
-            SessionData::Audio { timestamp, data } => self.audio(timestamp, &data).await,
+            SessionData::Video { timestamp, data } => match self.ingest.as_mut() {
+                Some(ingest) => ingest.video(timestamp, &data).await,
+                None => Ok(()),
+            },
+            SessionData::Audio { timestamp, data } => match self.ingest.as_mut() {
+                Some(ingest) => ingest.audio(timestamp, &data).await,
+                None => Ok(()),
+            },
             SessionData::Amf0 { .. } => Ok(()),
         };
         if let Err(why) = taken {
@@ -302,7 +217,7 @@ impl Drop for Publisher {
         if let Some(ingest) = self.ingest.take() {
             let node = self.node.clone();
             tokio::spawn(async move {
-                ingest.target.stop(&node, "its RTMP connection dropped").await;
+                ingest.finish(&node, "its RTMP connection dropped").await;
             });
         }
     }

@@ -134,6 +134,9 @@ pub struct LiveStartForm {
     pub query: String,
     /// What the query asks for.
     pub parsed: LiveQuery,
+    /// Where to pull the stream from instead of `rtmp://{caller}/{path}` (go's `rtmp_url`
+    /// form value); empty when not given.
+    pub rtmp_url: String,
 }
 
 impl LiveStartForm {
@@ -143,13 +146,14 @@ impl LiveStartForm {
         stream: &str,
         values: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<LiveStartForm, &'static str> {
-        let (mut source_id, mut source_type, mut query) = (None, None, None);
+        let (mut source_id, mut source_type, mut query, mut rtmp_url) = (None, None, None, None);
         for (name, value) in values {
             // The first value of a name wins (go's `FormValue`).
             let slot = match name {
                 "source_id" => &mut source_id,
                 "source_type" => &mut source_type,
                 "query" => &mut query,
+                "rtmp_url" => &mut rtmp_url,
                 _ => continue,
             };
             slot.get_or_insert(value);
@@ -168,6 +172,7 @@ impl LiveStartForm {
             source,
             query,
             parsed,
+            rtmp_url: rtmp_url.unwrap_or_default().to_owned(),
         })
     }
 
