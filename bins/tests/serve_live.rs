@@ -375,6 +375,29 @@ async fn the_output_is_pushed_over_rtmp_to_the_streams_rtmp_output() {
     wait_idle(&net).await;
 }
 
+/// Video access units read from the trickle channel `url` (from segment 0) until `want`
+/// arrived, the channel ended, or 20 s passed; and the bytes read.
+async fn read_trickle_output(url: String, want: usize) -> (usize, Vec<u8>) {
+    use gateway_actors::trickle::{SubscriberConfig, TrickleSubscriber};
+    let reader = gateway_actors::http::HttpClients::new(gateway_actors::tls::OrchestratorTrust::Insecure)
+        .unwrap()
+        .segment_reader();
+    let config = SubscriberConfig { start: SeqSpec::At(0), ..Default::default() };
+    let mut output = TrickleSubscriber::new(reader, &url, config);
+    let (mut ts, mut demux, mut units) = (Vec::new(), TsDemuxer::new(), 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while units < want {
+        let Ok(Ok(Some(mut segment))) = tokio::time::timeout_at(deadline, output.next_segment()).await else {
+            break;
+        };
+        while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, segment.chunk()).await {
+            units += demux.push(&chunk).len();
+            ts.extend_from_slice(&chunk);
+        }
+    }
+    (units, ts)
+}
+
 /// Starts a BYOC stream with video in and out on `node`: its URLs.
 async fn start_byoc(node: &ServeNode, body: serde_json::Value) -> serde_json::Value {
     let job = gateway_core::jobs::JobRequest {
@@ -403,7 +426,6 @@ async fn start_byoc(node: &ServeNode, body: serde_json::Value) -> serde_json::Va
 /// "mediamtx ingest disconnected").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtmp_publishing_to_a_byoc_streams_rtmp_url_feeds_its_input_and_ending_stops_it() {
-    use gateway_actors::trickle::{SubscriberConfig, TrickleSubscriber};
     let net = network().await;
     let node = start_node(&net, &[]);
     let urls = start_byoc(&node, serde_json::json!({"stream_name": "cam", "stream_id": "r1"})).await;
@@ -424,11 +446,7 @@ async fn rtmp_publishing_to_a_byoc_streams_rtmp_url_feeds_its_input_and_ending_s
     let status = format!("{}/process/stream/cam-r1/status", node.url);
     assert_eq!(answer(client().get(&status).bearer_auth(TOKEN)).await.0, 200);
 
-    let reader = gateway_actors::http::HttpClients::new(gateway_actors::tls::OrchestratorTrust::Insecure)
-        .unwrap()
-        .segment_reader();
-    let config = SubscriberConfig { start: SeqSpec::At(0), ..Default::default() };
-    let mut output = TrickleSubscriber::new(reader, urls["trickle_subscribe_url"].as_str().unwrap(), config);
+    let output = read_trickle_output(urls["trickle_subscribe_url"].as_str().unwrap().to_owned(), 60);
     let mut ffmpeg = Command::new("ffmpeg")
         .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4"])
@@ -436,19 +454,7 @@ async fn rtmp_publishing_to_a_byoc_streams_rtmp_url_feeds_its_input_and_ending_s
         .args(["-f", "flv", &rtmp_url])
         .spawn()
         .unwrap();
-    let mut ts = Vec::new();
-    let mut demux = TsDemuxer::new();
-    let mut units = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while units < 60 {
-        let Ok(Ok(Some(mut segment))) = tokio::time::timeout_at(deadline, output.next_segment()).await else {
-            break;
-        };
-        while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, segment.chunk()).await {
-            units += demux.push(&chunk).len();
-            ts.extend_from_slice(&chunk);
-        }
-    }
+    let (units, ts) = output.await;
     assert!(units >= 60, "only {units} video access units came back");
     assert_eq!(probe_codecs(&ts), ["h264", "aac"]);
 
@@ -483,7 +489,7 @@ async fn a_byoc_streams_rtmp_output_gets_its_output_pushed() {
         .header("Livepeer", job.to_header())
         .json(&serde_json::json!({"stream_id": "bad", "rtmp_output": "http://x/y"}));
     let (code, body) = answer(bad).await;
-    assert_eq!((code, body.as_str()), (400, "invalid rtmp_output: an RTMP output must be an rtmp:// URL\n"));
+    assert_eq!((code, body.as_str()), (400, "invalid rtmp_output: an RTMP URL must start with rtmp://\n"));
     assert_eq!(net.orchestrator().stats().byoc_streams_started, 0, "refused before any job");
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -593,4 +599,52 @@ async fn a_start_callback_pulls_the_stream_from_its_rtmp_url() {
         assert!(tokio::time::Instant::now() < deadline, "the stream outlived its source");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// go's BYOC RTMP callback (`POST /process/stream/{id}/rtmp`, MediaMTX's when a publisher is
+/// ready): the node pulls the stream into the stream's input (from the form's `rtmp_url`, ours;
+/// go: `rtmp://{caller}/{id}`), the output comes back, the source ending stops the stream;
+/// go's refusals for an unknown stream and missing form values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_byoc_rtmp_callback_pulls_the_stream_into_its_input() {
+    let net = network().await;
+    let node = start_node(&net, &[]);
+    let callback =
+        |id: &str| client().post(format!("{}/process/stream/{id}/rtmp", node.url)).bearer_auth(TOKEN);
+    let urlencoded = |body: &'static str| ("content-type", "application/x-www-form-urlencoded", body);
+    let (name, value, body) = urlencoded("source_id=c1&source_type=rtmpconn");
+    let r = callback("nope").header(name, value).body(body).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(r.text().await.unwrap(), "stream not found: nope");
+    let urls = start_byoc(&node, serde_json::json!({"stream_id": "mtx"})).await;
+    let (name, value, body) = urlencoded("source_type=rtmpconn");
+    let (code, body) = answer(callback("mtx").header(name, value).body(body)).await;
+    assert_eq!((code, body.as_str()), (400, "missing source_id\n"));
+    let (name, value, body) = urlencoded("source_id=c1");
+    let (code, body) = answer(callback("mtx").header(name, value).body(body)).await;
+    assert_eq!((code, body.as_str()), (400, "missing source_type\n"));
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let source = format!("rtmp://127.0.0.1:{port}/mtx");
+    let mut server = Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "5"])
+        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac"])
+        .args(["-f", "flv", "-listen", "1", &source])
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let output = read_trickle_output(urls["trickle_subscribe_url"].as_str().unwrap().to_owned(), 60);
+    let (content_type, body) =
+        multipart(&[("source_id", "c1"), ("source_type", "rtmpConn"), ("rtmp_url", &source)]);
+    let (code, body) = answer(callback("mtx").header("content-type", content_type).body(body)).await;
+    assert_eq!(code, 200, "{body}");
+    let (units, ts) = output.await;
+    assert!(units >= 60, "only {units} video access units came back");
+    assert_eq!(probe_codecs(&ts), ["h264", "aac"]);
+    assert!(server.wait().unwrap().success());
+    wait_idle(&net).await;
+    let reasons = net.orchestrator().stop_reasons();
+    assert!(reasons.contains(&("mtx".to_owned(), "mediamtx ingest disconnected".to_owned())), "{reasons:?}");
 }

@@ -310,23 +310,14 @@ async fn start_form(
     node: Arc<Node>,
     caller: Caller,
     stream: String,
-    mut values: Vec<(String, String)>,
+    values: Vec<(String, String)>,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
-    // go's FormValue: the body's values first, then the URL's.
-    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let mut form: Vec<(String, String)> = if let Some(boundary) = multipart_boundary(content_type) {
-        match multipart_fields(body, boundary) {
-            Some(fields) => fields,
-            None => return text(StatusCode::BAD_REQUEST, "malformed multipart form"),
-        }
-    } else if content_type.starts_with("application/x-www-form-urlencoded") {
-        url::form_urlencoded::parse(body).into_owned().collect()
-    } else {
-        Vec::new()
+    let form = match form_values(headers, body, values) {
+        Ok(form) => form,
+        Err(why) => return text(StatusCode::BAD_REQUEST, why),
     };
-    form.append(&mut values);
     let checked = LiveStartForm::check(&stream, form.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let form = match checked {
         Ok(form) => form,
@@ -345,12 +336,34 @@ async fn start_form(
     match self::start(&node, start).await {
         Ok(entry) => {
             if let Some(url) = pull_url {
-                tokio::spawn(rtmp_pull::pull_into(node.clone(), entry.clone(), url));
+                tokio::spawn(rtmp_pull::pull_into_live(node.clone(), entry.clone(), url));
             }
             started_answer(&node, &entry)
         }
         Err((status, message)) => text(status, message),
     }
+}
+
+/// A callback's form values as go's `FormValue` reads them: the body's (multipart or
+/// urlencoded) first, then the URL's; `Err` says what is malformed (a 400).
+pub fn form_values(
+    headers: &HeaderMap,
+    body: &[u8],
+    mut url_values: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>, &'static str> {
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let mut form: Vec<(String, String)> = if let Some(boundary) = multipart_boundary(content_type) {
+        match multipart_fields(body, boundary) {
+            Some(fields) => fields,
+            None => return Err("malformed multipart form"),
+        }
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        url::form_urlencoded::parse(body).into_owned().collect()
+    } else {
+        Vec::new()
+    };
+    form.append(&mut url_values);
+    Ok(form)
 }
 
 /// What a start answers: the stream's URLs on the node.

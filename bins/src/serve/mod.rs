@@ -173,6 +173,7 @@ fn router(node: Arc<Node>) -> Router {
         .route("/process/stream/{id}/status", get(streams::status))
         .route("/process/stream/{id}/stop", post(streams::stop))
         .route("/process/stream/{id}/data", get(streams::data))
+        .route("/process/stream/{id}/rtmp", post(streams::rtmp_callback))
         // go reads 10 MB and answers 413 beyond: read one byte more to know.
         .layer(DefaultBodyLimit::max(MAX_STREAM_BODY_BYTES + 1))
         // Requests go through whatever their size, as go reads them.

@@ -19,10 +19,7 @@
 
 use std::sync::Arc;
 
-use gateway_actors::media::{VideoPublisher, VideoPublisherConfig};
-
 use gateway_core::gateway_api::live::{LiveQuery, LiveSource};
-use gateway_core::trickle::MIME_MPEGTS;
 use scuffle_rtmp::session::server::{ServerSessionError, SessionData, SessionHandler};
 use scuffle_rtmp::ServerSession;
 use tokio::net::TcpListener;
@@ -142,27 +139,7 @@ impl Publisher {
         if !keyed && !self.node.auth.allows(token.map(|t| format!("Bearer {t}")).as_deref()) {
             return Err(format!("stream {id}: no accepted key or token"));
         }
-        if stream.rtmp_input.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Err(format!("stream {id} has an RTMP publisher already"));
-        }
-        let publisher = {
-            let job = stream.job.lock().await;
-            match job.as_ref() {
-                Some(job) => job.publisher(MIME_MPEGTS).await.map_err(|e| format!("stream {id}: {e}")),
-                None => Err(format!("stream {id} has stopped")),
-            }
-        };
-        let video = publisher.and_then(|p| {
-            VideoPublisher::start(p, VideoPublisherConfig::passthrough_ts())
-                .map_err(|e| format!("stream {id}: {e}"))
-        });
-        match video {
-            Ok(video) => Ok(IngestTarget::Byoc { id: id.to_owned(), stream, video: Arc::new(video) }),
-            Err(why) => {
-                stream.rtmp_input.store(false, std::sync::atomic::Ordering::SeqCst);
-                Err(why)
-            }
-        }
+        IngestTarget::byoc(id, stream).await
     }
 }
 

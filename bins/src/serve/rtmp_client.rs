@@ -45,23 +45,23 @@ pub struct RtmpTarget {
 impl RtmpTarget {
     /// Reads an `rtmp://` URL; `Err` says what is wrong with it.
     pub fn parse(url: &str) -> Result<RtmpTarget, String> {
-        let rest = url.strip_prefix("rtmp://").ok_or("an RTMP output must be an rtmp:// URL")?;
-        let (authority, path) = rest.split_once('/').ok_or("an RTMP output needs /app/stream")?;
-        let (app, stream) = path.split_once('/').ok_or("an RTMP output needs /app/stream")?;
+        let rest = url.strip_prefix("rtmp://").ok_or("an RTMP URL must start with rtmp://")?;
+        let (authority, path) = rest.split_once('/').ok_or("an RTMP URL needs a path")?;
+        // `rtmp://host/name` is app and stream `name` at once, as ffmpeg reads it (and so
+        // MediaMTX, which go's ffmpeg talks to, takes it).
+        let (app, stream) = match path.split_once('/') {
+            Some((app, stream)) => (app, stream.to_owned()),
+            None => (path.split('?').next().unwrap_or(path), path.to_owned()),
+        };
         if authority.is_empty() || app.is_empty() || stream.is_empty() {
-            return Err("an RTMP output needs a host, an app and a stream".into());
+            return Err("an RTMP URL needs a host, an app and a stream".into());
         }
         let addr = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
             authority.to_owned()
         } else {
             format!("{authority}:1935")
         };
-        Ok(RtmpTarget {
-            addr,
-            app: app.to_owned(),
-            stream: stream.to_owned(),
-            tc_url: format!("rtmp://{authority}/{app}"),
-        })
+        Ok(RtmpTarget { addr, app: app.to_owned(), stream, tc_url: format!("rtmp://{authority}/{app}") })
     }
 }
 
@@ -331,7 +331,10 @@ mod tests {
         );
         assert_eq!(t.tc_url, "rtmp://example.com/live");
         assert_eq!(RtmpTarget::parse("rtmp://127.0.0.1:1940/a/b").unwrap().addr, "127.0.0.1:1940");
-        for bad in ["http://x/a/b", "rtmp://x/a", "rtmp:///a/b", "rtmp://x//b"] {
+        let single = RtmpTarget::parse("rtmp://10.0.0.7/cam-1?k=v").unwrap();
+        assert_eq!((single.app.as_str(), single.stream.as_str()), ("cam-1", "cam-1?k=v"), "ffmpeg's reading");
+        assert_eq!(single.tc_url, "rtmp://10.0.0.7/cam-1");
+        for bad in ["http://x/a/b", "rtmp://x", "rtmp://x/", "rtmp:///a/b", "rtmp://x//b", "rtmp://x/?k"] {
             assert!(RtmpTarget::parse(bad).is_err(), "{bad}");
         }
     }

@@ -3,10 +3,12 @@
 //! handed to the stream's publisher. Fed by the node's RTMP server (`rtmp`) and by a pull
 //! from MediaMTX (`rtmp_pull`).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use gateway_actors::media::VideoPublisher;
+use gateway_actors::media::{VideoPublisher, VideoPublisherConfig};
+use gateway_core::trickle::MIME_MPEGTS;
 use gateway_media::flv::{FlvAudio, FlvVideo};
 use gateway_media::mpegts::{TsConfig, TsMuxer};
 use gateway_media::segmenter::{Segmenter, SegmenterConfig};
@@ -34,7 +36,33 @@ pub enum IngestTarget {
 }
 
 impl IngestTarget {
-    fn name(&self) -> &str {
+    /// BYOC stream `id`'s input, claimed: one RTMP input at a time.
+    pub async fn byoc(id: &str, stream: Arc<Stream>) -> Result<IngestTarget, String> {
+        if stream.rtmp_input.swap(true, Ordering::SeqCst) {
+            return Err(format!("stream {id} has an RTMP input already"));
+        }
+        let publisher = {
+            let job = stream.job.lock().await;
+            match job.as_ref() {
+                Some(job) => job.publisher(MIME_MPEGTS).await.map_err(|e| format!("stream {id}: {e}")),
+                None => Err(format!("stream {id} has stopped")),
+            }
+        };
+        let video = publisher.and_then(|p| {
+            VideoPublisher::start(p, VideoPublisherConfig::passthrough_ts())
+                .map_err(|e| format!("stream {id}: {e}"))
+        });
+        match video {
+            Ok(video) => Ok(IngestTarget::Byoc { id: id.to_owned(), stream, video: Arc::new(video) }),
+            Err(why) => {
+                stream.rtmp_input.store(false, Ordering::SeqCst);
+                Err(why)
+            }
+        }
+    }
+
+    /// The stream's name (LV2V) or id (BYOC).
+    pub fn name(&self) -> &str {
         match self {
             IngestTarget::Live(entry) => &entry.name,
             IngestTarget::Byoc { id, .. } => id,
@@ -54,7 +82,7 @@ impl IngestTarget {
             IngestTarget::Live(entry) => live::stop(node, &entry, why).await,
             IngestTarget::Byoc { id, stream, video } => {
                 let _ = video.close().await;
-                stream.rtmp_input.store(false, std::sync::atomic::Ordering::SeqCst);
+                stream.rtmp_input.store(false, Ordering::SeqCst);
                 tracing::info!(stream = %id, reason = why, "stopping the stream");
                 if let Some(Err(e)) = stop_stream(node, &id, Bytes::from(why.to_owned())).await {
                     tracing::warn!(stream = %id, error = %e, "the orchestrator did not take the stop");

@@ -31,24 +31,30 @@ pub fn caller_url(caller: IpAddr, prefix: Option<&str>, stream: &str) -> String 
     format!("rtmp://{host}/{prefix}{stream}")
 }
 
-/// Pulls `url` into `entry`'s input until the source ends, then stops the stream. Does nothing
-/// if another input (an RTMP publish, `POST …/input`) has the stream.
-pub async fn pull_into(node: Arc<Node>, entry: Arc<LiveEntry>, url: String) {
+/// Pulls `url` into LV2V stream `entry`'s input until the source ends, then stops the stream.
+/// Does nothing if another input (an RTMP publish, `POST …/input`) has the stream.
+pub async fn pull_into_live(node: Arc<Node>, entry: Arc<LiveEntry>, url: String) {
     if !entry.take_input() {
         tracing::warn!(stream = %entry.name, "the stream has an input already: not pulling");
         return;
     }
-    let mut ingest = match Ingest::new(IngestTarget::Live(entry.clone())) {
+    pull_into(node, IngestTarget::Live(entry), url).await;
+}
+
+/// Pulls `url` into `target` until the source ends, then stops the stream.
+pub async fn pull_into(node: Arc<Node>, target: IngestTarget, url: String) {
+    let name = target.name().to_owned();
+    let mut ingest = match Ingest::new(target) {
         Ok(ingest) => ingest,
         Err(why) => {
-            tracing::warn!(stream = %entry.name, reason = %why, "cannot pull");
+            tracing::warn!(stream = %name, reason = %why, "cannot pull");
             return;
         }
     };
     // The URL is not logged: it may carry a key.
     match pull(&url, &mut ingest).await {
-        Ok(()) => tracing::info!(stream = %entry.name, "the pulled stream ended"),
-        Err(why) => tracing::warn!(stream = %entry.name, reason = %why, "the pull ended"),
+        Ok(()) => tracing::info!(stream = %name, "the pulled stream ended"),
+        Err(why) => tracing::warn!(stream = %name, reason = %why, "the pull ended"),
     }
     ingest.finish(&node, DISCONNECTED).await;
 }

@@ -18,10 +18,11 @@
 //! Refusals are go's: 400 and its texts for a bad header or body, 413 over 10 MB, 404
 //! `Stream not found`, 403 when the auth webhook refuses; 503 while the node drains.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gateway_actors::{ByocJobRequest, GatewayError};
@@ -36,6 +37,7 @@ use gateway_core::trickle::SeqSpec;
 use super::auth::AuthRequest;
 use super::metrics::CapabilityLabel;
 use super::node::{Node, Stream};
+use super::rtmp_ingest::IngestTarget;
 
 /// go's `http.Error`: plain text and a newline.
 pub fn text(status: StatusCode, message: impl std::fmt::Display) -> Response {
@@ -270,3 +272,45 @@ pub async fn data(State(node): State<Arc<Node>>, Path(id): Path<String>) -> Resp
 
 /// The last event of a data stream.
 const STREAM_ENDED: &[u8] = b"event: end\ndata: {\"type\":\"stream_ended\"}\n\n";
+
+/// `POST /process/stream/{id}/rtmp`: MediaMTX's call once a publisher of the stream is ready
+/// (go's `StartStreamRTMPIngest`): the node pulls the stream from `rtmp://{caller}/{id}` (or,
+/// ours, the form's `rtmp_url`) into the stream's input; the pull ending stops the stream.
+/// go's refusals: `stream not found: {id}` (404, labelled JSON, as go's `respondJsonError`
+/// sends it), `missing source_id`, `missing source_type` (400).
+pub async fn rtmp_callback(
+    State(node): State<Arc<Node>>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Query(url_values): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(stream) = node.stream(&id) else {
+        let headers = [("content-type", "application/json")];
+        return (StatusCode::NOT_FOUND, headers, format!("stream not found: {id}")).into_response();
+    };
+    let form = match super::live::form_values(&headers, &body, url_values) {
+        Ok(form) => form,
+        Err(why) => return text(StatusCode::BAD_REQUEST, why),
+    };
+    let value =
+        |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+    if value("source_id").is_none() {
+        return text(StatusCode::BAD_REQUEST, "missing source_id");
+    }
+    if value("source_type").is_none() {
+        return text(StatusCode::BAD_REQUEST, "missing source_type");
+    }
+    let url = match value("rtmp_url") {
+        Some(url) => url.to_owned(),
+        None => super::rtmp_pull::caller_url(caller.ip(), None, &id),
+    };
+    match IngestTarget::byoc(&id, stream).await {
+        Ok(target) => {
+            tokio::spawn(super::rtmp_pull::pull_into(node.clone(), target, url));
+            StatusCode::OK.into_response()
+        }
+        Err(why) => text(StatusCode::CONFLICT, why),
+    }
+}
