@@ -73,6 +73,48 @@ fn probe_codecs(ts: &[u8]) -> Vec<String> {
     codecs
 }
 
+/// ffmpeg with `seconds` of the test pattern (320x240, 30 fps, keyframe every second, no
+/// B-frames) and a 440 Hz tone (48 kHz), as H.264 and AAC, read at live pace; the caller adds
+/// the output.
+fn test_source(seconds: u32) -> Command {
+    let mut ffmpeg = Command::new("ffmpeg");
+    ffmpeg
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &seconds.to_string()])
+        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac"]);
+    ffmpeg
+}
+
+/// Debian's ffmpeg as the RTMP server taking a push at `rtmp://127.0.0.1:{port}/live/out`
+/// (as MediaMTX takes go's), writing what it gets to `received` as MPEG-TS.
+fn rtmp_server(port: u16, received: &std::path::Path) -> std::process::Child {
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-listen", "1", "-timeout", "30", "-i"])
+        .arg(format!("rtmp://127.0.0.1:{port}/live/out"))
+        .args(["-c", "copy", "-f", "mpegts"])
+        .arg(received)
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (at most 20 s) for the [`rtmp_server`] to end with the push; what it received, which
+/// must hold video and audio.
+async fn received_over_rtmp(server: &mut std::process::Child, received: &std::path::Path) -> Vec<u8> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the RTMP output never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success());
+    let ts = std::fs::read(received).unwrap();
+    let _ = std::fs::remove_file(received);
+    assert_eq!(probe_codecs(&ts), ["h264", "aac"], "video and audio reached the RTMP server");
+    ts
+}
+
 /// Reads the orchestrator's events channel, from the next event on, until a `params_updated`
 /// event; its params.
 async fn params_updated(net: &LocalNetwork) -> impl std::future::Future<Output = serde_json::Value> {
@@ -131,14 +173,7 @@ async fn ffmpeg_publishes_rtmp_and_the_stream_runs_through_the_orchestrator_and_
     assert_eq!(net.orchestrator().stats().lv2v_sessions_started, 0);
 
     let target = format!("{}/live/cam?pipeline=noop&streamId=sid-1&token={TOKEN}", node.rtmp());
-    let mut ffmpeg = Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "6"])
-        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac"])
-        .args(["-f", "flv", &target])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut ffmpeg = test_source(6).args(["-f", "flv", &target]).stderr(Stdio::piped()).spawn().unwrap();
     // The stream is known by its name for updates and its id for the status.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let status = loop {
@@ -337,37 +372,14 @@ async fn the_output_is_pushed_over_rtmp_to_the_streams_rtmp_output() {
     // Debian's ffmpeg as the RTMP server taking the output (as MediaMTX takes go's).
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let received = std::env::temp_dir().join(format!("lpgw-rtmp-out-{}.ts", std::process::id()));
-    let mut server = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-listen", "1", "-timeout", "30", "-i"])
-        .arg(format!("rtmp://127.0.0.1:{port}/live/out"))
-        .args(["-c", "copy", "-f", "mpegts"])
-        .arg(&received)
-        .spawn()
-        .unwrap();
+    let mut server = rtmp_server(port, &received);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let output = format!("rtmp%3A%2F%2F127.0.0.1%3A{port}%2Flive%2Fout");
     let target = format!("{}/live/cam?rtmpOutput={output}&token={TOKEN}", node.rtmp());
-    let publisher = Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4"])
-        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac"])
-        .args(["-f", "flv", &target])
-        .status()
-        .unwrap();
+    let publisher = test_source(4).args(["-f", "flv", &target]).status().unwrap();
     assert!(publisher.success());
     // The stream stops with its input; the push ends and the server's ffmpeg with it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = server.try_wait().unwrap() {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "the RTMP output never ended");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(status.success());
-    let ts = std::fs::read(&received).unwrap();
-    let _ = std::fs::remove_file(&received);
-    assert_eq!(probe_codecs(&ts), ["h264", "aac"], "video and audio reached the RTMP server");
+    let ts = received_over_rtmp(&mut server, &received).await;
     let mut demux = TsDemuxer::new();
     let mut frames = demux.push(&ts).len();
     frames += demux.finish().len();
@@ -447,13 +459,7 @@ async fn rtmp_publishing_to_a_byoc_streams_rtmp_url_feeds_its_input_and_ending_s
     assert_eq!(answer(client().get(&status).bearer_auth(TOKEN)).await.0, 200);
 
     let output = read_trickle_output(urls["trickle_subscribe_url"].as_str().unwrap().to_owned(), 60);
-    let mut ffmpeg = Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4"])
-        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac"])
-        .args(["-f", "flv", &rtmp_url])
-        .spawn()
-        .unwrap();
+    let mut ffmpeg = test_source(4).args(["-f", "flv", &rtmp_url]).spawn().unwrap();
     let (units, ts) = output.await;
     assert!(units >= 60, "only {units} video access units came back");
     assert_eq!(probe_codecs(&ts), ["h264", "aac"]);
@@ -494,38 +500,15 @@ async fn a_byoc_streams_rtmp_output_gets_its_output_pushed() {
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let received = std::env::temp_dir().join(format!("lpgw-byoc-rtmp-out-{}.ts", std::process::id()));
-    let mut server = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-listen", "1", "-timeout", "30", "-i"])
-        .arg(format!("rtmp://127.0.0.1:{port}/live/out"))
-        .args(["-c", "copy", "-f", "mpegts"])
-        .arg(&received)
-        .spawn()
-        .unwrap();
+    let mut server = rtmp_server(port, &received);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let output = format!("rtmp://127.0.0.1:{port}/live/out");
     let urls = start_byoc(&node, serde_json::json!({"stream_id": "pushed", "rtmp_output": output})).await;
     assert_eq!(urls["rtmp_output_url"], output.as_str());
-    let publisher = Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4"])
-        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac"])
-        .args(["-f", "flv", urls["rtmp_url"].as_str().unwrap()])
-        .status()
-        .unwrap();
+    let publisher = test_source(4).args(["-f", "flv", urls["rtmp_url"].as_str().unwrap()]).status().unwrap();
     assert!(publisher.success());
     // The stream stops with its input; the push ends and the server's ffmpeg with it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = server.try_wait().unwrap() {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "the RTMP output never ended");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(status.success());
-    let ts = std::fs::read(&received).unwrap();
-    let _ = std::fs::remove_file(&received);
-    assert_eq!(probe_codecs(&ts), ["h264", "aac"], "video and audio reached the RTMP server");
+    let ts = received_over_rtmp(&mut server, &received).await;
     let mut demux = TsDemuxer::new();
     let frames = demux.push(&ts).len() + demux.finish().len();
     assert!(frames >= 60, "only {frames} frames reached the RTMP server");
@@ -572,13 +555,7 @@ async fn a_start_callback_pulls_the_stream_from_its_rtmp_url() {
     let node = start_node(&net, &[]);
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let source = format!("rtmp://127.0.0.1:{port}/live/cam");
-    let mut server = Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "5"])
-        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac"])
-        .args(["-f", "flv", "-listen", "1", &source])
-        .spawn()
-        .unwrap();
+    let mut server = test_source(5).args(["-f", "flv", "-listen", "1", &source]).spawn().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (content_type, body) = multipart(&[
         ("source_id", "conn-1"),
@@ -627,13 +604,7 @@ async fn the_byoc_rtmp_callback_pulls_the_stream_into_its_input() {
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let source = format!("rtmp://127.0.0.1:{port}/mtx");
-    let mut server = Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "5"])
-        .args(["-c:v", "libx264", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac"])
-        .args(["-f", "flv", "-listen", "1", &source])
-        .spawn()
-        .unwrap();
+    let mut server = test_source(5).args(["-f", "flv", "-listen", "1", &source]).spawn().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let output = read_trickle_output(urls["trickle_subscribe_url"].as_str().unwrap().to_owned(), 60);
     let (content_type, body) =

@@ -107,11 +107,7 @@ impl RelayResult {
 pub async fn run_relay(target: &RelayTarget, n: u64, timing: Timing) -> anyhow::Result<RelayResult> {
     raise_fd_limit();
     let clients = HttpClients::new(OrchestratorTrust::Insecure)?;
-    let t0 = Instant::now();
     let ids: Vec<String> = (0..n).map(|i| format!("{}-{i}", target.prefix)).collect();
-    let mut start_errors = BTreeMap::new();
-    let mut count_error =
-        |why: String| *start_errors.entry(why.chars().take(100).collect()).or_insert(0) += 1;
     match target.path {
         RelayPath::Sdk => {
             let network = NetworkSettings {
@@ -120,20 +116,8 @@ pub async fn run_relay(target: &RelayTarget, n: u64, timing: Timing) -> anyhow::
                 ..Default::default()
             };
             let gateway = Gateway::start(GatewayConfig { network, ..Default::default() })?;
-            let started: Vec<Result<ByocJob, String>> = futures_util::stream::iter(ids)
-                .map(|id| start_job(&gateway, id))
-                .buffer_unordered(CONCURRENT_CALLS)
-                .collect()
-                .await;
-            let start_s = t0.elapsed().as_secs_f64();
-            let mut jobs = Vec::new();
-            for job in started {
-                match job {
-                    Ok(job) => jobs.push(job),
-                    Err(why) => count_error(why),
-                }
-            }
-            anyhow::ensure!(!jobs.is_empty(), "no stream started: {start_errors:?}");
+            let Started { ok: jobs, errors: start_errors, seconds: start_s } =
+                start_all(ids, |id| start_job(&gateway, id)).await?;
             let pairs = jobs
                 .iter()
                 .filter_map(|j| {
@@ -169,20 +153,8 @@ pub async fn run_relay(target: &RelayTarget, n: u64, timing: Timing) -> anyhow::
         RelayPath::Serve => {
             let base = target.serve_url.clone().ok_or_else(|| anyhow::anyhow!("no node URL"))?;
             let http = clients.orchestrator(&base)?;
-            let started: Vec<Result<GatewayStreamUrls, String>> = futures_util::stream::iter(ids)
-                .map(|id| start_through_node(&http, &base, id))
-                .buffer_unordered(CONCURRENT_CALLS)
-                .collect()
-                .await;
-            let start_s = t0.elapsed().as_secs_f64();
-            let mut streams = Vec::new();
-            for urls in started {
-                match urls {
-                    Ok(urls) => streams.push(urls),
-                    Err(why) => count_error(why),
-                }
-            }
-            anyhow::ensure!(!streams.is_empty(), "no stream started: {start_errors:?}");
+            let Started { ok: streams, errors: start_errors, seconds: start_s } =
+                start_all(ids, |id| start_through_node(&http, &base, id)).await?;
             let pairs = streams
                 .iter()
                 .map(|u| MediaPair {
@@ -214,6 +186,38 @@ pub async fn run_relay(target: &RelayTarget, n: u64, timing: Timing) -> anyhow::
             })
         }
     }
+}
+
+/// What starting every stream gave.
+struct Started<T> {
+    /// The streams that started.
+    ok: Vec<T>,
+    /// Starts that failed, by reason.
+    errors: BTreeMap<String, u64>,
+    /// Seconds it took.
+    seconds: f64,
+}
+
+/// Starts a stream per id with `start`, [`CONCURRENT_CALLS`] at a time; an error if none
+/// started.
+async fn start_all<T, F, Fut>(ids: Vec<String>, start: F) -> anyhow::Result<Started<T>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let t0 = Instant::now();
+    let results: Vec<Result<T, String>> =
+        futures_util::stream::iter(ids).map(start).buffer_unordered(CONCURRENT_CALLS).collect().await;
+    let mut started =
+        Started { ok: Vec::new(), errors: BTreeMap::new(), seconds: t0.elapsed().as_secs_f64() };
+    for result in results {
+        match result {
+            Ok(stream) => started.ok.push(stream),
+            Err(why) => *started.errors.entry(why.chars().take(100).collect()).or_insert(0) += 1,
+        }
+    }
+    anyhow::ensure!(!started.ok.is_empty(), "no stream started: {:?}", started.errors);
+    Ok(started)
 }
 
 /// The BYOC job every stream runs: video in and out through the worker.

@@ -5,10 +5,7 @@
 
 use crate::ts::demux::MediaUnit;
 
-use super::{adts_frames, build};
-
-/// Ticks of the 90 kHz clock per millisecond.
-const TICKS_PER_MS: i64 = 90;
+use super::{adts_frames, build, TICKS_PER_MS};
 
 /// Which RTMP message a tag goes out as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

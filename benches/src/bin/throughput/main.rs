@@ -259,6 +259,19 @@ fn machine(fd_limit: u64, quick: bool) -> String {
     )
 }
 
+/// `--streams N --warmup S --window S`: how a worker (Rust or Python) is told a run's size.
+pub(crate) fn run_size_args(n: u64, warmup: f64, window: f64) -> [String; 6] {
+    let flag = |f: &str| f.to_owned();
+    [
+        flag("--streams"),
+        n.to_string(),
+        flag("--warmup"),
+        warmup.to_string(),
+        flag("--window"),
+        window.to_string(),
+    ]
+}
+
 pub(crate) fn budget(quick: bool, count: u64, secs: f64) -> Budget {
     if quick {
         Budget { max_count: count.min(100), max_time: Duration::from_secs_f64((secs / 6.0).min(0.5)) }

@@ -10,7 +10,7 @@ use benches::scenarios::lagging::{self, LaggingClient, LaggingResult};
 use benches::scenarios::streams::{self, StreamsResult};
 use benches::servers::ServerProcess;
 
-use super::{run_json, Args};
+use super::{run_json, run_size_args, Args};
 
 pub(crate) fn scenario_streams(
     exe: &Path,
@@ -40,34 +40,16 @@ pub(crate) fn scenario_streams(
     };
     for &n in &counts {
         let n = n.clamp(1, 5000);
-        let worker_args = vec![
-            "--worker-streams".to_owned(),
-            addrs.trickle_base(),
-            "--streams".into(),
-            n.to_string(),
-            "--warmup".into(),
-            warmup.to_string(),
-            "--window".into(),
-            window.to_string(),
-            "--runtime".into(),
-            args.runtime.name().into(),
-        ];
+        let mut worker_args = vec!["--worker-streams".to_owned(), addrs.trickle_base()];
+        worker_args.extend(run_size_args(n, warmup, window));
+        worker_args.extend(["--runtime".to_owned(), args.runtime.name().into()]);
         measure(n, "Rust", &mut || match run_json::<StreamsResult>(exe, &worker_args, timeout) {
             Ok(r) => rust.push(r),
             Err(e) => notes.push_str(&format!("- Rust, {n} streams: failed: {e:#}\n")),
         });
         if let Some(p) = python {
-            let a = vec![
-                "streams".to_owned(),
-                "--base".into(),
-                addrs.trickle_base(),
-                "--streams".into(),
-                n.to_string(),
-                "--warmup".into(),
-                warmup.to_string(),
-                "--window".into(),
-                window.to_string(),
-            ];
+            let mut a = vec!["streams".to_owned(), "--base".into(), addrs.trickle_base()];
+            a.extend(run_size_args(n, warmup, window));
             measure(n, "Python", &mut || match p.run::<StreamsResult>(&a, timeout) {
                 Ok(r) => py.push(r),
                 Err(e) => notes.push_str(&format!("- Python, {n} streams: failed: {e:#}\n")),

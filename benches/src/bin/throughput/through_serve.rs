@@ -14,7 +14,7 @@ use benches::scenarios::streams::Timing;
 use benches::servers::{ChildProcess, NetworkAddrs};
 use serde::Deserialize;
 
-use super::{run_json, Args};
+use super::{run_json, run_size_args, Args};
 
 /// The name of the node's binary.
 const GATEWAY_BINARY: &str = "livepeer-gateway";
@@ -83,16 +83,8 @@ pub(crate) fn scenario_through_serve(exe: &Path, args: &Args) -> anyhow::Result<
                 network_pid: network.pid(),
                 prefix: format!("s7-{}-{n}-{}", path_name(path), std::process::id()),
             };
-            let worker_args = vec![
-                "--worker-relay".to_owned(),
-                serde_json::to_string(&target)?,
-                "--streams".into(),
-                n.to_string(),
-                "--warmup".into(),
-                warmup.to_string(),
-                "--window".into(),
-                window.to_string(),
-            ];
+            let mut worker_args = vec!["--worker-relay".to_owned(), serde_json::to_string(&target)?];
+            worker_args.extend(run_size_args(n, warmup, window));
             match run_json::<RelayResult>(exe, &worker_args, timeout) {
                 Ok(r) => results.push((n, r)),
                 Err(e) => notes.push_str(&format!("- {}, {n} streams: failed: {e:#}\n", path_label(path))),
