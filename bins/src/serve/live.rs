@@ -35,8 +35,7 @@ use gateway_actors::live::{LiveJobRequest, SwapConfig};
 use gateway_actors::media::VideoPublisherConfig;
 use gateway_actors::Lv2vRequest;
 use gateway_core::gateway_api::live::{
-    live_url, multipart_boundary, multipart_fields, webhook_params, LiveQuery, LiveSource, LiveStartForm,
-    ERROR_FORBIDDEN, ERROR_STREAM_ID_REQUIRED,
+    live_url, webhook_params, LiveQuery, LiveSource, LiveStartForm, ERROR_FORBIDDEN, ERROR_STREAM_ID_REQUIRED,
 };
 use gateway_core::gateway_api::{ERROR_STREAM_NOT_FOUND, MAX_STREAM_BODY_BYTES};
 use gateway_core::trickle::SeqSpec;
@@ -44,10 +43,10 @@ use gateway_media::ts::cutter::{TsCutter, TsCutterConfig};
 use serde_json::{json, Map, Value};
 
 use super::auth::AuthRequest;
+use super::go_http::{form_values, text};
 pub use super::live_registry::LiveEntry;
 use super::node::Node;
 use super::rtmp_pull;
-use super::streams::text;
 
 /// How long a stream started by `/start` waits for its input before it is stopped.
 pub const INPUT_WAIT: Duration = Duration::from_secs(60);
@@ -109,7 +108,7 @@ pub async fn start(node: &Arc<Node>, start: LiveStart) -> Result<Arc<LiveEntry>,
     let stream_id = if parsed.stream_id.is_empty() { name.clone() } else { parsed.stream_id.clone() };
     if let Some(old) = node.live.get(&name) {
         tracing::info!(stream = %name, "a new start replaces the running stream");
-        stop(node, &old, "replaced by a new start").await;
+        node.stop_live(&old, "replaced by a new start").await;
     }
     let request_id = hex::encode(rand::random::<[u8; 4]>());
     let request = Lv2vRequest {
@@ -193,18 +192,6 @@ fn lv2v_label(model: &str) -> super::metrics::CapabilityLabel {
     super::metrics::CapabilityLabel { capability: format!("live-video-to-video/{model}") }
 }
 
-/// Stops `entry` (its input's last segment goes out first) and forgets it.
-pub async fn stop(node: &Arc<Node>, entry: &Arc<LiveEntry>, why: &str) {
-    node.live.forget(entry);
-    node.count_active();
-    let Some(stream) = entry.stream.lock().await.take() else { return };
-    tracing::info!(stream = %entry.name, reason = why, "stopping a live stream");
-    let report = stream.stop().await;
-    node.metrics.streams_stopped.inc();
-    let payments: u64 = report.status.payments.iter().map(|(_, p)| p.payments_sent).sum();
-    node.metrics.payments_sent.inc_by(payments);
-}
-
 /// Follows a stream: its `status` events become its status (go's fields set by the gateway),
 /// its end (a failure the SDK could not swap away) is recorded and the stream forgotten, and a
 /// stream whose input never came is stopped after [`INPUT_WAIT`].
@@ -254,7 +241,7 @@ async fn follow(
             _ = &mut input_deadline, if waiting_for_input => {
                 waiting_for_input = false;
                 if !entry.input_taken.load(Ordering::SeqCst) {
-                    stop(&node, &entry, "no input came").await;
+                    node.stop_live(&entry, "no input came").await;
                     break;
                 }
             }
@@ -266,7 +253,7 @@ async fn follow(
         let error = json!({ "error_message": end.to_string(), "error_time": now_millis() });
         entry.gateway_status.lock().unwrap_or_else(|e| e.into_inner()).entry("error").or_insert(error);
         tracing::warn!(stream = %entry.name, reason = %end, "live stream ended");
-        stop(&node, &entry, "it ended").await;
+        node.stop_live(&entry, "it ended").await;
     }
 }
 
@@ -344,28 +331,6 @@ async fn start_form(
     }
 }
 
-/// A callback's form values as go's `FormValue` reads them: the body's (multipart or
-/// urlencoded) first, then the URL's; `Err` says what is malformed (a 400).
-pub fn form_values(
-    headers: &HeaderMap,
-    body: &[u8],
-    mut url_values: Vec<(String, String)>,
-) -> Result<Vec<(String, String)>, &'static str> {
-    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let mut form: Vec<(String, String)> = if let Some(boundary) = multipart_boundary(content_type) {
-        match multipart_fields(body, boundary) {
-            Some(fields) => fields,
-            None => return Err("malformed multipart form"),
-        }
-    } else if content_type.starts_with("application/x-www-form-urlencoded") {
-        url::form_urlencoded::parse(body).into_owned().collect()
-    } else {
-        Vec::new()
-    };
-    form.append(&mut url_values);
-    Ok(form)
-}
-
 /// What a start answers: the stream's URLs on the node.
 fn started_answer(node: &Node, entry: &LiveEntry) -> Response {
     axum::Json(json!({
@@ -439,7 +404,7 @@ pub async fn input(State(node): State<Arc<Node>>, Path(stream): Path<String>, re
         let _ = entry.video.write_cut(events, cutter.stats().access_units - before).await;
     }
     let units = cutter.stats().access_units;
-    stop(&node, &entry, "its input ended").await;
+    node.stop_live(&entry, "its input ended").await;
     match failure {
         None => axum::Json(json!({ "access_units": units })).into_response(),
         Some(why) => text(StatusCode::BAD_REQUEST, format!("{why} (after {units} access units)")),

@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use gateway_core::gateway_api::ERROR_STREAM_NOT_FOUND;
 
+use super::go_http::text;
 use super::node::Node;
-use super::streams::text;
 
 /// Request headers a trickle peer sends that go on to the orchestrator.
 const FORWARDED_REQUEST_HEADERS: [&str; 3] = ["content-type", "lp-trickle-reset", "accept"];

@@ -22,6 +22,7 @@
 
 mod auth;
 pub mod config;
+mod go_http;
 mod live;
 mod live_registry;
 mod media;
@@ -51,8 +52,8 @@ use gateway_core::gateway_api::{MAX_STREAM_BODY_BYTES, STREAM_START_PATH};
 use crate::cli;
 use crate::network::{EmbeddedTweaks, Network, NetworkArgs};
 use auth::{Auth, Webhook};
+use go_http::text;
 use node::Node;
-use streams::text;
 
 /// Options of `serve`.
 #[derive(Debug, Args)]
@@ -284,7 +285,7 @@ async fn drain(node: &Arc<Node>, within: Duration) {
             if !cli::json_logs() {
                 eprintln!("stopping live stream {name}");
             }
-            live::stop(node, &entry, "the node shuts down").await;
+            node.stop_live(&entry, "the node shuts down").await;
         }
     }
 }

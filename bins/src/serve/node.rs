@@ -11,7 +11,10 @@ use gateway_actors::{ByocJob, Gateway};
 use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
 
+use gateway_core::rejection::JobError;
+
 use super::auth::Auth;
+use super::live_registry::LiveEntry;
 use super::metrics::NodeMetrics;
 
 /// How often a stream's payment count is read into the metrics.
@@ -155,6 +158,27 @@ impl Node {
         self.lock().insert(id, Arc::new(stream));
         self.metrics.streams_started.get_or_create(&super::metrics::CapabilityLabel { capability }).inc();
         self.count_active();
+    }
+
+    /// Stops BYOC stream `id` on the node, then on its orchestrator with `body` for the worker:
+    /// the worker's reply, or `None` when the node runs no such stream.
+    pub async fn stop_byoc(&self, id: &str, body: bytes::Bytes) -> Option<Result<bytes::Bytes, JobError>> {
+        let stream = self.stream(id)?;
+        let job = stream.job.lock().await.take();
+        self.remove(id);
+        Some(job?.stop_with_body(body).await)
+    }
+
+    /// Stops LV2V stream `entry` (its input's last segment goes out first) and forgets it.
+    pub async fn stop_live(&self, entry: &Arc<LiveEntry>, why: &str) {
+        self.live.forget(entry);
+        self.count_active();
+        let Some(stream) = entry.stream.lock().await.take() else { return };
+        tracing::info!(stream = %entry.name, reason = why, "stopping a live stream");
+        let report = stream.stop().await;
+        self.metrics.streams_stopped.inc();
+        let payments: u64 = report.status.payments.iter().map(|(_, p)| p.payments_sent).sum();
+        self.metrics.payments_sent.inc_by(payments);
     }
 
     /// Forgets a stream (after its stop).

@@ -16,8 +16,8 @@ use gateway_core::gateway_api::gateway_job;
 use gateway_core::jobs::{HEADER_BALANCE, HEADER_JOB};
 use gateway_core::rejection::JobError;
 
+use super::go_http::text;
 use super::node::Node;
-use super::streams::text;
 
 /// `POST /process/request/{path}` (and the root).
 pub async fn request(

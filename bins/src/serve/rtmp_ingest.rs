@@ -13,9 +13,8 @@ use gateway_media::flv::{FlvAudio, FlvVideo};
 use gateway_media::mpegts::{TsConfig, TsMuxer};
 use gateway_media::segmenter::{Segmenter, SegmenterConfig};
 
-use super::live::{self, LiveEntry};
+use super::live_registry::LiveEntry;
 use super::node::{Node, Stream};
-use super::streams::stop_stream;
 
 /// FLV tags into a stream's input.
 pub struct Ingest {
@@ -79,12 +78,12 @@ impl IngestTarget {
     /// The publisher left: the stream stops (go stops either kind when its ingest ends).
     async fn stop(self, node: &Arc<Node>, why: &str) {
         match self {
-            IngestTarget::Live(entry) => live::stop(node, &entry, why).await,
+            IngestTarget::Live(entry) => node.stop_live(&entry, why).await,
             IngestTarget::Byoc { id, stream, video } => {
                 let _ = video.close().await;
                 stream.rtmp_input.store(false, Ordering::SeqCst);
                 tracing::info!(stream = %id, reason = why, "stopping the stream");
-                if let Some(Err(e)) = stop_stream(node, &id, Bytes::from(why.to_owned())).await {
+                if let Some(Err(e)) = node.stop_byoc(&id, Bytes::from(why.to_owned())).await {
                     tracing::warn!(stream = %id, error = %e, "the orchestrator did not take the stop");
                 }
             }

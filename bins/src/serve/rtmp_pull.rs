@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use scuffle_rtmp::messages::MessageType;
 
-use super::live::LiveEntry;
+use super::live_registry::LiveEntry;
 use super::node::Node;
 use super::rtmp_client::{RtmpConnection, RtmpTarget};
 use super::rtmp_ingest::{Ingest, IngestTarget};

@@ -35,14 +35,10 @@ use gateway_core::rejection::JobError;
 use gateway_core::trickle::SeqSpec;
 
 use super::auth::AuthRequest;
+use super::go_http::{form_values, text};
 use super::metrics::CapabilityLabel;
 use super::node::{Node, Stream};
 use super::rtmp_ingest::IngestTarget;
-
-/// go's `http.Error`: plain text and a newline.
-pub fn text(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (status, [("content-type", "text/plain; charset=utf-8")], format!("{message}\n")).into_response()
-}
 
 fn too_large() -> Response {
     text(StatusCode::PAYLOAD_TOO_LARGE, format!("request body too large (max {MAX_STREAM_BODY_BYTES} bytes)"))
@@ -228,7 +224,7 @@ pub async fn status(State(node): State<Arc<Node>>, Path(id): Path<String>) -> Re
 
 /// `POST /process/stream/{id}/stop`.
 pub async fn stop(State(node): State<Arc<Node>>, Path(id): Path<String>, body: Bytes) -> Response {
-    match stop_stream(&node, &id, body).await {
+    match node.stop_byoc(&id, body).await {
         None => text(StatusCode::NOT_FOUND, ERROR_STREAM_NOT_FOUND),
         Some(Ok(reply)) => (StatusCode::OK, reply).into_response(),
         // go stops on the gateway whatever the orchestrator answered, and answers 200.
@@ -237,15 +233,6 @@ pub async fn stop(State(node): State<Arc<Node>>, Path(id): Path<String>, body: B
             StatusCode::OK.into_response()
         }
     }
-}
-
-/// Stops stream `id` on the node, then on its orchestrator with `body` for the worker: the
-/// worker's reply, or `None` when the node runs no such stream.
-pub async fn stop_stream(node: &Node, id: &str, body: Bytes) -> Option<Result<Bytes, JobError>> {
-    let stream = node.stream(id)?;
-    let job = stream.job.lock().await.take();
-    node.remove(id);
-    Some(job?.stop_with_body(body).await)
 }
 
 /// `GET /process/stream/{id}/data`.
@@ -290,7 +277,7 @@ pub async fn rtmp_callback(
         let headers = [("content-type", "application/json")];
         return (StatusCode::NOT_FOUND, headers, format!("stream not found: {id}")).into_response();
     };
-    let form = match super::live::form_values(&headers, &body, url_values) {
+    let form = match form_values(&headers, &body, url_values) {
         Ok(form) => form,
         Err(why) => return text(StatusCode::BAD_REQUEST, why),
     };
