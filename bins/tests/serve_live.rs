@@ -619,3 +619,26 @@ async fn the_byoc_rtmp_callback_pulls_the_stream_into_its_input() {
     let reasons = net.orchestrator().stop_reasons();
     assert!(reasons.contains(&("mtx".to_owned(), "mediamtx ingest disconnected".to_owned())), "{reasons:?}");
 }
+
+/// With `--mediamtx PORT`, a callback without `rtmp_url` pulls from its caller, as go's gateway
+/// does from MediaMTX: `rtmp://{caller}:{PORT}/{prefix}/{stream}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mediamtx_a_callback_pulls_the_stream_from_its_caller() {
+    let net = network().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let node = start_node(&net, &["--mediamtx", &port.to_string()]);
+    let mut server = test_source(4)
+        .args(["-f", "flv", "-listen", "1", &format!("rtmp://127.0.0.1:{port}/live/cam3")])
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (content_type, body) =
+        multipart(&[("source_id", "conn-3"), ("source_type", "rtmpconn"), ("query", "streamId=caller")]);
+    let start = client().post(node.live("live/cam3/start")).bearer_auth(TOKEN);
+    let (code, body) = answer(start.header("content-type", content_type).body(body)).await;
+    assert_eq!(code, 200, "{body}");
+    let units = read_output(node.live("cam3/output"), 30).await;
+    assert!(units >= 30, "only {units} video access units came back");
+    assert!(server.wait().unwrap().success());
+    wait_idle(&net).await;
+}

@@ -313,10 +313,12 @@ async fn start_form(
     if form.is_output() {
         return StatusCode::OK.into_response();
     }
-    let pull_url = match (form.rtmp_url.is_empty(), node.pull_from_caller) {
+    let pull_url = match (form.rtmp_url.is_empty(), node.mediamtx_rtmp_port) {
         (false, _) => Some(form.rtmp_url.clone()),
-        (true, true) => Some(rtmp_pull::caller_url(caller.addr.ip(), caller.prefix.as_deref(), &form.stream)),
-        (true, false) => None,
+        (true, Some(port)) => {
+            Some(rtmp_pull::caller_url(caller.addr.ip(), port, caller.prefix.as_deref(), &form.stream))
+        }
+        (true, None) => None,
     };
     let start =
         LiveStart { stream: form.stream, source: form.source, query: form.query, parsed: form.parsed };

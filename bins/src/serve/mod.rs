@@ -4,10 +4,12 @@
 //!
 //! - BYOC streams with go's routes and shapes (`streams`); their media as trickle channels on
 //!   the node, relayed to the orchestrator (`media`), RTMP in at their `rtmp_url` with
-//!   `--rtmp-listen` (`rtmp`) and out to their `rtmp_output` (`rtmp_push`).
+//!   `--rtmp-listen` (`rtmp`) or pulled from MediaMTX on go's callback (`rtmp_pull`), and out
+//!   to their `rtmp_output` (`rtmp_push`).
 //! - Single-shot BYOC requests, `POST /process/request/{path}` (`requests`).
 //! - LV2V streams with go's `/live/video-to-video/…` routes (`live`), RTMP ingest with
-//!   `--rtmp-listen` (`rtmp`) and RTMP egress to the stream's `rtmpOutput` (`rtmp_push`).
+//!   `--rtmp-listen` (`rtmp`) or pulled from MediaMTX (`rtmp_pull`, with `--mediamtx` or a
+//!   callback's `rtmp_url`), and RTMP egress to the stream's `rtmpOutput` (`rtmp_push`).
 //! - `GET /healthz` (the process answers), `GET /readyz` (503 while draining), `GET /metrics`
 //!   (Prometheus text).
 //! - Bearer tokens and go's auth webhook (`auth`).
@@ -68,10 +70,11 @@ pub struct ServeArgs {
     /// Take RTMP publishers here (`rtmp://ADDR/[app/]{stream}?{query}` starts an LV2V stream).
     #[arg(long, value_name = "ADDR")]
     pub rtmp_listen: Option<SocketAddr>,
-    /// The node sits behind MediaMTX, as go's gateway does: an LV2V start callback pulls the
-    /// stream from `rtmp://{caller}/{path}` (a callback's `rtmp_url` is pulled either way).
-    #[arg(long)]
-    pub mediamtx: bool,
+    /// The node sits behind MediaMTX, as go's gateway does: a start callback pulls the stream
+    /// from `rtmp://{caller}:{RTMP_PORT}/{path}` (MediaMTX's RTMP port, 1935 when not given;
+    /// a callback's `rtmp_url` is pulled either way).
+    #[arg(long, value_name = "RTMP_PORT", num_args = 0..=1, default_missing_value = "1935")]
+    pub mediamtx: Option<u16>,
     /// The URL clients reach this node at, the base of the URLs it answers (default:
     /// http://LISTEN).
     #[arg(long, value_name = "URL")]
@@ -116,7 +119,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let auth = Auth { tokens: args.auth_tokens.iter().filter(|t| !t.is_empty()).cloned().collect(), webhook };
     let base = args.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
     let mut node = Node::new(net.gateway.clone(), base, auth);
-    node.pull_from_caller = args.mediamtx;
+    node.mediamtx_rtmp_port = args.mediamtx;
     let node = Arc::new(node);
     if !cli::json_logs() {
         eprintln!("serving on http://{local}");

@@ -32,9 +32,9 @@ pub struct Node {
     pub metrics: NodeMetrics,
     /// The LV2V streams it runs.
     pub live: super::live_registry::LiveStreams,
-    /// Start callbacks pull the stream from their caller, as go's gateway behind MediaMTX
-    /// does (`--mediamtx`).
-    pub pull_from_caller: bool,
+    /// Start callbacks pull the stream from their caller's RTMP port, as go's gateway behind
+    /// MediaMTX does (`--mediamtx`).
+    pub mediamtx_rtmp_port: Option<u16>,
     /// `rtmp://host:port` of its RTMP listener as clients reach it (with `--rtmp-listen`).
     pub rtmp_base: std::sync::OnceLock<String>,
     streams: Mutex<HashMap<String, Arc<Stream>>>,
@@ -95,7 +95,7 @@ impl Node {
             metrics: NodeMetrics::new(),
             live: Default::default(),
             rtmp_base: Default::default(),
-            pull_from_caller: false,
+            mediamtx_rtmp_port: None,
             streams: Mutex::new(HashMap::new()),
             starting: Mutex::new(Default::default()),
             draining: AtomicBool::new(false),

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use gateway_core::gateway_api::live::RTMP_PORT;
 use scuffle_amf0::{Amf0Encoder, Amf0Value};
 use scuffle_rtmp::chunk::reader::ChunkReader;
 use scuffle_rtmp::chunk::writer::ChunkWriter;
@@ -59,7 +60,7 @@ impl RtmpTarget {
         let addr = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
             authority.to_owned()
         } else {
-            format!("{authority}:1935")
+            format!("{authority}:{RTMP_PORT}")
         };
         Ok(RtmpTarget { addr, app: app.to_owned(), stream, tc_url: format!("rtmp://{authority}/{app}") })
     }

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gateway_core::gateway_api::live::RTMP_PORT;
 use scuffle_rtmp::messages::MessageType;
 
 use super::live_registry::LiveEntry;
@@ -21,14 +22,16 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(30);
 /// What the stream's stop says (go's error event).
 const DISCONNECTED: &str = "mediamtx ingest disconnected";
 
-/// go's pull URL: `rtmp://{caller}/{prefix/}{stream}` (MediaMTX's default RTMP port).
-pub fn caller_url(caller: IpAddr, prefix: Option<&str>, stream: &str) -> String {
+/// go's pull URL: `rtmp://{caller}/{prefix/}{stream}`, with the port when it is not RTMP's
+/// 1935 (go's is always MediaMTX's default).
+pub fn caller_url(caller: IpAddr, port: u16, prefix: Option<&str>, stream: &str) -> String {
     let host = match caller {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("[{v6}]"),
     };
+    let port = if port == RTMP_PORT { String::new() } else { format!(":{port}") };
     let prefix = prefix.filter(|p| !p.is_empty()).map(|p| format!("{p}/")).unwrap_or_default();
-    format!("rtmp://{host}/{prefix}{stream}")
+    format!("rtmp://{host}{port}/{prefix}{stream}")
 }
 
 /// Pulls `url` into LV2V stream `entry`'s input until the source ends, then stops the stream.
@@ -86,9 +89,10 @@ mod tests {
     #[test]
     fn the_pull_url_is_gos() {
         let v4: IpAddr = "10.0.0.7".parse().unwrap();
-        assert_eq!(caller_url(v4, None, "cam"), "rtmp://10.0.0.7/cam");
-        assert_eq!(caller_url(v4, Some("live"), "cam"), "rtmp://10.0.0.7/live/cam");
+        assert_eq!(caller_url(v4, RTMP_PORT, None, "cam"), "rtmp://10.0.0.7/cam");
+        assert_eq!(caller_url(v4, RTMP_PORT, Some("live"), "cam"), "rtmp://10.0.0.7/live/cam");
+        assert_eq!(caller_url(v4, 1940, Some("live"), "cam"), "rtmp://10.0.0.7:1940/live/cam");
         let v6: IpAddr = "::1".parse().unwrap();
-        assert_eq!(caller_url(v6, Some(""), "cam"), "rtmp://[::1]/cam");
+        assert_eq!(caller_url(v6, RTMP_PORT, Some(""), "cam"), "rtmp://[::1]/cam");
     }
 }

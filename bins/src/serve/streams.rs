@@ -26,6 +26,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gateway_actors::{ByocJobRequest, GatewayError};
+use gateway_core::gateway_api::live::RTMP_PORT;
 use gateway_core::gateway_api::{
     gateway_job, media_channel_url, stream_url, GatewayStreamUrls, MediaDirection, StartRequest,
     StreamAction, ERROR_STREAM_NOT_FOUND, MAX_STREAM_BODY_BYTES,
@@ -291,7 +292,9 @@ pub async fn rtmp_callback(
     }
     let url = match value("rtmp_url") {
         Some(url) => url.to_owned(),
-        None => super::rtmp_pull::caller_url(caller.ip(), None, &id),
+        None => {
+            super::rtmp_pull::caller_url(caller.ip(), node.mediamtx_rtmp_port.unwrap_or(RTMP_PORT), None, &id)
+        }
     };
     match IngestTarget::byoc(&id, stream).await {
         Ok(target) => {

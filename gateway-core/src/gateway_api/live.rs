@@ -15,6 +15,9 @@ use serde_json::{Map, Value};
 pub const LIVE_PATH_PREFIX: &str = "/live/video-to-video";
 /// The model go asks for when the start names no pipeline.
 pub const DEFAULT_PIPELINE: &str = "noop";
+/// RTMP's default port: where go's gateway pulls a stream from MediaMTX (its URL names none),
+/// and what an `rtmp://` URL without a port means.
+pub const RTMP_PORT: u16 = 1935;
 /// go's texts for a refused start, update or status read.
 pub const ERROR_MISSING_STREAM: &str = "Missing stream name";
 /// See [`ERROR_MISSING_STREAM`].
