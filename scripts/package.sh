@@ -39,14 +39,15 @@ done
 cp Cargo.lock "$packed/"
 # No debug info and no incremental state: nobody debugs these builds.
 export CARGO_PROFILE_DEV_DEBUG=0 CARGO_INCREMENTAL=0
-# Each library alone (its own features, as a crate depending only on it gets it), then the
-# command with everything under it.
+# The command with everything under it, then each library alone (its own features, as a crate
+# depending only on it gets it; built, not checked, so the command's builds of the
+# dependencies serve again).
+(cd "$packed" && cargo build --quiet -p livepeer-gateway --target-dir "$verify")
 for lib in "$packed"/livepeer-gateway-*/; do
     name="$(basename "$lib")"
     [[ "$name" == livepeer-gateway-[0-9]* ]] && continue
-    (cd "$packed" && cargo check --quiet -p "${name%-*}" --target-dir "$verify")
+    (cd "$packed" && cargo build --quiet -p "${name%-*}" --target-dir "$verify")
 done
-(cd "$packed" && cargo build --quiet -p livepeer-gateway --target-dir "$verify")
 root="$(mktemp -d)"
 trap 'rm -rf "$root"' EXIT
 unset CARGO_PROFILE_DEV_DEBUG CARGO_INCREMENTAL
