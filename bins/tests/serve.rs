@@ -549,3 +549,99 @@ async fn the_kubernetes_manifest_runs_this_binary_as_written() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The `command: [...]` lists of a compose file's services, in order (JSON-style flow
+/// sequences of strings, as `deploy/compose.yaml` writes them).
+fn compose_commands(compose: &str) -> Vec<(String, Vec<String>)> {
+    let mut services = Vec::new();
+    let mut service = String::new();
+    let mut lines = compose.lines();
+    while let Some(line) = lines.next() {
+        if line.starts_with("  ") && !line.starts_with("   ") && line.trim_end().ends_with(':') {
+            service = line.trim().trim_end_matches(':').to_owned();
+        }
+        if let Some(start) = line.find("command: [") {
+            let mut list = line[start + "command: ".len()..].to_owned();
+            while !list.trim_end().ends_with(']') {
+                list.push_str(lines.next().expect("a closed command list"));
+            }
+            services.push((service.clone(), serde_json::from_str(&list).unwrap()));
+        }
+    }
+    services
+}
+
+/// The compose file runs this binary as written: its network service's command starts the
+/// local network, each gateway's starts a node that takes a stream on it and names itself by
+/// its `--public-url` (hosts and ports mapped to this machine's), and the stop grace period
+/// covers the default drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compose_file_runs_this_binary_as_written() {
+    let compose =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/compose.yaml")).unwrap();
+    let services = compose_commands(&compose);
+    let names: Vec<&str> = services.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["network", "gateway-a", "gateway-b"]);
+    let local = |arg: &String| match arg.as_str() {
+        a if a.starts_with("0.0.0.0:") => "127.0.0.1:0".to_owned(),
+        "network" => "127.0.0.1".to_owned(),
+        a => a.to_owned(),
+    };
+    let network_args: Vec<String> = services[0].1.iter().map(local).collect();
+    let mut network = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
+        .args(&network_args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(network.stdout.take().unwrap());
+    let (mut orchestrator, mut signer) = (String::new(), String::new());
+    while orchestrator.is_empty() || signer.is_empty() {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "the network did not start");
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("orchestrator"), Some(url)) => orchestrator = url.to_owned(),
+            (Some("signer"), Some(url)) => signer = url.to_owned(),
+            _ => {}
+        }
+    }
+    for (name, command) in &services[1..] {
+        let args: Vec<String> = command
+            .iter()
+            .map(local)
+            .map(|a| a.replace("http://network:8935", &orchestrator).replace("http://network:8936", &signer))
+            .collect();
+        let public = args.iter().skip_while(|a| *a != "--public-url").nth(1).unwrap().clone();
+        let mut node = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
+            .args(&args)
+            .arg("--json")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(node.stdout.take().unwrap()), &mut line)
+            .unwrap();
+        let announced: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{name}: {e}: {line:?}"));
+        let url = announced["listen"].as_str().unwrap();
+        let header = job_header("text-reversal", serde_json::json!({"enable_data_output": true}), 60);
+        let start = client().post(format!("{url}/process/stream/start")).header("Livepeer", header);
+        let (code, body) = answer(start.body(format!("{{\"stream_id\":\"{name}\"}}"))).await;
+        assert_eq!(code, 200, "{name}: {body}");
+        let urls: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(urls["status_url"].as_str().unwrap().starts_with(&public), "{name} names {urls}");
+        let _ = node.kill();
+        let _ = node.wait();
+    }
+    let grace: Vec<&str> =
+        compose.lines().filter_map(|l| l.trim().strip_prefix("stop_grace_period: ")).collect();
+    assert_eq!(grace.len(), 2, "each gateway has a stop grace period");
+    for g in grace {
+        let seconds: u64 = g.trim_end_matches('s').parse().unwrap();
+        assert!(seconds >= 30 + 10, "a stop grace of {g} cuts the default 30 s drain and the stops after it");
+    }
+    let _ = network.kill();
+    let _ = network.wait();
+}
