@@ -517,20 +517,9 @@ async fn the_kubernetes_manifest_runs_this_binary_as_written() {
             a => a.replace("$(POD_IP)", "127.0.0.1"),
         })
         .collect();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
-        .args(&run_args)
-        .arg("--json")
-        .env(token_env, "k8s-token")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line)
-        .unwrap();
-    let announced: serde_json::Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-    let url = announced["listen"].as_str().unwrap().to_owned();
+    let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
+    let node = ServeNode::run(&run_args, &[(token_env, "k8s-token")]);
+    let url = node.url.clone();
 
     let paths = yaml_values(&manifest, "path");
     assert!(paths.contains(&"/healthz") && paths.contains(&"/readyz"), "{paths:?}");
@@ -546,8 +535,7 @@ async fn the_kubernetes_manifest_runs_this_binary_as_written() {
     assert_eq!(answer(client().post(&start).body("{}")).await.0, 401, "a token is required");
     let (code, _) = answer(client().post(&start).bearer_auth("k8s-token").body("{}")).await;
     assert_eq!(code, 400, "the environment's token is taken (the request lacks its job header)");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(node);
 }
 
 /// The `command: [...]` lists of a compose file's services, in order (JSON-style flow
@@ -613,27 +601,14 @@ async fn the_compose_file_runs_this_binary_as_written() {
             .map(|a| a.replace("http://network:8935", &orchestrator).replace("http://network:8936", &signer))
             .collect();
         let public = args.iter().skip_while(|a| *a != "--public-url").nth(1).unwrap().clone();
-        let mut node = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
-            .args(&args)
-            .arg("--json")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(node.stdout.take().unwrap()), &mut line)
-            .unwrap();
-        let announced: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{name}: {e}: {line:?}"));
-        let url = announced["listen"].as_str().unwrap();
+        let node = ServeNode::run(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+        let url = &node.url;
         let header = job_header("text-reversal", serde_json::json!({"enable_data_output": true}), 60);
         let start = client().post(format!("{url}/process/stream/start")).header("Livepeer", header);
         let (code, body) = answer(start.body(format!("{{\"stream_id\":\"{name}\"}}"))).await;
         assert_eq!(code, 200, "{name}: {body}");
         let urls: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert!(urls["status_url"].as_str().unwrap().starts_with(&public), "{name} names {urls}");
-        let _ = node.kill();
-        let _ = node.wait();
     }
     let grace: Vec<&str> =
         compose.lines().filter_map(|l| l.trim().strip_prefix("stop_grace_period: ")).collect();

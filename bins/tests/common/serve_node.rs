@@ -23,11 +23,19 @@ impl ServeNode {
     /// and `env`; waits for the line saying where it listens.
     pub fn start(net: &LocalNetwork, extra: &[&str], env: &[(&str, &str)]) -> ServeNode {
         let orch = net.orchestrator_urls()[0].clone();
+        let signer = net.signer_url();
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--orchestrator", &orch, "--signer", &signer];
+        args.extend_from_slice(extra);
+        ServeNode::run(&args, env)
+    }
+
+    /// Runs the binary with `args` (a `serve` command line) and `--json`, and `env`; waits for
+    /// the line saying where it listens.
+    pub fn run(args: &[&str], env: &[(&str, &str)]) -> ServeNode {
         let mut child = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
             .envs(env.iter().copied())
-            .args(["serve", "--listen", "127.0.0.1:0", "--json", "--orchestrator", &orch, "--signer"])
-            .arg(net.signer_url())
-            .args(extra)
+            .args(args)
+            .arg("--json")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
