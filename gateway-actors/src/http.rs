@@ -1,8 +1,10 @@
 //! The one HTTP client stack of the gateway: reqwest (hyper 1, rustls with ring).
 //!
 //! The segment writer reaches the network only through the small [`StreamingPost`] trait (a POST
-//! whose body streams chunk by chunk), so the stack can be swapped where it matters; everything
-//! else uses reqwest directly.
+//! whose body streams chunk by chunk), so the stack can be swapped where it matters. Two
+//! byte-heavy paths use hyper directly on the same connector and trust policy: segment reads
+//! ([`segment_get`], bounded read buffers) and relayed trickle requests ([`trickle_relay`], no
+//! body conversion per chunk). Everything else uses reqwest.
 //!
 //! Why not awc, actix's own client: measured side by side with reqwest on a 2-core machine, awc
 //! holds HTTP/1.1 body chunks until 8 KiB accumulate (1 KB chunks arrived 1.4 s late), times a streamed POST
@@ -31,8 +33,11 @@ use gateway_core::error::SegmentFailure;
 
 use crate::tls::{orchestrator_client_config, provider, OrchestratorTrust};
 use segment_get::SegmentGetClient;
+use trickle_relay::TrickleRelayClient;
 
+mod connector;
 pub mod segment_get;
+pub mod trickle_relay;
 
 /// Connect timeout for every request (go-livepeer: 3 s for gRPC).
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,6 +55,7 @@ pub struct HttpClients {
     pub trust: OrchestratorTrust,
     orchestrators: Arc<Mutex<HashMap<String, reqwest::Client>>>,
     segment_reader: Arc<std::sync::OnceLock<SegmentGetClient>>,
+    trickle_relay: Arc<std::sync::OnceLock<TrickleRelayClient>>,
 }
 
 /// A client could not be built.
@@ -83,7 +89,13 @@ impl HttpClients {
             .no_proxy()
             .build()
             .map_err(|e| ClientBuildError(e.to_string()))?;
-        Ok(HttpClients { signer, trust, orchestrators: Arc::default(), segment_reader: Arc::default() })
+        Ok(HttpClients {
+            signer,
+            trust,
+            orchestrators: Arc::default(),
+            segment_reader: Arc::default(),
+            trickle_relay: Arc::default(),
+        })
     }
 
     /// The client for the orchestrator (or trickle URL) at `url`: one per origin, so its
@@ -114,6 +126,12 @@ impl HttpClients {
     /// connection's read buffer bounded (see [`SegmentGetClient`]).
     pub fn segment_reader(&self) -> SegmentGetClient {
         self.segment_reader.get_or_init(|| SegmentGetClient::bounded(&self.trust)).clone()
+    }
+
+    /// The client a program relays trickle requests to orchestrators with, bodies streamed
+    /// both ways (see [`TrickleRelayClient`]).
+    pub fn trickle_relay(&self) -> TrickleRelayClient {
+        self.trickle_relay.get_or_init(|| TrickleRelayClient::new(&self.trust)).clone()
     }
 }
 

@@ -4,16 +4,17 @@
 //! peers send no bearer token: the stream's random key in the path is the credential. Every
 //! trickle request (a segment `POST`, a `GET` of a segment or of `next`, the closing `DELETE`)
 //! is relayed with its body streamed both ways and the trickle headers kept; the node pays for
-//! the stream meanwhile.
+//! the stream meanwhile. The relay uses the gateway's `TrickleRelayClient` (hyper bodies passed
+//! through unconverted: this path carries every byte of every stream).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderName, StatusCode};
-use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
+use axum::http::{self as http, HeaderName, StatusCode, Uri};
+use axum::response::Response;
+use gateway_actors::http::trickle_relay::relay_body;
 use gateway_core::gateway_api::ERROR_STREAM_NOT_FOUND;
 
 use super::go_http::text;
@@ -34,41 +35,43 @@ pub async fn channel(
     let Some(stream) = stream else {
         return text(StatusCode::NOT_FOUND, ERROR_STREAM_NOT_FOUND);
     };
-    let target = {
+    let base = {
         let guard = stream.job.lock().await;
         let Some(job) = guard.as_ref() else { return text(StatusCode::NOT_FOUND, ERROR_STREAM_NOT_FOUND) };
-        let base = match captures["dir"].as_str() {
+        match captures["dir"].as_str() {
             "in" => job.urls.publish_url.clone(),
             "out" => job.urls.subscribe_url.clone(),
             _ => None,
-        };
-        base.map(|b| (b, job.orchestrator_client()))
+        }
     };
-    let Some((base, http)) = target else {
+    let Some(base) = base else {
         return text(StatusCode::NOT_FOUND, "the stream has no such media channel");
     };
     let rest = captures.get("rest").map(|r| format!("/{r}")).unwrap_or_default();
-    let url = format!("{}{rest}", base.trim_end_matches('/'));
+    let Ok(uri) = format!("{}{rest}", base.trim_end_matches('/')).parse::<Uri>() else {
+        return text(StatusCode::BAD_GATEWAY, "the orchestrator's channel URL is not valid");
+    };
     let (parts, body) = request.into_parts();
-    let mut relayed = http.request(parts.method, url);
+    let mut relayed = http::Request::builder().method(parts.method).uri(uri);
     for name in FORWARDED_REQUEST_HEADERS {
         if let Some(value) = parts.headers.get(name) {
             relayed = relayed.header(name, value);
         }
     }
-    let body = reqwest::Body::wrap_stream(body.into_data_stream());
-    let answer = match relayed.body(body).send().await {
-        Ok(a) => a,
-        Err(e) => return text(StatusCode::BAD_GATEWAY, gateway_actors::http::describe(&e)),
+    let Ok(relayed) = relayed.body(relay_body(body)) else {
+        return text(StatusCode::BAD_GATEWAY, "the request cannot be relayed");
     };
-    let mut response = Response::builder().status(answer.status().as_u16());
-    for (name, value) in answer.headers() {
-        if kept(name) {
-            response = response.header(name, value);
-        }
+    let answer = match node.gateway.http().trickle_relay().send(relayed).await {
+        Ok(a) => a,
+        Err(e) => return text(StatusCode::BAD_GATEWAY, e.reason),
+    };
+    let (parts, body) = answer.into_parts();
+    let mut response = Response::new(Body::new(body));
+    *response.status_mut() = parts.status;
+    for (name, value) in parts.headers.iter().filter(|(name, _)| kept(name)) {
+        response.headers_mut().append(name, value.clone());
     }
-    let body = Body::from_stream(answer.bytes_stream().map_err(std::io::Error::other));
-    response.body(body).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+    response
 }
 
 /// Answer headers a trickle peer reads: the trickle ones and the content type.
