@@ -125,8 +125,7 @@ fn init_tracing() {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     init_tracing();
     let cli = match serve::config::expand(std::env::args_os().collect(), &serve_options()) {
         Ok(args) => Cli::parse_from(args),
@@ -135,6 +134,27 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match runtime(&cli.command) {
+        Ok(runtime) => runtime.block_on(run_cli(cli)),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The process's runtime: multi-threaded, one worker per core (or `TOKIO_WORKER_THREADS`)
+/// unless `serve --threads` says how many.
+fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Command::Serve(serve::ServeArgs { threads: Some(n), .. }) = command {
+        builder.worker_threads(usize::from(*n));
+    }
+    builder.build()
+}
+
+async fn run_cli(cli: Cli) -> ExitCode {
     cli::install_ctrl_c_handler();
     let command = run(cli.command);
     // Commands stop their jobs themselves on Ctrl-C; this only bounds how long that may take.

@@ -426,7 +426,7 @@ async fn options_come_from_a_toml_file_and_flags_win_over_it() {
     let file = dir.join("node.toml");
     std::fs::write(
         &file,
-        "auth_tokens = [\"from-file\"]\ndrain_timeout = 0.2\npublic_url = \"http://file.example\"\n",
+        "auth_tokens = [\"from-file\"]\ndrain_timeout = 0.2\npublic_url = \"http://file.example\"\nthreads = 3\n",
     )
     .unwrap();
     let node = ServeNode::start(
@@ -434,6 +434,8 @@ async fn options_come_from_a_toml_file_and_flags_win_over_it() {
         &["--config", file.to_str().unwrap(), "--public-url", "http://flag.example"],
         &[],
     );
+    #[cfg(target_os = "linux")]
+    assert_eq!(runtime_workers(node.child.id()), 3, "the file's `threads`");
     let header = job_header("text-reversal", serde_json::json!({}), 60);
     let start = |token: &str| {
         client()
@@ -456,8 +458,24 @@ async fn options_come_from_a_toml_file_and_flags_win_over_it() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key `no_such_option`"));
+    let out = Command::new(env!("CARGO_BIN_EXE_livepeer-gateway"))
+        .args(["serve", "--threads", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 is not in 1..=1024"));
     std::fs::remove_dir_all(&dir).unwrap();
     net.shutdown().await;
+}
+
+/// How many tokio worker threads process `pid` runs (tokio names them `tokio-rt-worker`).
+#[cfg(target_os = "linux")]
+fn runtime_workers(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "tokio-rt-worker")
+        .count()
 }
 
 /// The values of `key: value` lines of `yaml` (flow mappings too: `{ key: value, … }`), in order.

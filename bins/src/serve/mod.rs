@@ -92,6 +92,11 @@ pub struct ServeArgs {
     /// Seconds running streams get to be stopped by their clients at shutdown.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub drain_timeout: f64,
+    /// Threads serving HTTP and relaying media (default: one per core). One thread relays
+    /// several hundred streams; fewer threads wake each other less (scenario 7 in
+    /// BENCHMARKS.md). Jobs' actors and encoders have threads of their own either way.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
     /// Print `{"listen": URL}` as one JSON line on stdout once serving.
     #[arg(long)]
     pub json: bool,

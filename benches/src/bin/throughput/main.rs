@@ -106,6 +106,9 @@ pub(crate) struct Args {
     /// this runner).
     #[arg(long)]
     gateway_exe: Option<PathBuf>,
+    /// Scenario 7: the node's `serve --threads` (default: its own, one per core).
+    #[arg(long, value_name = "N")]
+    node_threads: Option<u16>,
     /// Internal: run the local network child, its BYOC offer taking this many streams.
     #[arg(long, hide = true)]
     serve_network: Option<u32>,

@@ -40,11 +40,16 @@ fn gateway_exe(exe: &Path, args: &Args) -> anyhow::Result<PathBuf> {
 }
 
 /// Starts a node on `net`, its logs at `warn` (a line per stream at `info`).
-fn start_node(gateway: &Path, net: &NetworkAddrs) -> anyhow::Result<ChildProcess<NodeAnnouncement>> {
+fn start_node(
+    gateway: &Path,
+    net: &NetworkAddrs,
+    threads: Option<u16>,
+) -> anyhow::Result<ChildProcess<NodeAnnouncement>> {
     let mut command = Command::new(gateway);
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--json", "--orchestrator", &net.orchestrator])
         .args(["--signer", &net.signer])
+        .args(threads.map(|n| format!("--threads={n}")))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null());
     ChildProcess::start(command, "the serve node")
@@ -71,7 +76,7 @@ pub(crate) fn scenario_through_serve(exe: &Path, args: &Args) -> anyhow::Result<
         let n = n.clamp(1, 5000);
         for path in [RelayPath::Sdk, RelayPath::Serve] {
             let node = match path {
-                RelayPath::Serve => Some(start_node(&gateway, &network.addrs)?),
+                RelayPath::Serve => Some(start_node(&gateway, &network.addrs, args.node_threads)?),
                 RelayPath::Sdk => None,
             };
             let target = RelayTarget {
@@ -90,6 +95,9 @@ pub(crate) fn scenario_through_serve(exe: &Path, args: &Args) -> anyhow::Result<
                 Err(e) => notes.push_str(&format!("- {}, {n} streams: failed: {e:#}\n", path_label(path))),
             }
         }
+    }
+    if let Some(n) = args.node_threads {
+        notes.push_str(&format!("- the node ran with `--threads {n}`\n"));
     }
     Ok(report(&counts, &results, warmup, window, notes))
 }
