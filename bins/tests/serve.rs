@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
-use common::serve_node::{answer, client, network, ServeNode};
+use common::serve_node::{answer, client, network, network_config, ServeNode};
 use futures_util::StreamExt;
+use gateway_testkit::network::{LocalNetwork, NetworkConfig};
 
 const TOKEN: &str = "node-token";
 
@@ -268,14 +269,13 @@ async fn sigterm_drains_then_stops_the_streams_left_and_exits_0() {
     net.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn media_goes_through_the_nodes_trickle_channels_both_ways() {
+/// Starts stream `id` on `node` (video in and out), checks the channel URLs it is answered,
+/// and sends three segments through its input that must come back whole from its output (the
+/// local worker copies one to the other). Returns the channels' URL prefix and the key.
+async fn media_round_trip(node: &ServeNode, id: &str) -> (String, String) {
     use gateway_actors::trickle::{PublisherConfig, SubscriberConfig, TricklePublisher, TrickleSubscriber};
     use gateway_core::trickle::SeqSpec;
 
-    let net = network().await;
-    // With tokens required: trickle peers send none, the stream's key in the URL stands for it.
-    let node = ServeNode::start(&net, &["--auth-token", TOKEN], &[]);
     let header = job_header(
         "text-reversal",
         serde_json::json!({"enable_video_ingress": true, "enable_video_egress": true}),
@@ -283,15 +283,14 @@ async fn media_goes_through_the_nodes_trickle_channels_both_ways() {
     );
     let start = call(reqwest::Method::POST, format!("{}/process/stream/start", node.url), Some(&header));
     let urls: serde_json::Value =
-        start.body(r#"{"stream_id":"media-1"}"#).send().await.unwrap().json().await.unwrap();
+        start.body(format!(r#"{{"stream_id":"{id}"}}"#)).send().await.unwrap().json().await.unwrap();
     let (input, output) =
         (urls["trickle_publish_url"].as_str().unwrap(), urls["trickle_subscribe_url"].as_str().unwrap());
-    let prefix = format!("{}/process/stream/media-1/trickle/", node.url);
+    let prefix = format!("{}/process/stream/{id}/trickle/", node.url);
     let key = input.strip_prefix(&prefix).and_then(|k| k.strip_suffix("/in")).expect("…/trickle/{key}/in");
     assert_eq!(key.len(), 32, "{urls}");
     assert_eq!(output, format!("{prefix}{key}/out"), "{urls}");
 
-    // The local worker copies its input to its output: three segments in, the same out.
     let clients =
         gateway_actors::http::HttpClients::new(gateway_actors::tls::OrchestratorTrust::Insecure).unwrap();
     let mut subscriber = TrickleSubscriber::new(
@@ -314,6 +313,26 @@ async fn media_goes_through_the_nodes_trickle_channels_both_ways() {
         assert_eq!(segment.read_all().await.unwrap(), expected);
     }
     publisher.close().await;
+    (prefix, key.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_is_relayed_to_an_orchestrator_over_tls() {
+    // The orchestrator's channels are https with a self-signed certificate, pinned by the node
+    // when it selects the orchestrator; the relay's connections are held to the same pins.
+    let net = LocalNetwork::start(NetworkConfig { tls: true, ..network_config() }).await.unwrap();
+    assert!(net.orchestrator_urls()[0].starts_with("https://"));
+    let node = ServeNode::start(&net, &["--auth-token", TOKEN], &[]);
+    media_round_trip(&node, "media-tls").await;
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_goes_through_the_nodes_trickle_channels_both_ways() {
+    let net = network().await;
+    // With tokens required: trickle peers send none, the stream's key in the URL stands for it.
+    let node = ServeNode::start(&net, &["--auth-token", TOKEN], &[]);
+    let (prefix, key) = media_round_trip(&node, "media-1").await;
     // A wrong key reads as no such stream; a channel neither in nor out; an unknown stream.
     let r = client().get(format!("{prefix}{}/out/0", "0".repeat(32))).send().await.unwrap();
     assert_eq!((r.status().as_u16(), r.text().await.unwrap()), (404, "Stream not found\n".into()));
