@@ -5,9 +5,9 @@
 //! Why hyper directly and not reqwest: a relay moves every byte of every stream twice, and
 //! reqwest adapts each request body into a stream and each answer into its own body type, per
 //! request and per chunk (scenario 7 in `BENCHMARKS.md` measures the node both ways). The
-//! connections are dialled by the [`TrickleConnector`] subscribers use, so TLS is checked by
-//! the same [`OrchestratorTrust`] policy, and each connection's read buffer is bounded as a
-//! subscriber's is.
+//! connections are dialled by the connector subscribers use (`http/connector.rs`), so TLS is
+//! checked by the same [`OrchestratorTrust`] policy, and each connection's read buffer is
+//! bounded as a subscriber's is.
 
 use std::sync::Arc;
 use std::time::Duration;
