@@ -47,6 +47,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use clap::{ArgAction, Args};
 use gateway_core::gateway_api::{MAX_STREAM_BODY_BYTES, STREAM_START_PATH};
@@ -157,6 +158,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
         // The callers' addresses: a start callback's is where MediaMTX is.
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        // Small writes (an answer's head, a relayed chunk) go out at once, as on go's gateway:
+        // Go sets TCP_NODELAY on every TCP connection (`net`, `newTCPConn`).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, app).with_graceful_shutdown(stopped).await
     });
     let outcome = shutdown_signal().await;
