@@ -109,6 +109,10 @@ pub(crate) struct Args {
     /// Scenario 7: the node's `serve --threads` (default: its own, one per core).
     #[arg(long, value_name = "N")]
     node_threads: Option<u16>,
+    /// Scenario 7: run the two paths this many times each per stream count, alternating (one
+    /// run's CPU ratio can be off by a tenth on a shared machine); the report adds the median.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    rounds: u32,
     /// Internal: run the local network child, its BYOC offer taking this many streams.
     #[arg(long, hide = true)]
     serve_network: Option<u32>,

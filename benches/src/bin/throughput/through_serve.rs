@@ -74,7 +74,7 @@ pub(crate) fn scenario_through_serve(exe: &Path, args: &Args) -> anyhow::Result<
     let mut notes = String::new();
     for &n in &counts {
         let n = n.clamp(1, 5000);
-        for path in [RelayPath::Sdk, RelayPath::Serve] {
+        for (round, path) in (0..args.rounds).flat_map(|r| [(r, RelayPath::Sdk), (r, RelayPath::Serve)]) {
             let node = match path {
                 RelayPath::Serve => Some(start_node(&gateway, &network.addrs, args.node_threads)?),
                 RelayPath::Sdk => None,
@@ -86,7 +86,7 @@ pub(crate) fn scenario_through_serve(exe: &Path, args: &Args) -> anyhow::Result<
                 serve_url: node.as_ref().map(|n| n.addrs.listen.clone()),
                 serve_pid: node.as_ref().map(ChildProcess::pid),
                 network_pid: network.pid(),
-                prefix: format!("s7-{}-{n}-{}", path_name(path), std::process::id()),
+                prefix: format!("s7-{}-{n}-{round}-{}", path_name(path), std::process::id()),
             };
             let mut worker_args = vec!["--worker-relay".to_owned(), serde_json::to_string(&target)?];
             worker_args.extend(run_size_args(n, warmup, window));
@@ -122,6 +122,16 @@ pub(crate) fn worker_relay(target: &str, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The median of sorted `values` (not empty).
+fn median(values: &[f64]) -> f64 {
+    let mid = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
+}
+
 fn path_name(path: RelayPath) -> &'static str {
     match path {
         RelayPath::Sdk => "sdk",
@@ -143,12 +153,13 @@ fn report(
     window: f64,
     mut notes: String,
 ) -> String {
-    let find = |n: u64, path| results.iter().find(|(m, r)| *m == n && r.path == path).map(|(_, r)| r);
+    // The runs of `n` streams on `path`, in the order they ran.
+    let runs = |n: u64, path| results.iter().filter(move |(m, r)| *m == n && r.path == path).map(|(_, r)| r);
     let mut rows = Vec::new();
     let mut cost = Vec::new();
     for &n in counts {
-        for path in [RelayPath::Sdk, RelayPath::Serve] {
-            let Some(r) = find(n, path) else { continue };
+        for r in results.iter().filter(|(m, _)| *m == n).map(|(_, r)| r) {
+            let path = r.path;
             let s = &r.streams;
             let (gateway, client) = match path {
                 RelayPath::Sdk => (Some(r.client_cores()), None),
@@ -186,9 +197,12 @@ fn report(
                 ));
             }
         }
-        if let (Some(sdk), Some(node)) = (find(n, RelayPath::Sdk), find(n, RelayPath::Serve)) {
+        // Each round's serve run against the SDK run just before it.
+        let mut ratios = Vec::new();
+        for (sdk, node) in runs(n, RelayPath::Sdk).zip(runs(n, RelayPath::Serve)) {
             let added = node.streams.p99_ms.zip(sdk.streams.p99_ms).map(|(a, b)| a - b);
             let both = node.serve_cores().map(|c| c + node.client_cores());
+            ratios.extend(node.serve_cores().map(|c| c / sdk.client_cores()).filter(|r| r.is_finite()));
             cost.push(vec![
                 n.to_string(),
                 num(added, 1),
@@ -196,6 +210,16 @@ fn report(
                 num(node.serve_cores().map(|c| c - sdk.client_cores()), 3),
                 ratio(both, Some(sdk.client_cores())),
             ]);
+        }
+        if ratios.len() > 1 {
+            ratios.sort_by(f64::total_cmp);
+            notes.push_str(&format!(
+                "- {n} streams, {} rounds: node / SDK process CPU median {:.2} (from {:.2} to {:.2})\n",
+                ratios.len(),
+                median(&ratios),
+                ratios[0],
+                ratios[ratios.len() - 1],
+            ));
         }
     }
     format!(
