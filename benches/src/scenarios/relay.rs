@@ -77,8 +77,8 @@ pub struct RelayResult {
     pub start_s: f64,
     /// Starts that failed, by reason.
     pub start_errors: BTreeMap<String, u64>,
-    /// Stops that failed.
-    pub stop_failures: u64,
+    /// Stops that failed, by reason.
+    pub stop_failures: BTreeMap<String, u64>,
 }
 
 impl RelayResult {
@@ -128,12 +128,14 @@ pub async fn run_relay(target: &RelayTarget, n: u64, timing: Timing) -> anyhow::
                 })
                 .collect();
             let http = jobs[0].orchestrator_client();
-            let stop_failures = std::sync::atomic::AtomicU64::new(0);
+            let stop_failures = StopFailures::default();
             let stop_all = async {
                 futures_util::stream::iter(jobs)
                     .for_each_concurrent(CONCURRENT_CALLS, |job| async {
-                        if !matches!(tokio::time::timeout(CALL_TIMEOUT, job.stop()).await, Ok(Ok(()))) {
-                            stop_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        match tokio::time::timeout(CALL_TIMEOUT, job.stop()).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => stop_failures.add(e.to_string()),
+                            Err(_) => stop_failures.add(format!("no answer in {CALL_TIMEOUT:?}")),
                         }
                     })
                     .await;
@@ -147,7 +149,7 @@ pub async fn run_relay(target: &RelayTarget, n: u64, timing: Timing) -> anyhow::
                 streams,
                 start_s,
                 start_errors,
-                stop_failures: stop_failures.into_inner(),
+                stop_failures: stop_failures.0.into_inner().unwrap_or_else(|e| e.into_inner()),
             })
         }
         RelayPath::Serve => {
@@ -162,13 +164,14 @@ pub async fn run_relay(target: &RelayTarget, n: u64, timing: Timing) -> anyhow::
                     subscribe: u.trickle_subscribe_url.clone(),
                 })
                 .collect();
-            let stop_failures = std::sync::atomic::AtomicU64::new(0);
+            let stop_failures = StopFailures::default();
             let stop_all = async {
                 futures_util::stream::iter(&streams)
                     .for_each_concurrent(CONCURRENT_CALLS, |urls| async {
-                        let stop = http.post(&urls.stop_url).timeout(CALL_TIMEOUT).send().await;
-                        if !matches!(stop, Ok(r) if r.status().is_success()) {
-                            stop_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        match http.post(&urls.stop_url).timeout(CALL_TIMEOUT).send().await {
+                            Ok(r) if r.status().is_success() => {}
+                            Ok(r) => stop_failures.add(format!("HTTP {}", r.status().as_u16())),
+                            Err(e) => stop_failures.add(gateway_actors::http::describe(&e)),
                         }
                     })
                     .await;
@@ -182,9 +185,19 @@ pub async fn run_relay(target: &RelayTarget, n: u64, timing: Timing) -> anyhow::
                 streams: result,
                 start_s,
                 start_errors,
-                stop_failures: stop_failures.into_inner(),
+                stop_failures: stop_failures.0.into_inner().unwrap_or_else(|e| e.into_inner()),
             })
         }
+    }
+}
+
+/// Stops that failed, counted by reason (stops run concurrently).
+#[derive(Default)]
+struct StopFailures(std::sync::Mutex<BTreeMap<String, u64>>);
+
+impl StopFailures {
+    fn add(&self, reason: String) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(reason).or_insert(0) += 1;
     }
 }
 

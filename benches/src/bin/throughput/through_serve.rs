@@ -183,11 +183,10 @@ fn report(
                     path_label(path)
                 ));
             }
-            if r.stop_failures > 0 {
+            for (why, count) in &r.stop_failures {
                 notes.push_str(&format!(
-                    "- {}, {n} streams: {} stop(s) failed\n",
-                    path_label(path),
-                    r.stop_failures
+                    "- {}, {n} streams: {count} stop(s) failed: {why}\n",
+                    path_label(path)
                 ));
             }
             for (kind, count) in &s.subscriber_error_kinds {
