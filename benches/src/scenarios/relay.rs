@@ -149,7 +149,7 @@ pub async fn run_relay(target: &RelayTarget, n: u64, timing: Timing) -> anyhow::
                 streams,
                 start_s,
                 start_errors,
-                stop_failures: stop_failures.0.into_inner().unwrap_or_else(|e| e.into_inner()),
+                stop_failures: stop_failures.into_counts(),
             })
         }
         RelayPath::Serve => {
@@ -185,7 +185,7 @@ pub async fn run_relay(target: &RelayTarget, n: u64, timing: Timing) -> anyhow::
                 streams: result,
                 start_s,
                 start_errors,
-                stop_failures: stop_failures.0.into_inner().unwrap_or_else(|e| e.into_inner()),
+                stop_failures: stop_failures.into_counts(),
             })
         }
     }
@@ -198,6 +198,10 @@ struct StopFailures(std::sync::Mutex<BTreeMap<String, u64>>);
 impl StopFailures {
     fn add(&self, reason: String) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(reason).or_insert(0) += 1;
+    }
+
+    fn into_counts(self) -> BTreeMap<String, u64> {
+        self.0.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 }
 
